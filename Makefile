@@ -1,0 +1,34 @@
+# inferload: `make demo` does all set-up and runs the main job; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.inferload-installed
+
+.PHONY: setup demo test check protos clean-results
+
+setup: $(STAMP) protos
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11"; exit 1; }
+	@command -v java >/dev/null || echo "warning: java not found: TorchServe needs Java 17 (apt-get install openjdk-17-jre-headless)"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@# docker-compose 1.29 (Debian) validates docker-compose.yml without an engine; tests use it when present.
+	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null) || \
+		echo "note: docker-compose not installed; its validation test will be skipped"; }
+	touch $(STAMP)
+
+protos: $(STAMP)
+	$(PY) -m inferload.protos
+
+demo: setup
+	$(VENV)/bin/inferload demo
+
+test: setup
+	$(PY) -m pytest
+
+check: setup
+	$(VENV)/bin/ruff check models serving loadtest analysis inferload tests benchmarks
+	$(VENV)/bin/mypy models serving loadtest analysis inferload

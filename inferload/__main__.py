@@ -1,0 +1,5 @@
+import sys
+
+from inferload.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `inferload` subcommand; each exposes `register(subparsers)`."""

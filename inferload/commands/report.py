@@ -1,0 +1,10 @@
+"""`inferload report` (placeholder until its owner lands it)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("report", help="(not implemented yet)")
+    parser.set_defaults(func=lambda args: print("inferload report: not implemented yet") or 1)

@@ -1,0 +1,25 @@
+"""gRPC stubs, generated at set-up (never committed) by `python -m inferload.protos`.
+
+- TorchServe: `inference.proto` / `management.proto`, extracted from the `.proto` files that ship
+  inside the installed torchserve package's frontend jar, so the stubs always match the server.
+- TF Serving: `tfserving_predict.proto`, a wire-compatible subset of tensorflow_serving's
+  PredictRequest/PredictResponse (committed source), so that load processes can encode requests
+  without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+_HINT = "gRPC stubs are missing: run `make setup` (or `python -m inferload.protos`) to generate them."
+
+
+def load(module: str) -> ModuleType:
+    """Import a generated stub module (e.g. "inference_pb2"), with a clear error if not generated."""
+    try:
+        return importlib.import_module(f"inferload.protos.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("inferload.protos"):
+            raise RuntimeError(_HINT) from exc
+        raise
