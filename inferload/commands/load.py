@@ -1,10 +1,146 @@
-"""`inferload load` (placeholder until its owner lands it)."""
+"""`inferload load`: one open- or closed-loop load run against a running server, headless.
+
+Bad input (unknown server/protocol, non-positive rate or duration, a non-loopback host, an
+unreachable server) exits 2 with a clear message before any load is sent.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("load", help="(not implemented yet)")
-    parser.set_defaults(func=lambda args: print("inferload load: not implemented yet") or 1)
+    parser = subparsers.add_parser(
+        "load",
+        help="send open-loop Poisson (or closed-loop) load to one server x protocol; write records",
+        description="Send load to a running server and write requests.<k>.jsonl, payloads.json and load.json "
+        "into --out. Open loop (--rate) is free of coordinated omission; closed loop (--concurrency) "
+        "reproduces fixed-concurrency sweeps.",
+    )
+    parser.add_argument("--server", required=True, help="tfserving | torchserve")
+    parser.add_argument("--protocol", required=True, help="rest-json | rest-binary | grpc")
+    load = parser.add_mutually_exclusive_group(required=True)
+    load.add_argument("--rate", type=float, help="open loop: target arrivals per second (Poisson)")
+    load.add_argument("--concurrency", type=int, help="closed loop: requests kept in flight")
+    parser.add_argument("--duration", type=float, required=True, help="measuring window in seconds")
+    parser.add_argument("--warmup", type=float, default=0.0, help="seconds of load before the window")
+    parser.add_argument("--batch", type=int, default=1, help="instances per request")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--features", type=int, help="features per instance (default 262144)")
+    size.add_argument("--artifacts", type=Path, help="artifacts dir: read features from its model.json")
+    parser.add_argument("--processes", type=int, default=1, help="load processes (each takes rate/N)")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=512, help="open loop: in-flight bound per process"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="arrival schedule seed")
+    parser.add_argument("--payload-seed", type=int, default=1, help="input values / payload choice seed")
+    parser.add_argument("--arrival", default="poisson", help="poisson | constant")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address of the server")
+    parser.add_argument("--port", type=int, help="default: the standard port for server x protocol")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a request times out")
+    parser.add_argument("--lateness-limit-ms", type=float, default=5.0, help="lateness p99 above it: invalid")
+    parser.add_argument("--run-label", default="load", help="run label echoed into the records")
+    parser.add_argument("--server-kind", help='label of what serves, e.g. "tfs-compat"')
+    parser.add_argument("--out", type=Path, required=True, help="run directory to write")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.set_defaults(func=run)
+
+
+def _features(args: argparse.Namespace) -> int | None:
+    from inferload.cli import UsageError
+
+    if args.features is not None:
+        return int(args.features)
+    if args.artifacts is None:
+        return None
+    model_json = args.artifacts / "model.json"
+    try:
+        return int(json.loads(model_json.read_text())["features"])
+    except FileNotFoundError:
+        raise UsageError(
+            f"--artifacts {args.artifacts}: no model.json there; run `inferload export` first"
+        ) from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UsageError(
+            f"--artifacts {args.artifacts}: {model_json} has no integer 'features' ({exc})"
+        ) from None
+
+
+def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
+    """Turn CLI flags into validated LoadSettings (UsageError naming the flag on bad input)."""
+    from pydantic import ValidationError
+
+    from inferload.cli import UsageError
+    from loadtest import LoadSettings, describe_validation_error
+
+    values: dict[str, object] = {
+        "server": args.server,
+        "protocol": args.protocol,
+        "host": args.host,
+        "port": args.port,
+        "mode": "open" if args.rate is not None else "closed",
+        "rate": args.rate,
+        "concurrency": args.concurrency,
+        "arrival": args.arrival,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "batch": args.batch,
+        "processes": args.processes,
+        "max_in_flight": args.max_in_flight,
+        "seed": args.seed,
+        "payload_seed": args.payload_seed,
+        "timeout_s": args.timeout,
+        "lateness_p99_limit_ms": args.lateness_limit_ms,
+        "run": args.run_label,
+        "server_kind": args.server_kind,
+    }
+    features = _features(args)
+    if features is not None:
+        values["features"] = features
+    try:
+        return LoadSettings.model_validate(values)
+    except ValidationError as exc:
+        flags = {
+            "duration_s": "duration",
+            "warmup_s": "warmup",
+            "timeout_s": "timeout",
+            "run": "run-label",
+            "lateness_p99_limit_ms": "lateness-limit-ms",
+        }
+        message = describe_validation_error(exc)
+        for field, flag in flags.items():
+            message = message.replace(f"{field}:", f"--{flag}:")
+        raise UsageError(f"invalid load settings: {message}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from inferload.cli import UsageError
+    from loadtest import LoadError, TargetUnreachable, run_load
+
+    settings = build_settings(args)
+    try:
+        summary = run_load(settings, args.out, progress=not args.quiet)
+    except TargetUnreachable as exc:
+        raise UsageError(str(exc)) from None
+    except LoadError as exc:
+        print(f"inferload load: error: {exc}")
+        return 1
+    rate = f"{summary.target_rate:g}/s" if summary.target_rate else f"concurrency {summary.concurrency}"
+    lateness = summary.lateness_ms
+    print(
+        f"{summary.server} {summary.protocol} {rate}: sent {summary.achieved_send_rate:.1f}/s, "
+        f"ok {summary.counts['ok']}, errors {summary.counts['error']}, timeouts {summary.counts['timeout']}, "
+        f"dropped {summary.counts['dropped']}; "
+        f"lateness p50 {_ms(lateness['p50'])} p99 {_ms(lateness['p99'])}; "
+        f"generator CPU {summary.generator_cpu_percent_total:.0f}%"
+    )
+    print(f"records in {args.out} ({'VALID' if summary.valid else 'INVALID'})")
+    for reason in summary.invalid_reasons:
+        print(f"  invalid: {reason}")
+    return 0 if summary.valid else 1
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"

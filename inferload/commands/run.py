@@ -1,10 +1,97 @@
-"""`inferload run` (placeholder until its owner lands it)."""
+"""`inferload run experiments/NAME.yaml`: run a matrix headless and resumably into results/NAME."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from inferload.cli import UsageError
+
+if TYPE_CHECKING:
+    from inferload.cells import CellPlan
+    from inferload.experiments import Experiment
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("run", help="(not implemented yet)")
-    parser.set_defaults(func=lambda args: print("inferload run: not implemented yet") or 1)
+    parser = subparsers.add_parser(
+        "run",
+        help="run an experiment matrix (resumable)",
+        description="Export the model if needed, start each server per configuration, run every cell of "
+        "the matrix and write records, server metrics and a manifest into results/NAME. Rerunning "
+        "skips finished cells; an interrupted or failed cell is redone.",
+    )
+    parser.add_argument("experiment", type=Path, help="matrix file, e.g. experiments/smoke.yaml")
+    parser.add_argument("--out", type=Path, default=None, help="results directory (default results/NAME)")
+    parser.add_argument("--artifacts", type=Path, default=None,
+                        help="model artifacts directory (default artifacts/<classes>x<features>-s<seed>)")
+    parser.add_argument("--only", default=None, metavar="PATTERN",
+                        help="run only cells whose id matches (glob like '*grpc*', or a substring)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the cells and the estimated duration; start nothing")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inferload.cells import expand_cells, select_cells
+    from inferload.experiments import ExperimentError, load_experiment
+
+    try:
+        experiment = load_experiment(args.experiment)
+    except ExperimentError as exc:
+        raise UsageError(f"invalid experiment:\n{exc}") from None
+    out = args.out or Path("results") / experiment.name
+    plan = select_cells(expand_cells(experiment), args.only)
+    if not plan.cells and not plan.skipped:
+        raise UsageError(f"--only {args.only!r} matches no cell of {args.experiment}; see --dry-run")
+    if args.dry_run:
+        _print_plan(plan, experiment, out)
+        return 0
+
+    from inferload.runner import RunError, run_experiment
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = run_experiment(experiment, out, progress=not args.no_progress,
+                                artifacts_dir=args.artifacts, only=args.only)
+    except ExperimentError as exc:
+        raise UsageError(str(exc)) from None
+    except RunError as exc:
+        print(f"inferload run: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"{len(result.done)} cell(s) done, {len(result.failed)} failed, "
+          f"{len(result.already_done)} already done, {len(result.skipped)} skipped; results in {out}")
+    for cell_id in result.failed:
+        print(f"  failed: {cell_id} (see {out / 'cells' / cell_id / 'cell.json'})")
+    print(f"next: inferload report {out}")
+    return 1 if result.failed else 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM stops like Ctrl-C: servers down, finished cells kept."""
+    raise KeyboardInterrupt
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} B"
+
+
+def _print_plan(plan: CellPlan, experiment: Experiment, out: Path) -> None:
+    seconds = plan.estimated_seconds(experiment)
+    for cell in plan.cells:
+        print(f"{cell.cell_id:<52} {cell.server:<10} {cell.protocol:<11} b{cell.batch:<5} {cell.level:<16} "
+              f"~{_size(cell.body_bytes)}/request")
+    for skip in plan.skipped:
+        print(f"skip {skip.cell_id}: {skip.reason}")
+    print(f"{len(plan.cells)} cell(s) to run, {len(plan.skipped)} skipped; estimated "
+          f"{seconds / 60:.1f} min ({experiment.warmup_s:g} s warm-up + {experiment.duration_s:g} s per cell "
+          f"+ server starts); results would go to {out}", file=sys.stdout)

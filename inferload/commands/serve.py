@@ -1,10 +1,143 @@
-"""`inferload serve` (placeholder until its owner lands it)."""
+"""`inferload serve up|down|status`: start both model servers detached, stop them, show what runs.
+
+The servers outlive `serve up` (they run in their own sessions); `serve down` finds them again through
+`STATE_DIR/servers.json`, so the pair is what scripts and the Makefile use.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from inferload.cli import UsageError
+
+DEFAULT_STATE_DIR = "logs/servers"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="(not implemented yet)")
-    parser.set_defaults(func=lambda args: print("inferload serve: not implemented yet") or 1)
+    parser = subparsers.add_parser("serve", help="start/stop TF Serving and TorchServe on this machine")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    up = actions.add_parser(
+        "up",
+        help="start the servers (detached) and wait until they are healthy",
+        description="Start TF Serving (the real tensorflow_model_server if on PATH, else tfs-compat) and "
+        "TorchServe on 127.0.0.1, wait until both are healthy, and leave them running. TorchServe and "
+        "tfs-compat bind 127.0.0.1 only; the real tensorflow_model_server has no address flag and binds "
+        "0.0.0.0.",
+    )
+    up.add_argument("--artifacts", required=True, type=Path, help="directory written by `inferload export`")
+    up.add_argument("--servers", default="tfserving,torchserve", help="comma-separated (default: both)")
+    up.add_argument("--torchserve-workers", type=int, default=1)
+    up.add_argument("--torchserve-batch-size", type=int, default=1)
+    up.add_argument("--torchserve-max-batch-delay", type=int, default=5, metavar="MS")
+    up.add_argument(
+        "--tfserving-batching", action="store_true", help="enable TF Serving server-side batching"
+    )
+    up.add_argument("--tfserving-max-batch-size", type=int, default=32)
+    up.add_argument("--tfserving-batch-timeout-us", type=int, default=1000)
+    up.add_argument(
+        "--tfserving-kind", default="auto", choices=("auto", "tensorflow_model_server", "tfs-compat")
+    )
+    up.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR), help="logs and servers.json")
+    up.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="pick free loopback ports, not the standard ones (printed, and kept in servers.json)",
+    )
+    up.add_argument("--timeout", type=float, default=180.0, metavar="S", help="health wait per start")
+    up.set_defaults(func=_up)
+
+    down = actions.add_parser("down", help="stop the servers started by `serve up`")
+    down.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR))
+    down.set_defaults(func=_down)
+
+    status = actions.add_parser("status", help="show the servers started by `serve up`")
+    status.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR))
+    status.set_defaults(func=_status)
+
+
+def _progress(message: str) -> None:
+    print(f"serve: {message}", file=sys.stderr, flush=True)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from serving import Ports, ServerSettings, StackError, up
+    from serving.processes import ServerStartError
+
+    try:
+        settings = ServerSettings(
+            torchserve_workers=args.torchserve_workers,
+            torchserve_batch_size=args.torchserve_batch_size,
+            torchserve_max_batch_delay_ms=args.torchserve_max_batch_delay,
+            tfserving_batching=args.tfserving_batching,
+            tfserving_max_batch_size=args.tfserving_max_batch_size,
+            tfserving_batch_timeout_us=args.tfserving_batch_timeout_us,
+            tfserving_kind=args.tfserving_kind,
+        )
+    except ValidationError as exc:
+        raise UsageError(_describe(exc)) from None
+    servers = [name.strip() for name in args.servers.split(",") if name.strip()]
+    try:
+        stack = up(
+            args.artifacts,
+            servers=servers,
+            settings=settings,
+            ports=Ports.free() if args.free_ports else Ports(),
+            state_dir=args.state_dir,
+            timeout_s=args.timeout,
+            progress=_progress,
+        )
+    except (StackError, ServerStartError) as exc:
+        raise UsageError(str(exc)) from None
+    _print_stack(stack)
+    print(f"stop them with: inferload serve down --state-dir {args.state_dir}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from serving import StackError, down
+
+    try:
+        stopped = down(args.state_dir)
+    except StackError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {args.state_dir}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from serving import load
+
+    stack = load(args.state_dir)
+    if stack is None:
+        print(f"nothing running from {args.state_dir}")
+        return 1
+    _print_stack(stack)
+    return 0 if all(stack.healthy(name) for name in stack.servers) else 1
+
+
+def _print_stack(stack: object) -> None:
+    from serving import Stack
+
+    assert isinstance(stack, Stack)
+    for name, server in stack.servers.items():
+        health = (
+            "healthy" if stack.healthy(name) else ("running, not healthy" if stack.alive(name) else "DEAD")
+        )
+        print(f"{name}: {server.kind}, pid {server.pid}, {health}")
+        for protocol, endpoint in server.endpoints.items():
+            print(f"  {protocol:<10} {endpoint}")
+        print(f"  {'log':<10} {server.log_file}")
+    if stack.tfserving_kind:
+        print(f"TF Serving kind: {stack.tfserving_kind}")
+
+
+def _describe(exc: object) -> str:
+    from pydantic import ValidationError
+
+    assert isinstance(exc, ValidationError)
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

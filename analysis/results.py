@@ -1,0 +1,162 @@
+"""Load a whole experiment directory (`results/<name>/`, format v1) into run and cell summaries.
+
+A single load-run directory (records but no `manifest.json`, as `inferload load --out DIR` writes)
+is read as a one-cell experiment, so every run can be reported on the same way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from analysis._files import (
+    FloorTime,
+    PayloadCost,
+    read_cell,
+    read_floor,
+    read_manifest,
+    read_payloads,
+)
+from analysis._records import request_files
+from analysis.errors import ResultsError
+from analysis.percentiles import Percentiles
+from analysis.repetitions import CellSummary, summarize_cells
+from analysis.stats import RunSummary, Slo, summarize_run
+
+KNOWN_TFSERVING_KINDS = ("tensorflow_model_server", "tfs-compat")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One results directory, read and summarized."""
+
+    path: Path
+    manifest: dict[str, Any]
+    slo: Slo
+    runs: tuple[RunSummary, ...]
+    cells: tuple[CellSummary, ...]
+    floor: tuple[FloorTime, ...]
+    payloads: tuple[PayloadCost, ...]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name") or self.path.name)
+
+    @property
+    def tfserving_kind(self) -> str | None:
+        """The TF Serving kind that ran: the manifest's, unless it holds a setting (e.g. "auto") rather
+        than a resolved kind; then the kind the TF Serving cells recorded."""
+        kind = self.manifest.get("tfserving_kind")
+        if kind in KNOWN_TFSERVING_KINDS:
+            return str(kind)
+        recorded = Counter(r.server_kind for r in self.runs if r.server == "tfserving" and r.server_kind)
+        if recorded:
+            return recorded.most_common(1)[0][0]
+        return str(kind) if kind else None
+
+    @property
+    def skipped_cells(self) -> tuple[tuple[str, str], ...]:
+        """Cells the runner planned but did not run, with its reason (from `manifest.json`)."""
+        skipped = self.manifest.get("skipped_cells") or []
+        return tuple((str(s.get("cell_id")), str(s.get("reason"))) for s in skipped if isinstance(s, dict))
+
+    @property
+    def excluded_runs(self) -> tuple[RunSummary, ...]:
+        return tuple(r for r in self.runs if not r.usable)
+
+
+def _not_run_summary(run_dir: Path, cell: dict[str, Any], status: str, reason: str) -> RunSummary:
+    """A cell that left no readable records (failed before load, or interrupted before writing)."""
+    empty = Percentiles.of([])
+    return RunSummary(
+        run_dir=str(run_dir),
+        cell_id=str(cell.get("cell_id") or run_dir.name),
+        server=str(cell.get("server")),
+        protocol=str(cell.get("protocol")),
+        mode=str(cell.get("mode") or ("open" if cell.get("rate") is not None else "closed")),
+        rate=float(cell["rate"]) if cell.get("rate") is not None else None,
+        concurrency=int(cell["concurrency"]) if cell.get("concurrency") is not None else None,
+        batch=int(cell.get("batch") or 1),
+        server_config_name=str(cell.get("server_config_name") or "default"),
+        repetition=int(cell.get("repetition") or 0),
+        status=status,
+        error=reason,
+        window_s=0.0,
+        scheduled=0,
+        ok=0,
+        errors=0,
+        dropped=0,
+        latency_ms=empty,
+        service_ms=empty,
+        lateness_ms=empty,
+        throughput_rps=0.0,
+        goodput_rps=0.0,
+        predictions_per_s=0.0,
+        error_rate=0.0,
+        drop_rate=0.0,
+        slo_latency_ms=None,
+        met_slo=False,
+        slo_misses=(reason,),
+        generator_valid=None,
+        invalid_reasons=(),
+    )
+
+
+def _summarize_cell_dir(run_dir: Path, slo: Slo) -> RunSummary:
+    cell = read_cell(run_dir)
+    if cell is None:
+        status, reason = "incomplete", "no cell.json: the cell was interrupted (it is rerun on resume)"
+        if not request_files(run_dir):
+            return _not_run_summary(run_dir, {"cell_id": run_dir.name}, status, reason)
+        run = summarize_run(run_dir, slo)
+        return _replace_status(run, status, reason)
+    if not request_files(run_dir):
+        reason = str(cell.get("error") or "no request records were written")
+        return _not_run_summary(run_dir, cell, str(cell.get("status") or "failed"), reason)
+    return summarize_run(run_dir, slo)
+
+
+def _replace_status(run: RunSummary, status: str, reason: str) -> RunSummary:
+    return replace(run, status=status, error=reason)
+
+
+def load_experiment(results_dir: Path | str) -> Experiment:
+    """Read and summarize every cell of a results directory; refuse unknown formats with `ResultsError`."""
+    path = Path(results_dir)
+    if not path.exists():
+        raise ResultsError(f"{path}: no such results directory; pass the directory `inferload run` wrote")
+    if not path.is_dir():
+        raise ResultsError(f"{path}: not a directory; pass the results directory, not a file in it")
+    if (path / "manifest.json").is_file():
+        manifest = read_manifest(path)
+        slo = Slo.from_manifest(manifest)
+        cells_dir = path / "cells"
+        cell_dirs = sorted(p for p in cells_dir.iterdir() if p.is_dir()) if cells_dir.is_dir() else []
+        if not cell_dirs:
+            raise ResultsError(f"{path}: the experiment has no cells yet (cells/ is empty); run it first")
+    elif request_files(path):
+        manifest, slo, cell_dirs = {"name": path.name}, Slo(), [path]
+    elif any(path.iterdir()):
+        raise ResultsError(
+            f"{path}: neither manifest.json (an experiment) nor requests*.jsonl (a load run) found; "
+            "pass a directory written by `inferload run` or `inferload load`"
+        )
+    else:
+        raise ResultsError(f"{path}: the directory is empty; run an experiment into it first")
+    single_run = cell_dirs == [path]
+    runs = tuple(summarize_run(d, slo) if single_run else _summarize_cell_dir(d, slo) for d in cell_dirs)
+    payloads: dict[tuple[str, str, int], PayloadCost] = {}
+    for d in cell_dirs:
+        for cost in read_payloads(d):
+            payloads.setdefault((cost.server, cost.protocol, cost.batch), cost)
+    return Experiment(
+        path=path,
+        manifest=manifest,
+        slo=slo,
+        runs=runs,
+        cells=tuple(summarize_cells(runs)),
+        floor=tuple(read_floor(path)),
+        payloads=tuple(sorted(payloads.values(), key=lambda c: (c.server, c.protocol, c.batch))),
+    )

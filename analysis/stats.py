@@ -1,0 +1,240 @@
+"""Per-run statistics: latency, service time, throughput, goodput, failures and the SLO check.
+
+Definitions (all from raw records, see `analysis.percentiles` for the percentile method):
+- The steady window is `measure_start_ns .. measure_end_ns` from the records' header. A request
+  belongs to the window when it was *scheduled* inside it (warm-up and drain are excluded).
+- Latency = done - scheduled (free of coordinated omission); service time = done - sent;
+  lateness = sent - scheduled (the generator's own delay). Percentiles of latency and service
+  time are over `ok` requests; failures are counted as rates, never as latencies.
+- Error rate = (error + timeout) / scheduled; drop rate = dropped / scheduled.
+- Throughput = `ok` responses *completed* inside the window per second of window (a saturated
+  server cannot look faster than it answered); goodput = the same, counting only `ok` requests
+  whose latency met the SLO bound. Predictions/s = throughput x batch.
+- Met SLO: the SLO percentile of latency <= the bound, error + drop rate <= `max_failure_rate`,
+  and at least one `ok` request in the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis._files import ServerUsage, read_cell, read_load, read_server_usage
+from analysis._records import read_requests
+from analysis.errors import ResultsError
+from analysis.percentiles import Percentiles, percentile
+
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Slo:
+    """The latency target a configuration must meet: `percentile` of latency <= `latency_ms`."""
+
+    percentile: float = 99.0
+    latency_ms: float = 100.0
+    max_failure_rate: float = 0.01
+
+    def describe(self) -> str:
+        return (
+            f"p{self.percentile:g} latency <= {self.latency_ms:g} ms and "
+            f"errors + drops <= {self.max_failure_rate:.0%}"
+        )
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> Slo:
+        raw = manifest.get("slo") or {}
+        default = cls()
+        return cls(
+            percentile=float(raw.get("percentile", default.percentile)),
+            latency_ms=float(raw.get("latency_ms", default.latency_ms)),
+            max_failure_rate=float(raw.get("max_failure_rate", default.max_failure_rate)),
+        )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything the reports need about one load run (one cell repetition)."""
+
+    run_dir: str
+    cell_id: str
+    server: str
+    protocol: str
+    mode: str
+    rate: float | None
+    concurrency: int | None
+    batch: int
+    server_config_name: str
+    repetition: int
+    status: str
+    error: str | None
+    window_s: float
+    scheduled: int
+    ok: int
+    errors: int
+    dropped: int
+    latency_ms: Percentiles
+    service_ms: Percentiles
+    lateness_ms: Percentiles
+    throughput_rps: float
+    goodput_rps: float
+    predictions_per_s: float
+    error_rate: float
+    drop_rate: float
+    slo_latency_ms: float | None
+    met_slo: bool
+    slo_misses: tuple[str, ...]
+    generator_valid: bool | None
+    invalid_reasons: tuple[str, ...]
+    server_usage: tuple[ServerUsage, ...] = field(default=())
+    server_kind: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Counts towards verdicts: the cell finished and its generator kept the schedule."""
+        return self.status == "done" and self.generator_valid is True
+
+    @property
+    def exclusion_reasons(self) -> tuple[str, ...]:
+        reasons: list[str] = []
+        if self.status != "done":
+            reasons.append(f"cell {self.status}" + (f": {self.error}" if self.error else ""))
+        if self.generator_valid is not True:
+            reasons.extend(self.invalid_reasons or ("generator marked the run invalid",))
+        return tuple(reasons)
+
+
+def measurement_window(headers: tuple[dict[str, Any], ...], records: pd.DataFrame) -> tuple[int, int]:
+    """The steady window from the headers (spanning all streams); all records when there is none."""
+    windows = []
+    for header in headers:
+        for source in (header, header.get("settings") or {}):
+            start, end = source.get("measure_start_ns"), source.get("measure_end_ns")
+            if isinstance(start, int) and isinstance(end, int) and end > start:
+                windows.append((start, end))
+                break
+    if windows:
+        return min(w[0] for w in windows), max(w[1] for w in windows)
+    if records.empty:
+        raise ResultsError("no measurement window in the header and no records to infer one from")
+    return int(records["scheduled_ns"].min()), int(records["scheduled_ns"].max()) + 1
+
+
+def summarize_records(
+    records: pd.DataFrame,
+    window: tuple[int, int],
+    slo: Slo,
+    *,
+    batch: int | None = None,
+) -> dict[str, Any]:
+    """The statistics of one run's records within `window` (a dict of `RunSummary` fields)."""
+    start, end = window
+    window_s = (end - start) / NS_PER_S
+    scheduled = records[(records["scheduled_ns"] >= start) & (records["scheduled_ns"] < end)]
+    status = scheduled["status"]
+    ok = scheduled[status == "ok"]
+    dropped = int((status == "dropped").sum())
+    errors = int(status.isin(["error", "timeout"]).sum())
+    latency_ms = (ok["done_ns"] - ok["scheduled_ns"]).to_numpy() / NS_PER_MS
+    service_ms = (ok["done_ns"] - ok["sent_ns"]).to_numpy() / NS_PER_MS
+    sent = scheduled[status != "dropped"]
+    lateness_ms = (sent["sent_ns"] - sent["scheduled_ns"]).to_numpy() / NS_PER_MS
+
+    all_ok = records[records["status"] == "ok"]
+    completed = all_ok[(all_ok["done_ns"] >= start) & (all_ok["done_ns"] < end)]
+    completed_latency_ms = (completed["done_ns"] - completed["scheduled_ns"]).to_numpy() / NS_PER_MS
+    throughput = len(completed) / window_s
+    goodput = int((completed_latency_ms <= slo.latency_ms).sum()) / window_s
+    if batch is None:
+        batch = int(records["batch"].iloc[0]) if len(records) else 1
+
+    count = len(scheduled)
+    error_rate = errors / count if count else 0.0
+    drop_rate = dropped / count if count else 0.0
+    slo_latency = percentile(latency_ms, slo.percentile)
+    misses: list[str] = []
+    if slo_latency is None:
+        misses.append("no ok responses in the measurement window")
+    elif slo_latency > slo.latency_ms:
+        misses.append(f"p{slo.percentile:g} {slo_latency:.1f} ms > {slo.latency_ms:g} ms")
+    if error_rate + drop_rate > slo.max_failure_rate:
+        misses.append(f"errors + drops {error_rate + drop_rate:.1%} > {slo.max_failure_rate:.0%}")
+    return {
+        "window_s": window_s,
+        "scheduled": count,
+        "ok": len(ok),
+        "errors": errors,
+        "dropped": dropped,
+        "latency_ms": Percentiles.of(latency_ms),
+        "service_ms": Percentiles.of(service_ms),
+        "lateness_ms": Percentiles.of(lateness_ms),
+        "throughput_rps": throughput,
+        "goodput_rps": goodput,
+        "predictions_per_s": throughput * batch,
+        "error_rate": error_rate,
+        "drop_rate": drop_rate,
+        "slo_latency_ms": slo_latency,
+        "met_slo": not misses,
+        "slo_misses": tuple(misses),
+    }
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
+    """Read one run directory (records, `cell.json`, `load.json`, server metrics) and summarize it."""
+    run_dir = Path(run_dir)
+    run = read_requests(run_dir)
+    cell = read_cell(run_dir) or {}
+    health = read_load(run_dir)
+    settings = {
+        **(run.header.get("settings") or {}),
+        **{k: v for k, v in health.run_settings.items() if v is not None},
+    }
+    records = run.records
+    first = records.iloc[0] if len(records) else {}
+    batch = int(
+        _first(cell.get("batch"), settings.get("batch"), first.get("batch") if len(records) else None, 1)
+    )
+    window = measurement_window(run.headers, records)
+    stats = summarize_records(records, window, slo, batch=batch)
+    rate = _first(cell.get("rate"), settings.get("rate"))
+    concurrency = _first(cell.get("concurrency"), settings.get("concurrency"))
+    mode = _first(cell.get("mode"), settings.get("mode"), "open" if rate is not None else "closed")
+    return RunSummary(
+        run_dir=str(run_dir),
+        cell_id=str(_first(cell.get("cell_id"), run_dir.name)),
+        server=str(
+            _first(cell.get("server"), settings.get("server"), first.get("server") if len(records) else None)
+        ),
+        protocol=str(
+            _first(
+                cell.get("protocol"),
+                settings.get("protocol"),
+                first.get("protocol") if len(records) else None,
+            )
+        ),
+        mode=str(mode),
+        rate=float(rate) if rate is not None else None,
+        concurrency=int(concurrency) if concurrency is not None else None,
+        batch=batch,
+        server_config_name=str(_first(cell.get("server_config_name"), "default")),
+        repetition=int(_first(cell.get("repetition"), 0)),
+        status=str(_first(cell.get("status"), "done")),
+        error=cell.get("error"),
+        generator_valid=health.valid,
+        invalid_reasons=() if health.valid else health.invalid_reasons,
+        server_usage=tuple(read_server_usage(run_dir, *window)),
+        server_kind=_first(
+            cell.get("tfserving_kind") if cell.get("server") == "tfserving" else None,
+            run.header.get("server_kind"),
+            health.run_settings.get("server_kind"),
+        ),
+        **stats,
+    )

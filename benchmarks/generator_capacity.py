@@ -1,0 +1,363 @@
+"""How fast can ONE load process go and still keep its schedule? (the instrument's own limit)
+
+Steps the open-loop Poisson rate up against a trivial loopback endpoint that answers at once
+(nginx `return 200` when installed, else an aiohttp app; a grpc.aio server with a generic
+handler for gRPC), each in its own process, and reports the highest rate one generator process
+sustains with lateness p99 under 1 ms, per protocol. In the same run, stock Locust HttpUser and
+FastHttpUser (closed loop, wait_time = constant(0), N users, 1 process) at their own maximum,
+for comparison. Writes benchmarks/results/generator_capacity.json and prints a table.
+
+    python benchmarks/generator_capacity.py [--duration 3] [--max-rate 12000] [--users 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "generator_capacity.json"
+LATENESS_P99_LIMIT_MS = 1.0  # the strict criterion asked for
+VALIDITY_LATENESS_P99_MS = 5.0  # inferload's default validity limit (LoadSettings.lateness_p99_limit_ms)
+KEEPS_UP = 0.95  # send rate at least 95 % of the target, no drops, no errors
+FEATURES = 1024  # the small model's body: 4 KiB raw float32
+DEFAULT_RATES = (250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000)
+
+
+# -- trivial endpoints --------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_http_aiohttp(port: int) -> None:
+    from aiohttp import web
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b"ok")
+
+    app = web.Application(client_max_size=64 * 2**20)
+    app.router.add_route("*", "/{tail:.*}", answer)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def serve_grpc(port: int) -> None:
+    import grpc
+
+    def reply(request: bytes, context: Any) -> bytes:
+        return b"\x0a\x02ok"  # PredictionResponse{prediction: "ok"}
+
+    class AnyMethod(grpc.GenericRpcHandler):
+        def service(self, handler_call_details: Any) -> Any:
+            return grpc.unary_unary_rpc_method_handler(reply)
+
+    async def main() -> None:
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 2**20)])
+        server.add_generic_rpc_handlers((AnyMethod(),))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def start_http_endpoint(workdir: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+    port = free_port()
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx:
+        conf = workdir / "nginx.conf"
+        conf.write_text(
+            textwrap.dedent(
+                f"""
+                worker_processes 1;
+                pid {workdir}/nginx.pid;
+                error_log {workdir}/nginx-error.log;
+                events {{ worker_connections 8192; }}
+                http {{
+                    access_log off;
+                    client_body_temp_path {workdir};
+                    keepalive_requests 10000000;
+                    keepalive_timeout 600;
+                    client_max_body_size 64m;
+                    server {{
+                        listen 127.0.0.1:{port};
+                        location / {{ return 200 "ok"; }}
+                    }}
+                }}
+                """
+            )
+        )
+        command = [nginx, "-p", str(workdir), "-c", str(conf), "-g", "daemon off; master_process off;"]
+        kind = "nginx (return 200)"
+    else:
+        command = [sys.executable, __file__, "--serve-http", str(port)]
+        kind = "aiohttp"
+    process = subprocess.Popen(command, start_new_session=True)
+    wait_listening(port)
+    return process, port, kind
+
+
+def start_grpc_endpoint() -> tuple[subprocess.Popen[bytes], int, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, __file__, "--serve-grpc", str(port)], start_new_session=True)
+    wait_listening(port)
+    return process, port, "grpc.aio generic handler"
+
+
+def wait_listening(port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the trivial endpoint did not listen on 127.0.0.1:{port} within {timeout_s} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# -- our generator ------------------------------------------------------------------------------
+def step_rates(
+    protocol: str, port: int, rates: list[int], duration_s: float, out: Path
+) -> list[dict[str, Any]]:
+    from loadtest import LoadSettings, run_load
+
+    steps = []
+    for rate in rates:
+        settings = LoadSettings(
+            server="torchserve",  # raw float32 POST /predictions/linear, or the TorchServe gRPC method
+            protocol=protocol,  # type: ignore[arg-type]
+            port=port,
+            rate=rate,
+            duration_s=duration_s,
+            warmup_s=0.5,
+            features=FEATURES,
+            max_in_flight=1024,
+            lateness_p99_limit_ms=VALIDITY_LATENESS_P99_MS,
+            run=f"capacity-{protocol}-{rate}",
+        )
+        summary = run_load(settings, out / f"{protocol}-{rate}", progress=False)
+        errors = summary.counts["error"] + summary.counts["timeout"]
+        p99 = summary.lateness_ms["p99"]
+        keeps_up = (
+            summary.achieved_send_rate >= KEEPS_UP * summary.achieved_arrival_rate
+            and summary.counts["dropped"] == 0
+            and errors == 0
+        )
+        step = {
+            "rate": rate,
+            "achieved_send_rate": round(summary.achieved_send_rate, 1),
+            "ok": summary.counts["ok"],
+            "errors": errors,
+            "dropped": summary.counts["dropped"],
+            "lateness_p50_ms": summary.lateness_ms["p50"],
+            "lateness_p99_ms": p99,
+            "generator_cpu_percent": round(summary.generator_cpu_percent_total, 1),
+            "keeps_up": keeps_up,
+            "p99_under_1ms": keeps_up and p99 is not None and p99 < LATENESS_P99_LIMIT_MS,
+            "valid": keeps_up and summary.valid,
+            "invalid_reasons": summary.invalid_reasons,
+            "loadavg_1min": round(os.getloadavg()[0], 2),
+        }
+        steps.append(step)
+        print(
+            f"  {protocol:11s} {rate:>6}/s: sent {step['achieved_send_rate']:>8}/s  lateness p50 "
+            f"{(step['lateness_p50_ms'] or 0):6.3f} p99 {(p99 or 0):7.3f} ms  CPU "
+            f"{step['generator_cpu_percent']:5.1f}%  load {step['loadavg_1min']:.1f}  "
+            f"{'keeps up' if keeps_up else 'FALLS BEHIND'}{', valid' if step['valid'] else ''}",
+            flush=True,
+        )
+        if not keeps_up or summary.generator_cpu_percent_total > 95:
+            break
+    return steps
+
+
+# -- stock Locust -------------------------------------------------------------------------------
+STOCK_LOCUSTFILE = """
+from locust import FastHttpUser, HttpUser, constant, task
+
+BODY = bytes(4 * {features})
+HEADERS = {{"Content-Type": "application/octet-stream"}}
+
+
+class StockHttpUser(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def predict(self):
+        self.client.post("/predictions/linear", data=BODY, headers=HEADERS)
+
+
+class StockFastHttpUser(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def predict(self):
+        self.client.post("/predictions/linear", data=BODY, headers=HEADERS)
+"""
+
+
+def stock_locust(user_class: str, port: int, users: int, duration_s: float, workdir: Path) -> dict[str, Any]:
+    locustfile = workdir / "stock_locustfile.py"
+    locustfile.write_text(STOCK_LOCUSTFILE.format(features=FEATURES))
+    prefix = workdir / user_class
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--only-summary",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{duration_s + 1:g}s",
+        "--host",
+        f"http://127.0.0.1:{port}",
+        "--csv",
+        str(prefix),
+        user_class,
+    ]
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 120)
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    entry = {
+        "user_class": user_class.removeprefix("Stock"),
+        "users": users,
+        "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]),
+        "requests_per_s": round(float(row["Requests/s"]), 1),
+        "median_ms": float(row["Median Response Time"]),
+        "exit_code": result.returncode,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    print(
+        f"  stock Locust {entry['user_class']:13s} ({users} users, closed loop): "
+        f"{entry['requests_per_s']:>8}/s",
+        flush=True,
+    )
+    return entry
+
+
+def highest(steps: list[dict[str, Any]], key: str) -> int | None:
+    passing = [s["rate"] for s in steps if s[key]]
+    return max(passing) if passing else None
+
+
+def capacity(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "max_rate_lateness_p99_under_1ms": highest(steps, "p99_under_1ms"),
+        "max_rate_valid_lateness_p99_under_5ms": highest(steps, "valid"),
+        "max_rate_keeping_up": highest(steps, "keeps_up"),
+        "steps": steps,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=3.0, help="measuring seconds per step")
+    parser.add_argument("--max-rate", type=int, default=DEFAULT_RATES[-1])
+    parser.add_argument("--users", type=int, default=32, help="stock Locust users (closed loop)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-grpc", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_http:
+        serve_http_aiohttp(args.serve_http)
+        return 0
+    if args.serve_grpc:
+        serve_grpc(args.serve_grpc)
+        return 0
+
+    rates = [r for r in DEFAULT_RATES if r <= args.max_rate]
+    load_before = os.getloadavg()
+    results: dict[str, Any] = {
+        "schema": "inferload.benchmark.generator_capacity",
+        "schema_version": 1,
+        "criteria": {
+            "max_rate_lateness_p99_under_1ms": "keeps up and lateness p99 < 1 ms",
+            "max_rate_valid_lateness_p99_under_5ms": "keeps up and valid (lateness p99 < 5 ms, CPU < 95 %)",
+            "max_rate_keeping_up": "send rate >= 95 % of arrivals, no drops, no errors (lateness ignored)",
+            "stock_locust": "closed loop, wait_time = constant(0): its own maximum req/s",
+        },
+        "one_generator_process": True,
+        "body_bytes": 4 * FEATURES,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "note": "2 shared cores: other work on the machine adds lateness; numbers are a lower bound",
+        },
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with tempfile.TemporaryDirectory(prefix="inferload-capacity-") as tmp:
+        workdir = Path(tmp)
+        http, http_port, http_kind = start_http_endpoint(workdir)
+        try:
+            print(f"HTTP endpoint: {http_kind} on 127.0.0.1:{http_port}", flush=True)
+            http_steps = step_rates("rest-binary", http_port, rates, args.duration, workdir / "runs")
+            stock = [
+                stock_locust(cls, http_port, args.users, args.duration, workdir)
+                for cls in ("StockHttpUser", "StockFastHttpUser")
+            ]
+        finally:
+            stop(http)
+        grpc_server, grpc_port, grpc_kind = start_grpc_endpoint()
+        try:
+            print(f"gRPC endpoint: {grpc_kind} on 127.0.0.1:{grpc_port}", flush=True)
+            grpc_steps = step_rates("grpc", grpc_port, rates, args.duration, workdir / "runs")
+        finally:
+            stop(grpc_server)
+    results["endpoints"] = {"http": http_kind, "grpc": grpc_kind}
+    results["inferload_open_loop"] = {"http": capacity(http_steps), "grpc": capacity(grpc_steps)}
+    results["stock_locust_closed_loop"] = stock
+    results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+    print("\nOne generator process against a trivial loopback endpoint (req/s)")
+    print(f"{'generator':44s} {'p99<1ms':>8} {'p99<5ms':>8} {'keeps up':>9}")
+    for label, steps in (("HTTP (geventhttpclient)", http_steps), ("gRPC (grpcio + gevent)", grpc_steps)):
+        row = capacity(steps)
+        print(
+            f"{'inferload open loop, ' + label:44s} {row['max_rate_lateness_p99_under_1ms'] or '-':>8} "
+            f"{row['max_rate_valid_lateness_p99_under_5ms'] or '-':>8} {row['max_rate_keeping_up'] or '-':>9}"
+        )
+    for entry in stock:
+        label = f"stock Locust {entry['user_class']} ({entry['users']} users, closed)"
+        print(f"{label:44s} {'':>8} {'':>8} {entry['requests_per_s']:>9.0f}")
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Matrix expansion: an `Experiment` becomes an ordered list of cells, each one load run.
+
+Cells are ordered server config first, then server, so a matrix restarts each server once per
+configuration; cell ids are stable and readable (`torchserve-grpc-b1-default-r100-rep0`) because
+they name result directories and are what `--only` and resume match against.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from inferload.experiments import Experiment, ServerConfig
+
+__all__ = [
+    "Cell",
+    "SkippedCell",
+    "CellPlan",
+    "expand_cells",
+    "estimate_body_bytes",
+    "select_cells",
+    "format_level",
+]
+
+# One float32 printed as JSON text (`-0.123456789012345,`): measured with orjson on standard normal
+# float32 values, 19.6-20.6 bytes; the full-size instance (262,144 features) is ~5.3 MB.
+JSON_BYTES_PER_VALUE = 20.5
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One load run of the matrix: a server under one configuration, a protocol, a batch, a load level."""
+
+    cell_id: str
+    server: str
+    protocol: str
+    batch: int
+    mode: str
+    rate: float | None
+    concurrency: int | None
+    server_config_name: str
+    server_config: ServerConfig
+    repetition: int
+    body_bytes: int
+
+    @property
+    def group(self) -> tuple[str, str]:
+        """Cells of one group share a running server: (config name, server)."""
+        return (self.server_config_name, self.server)
+
+    @property
+    def level(self) -> str:
+        """The load level for people: `100 req/s` or `concurrency 4`."""
+        if self.mode == "open":
+            return f"{format_level(self.rate or 0)} req/s"
+        return f"concurrency {self.concurrency}"
+
+    def describe(self) -> dict[str, Any]:
+        """The cell's settings as `cell.json` records them (docs/architecture.md)."""
+        return {
+            "cell_id": self.cell_id,
+            "server": self.server,
+            "protocol": self.protocol,
+            "mode": self.mode,
+            "rate": self.rate,
+            "concurrency": self.concurrency,
+            "batch": self.batch,
+            "server_config": self.server_config.model_dump(),
+            "server_config_name": self.server_config_name,
+            "repetition": self.repetition,
+            "body_bytes_estimate": self.body_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class SkippedCell:
+    """A cell the matrix names but will not run, and why (e.g. a 5 GB JSON body)."""
+
+    cell_id: str
+    reason: str
+
+    def describe(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """The expanded matrix: cells to run, in order, and cells skipped with their reasons."""
+
+    cells: tuple[Cell, ...]
+    skipped: tuple[SkippedCell, ...]
+
+    def estimated_seconds(self, experiment: Experiment, *, server_start_s: float = 20.0,
+                          cell_overhead_s: float = 4.0) -> float:
+        """Rough wall time: warm-up + duration + overhead per cell, plus one server start per group."""
+        groups = {cell.group for cell in self.cells}
+        per_cell = experiment.warmup_s + experiment.duration_s + cell_overhead_s
+        return len(self.cells) * per_cell + len(groups) * server_start_s
+
+
+def format_level(value: float) -> str:
+    """`100.0` -> `100`, `2.5` -> `2.5`: short, stable text for cell ids."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def estimate_body_bytes(server: str, protocol: str, batch: int, features: int) -> int:
+    """Request body size of one request, estimated without building it (it may be gigabytes)."""
+    raw = 4 * features * batch
+    if protocol == "rest-json":
+        return int(JSON_BYTES_PER_VALUE * features * batch) + 20
+    if protocol == "rest-binary" and server == "tfserving":
+        # TF Serving's REST API carries bytes as base64 strings inside JSON: {"b64": "..."} per instance.
+        return (raw + 2) // 3 * 4 + 12 * batch + 60
+    return raw + 64
+
+
+def _cell_id(server: str, protocol: str, batch: int, config: str, level: str, repetition: int) -> str:
+    return f"{server}-{protocol}-b{batch}-{config}-{level}-rep{repetition}"
+
+
+def expand_cells(experiment: Experiment) -> CellPlan:
+    """Every cell of the matrix, ordered to minimize server restarts; oversized bodies are skipped."""
+    cells: list[Cell] = []
+    skipped: list[SkippedCell] = []
+    limit = None if experiment.max_body_mb is None else experiment.max_body_mb * 1_000_000
+    for config in experiment.server_configs:
+        for server in experiment.servers:
+            for repetition in range(experiment.repetitions):
+                for protocol in experiment.protocols:
+                    for batch in experiment.batch_sizes:
+                        body = estimate_body_bytes(server, protocol, batch, experiment.model.features)
+                        for level in experiment.load.levels:
+                            open_loop = experiment.load.mode == "open"
+                            tag = f"r{format_level(level)}" if open_loop else f"c{int(level)}"
+                            cell_id = _cell_id(server, protocol, batch, config.name, tag, repetition)
+                            if limit is not None and body > limit:
+                                skipped.append(SkippedCell(cell_id, (
+                                    f"request body ~{body / 1e6:,.1f} MB exceeds max_body_mb "
+                                    f"{experiment.max_body_mb:g} ({protocol}, batch {batch})")))
+                                continue
+                            cells.append(Cell(
+                                cell_id=cell_id,
+                                server=server,
+                                protocol=protocol,
+                                batch=batch,
+                                mode=experiment.load.mode,
+                                rate=float(level) if open_loop else None,
+                                concurrency=None if open_loop else int(level),
+                                server_config_name=config.name,
+                                server_config=config,
+                                repetition=repetition,
+                                body_bytes=body,
+                            ))
+    return CellPlan(tuple(cells), tuple(skipped))
+
+
+def select_cells(plan: CellPlan, pattern: str | None) -> CellPlan:
+    """Keep the cells whose id matches a shell-style pattern (`*grpc*`); substrings match too."""
+    if not pattern:
+        return plan
+    glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+    return CellPlan(
+        tuple(cell for cell in plan.cells if fnmatch.fnmatchcase(cell.cell_id, glob)),
+        tuple(skip for skip in plan.skipped if fnmatch.fnmatchcase(skip.cell_id, glob)),
+    )

@@ -1,0 +1,295 @@
+"""The experiment matrix: a YAML file validated into one typed, frozen object.
+
+Everything a matrix can get wrong is caught here, before any model is exported or any server
+starts, and every error names the field and the line of the YAML file it came from (a typo in a
+25-minute matrix should cost seconds, not the whole run).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "SERVERS",
+    "PROTOCOLS",
+    "ExperimentError",
+    "Experiment",
+    "ModelSpec",
+    "LoadMatrix",
+    "ServerConfig",
+    "TorchServeConfig",
+    "TFServingConfig",
+    "Slo",
+    "load_experiment",
+    "parse_experiment",
+]
+
+SERVERS: tuple[str, ...] = ("tfserving", "torchserve")
+PROTOCOLS: tuple[str, ...] = ("rest-json", "rest-binary", "grpc")
+
+Server = Literal["tfserving", "torchserve"]
+Protocol = Literal["rest-json", "rest-binary", "grpc"]
+TFServingKind = Literal["tensorflow_model_server", "tfs-compat"]
+
+Path_ = tuple[str | int, ...]
+_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+
+
+class ExperimentError(ValueError):
+    """A matrix that cannot run; the message lists every problem as `file:line: field: what to do`."""
+
+
+class FieldProblem(ValueError):
+    """Raised by whole-object checks to point the error at one sub-field (e.g. `rates`) and its line."""
+
+    def __init__(self, field: str | int | tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.field: tuple[str | int, ...] = field if isinstance(field, tuple) else (field,)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """Size and seed of the linear classifier; tests and smoke runs use a small one."""
+
+    classes: int = Field(ge=2, le=4096)
+    features: int = Field(ge=1, le=16_777_216)
+    seed: int = Field(ge=0)
+
+
+class LoadMatrix(_Strict):
+    """Open loop (Poisson rates, req/s) or closed loop (fixed concurrencies): exactly one list."""
+
+    mode: Literal["open", "closed"]
+    rates: tuple[float, ...] | None = None
+    concurrencies: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_list_per_mode(self) -> LoadMatrix:
+        wanted, unwanted = ("rates", "concurrencies") if self.mode == "open" else ("concurrencies", "rates")
+        hint = "rates: [10, 20, 40]" if self.mode == "open" else "concurrencies: [1, 4]"
+        values = getattr(self, wanted)
+        if getattr(self, unwanted) is not None:
+            raise FieldProblem(
+                unwanted, f"{self.mode} mode takes `{wanted}`, not `{unwanted}`: remove `{unwanted}`"
+            )
+        if values is None:
+            raise FieldProblem((), f"{self.mode} mode needs `{wanted}` (e.g. `{hint}`)")
+        _check_list(wanted, values, positive=True, at=(wanted,))
+        return self
+
+    @property
+    def levels(self) -> tuple[float, ...] | tuple[int, ...]:
+        """The load levels of this matrix: rates (open) or concurrencies (closed)."""
+        return (self.rates if self.mode == "open" else self.concurrencies) or ()
+
+
+class TorchServeConfig(_Strict):
+    """TorchServe's model registration: workers and its server-side batching (batch 1 = none)."""
+
+    workers: int = Field(default=1, ge=1, le=64)
+    batch_size: int = Field(default=1, ge=1, le=4096)
+    max_batch_delay_ms: int = Field(default=5, ge=0, le=60_000)
+
+
+class TFServingConfig(_Strict):
+    """TF Serving's `--enable_batching` and its batching parameters file."""
+
+    batching: bool = False
+    max_batch_size: int = Field(default=32, ge=1, le=4096)
+    batch_timeout_us: int = Field(default=1000, ge=0, le=60_000_000)
+    num_batch_threads: int = Field(default=2, ge=1, le=256)
+
+
+class ServerConfig(_Strict):
+    """One named server configuration; servers restart when the matrix moves to the next one."""
+
+    name: str
+    torchserve: TorchServeConfig = TorchServeConfig()
+    tfserving: TFServingConfig = TFServingConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits_a_cell_id(cls, name: str) -> str:
+        if not _CONFIG_NAME.match(name):
+            raise ValueError(
+                f"config name {name!r} must be letters, digits and underscores (it becomes part of "
+                "cell ids and directory names), e.g. `batch_8`"
+            )
+        return name
+
+
+class Slo(_Strict):
+    """The latency target verdicts are judged against, e.g. p99 <= 100 ms."""
+
+    percentile: float = Field(default=99.0, gt=0, lt=100)
+    latency_ms: float = Field(default=100.0, gt=0)
+
+
+class Experiment(_Strict):
+    """A whole matrix: servers x protocols x load levels x batch sizes x server configs x repetitions.
+
+    `max_body_mb` skips (and lists) cells whose request body would be absurd; `lateness_limit_ms`
+    overrides the generator's validity limit on lateness p99 (None: the load generator's default).
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    model: ModelSpec
+    servers: tuple[Server, ...]
+    protocols: tuple[Protocol, ...]
+    load: LoadMatrix
+    batch_sizes: tuple[int, ...]
+    server_configs: tuple[ServerConfig, ...] = (ServerConfig(name="default"),)
+    warmup_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+    repetitions: int = Field(default=1, ge=1, le=100)
+    seed: int = Field(default=0, ge=0)
+    slo: Slo = Slo()
+    max_in_flight: int = Field(default=256, ge=1)
+    processes: int = Field(default=1, ge=1, le=64)
+    max_body_mb: float | None = Field(default=None, gt=0)
+    lateness_limit_ms: float | None = Field(default=None, gt=0)
+    tfserving_kind: TFServingKind | None = None
+
+    @field_validator("servers", "protocols", "batch_sizes")
+    @classmethod
+    def _non_empty_distinct(cls, values: tuple[Any, ...], info: Any) -> tuple[Any, ...]:
+        _check_list(info.field_name, values, positive=info.field_name == "batch_sizes")
+        return values
+
+    @field_validator("server_configs")
+    @classmethod
+    def _distinct_config_names(cls, configs: tuple[ServerConfig, ...]) -> tuple[ServerConfig, ...]:
+        if not configs:
+            raise ValueError("`server_configs` is empty: give at least one, e.g. `- name: default`")
+        seen: set[str] = set()
+        for index, config in enumerate(configs):
+            if config.name in seen:
+                raise FieldProblem(
+                    (index, "name"),
+                    f"duplicate server config name {config.name!r}: every config needs its own name",
+                )
+            seen.add(config.name)
+        return configs
+
+
+def _check_list(field: str, values: Sequence[Any], *, positive: bool, at: Path_ = ()) -> None:
+    """Lists of the matrix must be non-empty, distinct (cell ids would collide) and maybe positive.
+
+    `at` is the list's path relative to the validator's own location, so errors point at its line.
+    """
+    if len(values) == 0:
+        raise FieldProblem(at, f"`{field}` is empty: give at least one value")
+    seen: set[Any] = set()
+    for index, value in enumerate(values):
+        if positive and not value > 0:
+            raise FieldProblem((*at, index), f"`{field}` values must be > 0, got {value}")
+        if value in seen:
+            raise FieldProblem((*at, index), f"`{field}` lists {value!r} twice: give each value once")
+        seen.add(value)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate a matrix file; raises `ExperimentError` naming each bad field and its line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExperimentError(f"{path}: no such experiment file (see experiments/*.yaml)") from None
+    return parse_experiment(text, source=str(path))
+
+
+def parse_experiment(text: str, *, source: str = "<experiment>") -> Experiment:
+    """Validate matrix YAML text; `source` names the file in error messages."""
+    try:
+        data = yaml.safe_load(text)
+        lines = _field_lines(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ExperimentError(f"{where}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ExperimentError(f"{source}:1: an experiment is a YAML mapping (name:, model:, servers:, ...)")
+    duplicates = _duplicate_keys(yaml.compose(text))
+    if duplicates:
+        raise ExperimentError("\n".join(f"{source}:{line}: {'.'.join(map(str, path))}: given twice: keep one"
+                                        for path, line in duplicates))
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise ExperimentError(_describe(exc, lines, source)) from None
+
+
+def _field_lines(node: yaml.Node | None, path: Path_ = ()) -> dict[Path_, int]:
+    """Map every field path (e.g. ("load", "rates", 2)) to its 1-based line in the file."""
+    lines: dict[Path_, int] = {}
+    if node is None:
+        return lines
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines[child] = key.start_mark.line + 1
+            lines.update({p: n for p, n in _field_lines(value, child).items() if p != child})
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_field_lines(item, (*path, index)))
+    return lines
+
+
+def _duplicate_keys(node: yaml.Node | None, path: Path_ = ()) -> list[tuple[Path_, int]]:
+    """Keys given twice in one mapping: YAML keeps the last silently, which hides typos."""
+    found: list[tuple[Path_, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                found.append(((*path, key.value), key.start_mark.line + 1))
+            seen.add(key.value)
+            found.extend(_duplicate_keys(value, (*path, key.value)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(_duplicate_keys(item, (*path, index)))
+    return found
+
+
+def _describe(exc: ValidationError, lines: dict[Path_, int], source: str) -> str:
+    problems: list[str] = []
+    for error in exc.errors():
+        loc: Path_ = tuple(part for part in error["loc"] if not _is_union_tag(part))
+        message = error["msg"]
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldProblem):
+            loc = (*loc, *cause.field)
+            message = str(cause)
+        elif error["type"] == "extra_forbidden":
+            message = "unknown field: remove it or check its spelling"
+        elif error["type"] == "missing":
+            message = "required field is missing: add it"
+        elif "input" in error:
+            shown = repr(error["input"])
+            message = f"{message} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+        line = _line_of(loc, lines)
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        problems.append(f"{source}:{line}: {field}: {message}")
+    return "\n".join(problems)
+
+
+def _is_union_tag(part: str | int) -> bool:
+    """Pydantic adds type names such as `tuple[float, ...]` to locations inside optional fields."""
+    return isinstance(part, str) and ("[" in part or part in ("none", "function-after"))
+
+
+def _line_of(loc: Path_, lines: dict[Path_, int]) -> int:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1

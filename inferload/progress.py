@@ -1,0 +1,80 @@
+"""The matrix's progress display: cell i/N, what it runs, and the time left for the whole matrix.
+
+A live rich bar on a terminal; one plain line per step otherwise (CI logs stay readable); nothing
+when switched off (tests).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["MatrixProgress"]
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+@dataclass
+class MatrixProgress:
+    """Context manager fed by the runner: `show` what runs now, `advance` when a cell ends, `note` events."""
+
+    total: int
+    estimate_per_cell_s: float
+    enabled: bool = True
+    live: bool | None = None  # None: a live bar when stderr is a terminal
+    started: float = field(default_factory=time.monotonic)
+    finished: int = 0
+    _bar: Any = None
+    _task: Any = None
+
+    def __enter__(self) -> MatrixProgress:
+        live = sys.stderr.isatty() if self.live is None else self.live
+        if self.enabled and live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[left]}"), console=Console(stderr=True),
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task("starting", total=max(self.total, 1), left="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = _clock(time.monotonic() - self.started)
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"{self.finished}/{self.total} cells",
+                             completed=self.finished, left=f"in {elapsed}")
+            self._bar.__exit__(None, None, None)
+        elif self.enabled and self.total:
+            print(f"{self.finished}/{self.total} cells in {elapsed}", file=sys.stderr, flush=True)
+
+    def left_s(self) -> float:
+        """Time left: the observed mean per finished cell (server starts included), else the estimate."""
+        per_cell = self.estimate_per_cell_s
+        if self.finished:
+            per_cell = (time.monotonic() - self.started) / self.finished
+        return (self.total - self.finished) * per_cell
+
+    def show(self, text: str) -> None:
+        left = f"~{_clock(self.left_s())} left"
+        if self._bar is not None:
+            self._bar.update(self._task, description=text, completed=self.finished, left=left)
+        elif self.enabled:
+            print(f"{text} [{left}]", file=sys.stderr, flush=True)
+
+    def advance(self) -> None:
+        self.finished += 1
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.finished)
+
+    def note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+        elif self.enabled:
+            print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,503 @@
+"""Run a whole experiment matrix: export, floor, servers per configuration, one load run per cell.
+
+This is the only place that ties models/, serving/ and loadtest/ together. The stages are reached
+through `Stages`, so the bookkeeping (resume, failures, restarts, Ctrl-C) is tested on its own and
+the real stages are exercised end to end on real servers.
+
+Resume rule (docs/architecture.md): a cell whose `cell.json` says `done` is never rerun; any other
+cell directory (interrupted: no cell.json; or failed) is moved aside into `attempts/` and redone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from inferload.cells import Cell, CellPlan, SkippedCell, expand_cells, select_cells
+from inferload.experiments import Experiment, ExperimentError, ModelSpec, ServerConfig, load_experiment
+from inferload.manifest import (
+    CELL_DONE,
+    CELL_FAILED,
+    build_manifest,
+    now_iso,
+    read_json,
+    write_json,
+)
+from inferload.progress import MatrixProgress
+
+__all__ = [
+    "RunError",
+    "ExperimentResult",
+    "RunningServers",
+    "Stages",
+    "RealStages",
+    "run_experiment",
+    "load_settings_for",
+    "server_settings_for",
+    "default_artifacts_dir",
+    "cell_is_done",
+]
+
+ARTIFACTS_ROOT = Path("artifacts")
+FLOOR_BUDGET_S = 3.0  # timed calls per framework x batch size of the in-process floor
+
+
+class RunError(RuntimeError):
+    """The matrix cannot run at all (e.g. the model export failed); cell failures are not RunErrors."""
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """What a run did: cells run now (done / failed), cells already done before, cells skipped."""
+
+    out_dir: Path
+    manifest_path: Path
+    done: tuple[str, ...]
+    failed: tuple[str, ...]
+    already_done: tuple[str, ...]
+    skipped: tuple[SkippedCell, ...]
+    tfserving_kind: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class RunningServers(Protocol):
+    """What the runner needs of `serving.stack.Stack`."""
+
+    def alive(self, server: str) -> bool: ...
+
+    def down(self) -> object: ...
+
+
+class Stages(Protocol):
+    """The heavy work the runner delegates; `RealStages` wires the real packages."""
+
+    def prepare_artifacts(self, spec: ModelSpec, root: Path) -> None: ...
+
+    def measure_floor(self, root: Path, batches: tuple[int, ...], out_path: Path) -> None: ...
+
+    def start_server(self, server: str, config: ServerConfig, *, tfserving_kind: str | None,
+                     ports: Any, artifacts: Path, state_dir: Path) -> RunningServers: ...
+
+    def server_kind(self, servers: RunningServers, server: str) -> str | None: ...
+
+    def monitor(self, servers: RunningServers, out_path: Path) -> AbstractContextManager[Any]: ...
+
+    def run_load(self, settings: Any, out_dir: Path) -> Any: ...
+
+    def make_load_settings(self, **fields: Any) -> Any: ...
+
+    def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None: ...
+
+
+def default_artifacts_dir(spec: ModelSpec, root: Path = ARTIFACTS_ROOT) -> Path:
+    """`artifacts/<classes>x<features>-s<seed>`: one export per model size, shared by experiments."""
+    return root / f"{spec.classes}x{spec.features}-s{spec.seed}"
+
+
+def server_settings_for(config: ServerConfig, tfserving_kind: str | None) -> dict[str, Any]:
+    """The experiment's named config as `serving.ServerSettings` fields."""
+    return {
+        "torchserve_workers": config.torchserve.workers,
+        "torchserve_batch_size": config.torchserve.batch_size,
+        "torchserve_max_batch_delay_ms": config.torchserve.max_batch_delay_ms,
+        "tfserving_batching": config.tfserving.batching,
+        "tfserving_max_batch_size": config.tfserving.max_batch_size,
+        "tfserving_batch_timeout_us": config.tfserving.batch_timeout_us,
+        "tfserving_num_batch_threads": config.tfserving.num_batch_threads,
+        "tfserving_kind": tfserving_kind or "auto",
+    }
+
+
+def _port_for(ports: Any, server: str, protocol: str) -> int:
+    if server == "tfserving":
+        return int(ports.tfserving_grpc if protocol == "grpc" else ports.tfserving_rest)
+    return int(ports.torchserve_grpc if protocol == "grpc" else ports.torchserve_inference)
+
+
+def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
+                      server_kind: str | None) -> dict[str, Any]:
+    """The cell as `loadtest.LoadSettings` fields.
+
+    The arrival seed depends on the repetition only, so every server and protocol at one rate sees
+    the very same schedule (common random numbers make the comparison sharper).
+    """
+    fields: dict[str, Any] = {
+        "server": cell.server,
+        "protocol": cell.protocol,
+        "host": "127.0.0.1",
+        "port": _port_for(ports, cell.server, cell.protocol),
+        "mode": cell.mode,
+        "rate": cell.rate,
+        "concurrency": cell.concurrency,
+        "duration_s": experiment.duration_s,
+        "warmup_s": experiment.warmup_s,
+        "batch": cell.batch,
+        "features": experiment.model.features,
+        "seed": experiment.seed + cell.repetition,
+        "payload_seed": experiment.seed + 1_000 + cell.repetition,
+        "max_in_flight": experiment.max_in_flight,
+        "processes": experiment.processes,
+        "run": cell.cell_id,
+        "server_kind": server_kind,
+    }
+    if experiment.lateness_limit_ms is not None:
+        fields["lateness_p99_limit_ms"] = experiment.lateness_limit_ms
+    return fields
+
+
+def cell_is_done(cell_dir: Path) -> bool:
+    record = read_json(cell_dir / "cell.json")
+    return record is not None and record.get("status") == CELL_DONE
+
+
+# --- the real stages ---------------------------------------------------------------------------
+
+def _export_in_child(classes: int, features: int, seed: int, root: str) -> None:
+    from models.export import export_all
+    from models.linear import LinearSpec
+
+    export_all(LinearSpec(classes=classes, features=features, seed=seed), root)
+
+
+def _floor_in_child(root: str, batches: list[int], out_path: str) -> None:
+    from models.artifacts import ArtifactLayout
+
+    floor = importlib.import_module("models.floor")
+    layout = ArtifactLayout(Path(root))
+    # A short budget per framework x batch: big full-size batches take seconds per call.
+    records = floor.measure_floor(layout, batches, repeats=30, budget_s=FLOOR_BUDGET_S)
+    floor.write_floor(records, out_path, spec=layout.spec())
+
+
+def _in_child(target: Callable[..., None], *args: Any) -> None:
+    """Run heavy TensorFlow/torch work in a fresh interpreter: the runner stays light and fork-safe."""
+    code = (f"import sys, json; from inferload.runner import {target.__name__} as f; "
+            "f(*json.loads(sys.argv[1]))")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(list(args))], check=False)
+    if done.returncode != 0:
+        step = target.__name__.strip("_").removesuffix("_in_child")
+        raise RunError(f"{step} failed (exit code {done.returncode}); see the output above")
+
+
+class RealStages:
+    """The real models/, serving/ and loadtest/ behind the runner."""
+
+    def __init__(self, *, start_timeout_s: float = 180.0, monitor_interval_s: float = 0.5) -> None:
+        self.start_timeout_s = start_timeout_s
+        self.monitor_interval_s = monitor_interval_s
+
+    def prepare_artifacts(self, spec: ModelSpec, root: Path) -> None:
+        from models.artifacts import ArtifactLayout
+        from models.export import is_current
+        from models.linear import LinearSpec
+
+        if is_current(ArtifactLayout(root), LinearSpec(spec.classes, spec.features, spec.seed)):
+            return
+        _in_child(_export_in_child, spec.classes, spec.features, spec.seed, str(root))
+
+    def measure_floor(self, root: Path, batches: tuple[int, ...], out_path: Path) -> None:
+        _in_child(_floor_in_child, str(root), list(batches), str(out_path))
+
+    def start_server(self, server: str, config: ServerConfig, *, tfserving_kind: str | None,
+                     ports: Any, artifacts: Path, state_dir: Path) -> RunningServers:
+        from serving import stack
+        from serving.settings import ServerSettings
+
+        settings = ServerSettings(**server_settings_for(config, tfserving_kind))
+        # Servers left behind by a run that was killed (not interrupted) hold the ports: stop them.
+        with contextlib.suppress(Exception):
+            stack.down(state_dir)
+        return stack.up(artifacts, servers=[server], settings=settings, ports=ports,
+                        state_dir=state_dir, timeout_s=self.start_timeout_s)
+
+    def server_kind(self, servers: RunningServers, server: str) -> str | None:
+        if server != "tfserving":
+            return None
+        kind = getattr(servers, "tfserving_kind", None)
+        return str(kind) if kind else None
+
+    def monitor(self, servers: RunningServers, out_path: Path) -> AbstractContextManager[Any]:
+        from serving.monitor import ServerMonitor
+        from serving.stack import Stack
+
+        return ServerMonitor(cast(Stack, servers), out_path, self.monitor_interval_s)
+
+    def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None:
+        from serving.settings import ServerSettings
+
+        ServerSettings(**server_settings_for(config, tfserving_kind))
+
+    def make_load_settings(self, **fields: Any) -> Any:
+        loadtest = importlib.import_module("loadtest")
+        return loadtest.LoadSettings(**fields)
+
+    def run_load(self, settings: Any, out_dir: Path) -> Any:
+        loadtest = importlib.import_module("loadtest")
+        return loadtest.run_load(settings, out_dir, progress=False)  # the runner shows its own
+
+
+# --- the runner --------------------------------------------------------------------------------
+
+def _check_manifest_matches(manifest_path: Path, experiment: Experiment) -> None:
+    previous = read_json(manifest_path)
+    if previous is None:
+        return
+    try:
+        same = Experiment.model_validate(previous.get("experiment")) == experiment
+    except ValueError:  # an older or foreign manifest
+        same = False
+    if not same:
+        raise ExperimentError(
+            f"{manifest_path.parent} holds results of a different matrix (its manifest.json differs "
+            f"from experiment {experiment.name!r}): resuming would mix them; use another --out "
+            "directory, or delete this one to start over"
+        )
+
+
+def _move_aside(cell_dir: Path, attempts_dir: Path) -> None:
+    """Keep an interrupted or failed attempt for inspection, out of the way of analysis."""
+    attempts_dir.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        target = attempts_dir / f"{cell_dir.name}.{n}"
+        if not target.exists():
+            shutil.move(str(cell_dir), str(target))
+            return
+
+
+def _record(cell: Cell, status: str, error: str | None, *, tfserving_kind: str | None,
+            started_at: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        **cell.describe(),
+        "status": status,
+        "error": error,
+        "tfserving_kind": tfserving_kind,
+        "started_at": started_at,
+        "finished_at": now_iso(),
+        **(extra or {}),
+    }
+
+
+_SUMMARY_KEYS = ("valid", "invalid_reasons", "achieved_send_rate", "ok_rate", "counts", "interrupted")
+
+
+def _summary_dict(summary: Any) -> dict[str, Any] | None:
+    """A few generator-health fields of the load summary for cell.json (load.json has all of them)."""
+    full = _full_summary_dict(summary)
+    if full is None:
+        return None
+    picked = {key: full[key] for key in _SUMMARY_KEYS if key in full}
+    return picked or full
+
+
+def _full_summary_dict(summary: Any) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    if isinstance(summary, dict):
+        return summary
+    for method in ("to_dict", "model_dump"):
+        if hasattr(summary, method):
+            try:
+                value = getattr(summary, method)()
+                return value if isinstance(value, dict) else None
+            except Exception:  # noqa: BLE001 - a summary we cannot echo is not worth failing a cell
+                return None
+    import dataclasses
+
+    if dataclasses.is_dataclass(summary) and not isinstance(summary, type):
+        return dataclasses.asdict(summary)
+    return None
+
+
+def run_experiment(
+    experiment: str | Path | Experiment,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    artifacts_dir: str | Path | None = None,
+    ports: Any = None,
+    only: str | None = None,
+    stages: Stages | None = None,
+    measure_floor: bool = True,
+) -> ExperimentResult:
+    """Run every cell of the matrix that is not done yet into `out_dir`; resumable and Ctrl-C safe.
+
+    `ports` defaults to the standard ports (`serving.Ports()`); tests pass `Ports.free()`.
+    A server that dies during a cell fails that cell (its partial records are kept), is restarted,
+    and the matrix goes on. KeyboardInterrupt stops the servers and propagates; finished cells stay.
+    """
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment)
+    stages = stages if stages is not None else RealStages()
+    out = Path(out_dir)
+    full_plan = expand_cells(experiment)
+    plan: CellPlan = select_cells(full_plan, only)
+    if ports is None:
+        from serving.ports import Ports
+
+        ports = Ports()
+    artifacts = Path(artifacts_dir) if artifacts_dir is not None else default_artifacts_dir(experiment.model)
+
+    manifest_path = out / "manifest.json"
+    _check_manifest_matches(manifest_path, experiment)
+    out.mkdir(parents=True, exist_ok=True)
+    cells_dir = out / "cells"
+    attempts_dir = out / "attempts"
+
+    pending = [cell for cell in plan.cells if not cell_is_done(cells_dir / cell.cell_id)]
+    _check_settings(pending, experiment, stages, ports)
+    already = tuple(cell.cell_id for cell in plan.cells if cell not in pending)
+    requested_kind = experiment.tfserving_kind
+    manifest = build_manifest(experiment, tfserving_kind=requested_kind or "auto",
+                              skipped=[s.describe() for s in full_plan.skipped], artifacts=artifacts)
+    previous = read_json(manifest_path)
+    if previous is not None:
+        manifest["created_at"] = previous.get("created_at", manifest["created_at"])
+        manifest["tfserving_kind"] = previous.get("tfserving_kind", manifest["tfserving_kind"])
+        manifest["resumed_at"] = now_iso()
+    write_json(manifest_path, manifest)
+
+    done: list[str] = []
+    failed: list[str] = []
+    per_cell = experiment.warmup_s + experiment.duration_s + 4.0
+    with MatrixProgress(len(pending), per_cell, progress) as bar:
+        if already:
+            bar.note(f"resuming: {len(already)} cell(s) already done, {len(pending)} to run")
+        for skip in plan.skipped:
+            bar.note(f"skipping {skip.cell_id}: {skip.reason}")
+        if not pending:
+            return ExperimentResult(out, manifest_path, (), (), already, plan.skipped,
+                                    manifest["tfserving_kind"])
+        bar.show("exporting the model (if needed)")
+        try:
+            stages.prepare_artifacts(experiment.model, artifacts)
+        except RunError:
+            raise
+        except Exception as exc:
+            raise RunError(f"could not export the model into {artifacts}: {exc}") from exc
+        floor_path = out / "floor.json"
+        if measure_floor and not floor_path.exists():
+            bar.show("measuring the in-process floor")
+            try:
+                stages.measure_floor(artifacts, experiment.batch_sizes, floor_path)
+            except Exception as exc:  # noqa: BLE001 - the matrix is worth more than the floor
+                bar.note(f"warning: in-process floor not measured: {exc}")
+
+        for _, group in itertools.groupby(pending, key=lambda c: c.group):
+            _run_group(list(group), experiment, stages=stages, ports=ports, artifacts=artifacts,
+                       out=out, attempts_dir=attempts_dir, bar=bar, done=done, failed=failed,
+                       manifest=manifest, manifest_path=manifest_path)
+
+    return ExperimentResult(out, manifest_path, tuple(done), tuple(failed), already, plan.skipped,
+                            manifest["tfserving_kind"])
+
+
+def _check_settings(cells: list[Cell], experiment: Experiment, stages: Stages, ports: Any) -> None:
+    """Build every cell's server and load settings now, so a bad value fails before any server starts."""
+    problems: dict[str, str] = {}
+    for cell in cells:
+        try:
+            stages.check_server_settings(cell.server_config, experiment.tfserving_kind)
+            stages.make_load_settings(**load_settings_for(cell, experiment, ports, server_kind=None))
+        except Exception as exc:  # noqa: BLE001 - pydantic, ValueError: all reported the same way
+            problems.setdefault(str(exc), cell.cell_id)
+    if problems:
+        raise ExperimentError("cells whose settings the servers or the load generator reject:\n" + "\n".join(
+            f"  {cell_id} (and maybe others): {message}" for message, cell_id in problems.items()))
+
+
+def _run_group(group: list[Cell], experiment: Experiment, *, stages: Stages, ports: Any, artifacts: Path,
+               out: Path, attempts_dir: Path, bar: MatrixProgress, done: list[str], failed: list[str],
+               manifest: dict[str, Any], manifest_path: Path) -> None:
+    """The cells of one (server config, server) group, on one server that is restarted if it dies."""
+    servers: RunningServers | None = None
+    first = group[0]
+    state_dir = out / "servers" / f"{first.server_config_name}-{first.server}"
+    try:
+        for cell in group:
+            index = bar.finished + 1
+            cell_dir = out / "cells" / cell.cell_id
+            if cell_dir.exists():
+                _move_aside(cell_dir, attempts_dir)
+            started_at = now_iso()
+            if servers is None or not servers.alive(cell.server):
+                if servers is not None:
+                    with contextlib.suppress(Exception):
+                        servers.down()
+                    servers = None
+                bar.show(f"cell {index}/{bar.total}: starting {cell.server} ({cell.server_config_name})")
+                try:
+                    servers = stages.start_server(
+                        cell.server, cell.server_config, tfserving_kind=experiment.tfserving_kind,
+                        ports=ports, artifacts=artifacts, state_dir=state_dir)
+                except Exception as exc:  # noqa: BLE001 - recorded in the cell, the matrix goes on
+                    _fail(cell, cell_dir, f"{cell.server} did not start: {exc}", None, started_at,
+                          bar, failed)
+                    continue
+                kind = stages.server_kind(servers, cell.server)
+                if kind and manifest.get("tfserving_kind") in (None, "auto"):
+                    manifest["tfserving_kind"] = kind
+                    write_json(manifest_path, manifest)
+            kind = stages.server_kind(servers, cell.server)
+            bar.show(f"cell {index}/{bar.total}: {cell.server} {cell.protocol} b{cell.batch} "
+                     f"{cell.level} ({cell.server_config_name}, rep {cell.repetition})")
+            error, summary = _run_cell(cell, experiment, stages=stages, servers=servers, ports=ports,
+                              cell_dir=cell_dir, kind=kind)
+            if error is None:
+                write_json(cell_dir / "cell.json", _record(
+                    cell, CELL_DONE, None, tfserving_kind=kind, started_at=started_at,
+                    extra={"load_summary": _summary_dict(summary)}))
+                done.append(cell.cell_id)
+                bar.advance()
+            else:
+                _fail(cell, cell_dir, error, kind, started_at, bar, failed)
+                if not servers.alive(cell.server):
+                    with contextlib.suppress(Exception):
+                        servers.down()
+                    servers = None  # restarted before the next cell
+    finally:
+        if servers is not None:
+            servers.down()
+
+
+def _fail(cell: Cell, cell_dir: Path, error: str, kind: str | None, started_at: str, bar: MatrixProgress,
+          failed: list[str]) -> None:
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    write_json(cell_dir / "cell.json", _record(cell, CELL_FAILED, error, tfserving_kind=kind,
+                                               started_at=started_at))
+    failed.append(cell.cell_id)
+    bar.note(f"cell {cell.cell_id} failed: {error}")
+    bar.advance()
+
+
+def _run_cell(cell: Cell, experiment: Experiment, *, stages: Stages, servers: RunningServers, ports: Any,
+              cell_dir: Path, kind: str | None) -> tuple[str | None, Any]:
+    """One load run with the server monitored; returns (why the cell failed or None, load summary)."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    settings = stages.make_load_settings(**load_settings_for(cell, experiment, ports, server_kind=kind))
+    try:
+        with stages.monitor(servers, cell_dir / "server_metrics.jsonl"):
+            summary = stages.run_load(settings, cell_dir)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded in the cell, the matrix goes on
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if not servers.alive(cell.server):
+            return f"{cell.server} died during the cell ({detail})", None
+        return detail, None
+    if not servers.alive(cell.server):
+        return f"{cell.server} died during the cell; its partial records are kept", summary
+    return None, summary

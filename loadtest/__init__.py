@@ -1,0 +1,69 @@
+"""loadtest: the measuring instrument (open-loop Poisson load, per-request records, Locust users).
+
+Only `locustfile.py` has a public module name here (`locust -f loadtest/` imports every public
+`.py` file as a bare module); everything else is private and re-exported below.
+Never imports TensorFlow, torch, serving/ or analysis/: load processes stay light.
+"""
+
+from ._arrivals import ConstantArrivals, PoissonArrivals, StepArrivals, ramp, schedule_ns, stream_seed
+from ._health import TargetUnreachable, check_reachable
+from ._payloads import (
+    EncodingRecord,
+    PayloadPool,
+    build_pool,
+    encode_body,
+    make_inputs,
+    measure_encoding,
+    write_payloads_json,
+)
+from ._runner import LoadError, run_load
+from ._schema import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    RecordWriter,
+    RequestRecord,
+    RunData,
+    RunHeader,
+    SchemaError,
+    read_header,
+    read_records,
+    read_run,
+)
+from ._settings import PROTOCOLS, SERVERS, STANDARD_PORTS, LoadSettings, describe_validation_error
+from ._summary import LoadSummary
+
+__all__ = [
+    "PROTOCOLS",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "SERVERS",
+    "STANDARD_PORTS",
+    "ConstantArrivals",
+    "EncodingRecord",
+    "LoadError",
+    "LoadSettings",
+    "LoadSummary",
+    "PayloadPool",
+    "PoissonArrivals",
+    "RecordWriter",
+    "RequestRecord",
+    "RunData",
+    "RunHeader",
+    "SchemaError",
+    "StepArrivals",
+    "TargetUnreachable",
+    "build_pool",
+    "check_reachable",
+    "describe_validation_error",
+    "encode_body",
+    "make_inputs",
+    "measure_encoding",
+    "ramp",
+    "read_header",
+    "read_records",
+    "read_run",
+    "run_load",
+    "schedule_ns",
+    "stream_seed",
+    "write_payloads_json",
+]

@@ -1,0 +1,286 @@
+"""The open/closed-loop engine of one load process (runs under gevent).
+
+Open loop: one scheduler greenlet launches each request at its scheduled time whether or not
+earlier ones returned, so a server stall shows up in the latency of every request due during it
+(no coordinated omission). In-flight requests are bounded; an arrival over the bound is recorded
+as `dropped`, never silently skipped. Closed loop: `concurrency` greenlets send back to back
+(scheduled = sent), which is what stock Locust does and what hides stalls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import gevent
+import numpy as np
+
+from ._arrivals import Arrivals
+from ._schema import RequestRecord
+from ._transports import Outcome, Transport
+
+Sink = Callable[[RequestRecord], None]
+# gevent's timers (libev on epoll) wake on whole milliseconds, up to 1 ms late. To launch on time
+# the scheduler sleeps on a gevent timer until ALARM_LEAD_NS before the due time, then hands the
+# last stretch to a real OS thread (clock_nanosleep, microsecond-precise) that wakes the event
+# loop through an async watcher. No busy loop: the generator's CPU use stays honest.
+ALARM_LEAD_NS = 2_000_000
+SPIN_BELOW_NS = 50_000
+INTERRUPTED = "interrupted: the run was stopped before the response arrived"
+
+
+@dataclass
+class Counters:
+    """Live numbers for progress displays."""
+
+    scheduled: int = 0
+    sent: int = 0
+    done: int = 0
+    ok: int = 0
+    errors: int = 0
+    dropped: int = 0
+    in_flight: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def _choices(pool_size: int, seed: np.random.SeedSequence | int) -> Iterator[int]:
+    """Which pooled body each request sends: seeded separately from the schedule."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield from rng.integers(0, pool_size, 4096).tolist()
+
+
+class ThreadAlarm:
+    """Wakes the calling greenlet at a monotonic_ns instant, timed by one real OS thread."""
+
+    def __init__(self) -> None:
+        from gevent import monkey
+
+        self._sleep = monkey.get_original("time", "sleep")
+        self._hub = gevent.get_hub()
+        self._watcher = self._hub.loop.async_()
+        self._job = monkey.get_original("_thread", "allocate_lock")()
+        self._job.acquire()
+        self._due_ns = 0
+        self._closed = False
+        monkey.get_original("_thread", "start_new_thread")(self._run, ())
+
+    def _run(self) -> None:
+        while True:
+            self._job.acquire()  # a real, blocking acquire: the greenlet side releases it per alarm
+            if self._closed:
+                return
+            delay = self._due_ns - time.monotonic_ns()
+            if delay > 0:
+                self._sleep(delay / 1e9)
+            self._watcher.send()
+
+    def wait_until(self, due_ns: int) -> None:
+        from gevent.hub import Waiter
+
+        waiter = Waiter(self._hub)
+        self._watcher.start(waiter.switch, None)  # started before the thread may fire: no lost wake-up
+        try:
+            self._due_ns = due_ns
+            self._job.release()
+            waiter.get()
+        finally:
+            self._watcher.stop()
+
+    def close(self) -> None:
+        """Let the thread exit (long-lived processes, e.g. Locust's web UI, start many engines)."""
+        self._closed = True
+        try:
+            self._job.release()
+        except RuntimeError:
+            pass  # already released: the thread will see _closed on its next acquire
+
+
+class Engine:
+    """Sends pooled bodies through one transport on a schedule and hands records to a sink."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        bodies: list[bytes],
+        sink: Sink,
+        server: str,
+        protocol: str,
+        batch: int,
+        stream: int,
+        payload_seed: np.random.SeedSequence | int,
+        max_in_flight: int,
+    ) -> None:
+        if not bodies:
+            raise ValueError("the payload pool is empty: build at least one request body")
+        self._transport = transport
+        self._bodies = bodies
+        self._sink = sink
+        self._server = server
+        self._protocol = protocol
+        self._batch = batch
+        self._stream = stream
+        self._choice = _choices(len(bodies), payload_seed)
+        self._max_in_flight = max_in_flight
+        self._in_flight: dict[int, tuple[int, int, int, gevent.Greenlet | None]] = {}
+        self._stopping = False
+        self._seq = 0
+        self._alarm_clock: ThreadAlarm | None = None
+        self.counters = Counters()
+
+    @property
+    def _alarm(self) -> ThreadAlarm:
+        if self._alarm_clock is None:
+            self._alarm_clock = ThreadAlarm()
+        return self._alarm_clock
+
+    # -- control ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop launching requests (SIGTERM/SIGINT); in-flight ones get a grace period in drain()."""
+        self._stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def close(self) -> None:
+        """Release the alarm thread; call once the engine is done."""
+        if self._alarm_clock is not None:
+            self._alarm_clock.close()
+            self._alarm_clock = None
+
+    # -- open loop -------------------------------------------------------------------------
+    def run_open(self, arrivals: Arrivals, start_ns: int, end_ns: int) -> None:
+        """Launch one request per scheduled arrival in [start_ns, end_ns); returns when all are launched."""
+        for offset in arrivals.offsets_ns():
+            scheduled = start_ns + offset
+            if scheduled >= end_ns or self._stopping:
+                break
+            self._wait_until(scheduled)
+            if self._stopping:
+                break
+            seq = self._next_seq()
+            self.counters.scheduled += 1
+            if len(self._in_flight) >= self._max_in_flight:
+                self.counters.dropped += 1
+                self._record(
+                    seq,
+                    scheduled,
+                    scheduled,
+                    scheduled,
+                    0,
+                    Outcome("dropped", 0, 0, "in-flight bound reached"),
+                )
+                continue
+            self._in_flight[seq] = (scheduled, scheduled, 0, None)
+            self.counters.in_flight = len(self._in_flight)
+            greenlet = gevent.spawn(self._request, seq, scheduled)
+            self._in_flight[seq] = (scheduled, scheduled, 0, greenlet)
+
+    def _wait_until(self, due_ns: int) -> None:
+        while not self._stopping:
+            delay = due_ns - time.monotonic_ns()
+            if delay <= 0:
+                return
+            if delay > ALARM_LEAD_NS:
+                gevent.sleep((delay - ALARM_LEAD_NS) / 1e9)  # coarse, and stop() is seen here
+            elif delay > SPIN_BELOW_NS:
+                self._alarm.wait_until(due_ns)
+            else:
+                gevent.sleep(0)
+
+    def _request(self, seq: int, scheduled: int) -> None:
+        body = self._bodies[next(self._choice)]
+        sent = time.monotonic_ns()
+        self._in_flight[seq] = (scheduled, sent, len(body), self._in_flight[seq][3])
+        self.counters.sent += 1
+        outcome = self._transport.send(body)
+        done = time.monotonic_ns()
+        del self._in_flight[seq]
+        self.counters.in_flight = len(self._in_flight)
+        self._record(seq, scheduled, sent, done, len(body), outcome)
+
+    # -- closed loop -----------------------------------------------------------------------
+    def run_closed(self, concurrency: int, start_ns: int, end_ns: int) -> None:
+        """`concurrency` senders, each back to back until end_ns; returns when all have finished."""
+        delay = start_ns - time.monotonic_ns()
+        if delay > 0:
+            gevent.sleep(delay / 1e9)
+        senders = [gevent.spawn(self._closed_sender, end_ns) for _ in range(concurrency)]
+        gevent.joinall(senders)
+
+    def _closed_sender(self, end_ns: int) -> None:
+        while not self._stopping:
+            now = time.monotonic_ns()
+            if now >= end_ns:
+                return
+            seq = self._next_seq()
+            self.counters.scheduled += 1
+            self._in_flight[seq] = (now, now, 0, gevent.getcurrent())
+            self.counters.in_flight = len(self._in_flight)
+            body = self._bodies[next(self._choice)]
+            sent = time.monotonic_ns()
+            self._in_flight[seq] = (now, sent, len(body), gevent.getcurrent())
+            self.counters.sent += 1
+            outcome = self._transport.send(body)
+            done = time.monotonic_ns()
+            del self._in_flight[seq]
+            self.counters.in_flight = len(self._in_flight)
+            # closed loop: the request is "scheduled" when it is sent (that is the point)
+            self._record(seq, sent, sent, done, len(body), outcome)
+
+    # -- shutdown --------------------------------------------------------------------------
+    def drain(self, grace_s: float) -> int:
+        """Wait up to grace_s for in-flight requests; record the rest as interrupted. Returns that count."""
+        deadline = time.monotonic() + grace_s
+        while self._in_flight and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        leftovers = list(self._in_flight.items())
+        greenlets = [g for _, (_, _, _, g) in leftovers if g is not None and g is not gevent.getcurrent()]
+        gevent.killall(greenlets, block=True, timeout=1.0)
+        now = time.monotonic_ns()
+        interrupted = 0
+        for seq, (scheduled, sent, bytes_out, _) in leftovers:
+            if self._in_flight.pop(seq, None) is None:
+                continue  # it finished while we were stopping the others
+            interrupted += 1
+            self._record(seq, scheduled, sent, now, bytes_out, Outcome("error", 0, 0, INTERRUPTED))
+        self.counters.in_flight = 0
+        return interrupted
+
+    # -- records ---------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def _record(
+        self, seq: int, scheduled: int, sent: int, done: int, bytes_out: int, outcome: Outcome
+    ) -> None:
+        if outcome.status == "ok":
+            self.counters.ok += 1
+        elif outcome.status in ("error", "timeout"):
+            self.counters.errors += 1
+        if outcome.status != "dropped":
+            self.counters.done += 1
+        self._sink(
+            RequestRecord(
+                seq=seq,
+                stream=self._stream,
+                server=self._server,
+                protocol=self._protocol,
+                batch=self._batch,
+                scheduled_ns=scheduled,
+                sent_ns=sent,
+                done_ns=done,
+                bytes_out=bytes_out,
+                bytes_in=outcome.bytes_in,
+                status=outcome.status,  # type: ignore[arg-type]
+                code=outcome.code,
+                error=outcome.error,
+            )
+        )

@@ -1,0 +1,287 @@
+"""The per-request results format (version 1): one record per request, streamed as JSON Lines.
+
+Why a stream with a header: an interrupted run keeps every record written so far, and any run
+can be re-analysed later without guessing its format (the header names schema and version, and
+echoes the resolved settings). docs/results-format.md documents the format for readers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import orjson
+
+SCHEMA = "inferload.requests"
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "error", "timeout", "dropped")
+Status = Literal["ok", "error", "timeout", "dropped"]
+FLUSH_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request: times are `time.monotonic_ns()` (one clock for all processes on Linux).
+
+    Latency = done - scheduled (free of coordinated omission), service time = done - sent,
+    lateness = sent - scheduled (the generator's own health). Dropped arrivals have
+    sent_ns = done_ns = scheduled_ns and were never sent.
+    """
+
+    seq: int
+    stream: int
+    server: str
+    protocol: str
+    batch: int
+    scheduled_ns: int
+    sent_ns: int
+    done_ns: int
+    bytes_out: int
+    bytes_in: int
+    status: Status
+    code: int
+    error: str | None
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    """Line 1 of every records stream: what produced the records that follow."""
+
+    run: str
+    stream: int
+    settings: dict[str, Any]
+    measure_start_ns: int
+    measure_end_ns: int
+    server_kind: str | None = None
+    hostname: str = field(default_factory=lambda: os.uname().nodename)
+    pid: int = field(default_factory=os.getpid)
+    versions: dict[str, str] = field(default_factory=dict)
+    created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    schema: str = SCHEMA
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        # schema first, so `head -1` reads naturally
+        return {"schema": data.pop("schema"), "schema_version": data.pop("schema_version"), **data}
+
+
+class SchemaError(ValueError):
+    """A records stream that is not inferload.requests version 1 (or is malformed)."""
+
+
+def stream_path(run_dir: str | Path, stream: int | None = None) -> Path:
+    """`requests.jsonl` for a single stream, `requests.<stream>.jsonl` for one of several."""
+    name = "requests.jsonl" if stream is None else f"requests.{stream}.jsonl"
+    return Path(run_dir) / name
+
+
+class RecordWriter:
+    """Streams records to JSON Lines, header first; flushes at least every FLUSH_INTERVAL_S.
+
+    `add` buffers; `flush_if_due` (called by `add` and by a periodic timer in the engine) writes
+    the buffer out, so a killed process loses at most the last quarter second.
+    """
+
+    def __init__(self, target: str | Path | IO[bytes], header: RunHeader) -> None:
+        if isinstance(target, (str, Path)):
+            self._file: IO[bytes] = open(target, "wb")  # noqa: SIM115 - closed in close()
+            self._owns_file = True
+        else:
+            self._file = target
+            self._owns_file = False
+        self._buffer: list[bytes] = [orjson.dumps(header.to_dict()) + b"\n"]
+        self._last_flush = time.monotonic()
+        self.count = 0
+        self.flush()
+
+    def add(self, record: RequestRecord) -> None:
+        self._buffer.append(orjson.dumps(record) + b"\n")
+        self.count += 1
+        self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._file.write(b"".join(self._buffer))
+            self._buffer.clear()
+        self._file.flush()
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+        if self._owns_file:
+            self._file.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_lines(source: str | Path | IO[bytes] | IO[str]) -> tuple[Iterator[bytes | str], IO[Any] | None]:
+    if isinstance(source, (str, Path)):
+        handle = open(source, "rb")  # noqa: SIM115 - closed by the caller
+        return iter(handle), handle
+    return iter(source), None
+
+
+def _check_header(line: bytes | str, where: str) -> dict[str, Any]:
+    try:
+        header = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise SchemaError(f"{where}: line 1 is not JSON ({exc}); expected an {SCHEMA} header") from exc
+    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
+        raise SchemaError(f"{where}: not an {SCHEMA} stream (line 1 has schema={_schema_of(header)!r})")
+    version = header.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise SchemaError(
+            f"{where}: schema_version {version!r} is not supported by this inferload "
+            f"(it reads version {SCHEMA_VERSION}); re-run the load or use a matching inferload version"
+        )
+    return header
+
+
+def _schema_of(header: Any) -> Any:
+    return header.get("schema") if isinstance(header, dict) else None
+
+
+def _where(source: object) -> str:
+    return str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "<stream>")
+
+
+def read_header(source: str | Path | IO[bytes] | IO[str]) -> dict[str, Any]:
+    """The header of a records stream, checked for schema and version."""
+    lines, handle = _open_lines(source)
+    try:
+        first = next(lines, None)
+        if first is None:
+            raise SchemaError(f"{_where(source)}: empty file, expected an {SCHEMA} header")
+        return _check_header(first, _where(source))
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def read_records(source: str | Path | IO[bytes] | IO[str]) -> Iterator[RequestRecord]:
+    """Yield the records of one stream (a path or an open file), refusing other schemas/versions.
+
+    A truncated last line (the writer was killed mid-write) is skipped, not an error.
+    """
+    where = _where(source)
+    lines, handle = _open_lines(source)
+    try:
+        first = next(lines, None)
+        if first is None:
+            raise SchemaError(f"{where}: empty file, expected an {SCHEMA} header")
+        _check_header(first, where)
+        for number, line in enumerate(lines, start=2):
+            if not line.strip():
+                continue
+            try:
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                if _is_last(lines):
+                    return
+                raise SchemaError(f"{where}: line {number} is not JSON") from None
+            try:
+                yield RequestRecord(**data)
+            except TypeError as exc:
+                raise SchemaError(f"{where}: line {number} is not a RequestRecord ({exc})") from exc
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _is_last(lines: Iterator[Any]) -> bool:
+    return next(lines, None) is None
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run directory read back: one header per stream and every record as a DataFrame.
+
+    Derived columns (milliseconds): latency_ms = done - scheduled, service_ms = done - sent,
+    lateness_ms = sent - scheduled; `in_window` marks records scheduled inside the steady
+    window [measure_start_ns, measure_end_ns) of their stream's header.
+    """
+
+    headers: list[dict[str, Any]]
+    records: Any  # pandas.DataFrame (typed loosely: pandas is imported lazily)
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return self.headers[0]
+
+    @property
+    def measure_start_ns(self) -> int:
+        return min(h["measure_start_ns"] for h in self.headers)
+
+    @property
+    def measure_end_ns(self) -> int:
+        return max(h["measure_end_ns"] for h in self.headers)
+
+
+def run_streams(run_dir: str | Path) -> list[Path]:
+    """The records files of a run directory, in stream order."""
+    run_dir = Path(run_dir)
+    single = run_dir / "requests.jsonl"
+    many = sorted(run_dir.glob("requests.*.jsonl"), key=lambda p: (len(p.name), p.name))
+    return ([single] if single.exists() else []) + many
+
+
+def read_run(run_dir: str | Path) -> RunData:
+    """Read every records stream of a run directory into one DataFrame (see RunData)."""
+    import pandas as pd
+
+    paths = run_streams(run_dir)
+    if not paths:
+        raise FileNotFoundError(
+            f"{run_dir}: no requests.jsonl or requests.<stream>.jsonl here; is this a load run directory?"
+        )
+    headers: list[dict[str, Any]] = []
+    frames = []
+    for path in paths:
+        header = read_header(path)
+        headers.append(header)
+        rows = [asdict(r) for r in read_records(path)]
+        frame = pd.DataFrame(rows, columns=list(RECORD_FIELDS))
+        frame["in_window"] = (frame["scheduled_ns"] >= header["measure_start_ns"]) & (
+            frame["scheduled_ns"] < header["measure_end_ns"]
+        )
+        frames.append(frame)
+    records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RECORD_FIELDS))
+    int_columns = [
+        "seq",
+        "stream",
+        "batch",
+        "scheduled_ns",
+        "sent_ns",
+        "done_ns",
+        "bytes_out",
+        "bytes_in",
+        "code",
+    ]
+    records[int_columns] = records[int_columns].astype("int64")
+    records["latency_ms"] = (records["done_ns"] - records["scheduled_ns"]) / 1e6
+    records["service_ms"] = (records["done_ns"] - records["sent_ns"]) / 1e6
+    records["lateness_ms"] = (records["sent_ns"] - records["scheduled_ns"]) / 1e6
+    records = records.sort_values(["scheduled_ns", "stream", "seq"], ignore_index=True)
+    return RunData(headers=headers, records=records)
+
+
+def records_from_bytes(data: bytes) -> list[RequestRecord]:
+    """Convenience for tests and pipes: parse a whole stream held in memory."""
+    return list(read_records(io.BytesIO(data)))

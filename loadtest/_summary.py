@@ -1,0 +1,143 @@
+"""LoadSummary (load.json): did the generator keep its schedule, and what did it send?
+
+Why a validity verdict: a generator that falls behind closes the loop by accident and makes the
+server look better than it is. Like LoadGen's "Result is VALID/INVALID", every run says whether
+it can be reported as a server result, and why not.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._schema import SCHEMA_VERSION, RunData
+from ._settings import LoadSettings
+
+LOAD_SCHEMA = "inferload.load"
+RATE_SHORTFALL_LIMIT = 0.05  # achieved send rate more than 5 % below target: invalid
+CPU_SATURATED_PERCENT = 95.0  # one generator process at ~one full core: it cannot keep up
+
+
+class LoadSummary(BaseModel):
+    """Generator health and counts of one load run; written to load.json."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    schema_: str = Field(default=LOAD_SCHEMA, alias="schema")
+    schema_version: int = SCHEMA_VERSION
+    run: str
+    server: str
+    protocol: str
+    mode: str
+    batch: int
+    server_kind: str | None
+    processes: int
+    target_rate: float | None
+    concurrency: int | None
+    warmup_s: float
+    duration_s: float
+    window_s: float
+    achieved_arrival_rate: float
+    achieved_send_rate: float
+    ok_rate: float
+    counts: dict[str, int]
+    counts_total: dict[str, int]
+    lateness_ms: dict[str, float | None]
+    generator_cpu_percent: list[float]
+    generator_cpu_percent_total: float
+    interrupted: bool
+    valid: bool
+    invalid_reasons: list[str]
+    settings: dict[str, Any]
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.model_dump_json(indent=2, by_alias=True) + "\n")
+        return path
+
+
+def _percentile(values: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(values, q)) if values.size else None
+
+
+def summarize(
+    settings: LoadSettings,
+    data: RunData,
+    *,
+    cpu_percent: list[float],
+    interrupted: bool,
+) -> LoadSummary:
+    """Compute the summary of a finished (or interrupted) run from its records."""
+    records = data.records
+    window_s = (data.measure_end_ns - data.measure_start_ns) / 1e9
+    in_window = records[records["in_window"]]
+    statuses = ("ok", "error", "timeout", "dropped")
+    counts = {s: int((in_window["status"] == s).sum()) for s in statuses}
+    counts_total = {s: int((records["status"] == s).sum()) for s in statuses}
+    sent = in_window[in_window["status"] != "dropped"]
+    lateness = sent["lateness_ms"].to_numpy(dtype=float)
+    lateness_ms = {
+        "p50": _percentile(lateness, 50),
+        "p99": _percentile(lateness, 99),
+        "max": float(lateness.max()) if lateness.size else None,
+    }
+    arrivals = len(in_window)
+    achieved_arrival_rate = arrivals / window_s if window_s > 0 else 0.0
+    achieved_send_rate = len(sent) / window_s if window_s > 0 else 0.0
+    reasons: list[str] = []
+    if interrupted:
+        reasons.append("the run was interrupted before the end of its window")
+    p99 = lateness_ms["p99"]
+    if p99 is not None and p99 > settings.lateness_p99_limit_ms:
+        reasons.append(
+            f"generator lateness p99 {p99:.2f} ms is above the limit {settings.lateness_p99_limit_ms} ms: "
+            "the generator could not keep its schedule (lower the rate or add --processes)"
+        )
+    if settings.mode == "open" and settings.rate and not interrupted:
+        expected = settings.rate * window_s
+        # Poisson counts fluctuate by sqrt(n): flag only shortfalls beyond 5 % AND beyond 3 sigma
+        shortfall = expected - len(sent)
+        if len(sent) < (1 - RATE_SHORTFALL_LIMIT) * expected and shortfall > 3 * math.sqrt(max(expected, 1)):
+            reasons.append(
+                f"achieved send rate {achieved_send_rate:.1f}/s is more than "
+                f"{RATE_SHORTFALL_LIMIT:.0%} below the target {settings.rate:g}/s "
+                f"({counts['dropped']} arrivals dropped at the in-flight bound {settings.max_in_flight})"
+            )
+    saturated = [p for p in cpu_percent if p >= CPU_SATURATED_PERCENT]
+    if saturated:
+        reasons.append(
+            f"generator CPU saturated ({', '.join(f'{p:.0f}%' for p in saturated)} of one core): "
+            "its timings are not trustworthy; add --processes or lower the rate"
+        )
+    if arrivals == 0:
+        reasons.append("no arrival in the measuring window")
+    return LoadSummary(
+        run=settings.run,
+        server=settings.server,
+        protocol=settings.protocol,
+        mode=settings.mode,
+        batch=settings.batch,
+        server_kind=settings.server_kind,
+        processes=settings.processes,
+        target_rate=settings.rate,
+        concurrency=settings.concurrency,
+        warmup_s=settings.warmup_s,
+        duration_s=settings.duration_s,
+        window_s=window_s,
+        achieved_arrival_rate=achieved_arrival_rate,
+        achieved_send_rate=achieved_send_rate,
+        ok_rate=counts["ok"] / window_s if window_s > 0 else 0.0,
+        counts=counts,
+        counts_total=counts_total,
+        lateness_ms=lateness_ms,
+        generator_cpu_percent=cpu_percent,
+        generator_cpu_percent_total=float(sum(cpu_percent)),
+        interrupted=interrupted,
+        valid=not reasons,
+        invalid_reasons=reasons,
+        settings=settings.resolved(),
+    )

@@ -1,0 +1,157 @@
+"""Thin senders with one interface: `send(body) -> Outcome(status, code, bytes_in, error)`.
+
+Why this shape: the engine only times calls and records outcomes, so every failure (HTTP error,
+gRPC status, timeout, connection reset) must come back as a value, never as an exception that
+would end the run. HTTP uses geventhttpclient (a kept-alive pool sized for the in-flight bound);
+gRPC uses grpcio with raw bytes in and out (identity serializers). Load processes call
+`grpc.experimental.gevent.init_gevent()` (see _worker.py) so blocking gRPC calls cooperate.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from ._settings import LoadSettings
+
+TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
+TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
+_ERROR_TEXT = 300
+_GRPC_MAX_MESSAGE = 1024 * 1024 * 1024
+
+
+class Outcome(NamedTuple):
+    status: str  # "ok" | "error" | "timeout"
+    code: int  # HTTP status or gRPC status code, 0 if none
+    bytes_in: int
+    error: str | None
+
+
+class Transport(Protocol):
+    def send(self, body: bytes) -> Outcome: ...
+
+    def prime(self) -> None:
+        """Connect (and resolve the address) before the schedule starts, sending no request."""
+
+    def close(self) -> None: ...
+
+
+def rest_path(server: str, model_name: str) -> str:
+    if server == "tfserving":
+        return f"/v1/models/{model_name}:predict"
+    return f"/predictions/{model_name}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:_ERROR_TEXT]
+
+
+class HttpTransport:
+    """POST bodies to one URL over kept-alive connections (geventhttpclient)."""
+
+    def __init__(self, host: str, port: int, path: str, content_type: str, *, timeout_s: float, pool: int):
+        from geventhttpclient import HTTPClient
+
+        self._path = path
+        self._timeout_s = timeout_s
+        self._headers = {"Content-Type": content_type, "Connection": "keep-alive"}
+        self._client = HTTPClient(
+            host.strip("[]"),
+            port,
+            concurrency=pool,
+            connection_timeout=timeout_s,
+            network_timeout=timeout_s,
+            block_size=65536,
+        )
+
+    def send(self, body: bytes) -> Outcome:
+        import gevent
+
+        try:
+            with gevent.Timeout(self._timeout_s):
+                response = self._client.request("POST", self._path, body=body, headers=self._headers)
+                data = response.read()
+                code = response.status_code
+                response.release()
+        except gevent.Timeout:
+            return Outcome("timeout", 0, 0, f"no response within {self._timeout_s} s")
+        except TimeoutError as exc:
+            return Outcome("timeout", 0, 0, _describe(exc))
+        except Exception as exc:  # connection refused/reset, protocol errors: a record, not a crash
+            return Outcome("error", 0, 0, _describe(exc))
+        if 200 <= code < 300:
+            return Outcome("ok", code, len(data), None)
+        return Outcome(
+            "error", code, len(data), data[:_ERROR_TEXT].decode("utf-8", "replace") or f"HTTP {code}"
+        )
+
+    def prime(self) -> None:
+        try:
+            pool = self._client._connection_pool
+            pool.release_socket(pool.get_socket())
+        except Exception:  # noqa: S110 - best effort: the first request reconnects anyway
+            pass
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class GrpcTransport:
+    """Unary calls with raw request bytes on one grpcio channel (no generated stubs needed)."""
+
+    def __init__(self, host: str, port: int, method: str, *, timeout_s: float):
+        import grpc
+
+        self._grpc = grpc
+        self._timeout_s = timeout_s
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        self._channel = grpc.insecure_channel(
+            f"{host}:{port}",
+            options=[
+                ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE),
+                ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE),
+            ],
+        )
+        self._call = self._channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+
+    def send(self, body: bytes) -> Outcome:
+        grpc = self._grpc
+        try:
+            response = self._call(body, timeout=self._timeout_s)
+        except grpc.RpcError as exc:
+            status = exc.code() if hasattr(exc, "code") else None
+            code = int(status.value[0]) if status is not None else 0
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            kind = "timeout" if status == grpc.StatusCode.DEADLINE_EXCEEDED else "error"
+            name = status.name if status is not None else "UNKNOWN"
+            return Outcome(kind, code, 0, f"{name}: {details}"[:_ERROR_TEXT])
+        except Exception as exc:
+            return Outcome("error", 0, 0, _describe(exc))
+        return Outcome("ok", 0, len(response), None)
+
+    def prime(self) -> None:
+        try:
+            self._grpc.channel_ready_future(self._channel).result(timeout=self._timeout_s)
+        except self._grpc.FutureTimeoutError:
+            pass  # the requests will report what is wrong
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def make_transport(settings: LoadSettings) -> Transport:
+    """The sender for settings.server x settings.protocol at settings.host:resolved_port."""
+    from ._payloads import CONTENT_TYPES
+
+    if settings.protocol == "grpc":
+        method = TFSERVING_PREDICT if settings.server == "tfserving" else TORCHSERVE_PREDICT
+        return GrpcTransport(settings.host, settings.resolved_port, method, timeout_s=settings.timeout_s)
+    pool = settings.max_in_flight if settings.mode == "open" else (settings.concurrency or 1)
+    return HttpTransport(
+        settings.host,
+        settings.resolved_port,
+        rest_path(settings.server, settings.model_name),
+        CONTENT_TYPES[(settings.server, settings.protocol)],
+        timeout_s=settings.timeout_s,
+        pool=pool,
+    )

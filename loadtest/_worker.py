@@ -1,0 +1,144 @@
+"""One load process: `python -m loadtest._worker --stream K --streams N --out DIR` (settings on stdin).
+
+Why a subprocess: gevent monkey-patching must happen before anything else is imported, and the
+load path must never carry TensorFlow or torch. Protocol with the parent (_runner.py), one JSON
+object per line: the parent writes the settings, the worker builds its payload pool and answers
+{"event": "ready"}; the parent then writes {"start_ns": ...} (a common start on the machine-wide
+monotonic clock); the worker reports {"event": "progress", ...} twice a second and
+{"event": "done", ...} at the end. SIGTERM/SIGINT stop the schedule and drain in-flight requests.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import grpc.experimental.gevent as grpc_gevent  # noqa: E402
+
+grpc_gevent.init_gevent()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+import psutil  # noqa: E402
+
+from ._arrivals import make_arrivals, stream_seed  # noqa: E402
+from ._engine import Engine  # noqa: E402
+from ._payloads import build_pool  # noqa: E402
+from ._schema import RecordWriter, RunHeader, stream_path  # noqa: E402
+from ._settings import LoadSettings  # noqa: E402
+from ._transports import make_transport  # noqa: E402
+from ._versions import versions  # noqa: E402
+
+PROGRESS_INTERVAL_S = 0.5
+DRAIN_GRACE_ON_STOP_S = 2.0
+
+
+def _emit(event: str, **data: Any) -> None:
+    sys.stdout.write(json.dumps({"event": event, **data}) + "\n")
+    sys.stdout.flush()
+
+
+def _read_message() -> dict[str, Any]:
+    line = sys.stdin.readline()
+    if not line:
+        raise SystemExit("load worker: the parent closed stdin before starting the run")
+    message: dict[str, Any] = json.loads(line)
+    return message
+
+
+def run_worker(stream: int, streams: int, out_dir: Path) -> int:
+    settings = LoadSettings.model_validate(_read_message()["settings"])
+    pool = build_pool(settings)
+    transport = make_transport(settings)
+    transport.prime()
+    _emit("ready", pool=len(pool), encode_s=pool.encode_s, body_bytes=[len(b) for b in pool.bodies])
+
+    start_ns = int(_read_message()["start_ns"])
+    measure_start = start_ns + round(settings.warmup_s * 1e9)
+    measure_end = measure_start + round(settings.duration_s * 1e9)
+    header = RunHeader(
+        run=settings.run,
+        stream=stream,
+        settings={**settings.resolved(), "streams": streams},
+        measure_start_ns=measure_start,
+        measure_end_ns=measure_end,
+        server_kind=settings.server_kind,
+        versions=versions(),
+    )
+    writer = RecordWriter(stream_path(out_dir, stream), header)
+    engine = Engine(
+        transport=transport,
+        bodies=pool.bodies,
+        sink=writer.add,
+        server=settings.server,
+        protocol=settings.protocol,
+        batch=settings.batch,
+        stream=stream,
+        payload_seed=stream_seed(settings.payload_seed, stream),
+        max_in_flight=settings.max_in_flight,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, engine.stop)
+
+    def report_progress() -> None:
+        while True:
+            gevent.sleep(PROGRESS_INTERVAL_S)
+            writer.flush_if_due()
+            _emit("progress", **engine.counters.as_dict())
+
+    process = psutil.Process()
+    cpu_before = process.cpu_times()
+    wall_from_ns = max(time.monotonic_ns(), start_ns)  # CPU is ~idle while waiting for the start
+    reporter = gevent.spawn(report_progress)
+    try:
+        if settings.mode == "open":
+            rate = settings.rate_per_process()
+            assert rate is not None
+            arrivals = make_arrivals(settings.arrival, rate, stream_seed(settings.seed, stream))
+            engine.run_open(arrivals, start_ns, measure_end)
+        else:
+            concurrency = settings.concurrency or 1
+            share = concurrency // streams + (1 if stream < concurrency % streams else 0)
+            if share:
+                engine.run_closed(share, start_ns, measure_end)
+        grace = DRAIN_GRACE_ON_STOP_S if engine.stopping else settings.timeout_s + 1.0
+        interrupted = engine.drain(grace)
+    finally:
+        reporter.kill()
+        engine.close()
+        writer.close()
+        transport.close()
+    cpu_after = process.cpu_times()
+    wall_s = max((time.monotonic_ns() - wall_from_ns) / 1e9, 1e-9)
+    busy_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    _emit(
+        "done",
+        stream=stream,
+        records=writer.count,
+        interrupted=interrupted,
+        stopped=engine.stopping,
+        cpu_s=busy_s,
+        wall_s=wall_s,
+        cpu_percent=100.0 * busy_s / wall_s,
+        counters=engine.counters.as_dict(),
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest._worker", description=__doc__)
+    parser.add_argument("--stream", type=int, required=True)
+    parser.add_argument("--streams", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    return run_worker(args.stream, args.streams, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""`export_all`: the one call that makes every artifact the servers need, and skips work already done.
+
+model.json is written last: it marks a complete export, and records the spec and the versions of the
+libraries that wrote the artifacts (reports quote them).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from models.artifacts import MODEL_NAME, ArtifactLayout
+from models.linear import LinearSpec
+
+MODEL_JSON_SCHEMA = "inferload.model"
+MODEL_JSON_VERSION = 1
+VERSIONED_PACKAGES = ("tensorflow-cpu", "tensorflow", "torch", "torchserve", "torch-model-archiver", "numpy")
+
+
+def exporter_versions() -> dict[str, str]:
+    """Installed versions of the libraries that write or serve the artifacts (without importing them)."""
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@contextmanager
+def _step(message: str) -> Iterator[None]:
+    print(f"export: {message} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    yield
+    print(f"export: {message}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def is_current(layout: ArtifactLayout, spec: LinearSpec) -> bool:
+    """True when model.json names this spec and both artifacts are on disk."""
+    if not layout.exists():
+        return False
+    try:
+        return layout.spec() == spec
+    except (ValueError, KeyError, json.JSONDecodeError):
+        return False
+
+
+def export_all(spec: LinearSpec, out: str | Path, force: bool = False) -> ArtifactLayout:
+    """Write model.json, the SavedModel and linear.mar under `out`; skip if already there for this spec."""
+    from models.mar_export import export_mar
+    from models.tf_export import export_saved_model
+
+    layout = ArtifactLayout(Path(out))
+    if not force and is_current(layout, spec):
+        print(
+            f"export: {layout.root} already holds {_describe(spec)}; skipping (use --force to redo)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return layout
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.model_json.unlink(missing_ok=True)  # an interrupted export must not look complete
+    with _step(f"weights for {_describe(spec)}"):
+        weights = spec.weights()
+    with _step(f"SavedModel -> {layout.tf_version_dir}"):
+        staging = layout.tf_base_path / f".{layout.tf_version_dir.name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        export_saved_model(spec, weights, staging)
+        shutil.rmtree(layout.tf_version_dir, ignore_errors=True)
+        staging.rename(layout.tf_version_dir)
+    with _step(f"TorchServe archive -> {layout.mar}"):
+        export_mar(spec, weights, layout.model_store)
+    document = {
+        "schema": MODEL_JSON_SCHEMA,
+        "schema_version": MODEL_JSON_VERSION,
+        "name": MODEL_NAME,
+        **spec.to_dict(),
+        "versions": exporter_versions(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    layout.model_json.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"export: wrote {layout.root}", file=sys.stderr, flush=True)
+    return layout
+
+
+def _describe(spec: LinearSpec) -> str:
+    return f"{spec.classes} x {spec.features} (seed {spec.seed}, {spec.weight_bytes / 2**20:.1f} MiB)"

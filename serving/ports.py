@@ -1,0 +1,98 @@
+"""The seven ports of the two servers, and who holds a port, so a clash is reported before anything starts."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+
+import psutil
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Standard ports by default (as in docker-compose.yml); tests use `Ports.free()`."""
+
+    tfserving_grpc: int = 8500
+    tfserving_rest: int = 8501
+    torchserve_inference: int = 8080
+    torchserve_management: int = 8081
+    torchserve_metrics: int = 8082
+    torchserve_grpc: int = 7070
+    torchserve_grpc_management: int = 7071
+
+    def __post_init__(self) -> None:
+        values = self.to_dict()
+        for name, port in values.items():
+            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+                raise ValueError(f"Ports.{name} must be an integer port number 1-65535, got {port!r}")
+        if len(set(values.values())) != len(values):
+            raise ValueError(f"Ports must all differ, got {values}")
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Seven distinct ports that are free on 127.0.0.1 right now (the kernel picks them)."""
+        with contextlib.ExitStack() as stack:
+            chosen = []
+            for _ in fields(cls):
+                sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sock.bind((LOOPBACK, 0))
+                chosen.append(sock.getsockname()[1])
+        return cls(*chosen)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> Ports:
+        return cls(**data)
+
+    def of(self, server: str) -> dict[str, int]:
+        """The ports one server (`tfserving` or `torchserve`) listens on, by role."""
+        prefix = f"{server}_"
+        picked = {name: port for name, port in self.to_dict().items() if name.startswith(prefix)}
+        if not picked:
+            raise ValueError(f"unknown server {server!r}: expected 'tfserving' or 'torchserve'")
+        return picked
+
+
+def is_free(port: int, host: str = LOOPBACK) -> bool:
+    """True when a listening socket could bind `host:port` now (TIME_WAIT leftovers do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def port_owner(port: int) -> str:
+    """'pid 123 (java ...)' for the process listening on the port, or why it cannot be told."""
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except psutil.AccessDenied:
+        return "unknown process (no permission to list sockets)"
+    for conn in connections:
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+            if conn.pid is None:
+                return "unknown process (no permission to see it)"
+            try:
+                proc = psutil.Process(conn.pid)
+                command = " ".join(proc.cmdline())[:160] or proc.name()
+            except psutil.Error:
+                command = "exited"
+            return f"pid {conn.pid} ({command})"
+    return "unknown process (no listening socket found; maybe another user's)"
+
+
+def busy_ports(ports: Ports | Iterable[int]) -> list[tuple[int, str]]:
+    """The ports that are already bound on 127.0.0.1, each with a description of its owner."""
+    numbers = list(ports.to_dict().values()) if isinstance(ports, Ports) else list(ports)
+    return [(port, port_owner(port)) for port in numbers if not is_free(port)]

@@ -1,0 +1,47 @@
+"""Server-side knobs of one experiment cell, validated once so a typo fails before a server starts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TfServingKind = Literal["auto", "tensorflow_model_server", "tfs-compat"]
+
+
+class ServerSettings(BaseModel):
+    """Workers and batching of both servers; echoed into servers.json and every results header."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    torchserve_workers: int = Field(
+        default=1, ge=1, le=64, description="Python worker processes for the model"
+    )
+    torchserve_batch_size: int = Field(
+        default=1, ge=1, le=4096, description="server-side batch size (1 = off)"
+    )
+    torchserve_max_batch_delay_ms: int = Field(
+        default=5, ge=0, le=60_000, description="how long TorchServe waits to fill a batch"
+    )
+    torchserve_job_queue_size: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="requests queued per model before TorchServe answers 503",
+    )
+    torchserve_decode_input_request: bool = Field(
+        default=False,
+        description=(
+            "let TorchServe's worker json-decode JSON bodies before the handler (its default, true, "
+            "uses the stdlib json module: ~130 ms for one full-size instance; false hands the bytes "
+            "to our handler, which parses them with orjson)"
+        ),
+    )
+    tfserving_batching: bool = Field(default=False, description="--enable_batching with the parameters below")
+    tfserving_max_batch_size: int = Field(default=32, ge=1, le=4096)
+    tfserving_batch_timeout_us: int = Field(default=1000, ge=0, le=60_000_000)
+    tfserving_num_batch_threads: int = Field(default=2, ge=1, le=256)
+    tfserving_max_enqueued_batches: int = Field(default=1000, ge=1, le=1_000_000)
+    tfserving_kind: TfServingKind = Field(
+        default="auto", description="auto = the real tensorflow_model_server if on PATH, else tfs-compat"
+    )

@@ -1,0 +1,57 @@
+"""One error type for both front ends, so REST and gRPC report the same failure the same way.
+
+TF Serving carries a status code with every failure and maps it to HTTP in `http_server.cc`
+(`ToHTTPStatusCode`); we keep its codes and that mapping.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+# TF Serving's ToHTTPStatusCode (tensorflow_serving/model_servers/http_server.cc).
+_HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+}
+
+
+class ServingError(Exception):
+    """A request failed; `code` says why in gRPC terms, `message` says it in TF Serving's words."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self._http_status = http_status
+
+    @property
+    def http_status(self) -> int:
+        """TF Serving's mapping of the code, unless a REST-only failure set its own (e.g. 413)."""
+        return self._http_status or _HTTP_STATUS.get(self.code, 500)
+
+
+def invalid_argument(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def not_found(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def failed_precondition(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.FAILED_PRECONDITION, message)

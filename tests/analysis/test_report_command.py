@@ -1,0 +1,55 @@
+"""`inferload report RESULTS_DIR [--compare DIR] [--out DIR]`: where it wrote, the verdicts, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from synthetic_results import ResultsBuilder
+
+from inferload.cli import main
+
+
+def test_prints_paths_and_verdict_lines(results: ResultsBuilder, capsys: pytest.CaptureFixture[str]) -> None:
+    for rate, p99 in [(10, 5.0), (20, 50.0), (40, 500.0)]:
+        results.cell(rate=rate, latency_ms=p99)
+    assert main(["report", str(results.root)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {results.root / 'report.html'}" in out
+    assert f"wrote {results.root / 'summary.json'}" in out
+    assert "torchserve grpc [default] batch 1: max 20/s under the SLO" in out
+    assert "best: torchserve grpc [default] batch 1" in out
+
+
+def test_out_and_compare(results: ResultsBuilder, tmp_path: Path) -> None:
+    results.cell(rate=10, latency_ms=5.0)
+    out = tmp_path / "out"
+    assert main(["report", str(results.root), "--compare", str(results.root), "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["comparison"]["p99_ms"][0]["delta"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("prepare", "message"),
+    [
+        ("missing", "no such results directory"),
+        ("empty", "the directory is empty"),
+        ("newer", "format version 2 is not supported (this inferload reads version 1)"),
+    ],
+)
+def test_bad_results_directories_exit_2_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], prepare: str, message: str
+) -> None:
+    root = tmp_path / "results"
+    if prepare == "empty":
+        root.mkdir()
+    elif prepare == "newer":
+        ResultsBuilder(root).cell()
+        manifest = json.loads((root / "manifest.json").read_text())
+        manifest["schema_version"] = 2
+        (root / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["report", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("inferload report: error: ")
+    assert message in err
+    assert "Traceback" not in err

@@ -1,0 +1,137 @@
+"""`write_report` writes a self-contained report.html, summary.md and summary.json for a results dir."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from synthetic_results import ResultsBuilder, evenly, write_run
+
+from analysis import ReportPaths, write_report
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> ResultsBuilder:
+    """torchserve grpc sustains 40/s; tfserving rest-json misses already at 10/s; one invalid cell."""
+    results = ResultsBuilder(tmp_path_factory.mktemp("sweep") / "experiment")
+    metrics = [
+        {
+            "t_ns": 1_000_000_000_000 + i * 500_000_000,
+            "server": "torchserve",
+            "cpu_percent": 50.0 + i,
+            "rss_bytes": 300 * 1024 * 1024,
+        }
+        for i in range(5)
+    ]
+    for rate, p99 in [(10, 5), (20, 8), (40, 30), (80, 250)]:
+        results.cell(
+            server="torchserve",
+            protocol="grpc",
+            rate=rate,
+            latency_ms=p99,
+            metrics=metrics,
+            payloads=[
+                {
+                    "server": "torchserve",
+                    "protocol": "grpc",
+                    "batch": 1,
+                    "body_bytes": 4096,
+                    "encode_ms_median": 0.01,
+                }
+            ],
+        )
+    results.cell(
+        server="torchserve",
+        protocol="grpc",
+        rate=160,
+        latency_ms=5,
+        valid=False,
+        invalid_reasons=["generator CPU saturated (99% of one core)"],
+    )
+    for rate, p99 in [(10, 150), (20, 300)]:
+        results.cell(server="tfserving", protocol="rest-json", rate=rate, latency_ms=p99)
+    results.cell(server="torchserve", protocol="grpc", rate=None, concurrency=1, batch=8, latency_ms=4)
+    manifest = json.loads((results.root / "manifest.json").read_text())
+    manifest["skipped_cells"] = [{"cell_id": "tfserving-rest-json-b1024", "reason": "a 5 GB JSON body"}]
+    (results.root / "manifest.json").write_text(json.dumps(manifest))
+    results.floor([{"framework": "torch", "batch": 1, "median_ms": 0.2, "p90_ms": 0.3, "n": 20}])
+    return results
+
+
+@pytest.fixture(scope="module")
+def report(sweep: ResultsBuilder) -> ReportPaths:
+    """The report of `sweep`, written once for the module (rendering the plots takes a few seconds)."""
+    return write_report(sweep.root)
+
+
+def test_three_files_are_written_into_the_results_directory(
+    sweep: ResultsBuilder, report: ReportPaths
+) -> None:
+    assert report.html == sweep.root / "report.html"
+    assert all(p.is_file() and p.stat().st_size > 0 for p in (report.html, report.markdown, report.json))
+
+
+def test_out_dir_is_honoured(tmp_path: Path) -> None:
+    results = ResultsBuilder(tmp_path / "experiment")
+    results.cell()
+    paths = write_report(results.root, out_dir=tmp_path / "elsewhere")
+    assert paths.json.parent == tmp_path / "elsewhere"
+    assert not (results.root / "report.html").exists()
+
+
+def test_summary_json_always_has_the_verdict_fields(report: ReportPaths) -> None:
+    summary = json.loads(report.json.read_text())
+    assert (summary["schema"], summary["schema_version"]) == ("inferload.summary", 1)
+    verdicts = {(v["server"], v["protocol"]): v for v in summary["verdicts"]}
+    torchserve = verdicts[("torchserve", "grpc")]
+    assert torchserve["max_rate_under_slo"] == 40.0
+    assert torchserve["half_rate"] == 20.0
+    assert torchserve["p99_at_half_rate_ms"] == pytest.approx(8.0)
+    assert "generator CPU saturated" in torchserve["excluded_cells"][0]
+    tfserving = verdicts[("tfserving", "rest-json")]
+    assert tfserving["max_rate_under_slo"] is None
+    assert "already missed the SLO" in tfserving["max_rate_under_slo_note"]
+    assert tfserving["p99_at_half_rate_ms"] is None and tfserving["p99_at_half_rate_note"]
+    assert summary["best_configuration"]["server"] == "torchserve"
+    assert summary["best_configuration"]["max_rate_under_slo"] == 40.0
+    assert summary["tfserving_label"] == "TF Serving API, served by tfs-compat (TensorFlow runtime)"
+    assert summary["slo"] == {"percentile": 99.0, "latency_ms": 100.0, "max_failure_rate": 0.01}
+    assert [b["batch"] for b in summary["batch_sweep"]] == [8]
+    assert len(summary["excluded_runs"]) == 1
+    assert summary["skipped_cells"] == [
+        {"cell_id": "tfserving-rest-json-b1024", "reason": "a 5 GB JSON body"}
+    ]
+
+
+def test_report_html_is_self_contained(report: ReportPaths) -> None:
+    html = report.html.read_text()
+    external = re.findall(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", html, flags=re.IGNORECASE)
+    assert external == []
+    assert "<link" not in html and "<script src" not in html
+    assert html.count('src="data:image/png;base64,') >= 4  # latency, throughput, batch sweep, payloads, ...
+
+
+def test_report_html_leads_with_verdicts_and_flags_exclusions(report: ReportPaths) -> None:
+    html = report.html.read_text()
+    assert html.index("<h2>Verdicts</h2>") < html.index("<h2>All cells</h2>")
+    assert "TF Serving API, served by tfs-compat (TensorFlow runtime)" in html
+    assert "base64 strings inside JSON" in html
+    assert "64 classes × 1024 features" in html
+    assert 'class="bad"' in html and "generator CPU saturated" in html
+    assert "tfserving-rest-json-b1024</code>: a 5 GB JSON body" in html
+    assert "excluded: generator invalid (see the list above)" in html
+
+
+def test_summary_md_has_verdict_table(report: ReportPaths) -> None:
+    markdown = report.markdown.read_text()
+    assert "| torchserve | grpc | default | 1 | 40 |" in markdown
+    assert "**Best configuration:** torchserve grpc [default] batch 1" in markdown
+    assert "## Excluded from verdicts" in markdown
+
+
+def test_a_single_load_run_directory_can_be_reported(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", evenly(100, 5.0))
+    summary = json.loads(write_report(run_dir).json.read_text())
+    assert summary["cells"][0]["p99_ms"]["mean"] == pytest.approx(5.0)

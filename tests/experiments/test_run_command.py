@@ -1,0 +1,51 @@
+"""`inferload run`: a dry run lists cells and the estimated time; a bad matrix exits 2 naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inferload.cli import main
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def test_dry_run_lists_every_cell_and_the_estimate(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["run", str(EXPERIMENTS / "smoke.yaml"), "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("-r25-rep0") == 6
+    assert "6 cell(s) to run, 0 skipped; estimated" in out
+    assert not (tmp_path / "r").exists(), "a dry run writes nothing"
+
+
+def test_dry_run_lists_skipped_cells_with_reasons(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(EXPERIMENTS / "batch-sweep.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "skip torchserve-rest-json-b1024-default-c1-rep0: request body" in out
+    assert "exceeds max_body_mb 64" in out
+
+
+def test_only_narrows_the_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(EXPERIMENTS / "smoke.yaml"), "--dry-run", "--only", "*grpc*"]) == 0
+    assert "2 cell(s) to run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("name: x\n", "model: required field is missing"),
+    ((EXPERIMENTS / "smoke.yaml").read_text().replace("rates: [25]", "rates: [0]"), "load.rates.0"),
+])
+def test_a_bad_matrix_exits_2_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               text: str, words: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["run", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and str(path) in err
+
+
+def test_a_pattern_matching_no_cell_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(EXPERIMENTS / "smoke.yaml"), "--only", "triton"]) == 2
+    assert "matches no cell" in capsys.readouterr().err

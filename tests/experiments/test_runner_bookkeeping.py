@@ -1,0 +1,248 @@
+"""The runner's bookkeeping, with the heavy stages replaced by a fake (a unit test of the runner only):
+resume skips done cells and redoes the interrupted one, a dying server fails only its cell and is
+restarted, Ctrl-C stops the servers and keeps finished cells."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferload.experiments import ExperimentError, ModelSpec, ServerConfig, parse_experiment
+from inferload.runner import ExperimentResult, RunError, cell_is_done, run_experiment
+from serving.ports import Ports
+
+MATRIX = """\
+name: bookkeeping
+model: {classes: 4, features: 8, seed: 0}
+servers: [tfserving, torchserve]
+protocols: [rest-json, grpc]
+load: {mode: open, rates: [10, 20]}
+batch_sizes: [1]
+warmup_s: 0
+duration_s: 1
+"""
+EXPERIMENT = parse_experiment(MATRIX)
+ALL_CELLS = 8
+
+
+@dataclass
+class FakeServers:
+    server: str
+    running: bool = True
+    stopped: int = 0
+    tfserving_kind: str = "tfs-compat"
+
+    def alive(self, server: str) -> bool:
+        return self.running and server == self.server
+
+    def down(self) -> None:
+        self.running = False
+        self.stopped += 1
+
+
+@dataclass
+class FakeStages:
+    """Writes a records file per cell; can interrupt, crash the server, or fail the load for a cell."""
+
+    interrupt_at: str | None = None
+    kill_server_at: str | None = None
+    raise_at: str | None = None
+    fail_start: str | None = None
+    started: list[tuple[str, str]] = field(default_factory=list)
+    loads: list[str] = field(default_factory=list)
+    servers: list[FakeServers] = field(default_factory=list)
+    exports: int = 0
+
+    def prepare_artifacts(self, spec: ModelSpec, root: Path) -> None:
+        self.exports += 1
+
+    def measure_floor(self, root: Path, batches: tuple[int, ...], out_path: Path) -> None:
+        out_path.write_text(json.dumps({"records": []}))
+
+    def start_server(self, server: str, config: ServerConfig, *, tfserving_kind: str | None,
+                     ports: Any, artifacts: Path, state_dir: Path) -> FakeServers:
+        if self.fail_start == server:
+            raise RuntimeError(f"{server} did not become healthy in time (log: {state_dir}/log)")
+        self.started.append((config.name, server))
+        self.servers.append(FakeServers(server))
+        return self.servers[-1]
+
+    def server_kind(self, servers: Any, server: str) -> str | None:
+        return servers.tfserving_kind if server == "tfserving" else None
+
+    @contextlib.contextmanager
+    def monitor(self, servers: Any, out_path: Path) -> Iterator[None]:
+        out_path.write_text('{"cpu_percent": 1.0}\n')
+        yield
+
+    def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None:
+        pass
+
+    def make_load_settings(self, **fields: Any) -> dict[str, Any]:
+        return fields
+
+    def run_load(self, settings: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+        cell_id = settings["run"]
+        self.loads.append(cell_id)
+        (out_dir / "requests.jsonl").write_text('{"schema": "inferload.requests"}\n{"seq": 0}\n')
+        if cell_id == self.interrupt_at:
+            raise KeyboardInterrupt
+        if cell_id == self.kill_server_at:
+            self.servers[-1].running = False
+            return {"sent": 1}
+        if cell_id == self.raise_at:
+            raise ConnectionError("connection reset by peer")
+        return {"sent": 10}
+
+
+def run(out: Path, stages: FakeStages, **kwargs: Any) -> ExperimentResult:
+    return run_experiment(EXPERIMENT, out, progress=False, artifacts_dir=out / "artifacts",
+                          ports=Ports.free(), stages=stages, **kwargs)
+
+
+def cell_ids() -> list[str]:
+    from inferload.cells import expand_cells
+
+    return [cell.cell_id for cell in expand_cells(EXPERIMENT).cells]
+
+
+def status(out: Path, cell_id: str) -> str | None:
+    path = out / "cells" / cell_id / "cell.json"
+    return json.loads(path.read_text())["status"] if path.exists() else None
+
+
+def test_a_full_run_writes_every_cell_a_manifest_and_the_floor(tmp_path: Path) -> None:
+    stages = FakeStages()
+    result = run(tmp_path, stages)
+    assert result.done == tuple(cell_ids()) and result.failed == ()
+    assert all(status(tmp_path, cell_id) == "done" for cell_id in cell_ids())
+    assert stages.started == [("default", "tfserving"), ("default", "torchserve")]
+    assert all(server.stopped == 1 for server in stages.servers)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["schema"] == "inferload.experiment" and manifest["schema_version"] == 1
+    assert manifest["tfserving_kind"] == "tfs-compat"
+    assert manifest["model"] == {"classes": 4, "features": 8, "seed": 0}
+    assert manifest["machine"]["cpu_count_logical"] >= 1 and "numpy" in manifest["versions"]
+    assert (tmp_path / "floor.json").exists()
+    cell = json.loads((tmp_path / "cells" / cell_ids()[0] / "cell.json").read_text())
+    assert cell["server"] == "tfserving" and cell["rate"] == 10.0 and cell["mode"] == "open"
+    assert cell["tfserving_kind"] == "tfs-compat" and cell["load_summary"] == {"sent": 10}
+    assert (tmp_path / "cells" / cell_ids()[0] / "server_metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("k", [0, 3, 5])
+def test_an_interrupted_run_resumes_at_the_interrupted_cell(tmp_path: Path, k: int) -> None:
+    ids = cell_ids()
+    first = FakeStages(interrupt_at=ids[k])
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, first)
+    assert all(server.stopped >= 1 for server in first.servers), "servers must be down after Ctrl-C"
+    assert [status(tmp_path, cell_id) for cell_id in ids[:k]] == ["done"] * k
+    assert status(tmp_path, ids[k]) is None  # interrupted: partial records, no cell.json
+    done_before = {cell_id: (tmp_path / "cells" / cell_id / "cell.json").read_text() for cell_id in ids[:k]}
+
+    second = FakeStages()
+    result = run(tmp_path, second)
+    assert second.loads == ids[k:]
+    assert result.already_done == tuple(ids[:k])
+    assert all(status(tmp_path, cell_id) == "done" for cell_id in ids)
+    assert done_before == {c: (tmp_path / "cells" / c / "cell.json").read_text() for c in ids[:k]}
+    assert (tmp_path / "attempts" / f"{ids[k]}.1" / "requests.jsonl").exists(), "partial attempt kept aside"
+
+
+def test_a_server_that_dies_fails_its_cell_and_is_restarted(tmp_path: Path) -> None:
+    ids = cell_ids()
+    victim = ids[1]
+    stages = FakeStages(kill_server_at=victim)
+    result = run(tmp_path, stages)
+    assert result.failed == (victim,)
+    assert set(result.done) == set(ids) - {victim}
+    record = json.loads((tmp_path / "cells" / victim / "cell.json").read_text())
+    assert record["status"] == "failed" and "died" in record["error"]
+    assert (tmp_path / "cells" / victim / "requests.jsonl").exists(), "partial records are kept"
+    assert stages.started.count(("default", "tfserving")) == 2, "restarted for the next cell"
+
+    rerun = FakeStages()
+    run(tmp_path, rerun)
+    assert rerun.loads == [victim]
+    assert status(tmp_path, victim) == "done"
+
+
+def test_a_load_error_fails_the_cell_without_restarting_a_live_server(tmp_path: Path) -> None:
+    ids = cell_ids()
+    stages = FakeStages(raise_at=ids[2])
+    result = run(tmp_path, stages)
+    assert result.failed == (ids[2],)
+    record = json.loads((tmp_path / "cells" / ids[2] / "cell.json").read_text())
+    assert "connection reset by peer" in record["error"]
+    assert stages.started == [("default", "tfserving"), ("default", "torchserve")]
+
+
+def test_a_server_that_does_not_start_fails_its_cells_and_the_matrix_goes_on(tmp_path: Path) -> None:
+    stages = FakeStages(fail_start="tfserving")
+    result = run(tmp_path, stages)
+    assert len(result.failed) == 4 and all(cell_id.startswith("tfserving") for cell_id in result.failed)
+    assert len(result.done) == 4 and all(cell_id.startswith("torchserve") for cell_id in result.done)
+    record = json.loads((tmp_path / "cells" / result.failed[0] / "cell.json").read_text())
+    assert "did not start" in record["error"] and "healthy" in record["error"]
+
+
+def test_a_finished_run_reruns_nothing(tmp_path: Path) -> None:
+    run(tmp_path, FakeStages())
+    again = FakeStages()
+    result = run(tmp_path, again)
+    assert again.loads == [] and again.started == [] and again.exports == 0
+    assert len(result.already_done) == ALL_CELLS
+
+
+def test_only_runs_the_matching_cells(tmp_path: Path) -> None:
+    stages = FakeStages()
+    result = run(tmp_path, stages, only="*grpc*")
+    assert stages.loads == [cell_id for cell_id in cell_ids() if "grpc" in cell_id]
+    assert cell_is_done(tmp_path / "cells" / result.done[0])
+
+
+def test_resuming_into_results_of_another_matrix_is_refused(tmp_path: Path) -> None:
+    run(tmp_path, FakeStages(), only="tfserving-grpc-*")
+    other = parse_experiment(MATRIX.replace("duration_s: 1", "duration_s: 2"))
+    with pytest.raises(ExperimentError, match="different matrix"):
+        run_experiment(other, tmp_path, progress=False, ports=Ports.free(), stages=FakeStages())
+
+
+def test_progress_names_the_cell_its_load_and_the_time_left(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    stages = FakeStages(raise_at=cell_ids()[1])
+    run_experiment(EXPERIMENT, tmp_path, progress=True, ports=Ports.free(), stages=stages)
+    err = capsys.readouterr().err  # not a terminal: one plain line per step
+    assert "cell 1/8: tfserving rest-json b1 10 req/s (default, rep 0) [~" in err
+    assert "left]" in err
+    assert f"cell {cell_ids()[1]} failed: ConnectionError: connection reset by peer" in err
+    assert "8/8 cells in" in err
+
+
+def test_a_manifest_without_newer_optional_fields_still_resumes(tmp_path: Path) -> None:
+    run(tmp_path, FakeStages(), only="tfserving-grpc-*")
+    manifest_path = tmp_path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["experiment"]["lateness_limit_ms"]  # as written before that field existed
+    manifest_path.write_text(json.dumps(manifest))
+    stages = FakeStages()
+    run(tmp_path, stages)
+    assert len(stages.loads) == ALL_CELLS - 2
+
+
+def test_a_failed_export_stops_the_run_before_any_server_starts(tmp_path: Path) -> None:
+    class BrokenExport(FakeStages):
+        def prepare_artifacts(self, spec: ModelSpec, root: Path) -> None:
+            raise OSError("No space left on device")
+
+    stages = BrokenExport()
+    with pytest.raises(RunError, match="could not export the model.*No space left"):
+        run(tmp_path, stages)
+    assert stages.started == []

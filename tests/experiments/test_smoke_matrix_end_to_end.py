@@ -1,0 +1,121 @@
+"""The smoke matrix on REAL servers (small model, free ports): interrupted after a few cells, resumed,
+it ends with every cell's records, a manifest, and a report whose verdict fields are filled."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferload.cells import expand_cells
+from inferload.experiments import load_experiment
+from inferload.runner import ExperimentResult, RealStages, run_experiment
+from models.artifacts import ArtifactLayout
+from serving.ports import Ports, is_free
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow]
+
+SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "smoke.yaml"
+INTERRUPTED_AT = 2  # the third cell: tfserving's gRPC cell
+
+
+class CtrlCAfterLoad(RealStages):
+    """The real stages, with Ctrl-C arriving as one cell's load ends (its records are on disk)."""
+
+    def __init__(self, cell_id: str) -> None:
+        super().__init__()
+        self.cell_id = cell_id
+
+    def run_load(self, settings: Any, out_dir: Path) -> Any:
+        summary = super().run_load(settings, out_dir)
+        if settings.run == self.cell_id:
+            raise KeyboardInterrupt
+        return summary
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    out: Path
+    cell_ids: list[str]
+    ports: Ports
+    before_resume: dict[str, str | None]
+    done_cell_json_before: dict[str, str]
+    result: ExperimentResult
+
+
+def cell_status(out: Path, cell_id: str) -> str | None:
+    path = out / "cells" / cell_id / "cell.json"
+    return json.loads(path.read_text())["status"] if path.exists() else None
+
+
+@pytest.fixture(scope="module")
+def smoke_run(small_artifacts: ArtifactLayout, tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    experiment = load_experiment(SMOKE)
+    cell_ids = [cell.cell_id for cell in expand_cells(experiment).cells]
+    out = tmp_path_factory.mktemp("results") / "smoke"
+    ports = Ports.free()
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(experiment, out, progress=False, artifacts_dir=small_artifacts.root, ports=ports,
+                       stages=CtrlCAfterLoad(cell_ids[INTERRUPTED_AT]))
+    before = {cell_id: cell_status(out, cell_id) for cell_id in cell_ids}
+    done_json = {c: (out / "cells" / c / "cell.json").read_text() for c in cell_ids[:INTERRUPTED_AT]}
+    assert all(is_free(port) for port in ports.of("tfserving").values()), "Ctrl-C must stop the servers"
+    result = run_experiment(experiment, out, progress=False, artifacts_dir=small_artifacts.root, ports=ports)
+    return SmokeRun(out, cell_ids, ports, before, done_json, result)
+
+
+def test_the_interrupted_run_kept_finished_cells_and_left_the_rest_open(smoke_run: SmokeRun) -> None:
+    ids = smoke_run.cell_ids
+    assert [smoke_run.before_resume[c] for c in ids[:INTERRUPTED_AT]] == ["done"] * INTERRUPTED_AT
+    assert all(smoke_run.before_resume[c] is None for c in ids[INTERRUPTED_AT:])
+
+
+def test_resume_skips_done_cells_and_redoes_the_interrupted_one(smoke_run: SmokeRun) -> None:
+    ids = smoke_run.cell_ids
+    assert smoke_run.result.already_done == tuple(ids[:INTERRUPTED_AT])
+    assert smoke_run.result.done == tuple(ids[INTERRUPTED_AT:])
+    assert smoke_run.result.failed == ()
+    for cell_id, text in smoke_run.done_cell_json_before.items():
+        assert (smoke_run.out / "cells" / cell_id / "cell.json").read_text() == text, "done cells untouched"
+    attempt = smoke_run.out / "attempts" / f"{ids[INTERRUPTED_AT]}.1"
+    assert attempt.is_dir(), "interrupted attempt kept aside"
+
+
+def test_every_cell_has_records_server_metrics_and_a_done_cell_json(smoke_run: SmokeRun) -> None:
+    from loadtest import read_run
+
+    for cell_id in smoke_run.cell_ids:
+        cell_dir = smoke_run.out / "cells" / cell_id
+        record = json.loads((cell_dir / "cell.json").read_text())
+        assert record["status"] == "done", record
+        data = read_run(cell_dir)
+        assert len(data.records) > 0
+        assert set(data.records["server"]) == {record["server"]}
+        assert set(data.records["protocol"]) == {record["protocol"]}
+        assert (cell_dir / "server_metrics.jsonl").stat().st_size > 0
+
+
+def test_the_manifest_names_the_matrix_machine_versions_and_tfserving_kind(smoke_run: SmokeRun) -> None:
+    manifest = json.loads((smoke_run.out / "manifest.json").read_text())
+    assert manifest["schema"] == "inferload.experiment" and manifest["name"] == "smoke"
+    assert manifest["tfserving_kind"] in ("tensorflow_model_server", "tfs-compat")
+    assert manifest["model"] == {"classes": 64, "features": 1024, "seed": 0}
+    assert manifest["versions"]["torchserve"] and manifest["machine"]["cpu_count_logical"] >= 1
+    assert manifest["experiment"]["protocols"] == ["rest-json", "rest-binary", "grpc"]
+
+
+def test_the_report_fills_a_verdict_for_every_server_and_protocol(smoke_run: SmokeRun) -> None:
+    analysis = pytest.importorskip("analysis")
+    paths = analysis.write_report(smoke_run.out)
+    summary = json.loads(Path(paths.json).read_text())
+    verdicts = summary["verdicts"]
+    assert {(v["server"], v["protocol"]) for v in verdicts} == {
+        (server, protocol) for server in ("tfserving", "torchserve")
+        for protocol in ("rest-json", "rest-binary", "grpc")}
+    for verdict in verdicts:
+        # a number, or (on a generator-invalid cell of a busy machine) a note saying why not
+        assert verdict["max_rate_under_slo"] is not None or verdict["max_rate_under_slo_note"], verdict
+    assert Path(paths.html).stat().st_size > 0 and Path(paths.markdown).stat().st_size > 0

@@ -1,0 +1,82 @@
+"""A server that stalls for a second: open loop shows the stall in every request due during it;
+closed loop (what stock Locust does) hides it behind at most `concurrency` slow requests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from loadtest import read_records, read_run, run_load
+from loadtest._schema import stream_path
+
+pytestmark = pytest.mark.servers
+STALL_S = 1.0
+
+
+def stall_after_records(server_pid: int, records_file: Path, min_records: int) -> tuple[int, int]:
+    """Wait until the run has sent `min_records` requests, then SIGSTOP the server tree for STALL_S."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if records_file.exists() and sum(1 for _ in read_records(records_file)) >= min_records:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the load never started")
+    root = psutil.Process(server_pid)
+    tree = [root, *root.children(recursive=True)]
+    stopped_ns = time.monotonic_ns()
+    try:
+        for process in tree:
+            os.kill(process.pid, signal.SIGSTOP)
+        time.sleep(STALL_S)
+    finally:
+        for process in tree:
+            os.kill(process.pid, signal.SIGCONT)
+    return stopped_ns, time.monotonic_ns()
+
+
+def run_with_stall(settings, out: Path, server_pid: int) -> tuple[int, int]:
+    runner = threading.Thread(target=run_load, args=(settings, out), kwargs={"progress": False})
+    runner.start()
+    try:
+        return stall_after_records(server_pid, stream_path(out, 0), min_records=30)
+    finally:
+        runner.join(timeout=120)
+
+
+def test_open_loop_shows_the_stall_and_closed_loop_hides_it(servers, settings_for, tmp_path) -> None:
+    pid = servers["torchserve"].servers["torchserve"].pid
+    rate = 100.0
+
+    open_dir = tmp_path / "open"
+    stop_ns, cont_ns = run_with_stall(
+        settings_for("torchserve", "rest-binary", rate=rate, duration_s=4.0), open_dir, pid
+    )
+    records = read_run(open_dir).records
+    due_during = records[
+        (records["scheduled_ns"] > stop_ns) & (records["scheduled_ns"] < cont_ns - 20_000_000)
+    ]
+    assert len(due_during) >= 0.5 * rate * STALL_S  # the schedule went on during the stall
+    # every request due during the stall waited for the server to resume: latency >= time left in the stall
+    assert (due_during["done_ns"] >= cont_ns).all()
+    assert (due_during["lateness_ms"] < 50).all()  # and was *sent* on time: the generator was not blocked
+    open_p99 = np.percentile(records["latency_ms"], 99)
+    assert open_p99 > 0.5 * STALL_S * 1000
+
+    closed_dir = tmp_path / "closed"
+    concurrency = 2
+    stop_ns, cont_ns = run_with_stall(
+        settings_for("torchserve", "rest-binary", concurrency=concurrency, duration_s=4.0), closed_dir, pid
+    )
+    closed = read_run(closed_dir).records
+    slow = closed[closed["latency_ms"] > 0.5 * STALL_S * 1000]
+    assert 1 <= len(slow) <= concurrency  # only the requests in flight at the stall saw it
+    assert len(closed) > 100 * len(slow)  # ...so the percentiles do not
+    assert np.percentile(closed["latency_ms"], 99) < 0.5 * STALL_S * 1000

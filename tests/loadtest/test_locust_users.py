@@ -1,0 +1,117 @@
+"""`locust -f loadtest/` runs our open-loop users headless, feeds Locust's stats, and scales out."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import loadtest
+from loadtest import read_header, read_records
+from loadtest._schema import run_streams
+
+pytestmark = pytest.mark.servers
+LOADTEST_DIR = str(Path(loadtest.__file__).parent)
+
+
+def locust(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--headless", "--only-summary", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def stats_row(csv_prefix: Path, name: str) -> dict[str, str]:
+    with open(f"{csv_prefix}_stats.csv", newline="") as handle:
+        return next(row for row in csv.DictReader(handle) if row["Name"] == name)
+
+
+def test_a_short_headless_run_exits_0_and_writes_its_csv(port_of, small_features, tmp_path) -> None:
+    result = locust(
+        tmp_path,
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "3s",
+        "--rate",
+        "50",
+        "--features",
+        str(small_features),
+        "--host",
+        f"http://127.0.0.1:{port_of('torchserve', 'rest-binary')}",
+        "--csv",
+        str(tmp_path / "run"),
+        "TorchServeRestBinary",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = stats_row(tmp_path / "run", "torchserve")
+    assert row["Type"] == "rest-binary"
+    # 50/s for 3 s is ~150 arrivals; a generous floor (shared CPUs), the exact rate is tested elsewhere
+    assert int(row["Request Count"]) > 75 and int(row["Failure Count"]) == 0
+
+
+def test_failing_requests_make_locust_exit_non_zero(port_of, small_features, tmp_path) -> None:
+    result = locust(
+        tmp_path,
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "2s",
+        "--rate",
+        "50",
+        "--features",
+        str(small_features),
+        "--model-name",
+        "no-such-model",
+        "--host",
+        f"http://127.0.0.1:{port_of('torchserve', 'rest-json')}",
+        "--csv",
+        str(tmp_path / "run"),
+        "TorchServeRestJson",
+    )
+    assert result.returncode != 0
+    row = stats_row(tmp_path / "run", "torchserve")
+    assert int(row["Failure Count"]) == int(row["Request Count"]) > 0
+
+
+def test_two_locust_processes_split_the_rate_and_achieve_the_total(port_of, small_features, tmp_path) -> None:
+    rate = 300.0
+    records_dir = tmp_path / "records"
+    result = locust(
+        tmp_path,
+        "--processes",
+        "2",
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "5s",
+        "--rate",
+        str(rate),
+        "--features",
+        str(small_features),
+        "--host",
+        f"127.0.0.1:{port_of('torchserve', 'grpc')}",
+        "--records-dir",
+        str(records_dir),
+        "TorchServeGrpc",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    streams = run_streams(records_dir)
+    assert len(streams) == 4  # one per user, over both worker processes
+    per_user_rates = {read_header(path)["settings"]["rate"] for path in streams}
+    assert per_user_rates == {rate / 4}
+    scheduled = [np.array([r.scheduled_ns for r in read_records(path)]) for path in streams]
+    start = max(s.min() for s in scheduled)
+    end = min(s.max() for s in scheduled)
+    window_s = (end - start) / 1e9
+    assert window_s > 2.5
+    arrivals = sum(int(((s >= start) & (s < end)).sum()) for s in scheduled)
+    assert arrivals / window_s == pytest.approx(rate, rel=3 / np.sqrt(rate * window_s))

@@ -1,0 +1,68 @@
+"""LoadSettings refuse bad input with a message that names the field and the fix."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from loadtest import LoadSettings, describe_validation_error
+
+BASE = {"server": "torchserve", "protocol": "grpc", "rate": 10.0, "duration_s": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"server": "triton"}, "server: 'triton' is not one of the allowed values"),
+        ({"protocol": "soap"}, "protocol: 'soap' is not one of the allowed values"),
+        ({"rate": 0}, "rate: Input should be greater than 0"),
+        ({"rate": -3}, "rate: Input should be greater than 0"),
+        ({"duration_s": 0}, "duration_s: Input should be greater than 0"),
+        ({"host": "10.1.2.3"}, "not a loopback address"),
+        ({"host": "example.com"}, "not a loopback address"),
+        ({"rate": None}, "open-loop mode needs a target rate"),
+        ({"mode": "closed", "rate": None}, "closed-loop mode needs concurrency"),
+        ({"concurrency": 4}, "not both"),
+        ({"batch": 0}, "batch: Input should be greater than or equal to 1"),
+        ({"rtae": 5}, "rtae: unknown setting"),
+    ],
+)
+def test_bad_settings_name_the_field(changes: dict, message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        LoadSettings(**{**BASE, **changes})
+    assert message in describe_validation_error(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("server", "protocol", "port"),
+    [
+        ("tfserving", "rest-json", 8501),
+        ("tfserving", "rest-binary", 8501),
+        ("tfserving", "grpc", 8500),
+        ("torchserve", "rest-json", 8080),
+        ("torchserve", "rest-binary", 8080),
+        ("torchserve", "grpc", 7070),
+    ],
+)
+def test_port_defaults_to_the_standard_one(server: str, protocol: str, port: int) -> None:
+    assert LoadSettings(**{**BASE, "server": server, "protocol": protocol}).resolved_port == port
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_hosts_are_accepted(host: str) -> None:
+    assert LoadSettings(**{**BASE, "host": host}).host == host
+
+
+def test_pool_is_capped_by_its_memory_budget() -> None:
+    """Full-size JSON batch 64: ~14 B/value x 262,144 x 64 = 224 MiB per body > 512 MiB / 16."""
+    big = LoadSettings(**{**BASE, "protocol": "rest-json", "batch": 64, "features": 262_144})
+    assert big.effective_pool_size == 2
+    huge = LoadSettings(**{**BASE, "protocol": "rest-json", "batch": 1024, "features": 262_144})
+    assert huge.effective_pool_size == 1
+    small = LoadSettings(**{**BASE, "features": 1024})
+    assert small.effective_pool_size == 16
+
+
+def test_resolved_settings_echo_the_port_used() -> None:
+    resolved = LoadSettings(**BASE).resolved()
+    assert resolved["port"] == 7070 and resolved["effective_pool_size"] == 16
