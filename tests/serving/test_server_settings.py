@@ -15,6 +15,7 @@ def test_defaults() -> None:
         "torchserve_batch_size": 1,
         "torchserve_max_batch_delay_ms": 5,
         "torchserve_job_queue_size": 1000,
+        "torchserve_decode_input_request": False,
         "tfserving_batching": False,
         "tfserving_max_batch_size": 32,
         "tfserving_batch_timeout_us": 1000,
