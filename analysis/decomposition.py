@@ -64,7 +64,7 @@ def decompose(
     floor: Sequence[FloorTime],
     payloads: Sequence[PayloadCost],
 ) -> list[Decomposition]:
-    """One decomposition per server x protocol that has a usable cell."""
+    """One decomposition per server x protocol (all parts None, with a note, when no cell is usable)."""
     lines: dict[tuple[str, str], list[CellSummary]] = {}
     for cell in cells:
         lines.setdefault((cell.key.server, cell.key.protocol), []).append(cell)
@@ -72,6 +72,23 @@ def decompose(
     for (server, protocol), members in sorted(lines.items()):
         lowest = _lowest_load_cell(members)
         if lowest is None:
+            batch = min(c.key.batch for c in members)
+            results.append(
+                Decomposition(
+                    server,
+                    protocol,
+                    batch,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    ("no usable cell: every cell was excluded (see the excluded runs)",),
+                )
+            )
             continue
         cell = lowest
         notes: list[str] = []

@@ -80,7 +80,9 @@ def latency_vs_load(cells: Sequence[CellSummary], slo: Slo) -> str | None:
             for cell in (c for c in members if not c.usable):
                 measured = [r.latency_ms.p99 for r in cell.runs if r.latency_ms.p99 is not None]
                 p99 = sum(measured) / len(measured) if measured else slo.latency_ms
-                axis.plot([cell.key.rate], [p99], "x", color="red", markersize=9)
+                axis.plot(
+                    [cell.key.rate], [p99], "x", color=color, markersize=8, markeredgewidth=1.5, alpha=0.8
+                )
         axis.axhline(slo.latency_ms, color="red", linestyle=":", label=f"SLO {slo.latency_ms:g} ms")
         axis.set_yscale("log")
         _plain_log_labels(axis)
@@ -90,7 +92,8 @@ def latency_vs_load(cells: Sequence[CellSummary], slo: Slo) -> str | None:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle(
-        "Latency vs offered load (red x: measured p99 of an excluded cell, generator-invalid or failed)",
+        "Latency vs offered load (x: measured p99 of an excluded cell, generator-invalid or failed: "
+        "not a server result)",
         fontsize=10,
     )
     return _to_data_uri(figure)
@@ -100,7 +103,7 @@ def throughput_vs_load(cells: Sequence[CellSummary]) -> str | None:
     panels = _open_lines(cells)
     if not panels:
         return None
-    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False, sharey=True)
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False, sharey=False)
     for axis, (server, lines) in zip(axes[0], sorted(panels.items()), strict=True):
         top = 0.0
         for group, members in sorted(lines.items()):
@@ -117,7 +120,7 @@ def throughput_vs_load(cells: Sequence[CellSummary]) -> str | None:
         axis.plot([0, top], [0, top], ":", color="grey", label="achieved = offered")
         axis.set_xlabel("offered load (Poisson requests/s)")
         axis.set_ylabel("achieved ok responses/s")
-        axis.set_title(f"{server}: throughput flattens where the server saturates")
+        axis.set_title(f"{server}: achieved vs offered throughput (flattens at saturation)")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=7)
     return _to_data_uri(figure)
@@ -151,15 +154,17 @@ def batch_sweep(points: Sequence[BatchSweepPoint]) -> str | None:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
     latency_axis.set_ylabel("latency p50 (ms, log)")
-    latency_axis.set_title("Batch sweep: latency grows with batch size")
+    latency_axis.set_title("Batch sweep: latency p50 vs batch size")
     rate_axis.set_ylabel("predictions/s (log)")
-    rate_axis.set_title("Batch sweep: larger batches buy predictions/s")
+    rate_axis.set_title("Batch sweep: predictions/s vs batch size")
     return _to_data_uri(figure)
 
 
 def payload_costs(payloads: Sequence[PayloadCost]) -> str | None:
     if not payloads:
         return None
+    if len({c.batch for c in payloads}) == 1:
+        return _payload_bars(payloads)
     figure, (size_axis, encode_axis) = plt.subplots(1, 2, figsize=(13, 4.6))
     lines: dict[tuple[str, str], list[PayloadCost]] = {}
     for cost in payloads:
@@ -184,6 +189,26 @@ def payload_costs(payloads: Sequence[PayloadCost]) -> str | None:
     size_axis.set_title("Request body size per protocol (JSON text vs raw float32 bytes)")
     encode_axis.set_ylabel("encode time per body (ms, log)")
     encode_axis.set_title("Encode cost per protocol (paid by the client per request)")
+    return _to_data_uri(figure)
+
+
+def _payload_bars(payloads: Sequence[PayloadCost]) -> str:
+    """One batch size only: bars per server x protocol read better than one-point lines."""
+    costs = sorted(payloads, key=lambda c: (c.server, c.protocol))
+    labels = [f"{c.server}\n{c.protocol}" for c in costs]
+    colors = [PROTOCOL_COLORS.get(c.protocol, "tab:grey") for c in costs]
+    figure, (size_axis, encode_axis) = plt.subplots(1, 2, figsize=(13, 4.2))
+    size_axis.bar(labels, [c.body_bytes / 1024 for c in costs], color=colors)
+    encode_axis.bar(labels, [c.encode_ms or 0.0 for c in costs], color=colors)
+    size_axis.set_ylabel("request body (KiB)")
+    size_axis.set_title(f"Request body size per protocol (batch {costs[0].batch})")
+    encode_axis.set_ylabel("encode time per body (ms)")
+    encode_axis.set_title(
+        f"Encode cost per protocol (batch {costs[0].batch}; paid by the client per request)"
+    )
+    for axis in (size_axis, encode_axis):
+        axis.tick_params(axis="x", labelsize=8)
+        axis.grid(True, axis="y", alpha=0.3)
     return _to_data_uri(figure)
 
 

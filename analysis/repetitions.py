@@ -102,14 +102,7 @@ class CellSummary:
     @property
     def exclusion_label(self) -> str:
         """A few words on why the cell is excluded; the full reasons are listed once, elsewhere."""
-        labels = []
-        for run in self.runs:
-            if run.status != "done":
-                labels.append(f"cell {run.status}")
-            elif run.generator_valid is False:
-                labels.append("generator invalid")
-            elif run.generator_valid is None:
-                labels.append("generator health unknown")
+        labels = [r.exclusion_label for r in self.runs if r.exclusion_label]
         return ", ".join(dict.fromkeys(labels)) or "no usable repetition"
 
     @property

@@ -108,16 +108,42 @@ class ReportModel:
                 parts.append(f"{key}: {value}")
         return " · ".join(parts)
 
+    def sweep_lines(self) -> dict[str, list[BatchSweepPoint]]:
+        """Batch-sweep points grouped by server x protocol x configuration x concurrency."""
+        lines: dict[str, list[BatchSweepPoint]] = {}
+        for point in self.sweep:
+            config = f" [{point.server_config_name}]" if point.server_config_name != "default" else ""
+            key = f"{point.server} {point.protocol}{config}, concurrency {point.concurrency}"
+            lines.setdefault(key, []).append(point)
+        return lines
+
+    def batch_sweep_sentences(self) -> list[str]:
+        """Per closed-loop sweep line: the batch size with the most predictions/s, and its latency."""
+        sentences = []
+        for line, points in self.sweep_lines().items():
+            usable = [p for p in points if p.usable and p.predictions_per_s is not None]
+            if usable:
+                top = max(usable, key=lambda p: p.predictions_per_s or 0.0)
+                sentences.append(
+                    f"batch sweep {line}: most predictions/s {_num(top.predictions_per_s)} "
+                    f"at batch {top.batch} "
+                    f"(latency p50 {_num(top.p50_ms)} ms, p99 {_num(top.p99_ms)} ms)"
+                )
+        return sentences
+
     def verdict_lines(self) -> list[str]:
         """One plain sentence per sweep line, then the best configuration: what the CLI prints."""
         lines = [verdict_sentence(v) for v in self.verdicts]
-        if self.best.group is not None:
+        if not self.verdicts:
+            pass
+        elif self.best.group is not None:
             lines.append(
                 f"best: {self.best.group.label()}: {_num(self.best.predictions_per_s)} predictions/s "
                 f"at {_num(self.best.max_rate_under_slo)} requests/s under the SLO"
             )
         else:
             lines.append(f"best: none ({self.best.note})")
+        lines.extend(self.batch_sweep_sentences())
         for b in self.batching:
             lines.append(
                 f"batching {b.server} {b.protocol} batch {b.batch}: "

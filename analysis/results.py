@@ -63,6 +63,11 @@ class Experiment:
         return tuple((str(s.get("cell_id")), str(s.get("reason"))) for s in skipped if isinstance(s, dict))
 
     @property
+    def exclusion_counts(self) -> dict[str, int]:
+        """How many runs are excluded, by short reason (e.g. {"generator invalid": 22})."""
+        return dict(Counter(r.exclusion_label for r in self.runs if r.exclusion_label).most_common())
+
+    @property
     def excluded_runs(self) -> tuple[RunSummary, ...]:
         return tuple(r for r in self.runs if not r.usable)
 

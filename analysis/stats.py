@@ -99,6 +99,17 @@ class RunSummary:
         return self.status == "done" and self.generator_valid is True
 
     @property
+    def exclusion_label(self) -> str | None:
+        """A few words on why the run is excluded (None when it is usable)."""
+        if self.status != "done":
+            return f"cell {self.status}"
+        if self.generator_valid is False:
+            return "generator invalid"
+        if self.generator_valid is None:
+            return "generator health unknown"
+        return None
+
+    @property
     def exclusion_reasons(self) -> tuple[str, ...]:
         reasons: list[str] = []
         if self.status != "done":

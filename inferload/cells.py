@@ -8,6 +8,7 @@ they name result directories and are what `--only` and resume match against.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,9 +24,9 @@ __all__ = [
     "format_level",
 ]
 
-# One float32 printed as JSON text (`-0.123456789012345,`): measured with orjson on standard normal
-# float32 values, 19.6-20.6 bytes; the full-size instance (262,144 features) is ~5.3 MB.
-JSON_BYTES_PER_VALUE = 20.5
+# Fallback bytes per float32 value when the load generator's encoders cannot be asked (orjson writes
+# float32 in its shortest form: ~11 bytes with the separator for standard normal inputs).
+JSON_BYTES_PER_VALUE = 11.0
 
 
 @dataclass(frozen=True)
@@ -105,14 +106,38 @@ def format_level(value: float) -> str:
 
 
 def estimate_body_bytes(server: str, protocol: str, batch: int, features: int) -> int:
-    """Request body size of one request, estimated without building it (it may be gigabytes)."""
-    raw = 4 * features * batch
+    """Request body size of one request, without building it (at batch 1024 it may be gigabytes).
+
+    Linear in batch and features: size = fixed + batch x (per instance + features x per value), with
+    the coefficients measured once on tiny bodies from the load generator's own encoders.
+    """
+    fixed, per_instance, per_value = _body_coefficients(server, protocol)
+    return int(fixed + batch * (per_instance + features * per_value))
+
+
+@functools.cache
+def _body_coefficients(server: str, protocol: str) -> tuple[float, float, float]:
+    try:
+        from loadtest import encode_body, make_inputs
+    except ImportError:
+        return _fallback_coefficients(server, protocol)
+    small, large = 512, 1024
+
+    def size(batch: int, features: int) -> int:
+        return len(encode_body(server, protocol, make_inputs(features, batch, 1, seed=0)[0]))
+
+    per_value = (size(1, large) - size(1, small)) / (large - small)
+    per_instance = size(2, small) - size(1, small) - per_value * small
+    fixed = size(1, small) - per_instance - per_value * small
+    return fixed, per_instance, per_value
+
+
+def _fallback_coefficients(server: str, protocol: str) -> tuple[float, float, float]:
     if protocol == "rest-json":
-        return int(JSON_BYTES_PER_VALUE * features * batch) + 20
+        return 20.0, 2.0, JSON_BYTES_PER_VALUE
     if protocol == "rest-binary" and server == "tfserving":
-        # TF Serving's REST API carries bytes as base64 strings inside JSON: {"b64": "..."} per instance.
-        return (raw + 2) // 3 * 4 + 12 * batch + 60
-    return raw + 64
+        return 60.0, 12.0, 4 * 4 / 3  # base64 strings in JSON: TF Serving's REST takes JSON only
+    return 64.0, 0.0, 4.0
 
 
 def _cell_id(server: str, protocol: str, batch: int, config: str, level: str, repetition: int) -> str:

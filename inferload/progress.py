@@ -28,6 +28,7 @@ class MatrixProgress:
     live: bool | None = None  # None: a live bar when stderr is a terminal
     started: float = field(default_factory=time.monotonic)
     finished: int = 0
+    cells_started: float = field(default_factory=time.monotonic)
     _bar: Any = None
     _task: Any = None
 
@@ -54,11 +55,15 @@ class MatrixProgress:
         elif self.enabled and self.total:
             print(f"{self.finished}/{self.total} cells in {elapsed}", file=sys.stderr, flush=True)
 
+    def start_cells(self) -> None:
+        """Cells start now: export and floor time must not inflate the per-cell estimate."""
+        self.cells_started = time.monotonic()
+
     def left_s(self) -> float:
         """Time left: the observed mean per finished cell (server starts included), else the estimate."""
         per_cell = self.estimate_per_cell_s
         if self.finished:
-            per_cell = (time.monotonic() - self.started) / self.finished
+            per_cell = (time.monotonic() - self.cells_started) / self.finished
         return (self.total - self.finished) * per_cell
 
     def show(self, text: str) -> None:

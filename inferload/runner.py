@@ -1,8 +1,8 @@
 """Run a whole experiment matrix: export, floor, servers per configuration, one load run per cell.
 
 This is the only place that ties models/, serving/ and loadtest/ together. The stages are reached
-through `Stages`, so the bookkeeping (resume, failures, restarts, Ctrl-C) is tested on its own and
-the real stages are exercised end to end on real servers.
+through `inferload.stages.Stages`, so the bookkeeping (resume, failures, restarts, Ctrl-C) is tested
+on its own and the real stages are exercised end to end on real servers.
 
 Resume rule (docs/architecture.md): a cell whose `cell.json` says `done` is never rerun; any other
 cell directory (interrupted: no cell.json; or failed) is moved aside into `attempts/` and redone.
@@ -11,21 +11,15 @@ cell directory (interrupted: no cell.json; or failed) is moved aside into `attem
 from __future__ import annotations
 
 import contextlib
-import importlib
 import itertools
-import json
 import shutil
-import subprocess
-import sys
 import traceback
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 from inferload.cells import Cell, CellPlan, SkippedCell, expand_cells, select_cells
-from inferload.experiments import Experiment, ExperimentError, ModelSpec, ServerConfig, load_experiment
+from inferload.experiments import Experiment, ExperimentError, ModelSpec, load_experiment
 from inferload.manifest import (
     CELL_DONE,
     CELL_FAILED,
@@ -35,26 +29,19 @@ from inferload.manifest import (
     write_json,
 )
 from inferload.progress import MatrixProgress
+from inferload.stages import RealStages, RunError, RunningServers, Stages, load_settings_for
 
 __all__ = [
     "RunError",
     "ExperimentResult",
-    "RunningServers",
-    "Stages",
     "RealStages",
+    "Stages",
     "run_experiment",
-    "load_settings_for",
-    "server_settings_for",
     "default_artifacts_dir",
     "cell_is_done",
 ]
 
 ARTIFACTS_ROOT = Path("artifacts")
-FLOOR_BUDGET_S = 3.0  # timed calls per framework x batch size of the in-process floor
-
-
-class RunError(RuntimeError):
-    """The matrix cannot run at all (e.g. the model export failed); cell failures are not RunErrors."""
 
 
 @dataclass(frozen=True)
@@ -74,183 +61,15 @@ class ExperimentResult:
         return not self.failed
 
 
-class RunningServers(Protocol):
-    """What the runner needs of `serving.stack.Stack`."""
-
-    def alive(self, server: str) -> bool: ...
-
-    def down(self) -> object: ...
-
-
-class Stages(Protocol):
-    """The heavy work the runner delegates; `RealStages` wires the real packages."""
-
-    def prepare_artifacts(self, spec: ModelSpec, root: Path) -> None: ...
-
-    def measure_floor(self, root: Path, batches: tuple[int, ...], out_path: Path) -> None: ...
-
-    def start_server(self, server: str, config: ServerConfig, *, tfserving_kind: str | None,
-                     ports: Any, artifacts: Path, state_dir: Path) -> RunningServers: ...
-
-    def server_kind(self, servers: RunningServers, server: str) -> str | None: ...
-
-    def monitor(self, servers: RunningServers, out_path: Path) -> AbstractContextManager[Any]: ...
-
-    def run_load(self, settings: Any, out_dir: Path) -> Any: ...
-
-    def make_load_settings(self, **fields: Any) -> Any: ...
-
-    def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None: ...
-
-
 def default_artifacts_dir(spec: ModelSpec, root: Path = ARTIFACTS_ROOT) -> Path:
     """`artifacts/<classes>x<features>-s<seed>`: one export per model size, shared by experiments."""
     return root / f"{spec.classes}x{spec.features}-s{spec.seed}"
-
-
-def server_settings_for(config: ServerConfig, tfserving_kind: str | None) -> dict[str, Any]:
-    """The experiment's named config as `serving.ServerSettings` fields."""
-    return {
-        "torchserve_workers": config.torchserve.workers,
-        "torchserve_batch_size": config.torchserve.batch_size,
-        "torchserve_max_batch_delay_ms": config.torchserve.max_batch_delay_ms,
-        "tfserving_batching": config.tfserving.batching,
-        "tfserving_max_batch_size": config.tfserving.max_batch_size,
-        "tfserving_batch_timeout_us": config.tfserving.batch_timeout_us,
-        "tfserving_num_batch_threads": config.tfserving.num_batch_threads,
-        "tfserving_kind": tfserving_kind or "auto",
-    }
-
-
-def _port_for(ports: Any, server: str, protocol: str) -> int:
-    if server == "tfserving":
-        return int(ports.tfserving_grpc if protocol == "grpc" else ports.tfserving_rest)
-    return int(ports.torchserve_grpc if protocol == "grpc" else ports.torchserve_inference)
-
-
-def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
-                      server_kind: str | None) -> dict[str, Any]:
-    """The cell as `loadtest.LoadSettings` fields.
-
-    The arrival seed depends on the repetition only, so every server and protocol at one rate sees
-    the very same schedule (common random numbers make the comparison sharper).
-    """
-    fields: dict[str, Any] = {
-        "server": cell.server,
-        "protocol": cell.protocol,
-        "host": "127.0.0.1",
-        "port": _port_for(ports, cell.server, cell.protocol),
-        "mode": cell.mode,
-        "rate": cell.rate,
-        "concurrency": cell.concurrency,
-        "duration_s": experiment.duration_s,
-        "warmup_s": experiment.warmup_s,
-        "batch": cell.batch,
-        "features": experiment.model.features,
-        "seed": experiment.seed + cell.repetition,
-        "payload_seed": experiment.seed + 1_000 + cell.repetition,
-        "max_in_flight": experiment.max_in_flight,
-        "processes": experiment.processes,
-        "run": cell.cell_id,
-        "server_kind": server_kind,
-    }
-    if experiment.lateness_limit_ms is not None:
-        fields["lateness_p99_limit_ms"] = experiment.lateness_limit_ms
-    return fields
 
 
 def cell_is_done(cell_dir: Path) -> bool:
     record = read_json(cell_dir / "cell.json")
     return record is not None and record.get("status") == CELL_DONE
 
-
-# --- the real stages ---------------------------------------------------------------------------
-
-def _export_in_child(classes: int, features: int, seed: int, root: str) -> None:
-    from models.export import export_all
-    from models.linear import LinearSpec
-
-    export_all(LinearSpec(classes=classes, features=features, seed=seed), root)
-
-
-def _floor_in_child(root: str, batches: list[int], out_path: str) -> None:
-    from models.artifacts import ArtifactLayout
-
-    floor = importlib.import_module("models.floor")
-    layout = ArtifactLayout(Path(root))
-    # A short budget per framework x batch: big full-size batches take seconds per call.
-    records = floor.measure_floor(layout, batches, repeats=30, budget_s=FLOOR_BUDGET_S)
-    floor.write_floor(records, out_path, spec=layout.spec())
-
-
-def _in_child(target: Callable[..., None], *args: Any) -> None:
-    """Run heavy TensorFlow/torch work in a fresh interpreter: the runner stays light and fork-safe."""
-    code = (f"import sys, json; from inferload.runner import {target.__name__} as f; "
-            "f(*json.loads(sys.argv[1]))")
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(list(args))], check=False)
-    if done.returncode != 0:
-        step = target.__name__.strip("_").removesuffix("_in_child")
-        raise RunError(f"{step} failed (exit code {done.returncode}); see the output above")
-
-
-class RealStages:
-    """The real models/, serving/ and loadtest/ behind the runner."""
-
-    def __init__(self, *, start_timeout_s: float = 180.0, monitor_interval_s: float = 0.5) -> None:
-        self.start_timeout_s = start_timeout_s
-        self.monitor_interval_s = monitor_interval_s
-
-    def prepare_artifacts(self, spec: ModelSpec, root: Path) -> None:
-        from models.artifacts import ArtifactLayout
-        from models.export import is_current
-        from models.linear import LinearSpec
-
-        if is_current(ArtifactLayout(root), LinearSpec(spec.classes, spec.features, spec.seed)):
-            return
-        _in_child(_export_in_child, spec.classes, spec.features, spec.seed, str(root))
-
-    def measure_floor(self, root: Path, batches: tuple[int, ...], out_path: Path) -> None:
-        _in_child(_floor_in_child, str(root), list(batches), str(out_path))
-
-    def start_server(self, server: str, config: ServerConfig, *, tfserving_kind: str | None,
-                     ports: Any, artifacts: Path, state_dir: Path) -> RunningServers:
-        from serving import stack
-        from serving.settings import ServerSettings
-
-        settings = ServerSettings(**server_settings_for(config, tfserving_kind))
-        # Servers left behind by a run that was killed (not interrupted) hold the ports: stop them.
-        with contextlib.suppress(Exception):
-            stack.down(state_dir)
-        return stack.up(artifacts, servers=[server], settings=settings, ports=ports,
-                        state_dir=state_dir, timeout_s=self.start_timeout_s)
-
-    def server_kind(self, servers: RunningServers, server: str) -> str | None:
-        if server != "tfserving":
-            return None
-        kind = getattr(servers, "tfserving_kind", None)
-        return str(kind) if kind else None
-
-    def monitor(self, servers: RunningServers, out_path: Path) -> AbstractContextManager[Any]:
-        from serving.monitor import ServerMonitor
-        from serving.stack import Stack
-
-        return ServerMonitor(cast(Stack, servers), out_path, self.monitor_interval_s)
-
-    def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None:
-        from serving.settings import ServerSettings
-
-        ServerSettings(**server_settings_for(config, tfserving_kind))
-
-    def make_load_settings(self, **fields: Any) -> Any:
-        loadtest = importlib.import_module("loadtest")
-        return loadtest.LoadSettings(**fields)
-
-    def run_load(self, settings: Any, out_dir: Path) -> Any:
-        loadtest = importlib.import_module("loadtest")
-        return loadtest.run_load(settings, out_dir, progress=False)  # the runner shows its own
-
-
-# --- the runner --------------------------------------------------------------------------------
 
 def _check_manifest_matches(manifest_path: Path, experiment: Experiment) -> None:
     previous = read_json(manifest_path)
@@ -396,6 +215,7 @@ def run_experiment(
             except Exception as exc:  # noqa: BLE001 - the matrix is worth more than the floor
                 bar.note(f"warning: in-process floor not measured: {exc}")
 
+        bar.start_cells()
         for _, group in itertools.groupby(pending, key=lambda c: c.group):
             _run_group(list(group), experiment, stages=stages, ports=ports, artifacts=artifacts,
                        out=out, attempts_dir=attempts_dir, bar=bar, done=done, failed=failed,

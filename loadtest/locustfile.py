@@ -53,33 +53,33 @@ class RequestFailure(Exception):
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
-    group = parser.add_argument_group("inferload", "open-loop load for TF Serving / TorchServe (loadtest/)")
-    group.add_argument(
+    # parser.add_argument itself, not an argument group: only then do the options show in the web UI
+    parser.add_argument(
         "--rate", type=float, default=10.0, help="open loop: total arrivals per second, all users"
     )
-    group.add_argument(
+    parser.add_argument(
         "--mode",
         choices=["open", "closed"],
         default="open",
         help="open: Poisson arrivals on a schedule; closed: each user sends back to back",
     )
-    group.add_argument("--batch", type=int, default=1, help="instances per request")
-    group.add_argument(
+    parser.add_argument("--batch", type=int, default=1, help="instances per request")
+    parser.add_argument(
         "--features",
         type=int,
         default=0,
         help=f"features per instance (default: --artifacts' model.json, else {FULL_SIZE_FEATURES})",
     )
-    group.add_argument("--artifacts", default="", help="artifacts dir: read features from its model.json")
-    group.add_argument("--max-in-flight", type=int, default=512, help="open loop: in-flight bound per user")
-    group.add_argument("--records-dir", default="", help="also write lossless per-request records here")
-    group.add_argument("--seed", type=int, default=0, help="arrival schedule seed")
-    group.add_argument("--payload-seed", type=int, default=1, help="input values / payload choice seed")
-    group.add_argument("--pool-size", type=int, default=16, help="distinct inputs encoded before the load")
-    group.add_argument(
+    parser.add_argument("--artifacts", default="", help="artifacts dir: read features from its model.json")
+    parser.add_argument("--max-in-flight", type=int, default=512, help="open loop: in-flight bound per user")
+    parser.add_argument("--records-dir", default="", help="also write lossless per-request records here")
+    parser.add_argument("--seed", type=int, default=0, help="arrival schedule seed")
+    parser.add_argument("--payload-seed", type=int, default=1, help="input values / payload choice seed")
+    parser.add_argument("--pool-size", type=int, default=16, help="distinct inputs encoded before the load")
+    parser.add_argument(
         "--request-timeout", type=float, default=30.0, help="seconds before a request times out"
     )
-    group.add_argument("--model-name", default="linear", help="model name on the server")
+    parser.add_argument("--model-name", default="linear", help="model name on the server")
 
 
 @events.init.add_listener

@@ -32,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="run only cells whose id matches (glob like '*grpc*', or a substring)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the cells and the estimated duration; start nothing")
-    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.add_argument("--free-ports", action="store_true",
+                        help="start the servers on free ports instead of the standard ones "
+                        "(when another stack already holds them)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display")
     parser.set_defaults(func=run)
 
 
@@ -53,11 +56,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from inferload.runner import RunError, run_experiment
+    from serving.ports import Ports
 
+    ports = Ports.free() if args.free_ports else Ports()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = run_experiment(experiment, out, progress=not args.no_progress,
-                                artifacts_dir=args.artifacts, only=args.only)
+                                artifacts_dir=args.artifacts, only=args.only, ports=ports)
     except ExperimentError as exc:
         raise UsageError(str(exc)) from None
     except RunError as exc:

@@ -80,3 +80,11 @@ def test_missing_floor_and_encode_are_named_not_guessed(results: ResultsBuilder)
         "no encode time for batch 1 in payloads.json",
         "no torch floor for batch 1 in floor.json",
     )
+
+
+def test_a_server_protocol_without_usable_cells_is_listed_with_a_note(results: ResultsBuilder) -> None:
+    results.cell(rate=10, latency_ms=5.0, valid=False, invalid_reasons=["lateness"])
+    experiment = load_experiment(results.root)
+    (part,) = decompose(experiment.cells, experiment.floor, experiment.payloads)
+    assert (part.latency_p50_ms, part.overhead_ms) == (None, None)
+    assert "no usable cell" in part.notes[0]

@@ -22,6 +22,17 @@ def test_prints_paths_and_verdict_lines(results: ResultsBuilder, capsys: pytest.
     assert "best: torchserve grpc [default] batch 1" in out
 
 
+def test_prints_the_best_batch_of_a_closed_loop_sweep(
+    results: ResultsBuilder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Batch 1: 100 req/s = 100 predictions/s; batch 8: 100 req/s x 8 = 800 predictions/s -> batch 8."""
+    results.cell(rate=None, concurrency=1, batch=1, latency_ms=2.0)
+    results.cell(rate=None, concurrency=1, batch=8, latency_ms=5.0)
+    assert main(["report", str(results.root)]) == 0
+    out = capsys.readouterr().out
+    assert "batch sweep torchserve grpc, concurrency 1: most predictions/s 800 at batch 8" in out
+
+
 def test_out_and_compare(results: ResultsBuilder, tmp_path: Path) -> None:
     results.cell(rate=10, latency_ms=5.0)
     out = tmp_path / "out"

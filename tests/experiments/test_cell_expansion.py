@@ -56,13 +56,15 @@ def test_closed_loop_cells_carry_concurrency_not_rate() -> None:
 
 
 @pytest.mark.parametrize(("server", "protocol", "batch", "features", "low_mb", "high_mb"), [
-    # the full-size instance: ~5.3 MB of JSON, 1 MiB raw, 4/3 of that as base64 for TF Serving's REST
-    ("tfserving", "rest-json", 1, 262_144, 5.0, 5.6),
-    ("torchserve", "rest-json", 1, 262_144, 5.0, 5.6),
+    # the full-size instance: ~2.9 MB of JSON (orjson's shortest float32 text), 1 MiB raw, and 4/3 of
+    # that as base64 for TF Serving's REST API
+    ("tfserving", "rest-json", 1, 262_144, 2.8, 2.95),
+    ("torchserve", "rest-json", 1, 262_144, 2.8, 2.95),
     ("tfserving", "rest-binary", 1, 262_144, 1.39, 1.41),
     ("torchserve", "rest-binary", 1, 262_144, 1.04, 1.06),
     ("tfserving", "grpc", 1024, 262_144, 1073, 1074),
-    ("torchserve", "rest-json", 1024, 262_144, 5000, 6000),
+    ("torchserve", "rest-json", 1024, 262_144, 2900, 3000),
+    ("torchserve", "grpc", 4, 1024, 0.0164, 0.0165),
 ])
 def test_body_size_estimates(server: str, protocol: str, batch: int, features: int,
                              low_mb: float, high_mb: float) -> None:
@@ -70,11 +72,11 @@ def test_body_size_estimates(server: str, protocol: str, batch: int, features: i
 
 
 def test_cells_over_max_body_are_skipped_with_a_reason() -> None:
-    text = MATRIX.replace("features: 1024", "features: 262144") + "max_body_mb: 3\n"
+    text = MATRIX.replace("features: 1024", "features: 262144") + "max_body_mb: 2\n"
     plan = expand_cells(parse_experiment(text))
     skipped = {skip.cell_id: skip.reason for skip in plan.skipped}
-    assert "tfserving-rest-json-b1-default-r10-rep0" in skipped  # 5.3 MB of JSON
-    assert "exceeds max_body_mb 3" in skipped["tfserving-rest-json-b1-default-r10-rep0"]
+    assert "tfserving-rest-json-b1-default-r10-rep0" in skipped  # 2.9 MB of JSON
+    assert "exceeds max_body_mb 2" in skipped["tfserving-rest-json-b1-default-r10-rep0"]
     assert "torchserve-grpc-b1-default-r10-rep0" not in skipped  # 1 MiB raw
     assert "torchserve-grpc-b4-default-r10-rep0" in skipped  # 4 MiB raw
     assert len(plan.cells) + len(plan.skipped) == 96

@@ -6,7 +6,7 @@ import pytest
 
 from inferload.cells import expand_cells
 from inferload.experiments import parse_experiment
-from inferload.runner import load_settings_for, server_settings_for
+from inferload.stages import load_settings_for, server_settings_for
 from loadtest import LoadSettings
 from serving.ports import Ports
 from serving.settings import ServerSettings

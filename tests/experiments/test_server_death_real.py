@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from inferload.experiments import parse_experiment
-from inferload.runner import RealStages, RunningServers, run_experiment
+from inferload.runner import run_experiment
+from inferload.stages import RealStages, RunningServers
 from models.artifacts import ArtifactLayout
 from serving.ports import Ports
 

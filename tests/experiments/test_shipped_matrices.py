@@ -15,7 +15,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 SHIPPED = [
     ("smoke.yaml", 6, 0, 2),
     ("protocols.yaml", 36, 0, 25),
-    ("batch-sweep.yaml", 32, 34, 15),
+    ("batch-sweep.yaml", 34, 32, 15),
     ("batching.yaml", 24, 0, 15),
 ]
 
@@ -49,7 +49,7 @@ def test_batch_sweep_lists_the_absurd_bodies_it_skips() -> None:
 
 @pytest.mark.parametrize("name", [s[0] for s in SHIPPED])
 def test_every_cell_maps_to_valid_server_and_load_settings(name: str) -> None:
-    from inferload.runner import load_settings_for, server_settings_for
+    from inferload.stages import load_settings_for, server_settings_for
     from loadtest import LoadSettings
     from serving.ports import Ports
     from serving.settings import ServerSettings

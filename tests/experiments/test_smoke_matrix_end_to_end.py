@@ -12,7 +12,8 @@ import pytest
 
 from inferload.cells import expand_cells
 from inferload.experiments import load_experiment
-from inferload.runner import ExperimentResult, RealStages, run_experiment
+from inferload.runner import ExperimentResult, run_experiment
+from inferload.stages import RealStages
 from models.artifacts import ArtifactLayout
 from serving.ports import Ports, is_free
 

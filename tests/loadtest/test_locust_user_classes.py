@@ -1,0 +1,85 @@
+"""`locust -f loadtest/` offers one user class per server x protocol, with our options in its CLI/UI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import loadtest
+from loadtest.locustfile import default_host, split_host
+
+LOADTEST_DIR = str(Path(loadtest.__file__).parent)
+USER_CLASSES = [
+    "TFServingGrpc",
+    "TFServingRestBinary",
+    "TFServingRestJson",
+    "TorchServeGrpc",
+    "TorchServeRestBinary",
+    "TorchServeRestJson",
+]
+
+
+def test_locust_lists_the_six_user_classes(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--list"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    listed = [line.strip() for line in result.stdout.splitlines() if line.startswith("    ")]
+    assert sorted(listed) == USER_CLASSES
+
+
+def test_our_options_parse_and_show_in_the_web_ui(tmp_path) -> None:
+    """In a subprocess: importing locust monkey-patches the interpreter."""
+    code = (
+        "import loadtest.locustfile\n"
+        "from locust import argument_parser\n"
+        "parser = argument_parser.get_parser()\n"
+        "options = parser.parse_args(['--rate', '7', '--mode', 'closed', '--batch', '4'])\n"
+        "print(options.rate, options.mode, options.batch)\n"
+        "print(' '.join(sorted(parser.args_included_in_web_ui)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    parsed, in_web_ui = result.stdout.splitlines()[-2:]
+    assert parsed == "7.0 closed 4"
+    for option in ("rate", "mode", "batch", "features", "artifacts", "max_in_flight", "records_dir", "seed"):
+        assert option in in_web_ui.split()
+
+
+@pytest.mark.parametrize(
+    ("server", "protocol", "env", "expected"),
+    [
+        ("tfserving", "rest-json", {}, "http://127.0.0.1:8501"),
+        ("tfserving", "grpc", {}, "grpc://127.0.0.1:8500"),
+        ("torchserve", "rest-binary", {}, "http://127.0.0.1:8080"),
+        ("torchserve", "grpc", {"INFERLOAD_TORCHSERVE_GRPC_PORT": "17070"}, "grpc://127.0.0.1:17070"),
+        ("tfserving", "rest-json", {"INFERLOAD_TFSERVING_HOST": "127.0.0.2"}, "http://127.0.0.2:8501"),
+    ],
+)
+def test_hosts_default_to_the_standard_ports_and_follow_env_vars(
+    monkeypatch, server: str, protocol: str, env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert default_host(server, protocol) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("http://127.0.0.1:8501", ("127.0.0.1", 8501)),
+        ("grpc://[::1]:8500", ("::1", 8500)),
+        ("127.0.0.1:7070", ("127.0.0.1", 7070)),
+    ],
+)
+def test_host_strings_are_split_into_address_and_port(host: str, expected: tuple[str, int]) -> None:
+    assert split_host(host) == expected
