@@ -71,19 +71,37 @@ def cell_is_done(cell_dir: Path) -> bool:
     return record is not None and record.get("status") == CELL_DONE
 
 
+# Fields that only add or remove cells (or re-judge them): a results directory may be resumed with
+# a matrix that changes them, e.g. a rate sweep extended upwards. Everything else shapes every cell.
+_AXES = {"servers", "protocols", "load", "batch_sizes", "server_configs", "repetitions", "max_body_mb", "slo"}
+
+
+def _incompatibilities(previous: Experiment, current: Experiment) -> list[str]:
+    """Why cells of `previous` cannot sit beside cells of `current` in one results directory."""
+    problems = [f"`{name}` differs" for name in Experiment.model_fields
+                if name not in _AXES and getattr(previous, name) != getattr(current, name)]
+    if previous.load.mode != current.load.mode:
+        problems.append("`load.mode` differs")
+    earlier = {config.name: config for config in previous.server_configs}
+    problems += [f"server config {config.name!r} changed its settings" for config in current.server_configs
+                 if config.name in earlier and earlier[config.name] != config]
+    return problems
+
+
 def _check_manifest_matches(manifest_path: Path, experiment: Experiment) -> None:
+    """Resuming is safe when the matrix only adds, drops or re-judges cells; refuse anything else."""
     previous = read_json(manifest_path)
     if previous is None:
         return
     try:
-        same = Experiment.model_validate(previous.get("experiment")) == experiment
+        problems = _incompatibilities(Experiment.model_validate(previous.get("experiment")), experiment)
     except ValueError:  # an older or foreign manifest
-        same = False
-    if not same:
+        problems = ["its manifest.json is not one this version can read"]
+    if problems:
         raise ExperimentError(
-            f"{manifest_path.parent} holds results of a different matrix (its manifest.json differs "
-            f"from experiment {experiment.name!r}): resuming would mix them; use another --out "
-            "directory, or delete this one to start over"
+            f"{manifest_path.parent} holds results of a different matrix ({'; '.join(problems)}): "
+            "resuming would mix cells measured differently; use another --out directory, or delete "
+            "this one to start over"
         )
 
 

@@ -208,11 +208,30 @@ def test_only_runs_the_matching_cells(tmp_path: Path) -> None:
     assert cell_is_done(tmp_path / "cells" / result.done[0])
 
 
-def test_resuming_into_results_of_another_matrix_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("old", "new", "why"), [
+    ("duration_s: 1", "duration_s: 2", "`duration_s` differs"),
+    ("seed: 0}", "seed: 1}", "`model` differs"),
+    ("{mode: open, rates: [10, 20]}", "{mode: closed, concurrencies: [1]}", "`load.mode` differs"),
+    ("batch_sizes: [1]", "batch_sizes: [1]\nserver_configs: [{name: default, torchserve: {workers: 2}}]",
+     "server config 'default' changed"),
+])
+def test_resuming_with_a_matrix_that_measures_differently_is_refused(tmp_path: Path, old: str, new: str,
+                                                                      why: str) -> None:
     run(tmp_path, FakeStages(), only="tfserving-grpc-*")
-    other = parse_experiment(MATRIX.replace("duration_s: 1", "duration_s: 2"))
-    with pytest.raises(ExperimentError, match="different matrix"):
+    other = parse_experiment(MATRIX.replace(old, new))
+    with pytest.raises(ExperimentError, match=f"different matrix.*{why}"):
         run_experiment(other, tmp_path, progress=False, ports=Ports.free(), stages=FakeStages())
+
+
+def test_an_extended_sweep_resumes_and_runs_only_the_new_cells(tmp_path: Path) -> None:
+    run(tmp_path, FakeStages())
+    extended = parse_experiment(MATRIX.replace("rates: [10, 20]", "rates: [10, 20, 40]"))
+    stages = FakeStages()
+    result = run_experiment(extended, tmp_path, progress=False, ports=Ports.free(), stages=stages)
+    assert stages.loads and all(cell_id.endswith("-r40-rep0") for cell_id in stages.loads)
+    assert len(result.already_done) == ALL_CELLS and len(result.done) == 4
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["experiment"]["load"]["rates"] == [10.0, 20.0, 40.0]
 
 
 def test_progress_names_the_cell_its_load_and_the_time_left(tmp_path: Path,

@@ -14,7 +14,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 # (file, cells to run, cells skipped, budget in minutes)
 SHIPPED = [
     ("smoke.yaml", 6, 0, 2),
-    ("protocols.yaml", 36, 0, 25),
+    ("protocols.yaml", 42, 0, 25),
     ("batch-sweep.yaml", 34, 32, 15),
     ("batching.yaml", 24, 0, 15),
 ]
