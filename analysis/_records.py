@@ -7,7 +7,7 @@ and then reads the records through `loadtest.read_run`, so analysis never parses
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +15,12 @@ import orjson
 import pandas as pd
 
 from analysis.errors import ResultsError
+from loadtest import SCHEMA, SCHEMA_VERSION, RequestRecord
 
-REQUESTS_SCHEMA = "inferload.requests"
-SUPPORTED_REQUESTS_VERSION = 1
-
-RECORD_COLUMNS = (
-    "seq",
-    "stream",
-    "server",
-    "protocol",
-    "batch",
-    "scheduled_ns",
-    "sent_ns",
-    "done_ns",
-    "bytes_out",
-    "bytes_in",
-    "status",
-    "code",
-    "error",
-)
+# The format's owner is loadtest: its constants, never a copy of them.
+REQUESTS_SCHEMA = SCHEMA
+SUPPORTED_REQUESTS_VERSION = SCHEMA_VERSION
+RECORD_COLUMNS = tuple(f.name for f in fields(RequestRecord))
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,7 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
             p99_at_half_rate_ms=v.p99_at_half_ms,
             p99_at_half_rate_note=v.p99_at_half_note,
             rates_measured=list(v.rates_measured),
+            first_miss_rate=v.first_miss_rate,
             excluded_cells=list(v.excluded),
         )
         verdicts.append(entry)

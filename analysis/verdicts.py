@@ -39,6 +39,9 @@ class SweepVerdict:
     rates_measured: tuple[float, ...]
     excluded: tuple[str, ...]
     excluded_rates: tuple[float, ...] = ()
+    # The lowest usable rate that missed the SLO: with max_rate_under_slo it brackets the true maximum
+    # (what `inferload run --refine` bisects); None when no usable rate missed.
+    first_miss_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,10 @@ def sweep_verdict(group: GroupKey, cells: Sequence[CellSummary]) -> SweepVerdict
     )
     best: CellSummary | None = None
     note: str | None = None
+    first_miss: float | None = None
     for cell in usable:
         if not cell.met_slo:
+            first_miss = cell.key.rate
             if best is None:
                 misses = sorted({m for r in cell.runs if r.usable for m in r.slo_misses})
                 note = (
@@ -140,6 +145,7 @@ def sweep_verdict(group: GroupKey, cells: Sequence[CellSummary]) -> SweepVerdict
         rates_measured=tuple(c.key.rate for c in ordered if c.key.rate is not None),
         excluded=excluded,
         excluded_rates=tuple(c.key.rate for c in ordered if not c.usable and c.key.rate is not None),
+        first_miss_rate=first_miss,
     )
 
 

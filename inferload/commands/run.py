@@ -35,8 +35,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--free-ports", action="store_true",
                         help="start the servers on free ports instead of the standard ones "
                         "(when another stack already holds them)")
+    parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                        help="after the sweep, bisect each line's max rate under the SLO this many "
+                        "times (one extra cell per bracketed line and step; open loop only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     parser.set_defaults(func=run)
+
+
+def _refine(args: argparse.Namespace, experiment: Experiment, out: Path, ports: object) -> int:
+    """Bisect each line's max rate under the SLO (see inferload/refine.py); returns the cells run."""
+    from analysis import load_experiment as load_results
+    from analysis.verdicts import sweep_verdicts
+    from inferload.refine import refine
+    from inferload.runner import run_experiment
+
+    if experiment.load.mode != "open":
+        raise UsageError("--refine bisects Poisson rates: it needs an open-loop matrix (load.mode: open)")
+
+    def run_cells(extended: Experiment, only: str) -> None:
+        run_experiment(extended, out, progress=not args.no_progress, artifacts_dir=args.artifacts,
+                       only=only, ports=ports, measure_floor=False)
+
+    def read_verdicts(results: Path) -> list:
+        return sweep_verdicts(load_results(results).cells)
+
+    return len(refine(experiment, out, steps=args.refine, run_cells=run_cells, read_verdicts=read_verdicts))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_experiment(experiment, out, progress=not args.no_progress,
                                 artifacts_dir=args.artifacts, only=args.only, ports=ports)
+        refined = _refine(args, experiment, out, ports) if args.refine > 0 else 0
     except ExperimentError as exc:
         raise UsageError(str(exc)) from None
     except RunError as exc:
@@ -70,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if args.refine > 0:
+        print(f"refinement: {refined} bisection cell group(s) run")
     print(f"{len(result.done)} cell(s) done, {len(result.failed)} failed, "
           f"{len(result.already_done)} already done, {len(result.skipped)} skipped; results in {out}")
     for cell_id in result.failed:

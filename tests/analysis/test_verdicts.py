@@ -12,17 +12,18 @@ from analysis.verdicts import batching_verdicts, best_configuration, sweep_verdi
 
 
 @pytest.mark.parametrize(
-    ("sweep", "expected_max", "expected_half_rate", "expected_p99_at_half"),
+    ("sweep", "expected_max", "expected_half_rate", "expected_p99_at_half", "expected_first_miss"),
     [
         # (rate, p99 ms, generator valid): walking up, the last rate before the first miss
-        ([(10, 5, True), (20, 8, True), (40, 30, True), (80, 250, True)], 40.0, 20.0, 8.0),
+        ([(10, 5, True), (20, 8, True), (40, 30, True), (80, 250, True)], 40.0, 20.0, 8.0, 80.0),
         # the 40/s cell is generator-invalid (its p99 of 500 ms is not a server result): skipped, not a miss;
         # half of 80 is that invalid 40/s, so the nearest *usable* rate answers: 20/s (|20-40| < |80-40|)
-        ([(10, 5, True), (20, 8, True), (40, 500, False), (80, 60, True), (160, 400, True)], 80.0, 20.0, 8.0),
+        ([(10, 5, True), (20, 8, True), (40, 500, False), (80, 60, True), (160, 400, True)], 80.0, 20.0, 8.0,
+         160.0),
         # max/2 = 20 is not measured: nearest is 25 (|25-20| = 5 < |10-20| = 10)
-        ([(10, 5, True), (25, 9, True), (40, 30, True), (50, 300, True)], 40.0, 25.0, 9.0),
+        ([(10, 5, True), (25, 9, True), (40, 30, True), (50, 300, True)], 40.0, 25.0, 9.0, 50.0),
         # a later recovery does not count: 40/s missed, so 80/s is beyond the max
-        ([(10, 5, True), (20, 8, True), (40, 150, True), (80, 90, True)], 20.0, 10.0, 5.0),
+        ([(10, 5, True), (20, 8, True), (40, 150, True), (80, 90, True)], 20.0, 10.0, 5.0, 40.0),
     ],
     ids=["plain", "invalid-cell-excluded", "nearest-half", "first-miss-ends"],
 )
@@ -32,6 +33,7 @@ def test_max_rate_under_slo(
     expected_max: float,
     expected_half_rate: float,
     expected_p99_at_half: float,
+    expected_first_miss: float,
 ) -> None:
     for rate, p99, valid in sweep:
         results.cell(rate=rate, latency_ms=p99, valid=valid, invalid_reasons=() if valid else ["lateness"])
@@ -39,6 +41,7 @@ def test_max_rate_under_slo(
     assert verdict.max_rate_under_slo == expected_max
     assert verdict.half_rate == expected_half_rate
     assert verdict.p99_at_half_ms == pytest.approx(expected_p99_at_half)
+    assert verdict.first_miss_rate == expected_first_miss  # the bracket `run --refine` bisects
     assert len(verdict.excluded) == sum(1 for _, _, valid in sweep if not valid)
 
 
