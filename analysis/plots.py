@@ -88,7 +88,7 @@ def latency_vs_load(cells: Sequence[CellSummary], slo: Slo) -> str | None:
         _plain_log_labels(axis)
         axis.set_xlabel("offered load (Poisson requests/s)")
         axis.set_ylabel("latency, scheduled to done (ms, log)")
-        axis.set_title(f"{server}: where each protocol's p99 crosses the SLO")
+        axis.set_title(f"{server}: where each protocol's p99 crosses the SLO", fontsize=10)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle(
@@ -120,7 +120,9 @@ def throughput_vs_load(cells: Sequence[CellSummary]) -> str | None:
         axis.plot([0, top], [0, top], ":", color="grey", label="achieved = offered")
         axis.set_xlabel("offered load (Poisson requests/s)")
         axis.set_ylabel("achieved ok responses/s")
-        axis.set_title(f"{server}: achieved vs offered throughput (flattens at saturation)")
+        axis.set_title(
+            f"{server}: achieved vs offered\n(the line flattens where the server saturates)", fontsize=10
+        )
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=7)
     return _to_data_uri(figure)
