@@ -147,7 +147,17 @@ def batch_sweep(points: Sequence[BatchSweepPoint]) -> str | None:
         batches = [p.batch for p in members]
         latency_axis.plot(batches, [p.p50_ms for p in members], "-", label=label, **style)
         rate_axis.plot(batches, [p.predictions_per_s for p in members], "-", label=label, **style)
-    for axis in (latency_axis, rate_axis):
+    _batch_log_axes(latency_axis, rate_axis)
+    latency_axis.set_ylabel("latency p50 (ms, log)")
+    latency_axis.set_title("Batch sweep: latency p50 vs batch size")
+    rate_axis.set_ylabel("predictions/s (log)")
+    rate_axis.set_title("Batch sweep: predictions/s vs batch size")
+    return _to_data_uri(figure)
+
+
+def _batch_log_axes(*axes: Axes) -> None:
+    """Log-log axes against batch size (powers of two), as both batch plots read them."""
+    for axis in axes:
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
         axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
@@ -155,11 +165,6 @@ def batch_sweep(points: Sequence[BatchSweepPoint]) -> str | None:
         axis.set_xlabel("batch size (instances per request, log2)")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
-    latency_axis.set_ylabel("latency p50 (ms, log)")
-    latency_axis.set_title("Batch sweep: latency p50 vs batch size")
-    rate_axis.set_ylabel("predictions/s (log)")
-    rate_axis.set_title("Batch sweep: predictions/s vs batch size")
-    return _to_data_uri(figure)
 
 
 def payload_costs(payloads: Sequence[PayloadCost]) -> str | None:
@@ -179,14 +184,7 @@ def payload_costs(payloads: Sequence[PayloadCost]) -> str | None:
         size_axis.plot(batches, [c.body_bytes / 1024 for c in members], "-", label=label, **style)
         timed = [c for c in members if c.encode_ms is not None]
         encode_axis.plot([c.batch for c in timed], [c.encode_ms for c in timed], "-", label=label, **style)
-    for axis in (size_axis, encode_axis):
-        axis.set_xscale("log", base=2)
-        axis.set_yscale("log")
-        axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        _plain_log_labels(axis)
-        axis.set_xlabel("batch size (instances per request, log2)")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=7)
+    _batch_log_axes(size_axis, encode_axis)
     size_axis.set_ylabel("request body (KiB, log)")
     size_axis.set_title("Request body size per protocol (JSON text vs raw float32 bytes)")
     encode_axis.set_ylabel("encode time per body (ms, log)")

@@ -41,6 +41,12 @@ class Bracket:
         return self.low < mid < self.high and (self.high - self.low) > MIN_RELATIVE_GAP * self.low
 
 
+def check_refinable(experiment: Experiment) -> None:
+    """Bisection moves Poisson rates: refuse a closed-loop matrix (before its sweep is run)."""
+    if experiment.load.mode != "open":
+        raise ValueError("--refine bisects Poisson rates: it needs an open-loop matrix (load.mode: open)")
+
+
 def round_rate(rate: float) -> float:
     """Midpoints as rates people write (and cell ids stay short): whole req/s from 10 up."""
     return float(round(rate)) if rate >= 10 else round(rate, 1)
@@ -97,8 +103,7 @@ def refine(
     runner), `read_verdicts(out_dir)` re-reads the sweep verdicts (analysis): both injected so the
     bisection logic is tested without servers.
     """
-    if experiment.load.mode != "open":
-        raise ValueError("--refine bisects Poisson rates: it needs an open-loop matrix (load.mode: open)")
+    check_refinable(experiment)
     split: list[Bracket] = []
     for step in range(1, steps + 1):
         todo = brackets(read_verdicts(out_dir))

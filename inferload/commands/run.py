@@ -49,9 +49,6 @@ def _refine(args: argparse.Namespace, experiment: Experiment, out: Path, ports: 
     from inferload.refine import refine
     from inferload.runner import run_experiment
 
-    if experiment.load.mode != "open":
-        raise UsageError("--refine bisects Poisson rates: it needs an open-loop matrix (load.mode: open)")
-
     def run_cells(extended: Experiment, only: str) -> None:
         run_experiment(extended, out, progress=not args.no_progress, artifacts_dir=args.artifacts,
                        only=only, ports=ports, measure_floor=False)
@@ -74,6 +71,13 @@ def run(args: argparse.Namespace) -> int:
     plan = select_cells(expand_cells(experiment), args.only)
     if not plan.cells and not plan.skipped:
         raise UsageError(f"--only {args.only!r} matches no cell of {args.experiment}; see --dry-run")
+    if args.refine > 0:
+        from inferload.refine import check_refinable
+
+        try:
+            check_refinable(experiment)  # before the sweep, not after it
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if args.dry_run:
         _print_plan(plan, experiment, out)
         return 0
@@ -94,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if args.refine > 0:
-        print(f"refinement: {refined} bisection cell group(s) run")
     print(f"{len(result.done)} cell(s) done, {len(result.failed)} failed, "
           f"{len(result.already_done)} already done, {len(result.skipped)} skipped; results in {out}")
+    if args.refine > 0:
+        print(f"refinement: {refined} bisection step(s) run (see the refine lines above)")
     for cell_id in result.failed:
         print(f"  failed: {cell_id} (see {out / 'cells' / cell_id / 'cell.json'})")
     print(f"next: inferload report {out}")

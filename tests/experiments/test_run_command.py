@@ -49,3 +49,13 @@ def test_a_bad_matrix_exits_2_with_the_message(tmp_path: Path, capsys: pytest.Ca
 def test_a_pattern_matching_no_cell_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(EXPERIMENTS / "smoke.yaml"), "--only", "triton"]) == 2
     assert "matches no cell" in capsys.readouterr().err
+
+
+def test_refine_on_a_closed_loop_matrix_is_refused_before_the_sweep(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Bisection moves Poisson rates: a closed-loop matrix is refused before any cell runs."""
+    args = ["run", str(EXPERIMENTS / "batch-sweep.yaml"), "--refine", "1", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    assert "needs an open-loop matrix" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
