@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from inferload.cells import Cell
 from inferload.experiments import Experiment, ModelSpec, ServerConfig
@@ -42,6 +42,8 @@ class RunningServers(Protocol):
     def alive(self, server: str) -> bool: ...
 
     def down(self) -> object: ...
+
+    def monitored(self) -> list[Any]: ...  # serving.monitor.MonitoredServer entries
 
 
 class Stages(Protocol):
@@ -182,9 +184,8 @@ class RealStages:
 
     def monitor(self, servers: RunningServers, out_path: Path) -> AbstractContextManager[Any]:
         from serving.monitor import ServerMonitor
-        from serving.stack import Stack
 
-        return ServerMonitor(cast(Stack, servers), out_path, self.monitor_interval_s)
+        return ServerMonitor(servers.monitored(), out_path, self.monitor_interval_s)
 
     def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None:
         from serving.settings import ServerSettings

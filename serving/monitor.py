@@ -11,9 +11,10 @@ import math
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,27 +22,37 @@ from prometheus_client.parser import text_string_to_metric_families
 from serving.ports import LOOPBACK
 from serving.tfserving import PROMETHEUS_PATH
 
-if TYPE_CHECKING:
-    from serving.stack import Stack
-
 METRICS_FILE = "server_metrics.jsonl"
 # Families from the Prometheus client's own process/runtime collectors: our psutil sample covers these.
 _SKIPPED_PREFIXES = ("python_", "process_")
 
 
+@dataclass(frozen=True)
+class MonitoredServer:
+    """One server to watch: where its metrics are and where its CPU/memory can be read."""
+
+    name: str  # "tfserving" | "torchserve" (or "tfserving-1" for replicas later)
+    kind: str  # "tfs-compat" | "tensorflow_model_server" | "torchserve"
+    metrics_url: str | None  # Prometheus endpoint, None if the server exports none
+    pid: int | None = None  # local process: psutil CPU/RSS of its process tree
+    container: str | None = None  # compose: container id/name, sampled via cgroup files / docker stats
+
+
 class ServerMonitor:
-    """Context manager: `with ServerMonitor(stack, run_dir): run_load(...)`.
+    """Context manager: `with ServerMonitor(stack.monitored(), run_dir): run_load(...)`.
 
     `out_path` is the JSON Lines file, or a directory to write `server_metrics.jsonl` into.
     """
 
-    def __init__(self, stack: Stack, out_path: Path | str, interval_s: float = 0.5) -> None:
+    def __init__(
+        self, servers: Sequence[MonitoredServer], out_path: Path | str, interval_s: float = 0.5
+    ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
         out = Path(out_path)
         self.out_path = out / METRICS_FILE if out.is_dir() else out
         self.interval_s = interval_s
-        self._stack = stack
+        self._servers = tuple(servers)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._procs: dict[tuple[str, int], psutil.Process] = {}
@@ -70,16 +81,21 @@ class ServerMonitor:
 
     def _sample_once(self) -> list[dict[str, object]]:
         lines = []
-        for name, server in self._stack.servers.items():
-            cpu, rss = self._tree_usage(name, server.pid)
+        for server in self._servers:
+            if server.pid is not None:
+                source = "psutil"
+                cpu, rss = self._tree_usage(server.name, server.pid)
+            else:
+                source, cpu, rss = "none", None, None
             lines.append(
                 {
                     "t_ns": time.monotonic_ns(),
-                    "server": name,
+                    "server": server.name,
                     "kind": server.kind,
+                    "source": source,
                     "cpu_percent": cpu,
                     "rss_bytes": rss,
-                    "metrics": scrape(metrics_url(name, server.ports)),
+                    "metrics": scrape(server.metrics_url) if server.metrics_url else {},
                 }
             )
         return lines

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from models.artifacts import MODEL_NAME, ArtifactLayout
 from serving import tfserving, torchserve
+from serving.monitor import MonitoredServer, metrics_url
 from serving.ports import LOOPBACK, Ports, busy_ports
 from serving.processes import HealthCheck, LaunchSpec, ProcessHandle, spawn, stop, wait_healthy
 from serving.settings import ServerSettings
@@ -110,6 +111,18 @@ class Stack:
             "ports": self.ports.to_dict(),
             "servers": {name: asdict(server) for name, server in self.servers.items()},
         }
+
+    def monitored(self) -> list[MonitoredServer]:
+        """The running servers as the monitor watches them: local processes with their metrics URL."""
+        return [
+            MonitoredServer(
+                name=name,
+                kind=server.kind,
+                metrics_url=metrics_url(name, server.ports),
+                pid=server.pid,
+            )
+            for name, server in self.servers.items()
+        ]
 
     def alive(self, server: str) -> bool:
         """True while the server's main process runs (health is not checked: that is `healthy`)."""

@@ -47,7 +47,7 @@ def test_unparseable_metrics_give_what_was_read() -> None:
 def test_samples_both_servers_while_they_serve(
     both_servers: Stack, inputs: np.ndarray, tmp_path: Path
 ) -> None:
-    with ServerMonitor(both_servers, tmp_path, interval_s=0.1) as monitor:
+    with ServerMonitor(both_servers.monitored(), tmp_path, interval_s=0.1) as monitor:
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
             tfserving_rest_json(both_servers.ports, inputs)
@@ -59,7 +59,8 @@ def test_samples_both_servers_while_they_serve(
     }
     for name, samples in by_server.items():
         assert samples, f"no samples for {name}"
-        assert set(samples[0]) == {"t_ns", "server", "kind", "cpu_percent", "rss_bytes", "metrics"}
+        assert set(samples[0]) >= {"t_ns", "server", "kind", "source", "cpu_percent", "rss_bytes", "metrics"}
+        assert all(s["source"] == "psutil" for s in samples)
         assert all(s["rss_bytes"] > 10_000_000 for s in samples)
         assert max(s["cpu_percent"] for s in samples) > 0
         times = [s["t_ns"] for s in samples]
@@ -70,4 +71,4 @@ def test_samples_both_servers_while_they_serve(
 
 def test_interval_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="interval_s must be > 0"):
-        ServerMonitor(None, tmp_path, interval_s=0)  # type: ignore[arg-type]
+        ServerMonitor([], tmp_path, interval_s=0)
