@@ -6,7 +6,15 @@ Never imports TensorFlow, torch, serving/ or analysis/: load processes stay ligh
 """
 
 from ._arrivals import ConstantArrivals, PoissonArrivals, StepArrivals, ramp, schedule_ns, stream_seed
-from ._health import TargetUnreachable, check_reachable
+from ._discovery import DiscoveryError, ServedModel, describe_served_model, served_features
+from ._health import (
+    TargetError,
+    TargetMismatch,
+    TargetUnreachable,
+    check_reachable,
+    check_served_model,
+    preflight,
+)
 from ._payloads import (
     EncodingRecord,
     PayloadPool,
@@ -51,9 +59,17 @@ __all__ = [
     "RunHeader",
     "SchemaError",
     "StepArrivals",
+    "DiscoveryError",
+    "ServedModel",
+    "TargetError",
+    "TargetMismatch",
     "TargetUnreachable",
     "build_pool",
     "check_reachable",
+    "check_served_model",
+    "describe_served_model",
+    "preflight",
+    "served_features",
     "describe_validation_error",
     "encode_body",
     "make_inputs",

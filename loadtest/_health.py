@@ -1,7 +1,8 @@
-"""Is the target reachable? Checked before any load, so a typo'd port fails in a second, clearly.
+"""Is the target there, and does it serve what we will send? Checked before any load.
 
-Only reachability is checked (any HTTP answer counts): a wrong model name is the server's error
-to report, and it becomes error records during the run.
+`preflight` first checks reachability (any answer counts), then asks the server to describe the
+model (loadtest/_discovery.py): a typo'd port, a wrong model name or payloads of the wrong width
+fail in a second with an error naming what to fix, instead of a run of 100 % errors.
 """
 
 from __future__ import annotations
@@ -9,13 +10,22 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
+from ._discovery import DescriptionUnavailable, DiscoveryError, ServedModel, describe_served_model
 from ._settings import LoadSettings
 
 CHECK_TIMEOUT_S = 3.0
 
 
-class TargetUnreachable(RuntimeError):
+class TargetError(RuntimeError):
+    """The target cannot take this load; the message names what to fix."""
+
+
+class TargetUnreachable(TargetError):
     """No server answers at the target address."""
+
+
+class TargetMismatch(TargetError):
+    """The server answers but serves another model, or the model takes another input width."""
 
 
 def _hint(settings: LoadSettings) -> str:
@@ -53,3 +63,37 @@ def check_reachable(settings: LoadSettings, timeout_s: float = CHECK_TIMEOUT_S) 
         return  # it answered: reachable (the run will record the server's errors)
     except (urllib.error.URLError, OSError) as exc:
         raise TargetUnreachable(f"{_hint(settings)} ({exc})") from None
+
+
+def check_served_model(settings: LoadSettings, timeout_s: float = CHECK_TIMEOUT_S) -> ServedModel | None:
+    """Raise TargetMismatch unless the server serves `model_name` with `features` inputs.
+
+    Returns what the server described, or None when its description API is not known (TorchServe,
+    or TF Serving gRPC, at non-standard ports without `metadata_url`): then nothing is checked.
+    """
+    url = settings.resolved_metadata_url
+    if url is None:
+        return None
+    try:
+        served = describe_served_model(settings.server, url, settings.model_name, timeout_s=timeout_s)
+    except DescriptionUnavailable as exc:
+        raise TargetUnreachable(
+            f"cannot read the served model's description: {exc}; give the right metadata URL "
+            "(TF Serving's REST API or TorchServe's management API)"
+        ) from None
+    except DiscoveryError as exc:
+        raise TargetMismatch(str(exc)) from None
+    if served.features is not None and served.features != settings.features:
+        raise TargetMismatch(
+            f"{settings.server} at {settings.target} serves model {settings.model_name!r} with "
+            f"{served.features} input features, but the load would send {settings.features}: "
+            f"set features to {served.features} (--features {served.features}), or point at the "
+            "server that serves this model"
+        )
+    return served
+
+
+def preflight(settings: LoadSettings, timeout_s: float = CHECK_TIMEOUT_S) -> ServedModel | None:
+    """Before any load: the target answers, serves the model, and takes inputs of this width."""
+    check_reachable(settings, timeout_s)
+    return check_served_model(settings, timeout_s)

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from ._health import check_reachable
+from ._health import preflight
 from ._payloads import EncodingRecord, write_payloads_json
 from ._schema import read_run
 from ._settings import LoadSettings
@@ -207,12 +207,13 @@ def _encoding_records(settings: LoadSettings, ready: dict[str, Any]) -> list[Enc
 def run_load(settings: LoadSettings, out_dir: str | Path, progress: bool = True) -> LoadSummary:
     """Run one load (open or closed loop) and write requests.<k>.jsonl, payloads.json, load.json.
 
-    Raises TargetUnreachable before any load if nothing answers at the target, LoadError if a
+    Raises TargetError before any load if nothing answers at the target or it serves another
+    model or input width (TargetUnreachable / TargetMismatch), LoadError if a
     worker cannot start, and KeyboardInterrupt after a clean stop on SIGINT/SIGTERM.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_reachable(settings)
+    preflight(settings)
     workers = _spawn_workers(settings, out_dir)
     stopped: list[int] = []
     try:

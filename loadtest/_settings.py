@@ -8,7 +8,9 @@ records header, so a run can be reproduced from its own results.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -26,6 +28,9 @@ STANDARD_PORTS: dict[tuple[str, str], int] = {
     ("torchserve", "grpc"): 7070,
 }
 
+# Where each server describes its model: TF Serving's REST API, TorchServe's management API.
+STANDARD_METADATA_PORTS: dict[str, int] = {"tfserving": 8501, "torchserve": 8081}
+
 # Rough bytes per float32 in each body format, to keep the payload pool inside its memory budget.
 BYTES_PER_VALUE = {"rest-json": 14.0, "rest-binary": 4 * 4 / 3, "grpc": 4.0}
 FULL_SIZE_FEATURES = 262_144
@@ -38,7 +43,10 @@ class LoadSettings(BaseModel):
 
     server: Server
     protocol: Protocol
-    host: str = "127.0.0.1"
+    host: str = Field(
+        default="127.0.0.1",
+        description="server host name, IPv4 or IPv6 address; also http://HOST:PORT or HOST:PORT",
+    )
     port: int | None = Field(
         default=None, ge=1, le=65535, description="None: the standard port for server x protocol"
     )
@@ -63,25 +71,42 @@ class LoadSettings(BaseModel):
     server_kind: str | None = Field(
         default=None, description='e.g. "tfs-compat" or "tensorflow_model_server"'
     )
+    cpus: tuple[int, ...] | None = Field(
+        default=None,
+        description="pin every load process to these CPU numbers (apart from the servers'); None: unpinned",
+    )
+    metadata_url: str | None = Field(
+        default=None,
+        description="where the served model is described: TF Serving's REST API (http://HOST:8501) "
+        "or TorchServe's management API (http://HOST:8081); None: derived from host/port when the "
+        "ports are the standard ones",
+    )
 
-    @field_validator("host")
+    @model_validator(mode="before")
     @classmethod
-    def _loopback_only(cls, host: str) -> str:
-        if host == "localhost":
-            return host
-        try:
-            address = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
+    def _split_url_host(cls, data: object) -> object:
+        """`host` may be a URL or `host:port` (e.g. http://10.0.0.5:8501): its port fills `port`."""
+        if not isinstance(data, dict) or not isinstance(data.get("host"), str):
+            return data
+        host, port = split_host(data["host"])
+        if port is not None and data.get("port") not in (None, port):
             raise ValueError(
-                f"host {host!r} is not a loopback address: this tool only targets servers on this "
-                "machine; use 127.0.0.1 (or ::1, localhost)"
-            ) from None
-        if not address.is_loopback:
-            raise ValueError(
-                f"host {host!r} is not a loopback address: this tool only targets servers on this "
-                "machine; use 127.0.0.1 (or ::1, localhost)"
+                f"host {data['host']!r} names port {port} but port is {data['port']}: give the port once"
             )
-        return host
+        return {**data, "host": host, "port": port if port is not None else data.get("port")}
+
+    @model_validator(mode="after")
+    def _metadata_url_is_http(self) -> LoadSettings:
+        if self.metadata_url is not None:
+            split_http_url(self.metadata_url, what="metadata_url")
+        return self
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus_are_cpu_numbers(cls, cpus: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if cpus is not None and (not cpus or min(cpus) < 0):
+            raise ValueError("cpus must name at least one CPU number >= 0 (or be None: unpinned)")
+        return None if cpus is None else tuple(sorted(set(cpus)))
 
     @model_validator(mode="after")
     def _load_matches_mode(self) -> LoadSettings:
@@ -105,6 +130,13 @@ class LoadSettings(BaseModel):
         return f"{host}:{self.resolved_port}"
 
     @property
+    def resolved_metadata_url(self) -> str | None:
+        """The API that describes the served model (see `metadata_url_for`), or None if unknown."""
+        if self.metadata_url is not None:
+            return self.metadata_url.rstrip("/")
+        return metadata_url_for(self.server, self.protocol, self.host, self.port)
+
+    @property
     def effective_pool_size(self) -> int:
         """pool_size, reduced so the encoded pool stays under pool_memory_mb (never below 1)."""
         body_bytes = self.batch * self.features * BYTES_PER_VALUE[self.protocol]
@@ -120,6 +152,92 @@ class LoadSettings(BaseModel):
         data["port"] = self.resolved_port
         data["effective_pool_size"] = self.effective_pool_size
         return data
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_SCHEMES = ("http", "grpc")
+_HOST_EXAMPLES = "e.g. 10.0.0.5, serving.example.internal, ::1, http://10.0.0.5:8501 or 10.0.0.5:8500"
+
+
+def check_host_name(host: str) -> str:
+    """A bare host: an IPv4/IPv6 address (IPv6 without brackets) or a DNS name; else ValueError."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253 or not name or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+        raise ValueError(
+            f"host {host!r} is not a host name or IP address ({_HOST_EXAMPLES}); "
+            "names are letters, digits, '-' and '_' between dots"
+        )
+    return host
+
+
+def split_host(text: str) -> tuple[str, int | None]:
+    """`10.0.0.5`, `[::1]`, `::1`, `box:8500`, `http://box:8501`, `grpc://[::1]:8500` -> (host, port).
+
+    The scheme only says how the address was written: the protocol setting decides what is sent.
+    Paths, queries and TLS schemes are refused (inferload builds each request's path itself).
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError(f"host is empty: give a host name or address ({_HOST_EXAMPLES})")
+    if "://" not in text:
+        try:  # a bare IPv6 address has colons but no port
+            return str(ipaddress.ip_address(text.strip("[]"))), None
+        except ValueError:
+            pass
+        text = f"//{text}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"host {text.removeprefix('//')!r} is malformed ({exc}; {_HOST_EXAMPLES})") from None
+    shown = text.removeprefix("//")
+    if parts.scheme and parts.scheme not in _SCHEMES:
+        hint = "TLS is not supported" if parts.scheme in ("https", "grpcs") else "use http:// or grpc://"
+        raise ValueError(f"host {shown!r}: scheme {parts.scheme!r} is not supported ({hint})")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(
+            f"host {shown!r} has a path or query: give only the scheme, host and port "
+            "(the request paths are built from the server and protocol)"
+        )
+    if parts.username or parts.password:
+        raise ValueError(f"host {shown!r}: credentials in the URL are not supported")
+    if port == 0:
+        raise ValueError(f"host {shown!r}: port 0 is not a port a server listens on")
+    if not parts.hostname:
+        raise ValueError(f"host {shown!r} names no host ({_HOST_EXAMPLES})")
+    return check_host_name(parts.hostname), port
+
+
+def split_http_url(url: str, *, what: str) -> tuple[str, int | None]:
+    """An http:// base URL (a path is allowed): (host, port); ValueError naming `what` otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{what} {url!r} is malformed ({exc}): e.g. http://10.0.0.5:8081") from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"{what} {url!r} must be an http:// URL with a host, e.g. http://10.0.0.5:8081")
+    return check_host_name(parts.hostname), port
+
+
+def metadata_url_for(server: str, protocol: str, host: str, port: int | None) -> str | None:
+    """Where `server` describes its model, from the load target's host and port, or None if unknown.
+
+    TF Serving REST: the target itself. Its gRPC port, or TorchServe (whose management API is a
+    port of its own): only when the target is at the standard port; a guess at a non-standard
+    layout could describe some other server.
+    """
+    bracketed = f"[{host}]" if ":" in host else host
+    standard = STANDARD_PORTS[(server, protocol)]
+    if server == "tfserving" and protocol != "grpc":
+        return f"http://{bracketed}:{port or standard}"
+    if port is not None and port != standard:
+        return None
+    return f"http://{bracketed}:{STANDARD_METADATA_PORTS[server]}"
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -31,6 +31,10 @@ except ImportError:  # outside TorchServe (unit tests without ts): gRPC errors s
     PredictionException = None  # type: ignore[assignment,misc]
 
 logger = logging.getLogger(__name__)
+# Which JSON library this worker parses and writes with: each response names it (a header), so a
+# report can tell whether an image without orjson measured the slower stdlib path.
+JSON_PARSER = "orjson" if orjson is not None else "json"
+JSON_PARSER_HEADER = "X-Inferload-Json-Parser"
 # Binary bodies are wrapped read-only (np.frombuffer, no copy); the matmul only reads them.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
@@ -98,6 +102,14 @@ def _content_type(context: Any, idx: int, row: Any) -> str:
         except (AttributeError, IndexError, KeyError, TypeError):
             found = None
     return (found or "").split(";")[0].strip().lower()
+
+
+def _is_describe(context: Any) -> bool:
+    """TorchServe marks a describe call (`?customized=true`) with the request header describe=True."""
+    try:
+        return context.get_request_header(0, "describe") == "True"
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return False
 
 
 class LinearHandler:
@@ -179,6 +191,14 @@ class LinearHandler:
             )
         return array
 
+    # --- describe ----------------------------------------------------------------------------------
+    def describe_handle(self) -> str:
+        """What `GET /models/linear?customized=true` shows as customizedMetadata: the input width and
+        class count, so a load generator can check its payloads fit before sending any."""
+        assert self.weights is not None
+        classes, features = (int(n) for n in self.weights.shape)
+        return json.dumps({"features": features, "classes": classes, "input": "float32 [batch, features]"})
+
     # --- the batch ---------------------------------------------------------------------------------
     def handle(self, data: list | None, context: Any) -> list | None:
         if data is None:  # TorchServe's function entry point calls handle(None, ctx) to initialize
@@ -186,6 +206,8 @@ class LinearHandler:
             return None
         if self.weights is None:
             self.initialize(context)
+        if _is_describe(context):
+            return [self.describe_handle()]
         inputs: list[tuple[int, np.ndarray]] = []
         errors: dict[int, BadRequest] = {}
         for idx, row in enumerate(data):
@@ -241,6 +263,7 @@ class LinearHandler:
 def _set_content_type(context: Any, idx: int) -> None:
     try:
         context.set_response_content_type(idx, "application/json")
+        context.set_response_header(idx, JSON_PARSER_HEADER, JSON_PARSER)
     except Exception:  # noqa: BLE001 - content type is cosmetic; never fail a request for it
         pass
 

@@ -1,13 +1,15 @@
 """`inferload load`: one open- or closed-loop load run against a running server, headless.
 
-Bad input (unknown server/protocol, non-positive rate or duration, a non-loopback host, an
-unreachable server) exits 2 with a clear message before any load is sent.
+Bad input (unknown server/protocol, non-positive rate or duration, a malformed host, an
+unreachable server, a server serving another model or input width) exits 2 with a clear message
+before any load is sent.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -37,8 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="arrival schedule seed")
     parser.add_argument("--payload-seed", type=int, default=1, help="input values / payload choice seed")
     parser.add_argument("--arrival", default="poisson", help="poisson | constant")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address of the server")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the server: host name, IPv4 or IPv6 address, HOST:PORT or http://HOST:PORT",
+    )
     parser.add_argument("--port", type=int, help="default: the standard port for server x protocol")
+    parser.add_argument("--model-name", default="linear", help="model name on the server")
+    parser.add_argument(
+        "--metadata-url",
+        help="where the served model is described, to check its input width before the load: "
+        "TF Serving's REST API (http://HOST:8501) or TorchServe's management API (http://HOST:8081); "
+        "default: derived from --host at the standard ports",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a request times out")
     parser.add_argument("--lateness-limit-ms", type=float, default=5.0, help="lateness p99 above it: invalid")
     parser.add_argument("--run-label", default="load", help="run label echoed into the records")
@@ -95,6 +108,8 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
         "lateness_p99_limit_ms": args.lateness_limit_ms,
         "run": args.run_label,
         "server_kind": args.server_kind,
+        "model_name": args.model_name,
+        "metadata_url": args.metadata_url,
     }
     features = _features(args)
     if features is not None:
@@ -108,6 +123,8 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
             "timeout_s": "timeout",
             "run": "run-label",
             "lateness_p99_limit_ms": "lateness-limit-ms",
+            "metadata_url": "metadata-url",
+            "model_name": "model-name",
         }
         message = describe_validation_error(exc)
         for field, flag in flags.items():
@@ -117,12 +134,18 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
 
 def run(args: argparse.Namespace) -> int:
     from inferload.cli import UsageError
-    from loadtest import LoadError, TargetUnreachable, run_load
+    from loadtest import LoadError, TargetError, run_load
 
     settings = build_settings(args)
+    if settings.resolved_metadata_url is None:
+        print(
+            f"inferload load: note: the served model is not checked before the load ({settings.server} "
+            f"{settings.protocol} at a non-standard port): give --metadata-url to check it",
+            file=sys.stderr,
+        )
     try:
         summary = run_load(settings, args.out, progress=not args.quiet)
-    except TargetUnreachable as exc:
+    except TargetError as exc:
         raise UsageError(str(exc)) from None
     except LoadError as exc:
         print(f"inferload load: error: {exc}")

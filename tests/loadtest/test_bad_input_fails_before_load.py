@@ -46,7 +46,7 @@ def with_option(flag: str, value: str) -> list[str]:
         (with_option("--rate", "0"), "rate: Input should be greater than 0"),
         (with_option("--rate", "-5"), "rate: Input should be greater than 0"),
         (with_option("--duration", "0"), "--duration: Input should be greater than 0"),
-        (with_option("--host", "192.168.1.20"), "not a loopback address"),
+        (with_option("--host", "http://192.168.1.20:8501/v1"), "has a path or query"),
         (with_option("--batch", "0"), "batch: Input should be greater than or equal to 1"),
     ],
 )
