@@ -1,20 +1,28 @@
-"""Aggregate repetitions of one cell: mean and spread of p99 latency and throughput.
+"""Aggregate repetitions of one cell: mean and spread of p99 latency and throughput, and their intervals.
 
 Spread is reported two ways: min..max over repetitions, and a two-sided 95 % confidence interval
 of the mean from Student's t distribution (mean +- t(0.975, n-1) * s / sqrt(n)); the interval
-needs n >= 2 and is None otherwise.
+needs n >= 2 and is None otherwise. A percentile's spread only takes repetitions with enough
+requests for that percentile (`percentiles.min_samples`).
+
+Each cell's `p99`, `slo_estimate` and `throughput` are `Estimate`s: with >= 2 repetitions (that have
+enough requests) the Student-t interval over repetitions; with one, that run's exact order-statistic
+interval (percentiles) or its batch-means interval (throughput); with too few requests, no value and
+a note saying so.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis.stats import RunSummary
+from analysis.intervals import MISSING, ORDER_STATISTIC, Estimate, t_interval, t_method
+from analysis.percentiles import Percentiles, QuantileInterval, min_samples
+from analysis.stats import RunSummary, Slo, too_few_note
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,15 @@ class CellSummary:
     met_slo: bool
     usable: bool
     exclusion_reasons: tuple[str, ...]
+    p99: Estimate = MISSING
+    slo_estimate: Estimate = MISSING  # the SLO percentile (p99 unless the SLO says otherwise)
+    throughput: Estimate = MISSING
+    # "met" | "missed" | "too few requests" | "excluded" (no usable repetition)
+    slo_status: str = "excluded"
+    # met and the SLO percentile's upper bound is within the SLO (None when not met or no bound known)
+    met_surely: bool | None = None
+    missed_surely: bool | None = None
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def rate(self) -> float | None:
@@ -122,9 +139,50 @@ def cell_key(run: RunSummary) -> CellKey:
     )
 
 
-def summarize_cells(runs: Iterable[RunSummary]) -> list[CellSummary]:
+def percentile_estimate(
+    runs: Iterable[RunSummary], pick: Callable[[RunSummary], QuantileInterval | None]
+) -> Estimate:
+    """One percentile of a cell: t over repetitions with enough requests, else one run's exact interval."""
+    intervals = [i for i in (pick(r) for r in runs) if i is not None and i.n > 0]
+    enough = [i for i in intervals if i.enough]
+    if len(enough) >= 2:
+        values = [i.value for i in enough if i.value is not None]
+        low, high = t_interval(values) or (None, None)
+        return Estimate(sum(values) / len(values), low, high, t_method(len(values)))
+    if enough:
+        (one,) = enough
+        return Estimate(one.value, one.low, one.high, ORDER_STATISTIC)
+    if intervals:
+        largest = max(intervals, key=lambda i: i.n)
+        return Estimate(None, largest.low, None, ORDER_STATISTIC, too_few_note(largest))
+    return Estimate(None, note="no ok responses")
+
+
+def throughput_estimate(runs: list[RunSummary]) -> Estimate:
+    if len(runs) >= 2:
+        values = [r.throughput_rps for r in runs]
+        low, high = t_interval(values) or (None, None)
+        return Estimate(sum(values) / len(values), low, high, t_method(len(values)))
+    if runs:
+        (run,) = runs
+        low, high = run.throughput_interval or (None, None)
+        return Estimate(run.throughput_rps, low, high, "batch means over 10 slices of the window (one run)")
+    return MISSING
+
+
+def _status(usable: list[RunSummary]) -> str:
+    statuses = {r.slo_status for r in usable}
+    if not usable:
+        return "excluded"
+    if "missed" in statuses:
+        return "missed"
+    return "met" if statuses == {"met"} else "too few requests"
+
+
+def summarize_cells(runs: Iterable[RunSummary], slo: Slo | None = None) -> list[CellSummary]:
     """Group runs by `CellKey`. A cell is usable when at least one repetition is; it met the SLO when
-    every usable repetition did (one miss is a miss: the verdict stays conservative)."""
+    every usable repetition did (one miss is a miss: the verdict stays conservative). With `slo`, a
+    met or missed cell also says whether its SLO percentile's interval makes that sure."""
     grouped: dict[CellKey, list[RunSummary]] = {}
     for run in runs:
         grouped.setdefault(cell_key(run), []).append(run)
@@ -137,25 +195,52 @@ def summarize_cells(runs: Iterable[RunSummary]) -> list[CellSummary]:
             if not r.usable:
                 prefix = f"repetition {r.repetition}: " if len(members) > 1 else ""
                 reasons.extend(prefix + reason for reason in r.exclusion_reasons)
+        status = _status(usable)
+        slo_estimate = percentile_estimate(usable, lambda r: r.slo_interval)
+        met_surely = missed_surely = None
+        if slo is not None and status == "met" and slo_estimate.high is not None:
+            met_surely = slo_estimate.high <= slo.latency_ms
+        if slo is not None and status == "missed":
+            failed = any(
+                r.error_rate + r.drop_rate > slo.max_failure_rate or r.ok == 0 for r in usable
+            )
+            missed_surely = failed or (slo_estimate.low is not None and slo_estimate.low > slo.latency_ms)
+        notes = tuple(dict.fromkeys(r.slo_note for r in usable if r.slo_note))
         cells.append(
             CellSummary(
                 key=key,
                 runs=tuple(members),
-                p50_ms=Spread.of(r.latency_ms.p50 for r in usable),
-                p99_ms=Spread.of(r.latency_ms.p99 for r in usable),
-                p999_ms=Spread.of(r.latency_ms.p999 for r in usable),
-                service_p99_ms=Spread.of(r.service_ms.p99 for r in usable),
+                p50_ms=Spread.of(_reportable(r, 50.0) for r in usable),
+                p99_ms=Spread.of(_reportable(r, 99.0) for r in usable),
+                p999_ms=Spread.of(_reportable(r, 99.9) for r in usable),
+                service_p99_ms=Spread.of(_reportable(r, 99.0, "service_ms") for r in usable),
                 throughput_rps=Spread.of(r.throughput_rps for r in usable),
                 goodput_rps=Spread.of(r.goodput_rps for r in usable),
                 predictions_per_s=Spread.of(r.predictions_per_s for r in usable),
                 error_rate=Spread.of(r.error_rate for r in usable),
                 drop_rate=Spread.of(r.drop_rate for r in usable),
-                met_slo=bool(usable) and all(r.met_slo for r in usable),
+                met_slo=status == "met",
                 usable=bool(usable),
                 exclusion_reasons=tuple(reasons),
+                p99=percentile_estimate(usable, lambda r: r.p99_interval),
+                slo_estimate=slo_estimate,
+                throughput=throughput_estimate(usable),
+                slo_status=status,
+                met_surely=met_surely,
+                missed_surely=missed_surely,
+                notes=notes,
             )
         )
     return sorted(cells, key=_sort_key)
+
+
+def _reportable(run: RunSummary, p: float, of: str = "latency_ms") -> float | None:
+    """The run's percentile of `of`, or None when it has too few ok requests to report it."""
+    summary: Percentiles = getattr(run, of)
+    needed = min_samples(p)
+    if needed is None or summary.count < needed:
+        return None
+    return {50.0: summary.p50, 99.0: summary.p99, 99.9: summary.p999}[p]
 
 
 def _sort_key(cell: CellSummary) -> tuple[bool, GroupKey, float, int]:

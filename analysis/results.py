@@ -161,7 +161,7 @@ def load_experiment(results_dir: Path | str) -> Experiment:
         manifest=manifest,
         slo=slo,
         runs=runs,
-        cells=tuple(summarize_cells(runs)),
+        cells=tuple(summarize_cells(runs, slo)),
         floor=tuple(read_floor(path)),
         payloads=tuple(sorted(payloads.values(), key=lambda c: (c.server, c.protocol, c.batch))),
     )

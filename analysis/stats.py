@@ -11,7 +11,10 @@ Definitions (all from raw records, see `analysis.percentiles` for the percentile
   server cannot look faster than it answered); goodput = the same, counting only `ok` requests
   whose latency met the SLO bound. Predictions/s = throughput x batch.
 - Met SLO: the SLO percentile of latency <= the bound, error + drop rate <= `max_failure_rate`,
-  and at least one `ok` request in the window.
+  at least one `ok` request in the window, and enough `ok` requests for the SLO percentile
+  (`percentiles.min_samples`: 368 for p99). With fewer, the run's status is "too few requests": not
+  met, and missed only when the data prove it (the percentile's lower confidence bound is above the
+  SLO bound, or errors + drops exceed the limit).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import pandas as pd
 from analysis._files import ServerUsage, read_cell, read_load, read_server_usage
 from analysis._records import read_requests
 from analysis.errors import ResultsError
-from analysis.percentiles import Percentiles, percentile
+from analysis.intervals import slice_rate_interval
+from analysis.percentiles import Percentiles, QuantileInterval, quantile_interval
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -92,6 +96,12 @@ class RunSummary:
     invalid_reasons: tuple[str, ...]
     server_usage: tuple[ServerUsage, ...] = field(default=())
     server_kind: str | None = None
+    # "met" | "missed" | "too few requests" (for the SLO percentile); met_slo is status == "met"
+    slo_status: str = "missed"
+    slo_note: str | None = None  # why the status is "too few requests"
+    slo_interval: QuantileInterval | None = None  # the SLO percentile with its order-statistic interval
+    p99_interval: QuantileInterval | None = None
+    throughput_interval: tuple[float, float] | None = None  # batch means over slices of the window
 
     @property
     def usable(self) -> bool:
@@ -166,14 +176,25 @@ def summarize_records(
     count = len(scheduled)
     error_rate = errors / count if count else 0.0
     drop_rate = dropped / count if count else 0.0
-    slo_latency = percentile(latency_ms, slo.percentile)
+    slo_interval = quantile_interval(latency_ms, slo.percentile)
+    slo_latency = slo_interval.value
+    name = f"p{slo.percentile:g}"
     misses: list[str] = []
     if slo_latency is None:
         misses.append("no ok responses in the measurement window")
-    elif slo_latency > slo.latency_ms:
-        misses.append(f"p{slo.percentile:g} {slo_latency:.1f} ms > {slo.latency_ms:g} ms")
+    elif slo_interval.enough and slo_latency > slo.latency_ms:
+        misses.append(f"{name} {slo_latency:.1f} ms > {slo.latency_ms:g} ms")
+    elif not slo_interval.enough and slo_interval.low is not None and slo_interval.low > slo.latency_ms:
+        misses.append(
+            f"{name} surely > {slo.latency_ms:g} ms: even its lower confidence bound is "
+            f"{slo_interval.low:.1f} ms (only {slo_interval.n} ok requests)"
+        )
     if error_rate + drop_rate > slo.max_failure_rate:
         misses.append(f"errors + drops {error_rate + drop_rate:.1%} > {slo.max_failure_rate:.0%}")
+    note = None
+    if not misses and not slo_interval.enough:
+        note = too_few_note(slo_interval)
+    status = "missed" if misses else ("too few requests" if note else "met")
     return {
         "window_s": window_s,
         "scheduled": count,
@@ -189,9 +210,22 @@ def summarize_records(
         "error_rate": error_rate,
         "drop_rate": drop_rate,
         "slo_latency_ms": slo_latency,
-        "met_slo": not misses,
+        "met_slo": status == "met",
         "slo_misses": tuple(misses),
+        "slo_status": status,
+        "slo_note": note,
+        "slo_interval": slo_interval,
+        "p99_interval": quantile_interval(latency_ms, 99.0),
+        "throughput_interval": slice_rate_interval(completed["done_ns"].to_numpy(), window),
     }
+
+
+def too_few_note(interval: QuantileInterval) -> str:
+    """The report's words for a percentile that has too few samples to be reported."""
+    return (
+        f"too few requests for p{interval.p:g}: {interval.n} ok, "
+        f"{interval.needed} needed for a {interval.confidence:.0%} interval"
+    )
 
 
 def _first(*values: Any) -> Any:

@@ -16,6 +16,8 @@ from typing import Any
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 WINDOW_START_NS = 1_000 * NS_PER_S  # an arbitrary monotonic-clock origin
+# generated cells hold at least this many requests: more than p99 needs to be reported (368 at 95 %)
+MIN_REQUESTS = 400
 
 
 @dataclass
@@ -147,14 +149,21 @@ class ResultsBuilder:
         payloads: Sequence[dict[str, Any]] = (),
         metrics: Sequence[dict[str, Any]] = (),
         tfserving_kind: str = "tfs-compat",
+        window_s: float | None = None,
     ) -> Path:
+        """One cell repetition. Without `requests`: evenly spaced requests at `rate` (100/s closed loop)
+        with one latency, over a window long enough for `MIN_REQUESTS` (at least 10 s)."""
         load = f"r{rate:g}" if rate is not None else f"c{concurrency}"
         cell_id = f"{server}-{protocol}-b{batch}-{config}-{load}-rep{repetition}"
         run_dir = self.root / "cells" / cell_id
         if requests is None:
-            count = int((rate or 100.0) * 10)
+            window_s = window_s or max(10.0, MIN_REQUESTS / (rate or 100.0))
+            count = round((rate or 100.0) * window_s)
             lateness = latency_ms - service_ms if service_ms is not None else 0.0
-            requests = [Request(r.at_ms, r.latency_ms, r.status, lateness) for r in evenly(count, latency_ms)]
+            requests = [
+                Request(r.at_ms, r.latency_ms, r.status, lateness)
+                for r in evenly(count, latency_ms, window_s=window_s)
+            ]
         write_run(
             run_dir,
             requests,
@@ -163,6 +172,7 @@ class ResultsBuilder:
             batch=batch,
             valid=valid,
             invalid_reasons=invalid_reasons,
+            window_s=window_s or 10.0,
         )
         (run_dir / "cell.json").write_text(
             json.dumps(

@@ -132,6 +132,6 @@ def test_summary_md_has_verdict_table(report: ReportPaths) -> None:
 
 
 def test_a_single_load_run_directory_can_be_reported(tmp_path: Path) -> None:
-    run_dir = write_run(tmp_path / "run", evenly(100, 5.0))
+    run_dir = write_run(tmp_path / "run", evenly(400, 5.0))
     summary = json.loads(write_report(run_dir).json.read_text())
     assert summary["cells"][0]["p99_ms"]["mean"] == pytest.approx(5.0)

@@ -107,8 +107,10 @@ def test_failures_are_not_latencies(tmp_path: Path) -> None:
     [(100.0, True), (100.5, False)],  # the bound is inclusive: p99 <= 100 ms
 )
 def test_slo_is_judged_on_the_slo_percentile(tmp_path: Path, p99_latency_ms: float, met: bool) -> None:
-    """100 requests: 98 at 1 ms, 2 at `p99_latency_ms` -> the 99th-ranked latency is `p99_latency_ms`."""
-    requests = [Request(r.at_ms, p99_latency_ms if i >= 98 else 1.0) for i, r in enumerate(evenly(100, 0.0))]
+    """1,000 requests: 989 at 1 ms, 11 at `p99_latency_ms` -> the 990th-ranked latency is `p99_latency_ms`."""
+    requests = [
+        Request(r.at_ms, p99_latency_ms if i >= 989 else 1.0) for i, r in enumerate(evenly(1000, 0.0))
+    ]
     summary = summarize_run(write_run(tmp_path / "run", requests), SLO)
     assert summary.slo_latency_ms == pytest.approx(p99_latency_ms)
     assert summary.met_slo is met
