@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,13 +100,37 @@ def _forward_signals(workers: list[_WorkerState], stopped: list[int]) -> Iterato
             signal.signal(signum, handler)
 
 
+def check_cpus(settings: LoadSettings) -> None:
+    """Refuse, before any load, a CPU set this machine (or our own affinity) does not offer."""
+    if settings.cpus is None:
+        return
+    have = sorted(os.sched_getaffinity(0))
+    missing = sorted(set(settings.cpus) - set(have))
+    if missing:
+        raise LoadError(
+            f"load CPU set {list(settings.cpus)} names CPU(s) {missing} that this machine does not offer "
+            f"(available: {have}): choose load CPUs among those"
+        )
+    if shutil.which("taskset") is None:
+        raise LoadError("pinning load processes needs taskset (util-linux): install it, or leave cpus unset")
+
+
+def _pinned(argv: list[str], cpus: tuple[int, ...] | None) -> list[str]:
+    """Behind `taskset --cpu-list` when pinned: the process and every thread it starts stay there."""
+    if cpus is None:
+        return argv
+    taskset = shutil.which("taskset")
+    assert taskset is not None  # check_cpus ran first
+    return [taskset, "--cpu-list", ",".join(str(c) for c in cpus), *argv]
+
+
 def _spawn_workers(settings: LoadSettings, out_dir: Path) -> list[_WorkerState]:
     workers = []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for stream in range(settings.processes):
         log_path = out_dir / f"worker.{stream}.log"
         log = open(log_path, "w")  # noqa: SIM115 - owned by the child from here on
-        process = subprocess.Popen(
+        argv = _pinned(
             [
                 sys.executable,
                 "-m",
@@ -117,6 +142,10 @@ def _spawn_workers(settings: LoadSettings, out_dir: Path) -> list[_WorkerState]:
                 "--out",
                 str(out_dir),
             ],
+            settings.cpus,
+        )
+        process = subprocess.Popen(
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -212,6 +241,7 @@ def run_load(settings: LoadSettings, out_dir: str | Path, progress: bool = True)
     worker cannot start, and KeyboardInterrupt after a clean stop on SIGINT/SIGTERM.
     """
     out_dir = Path(out_dir)
+    check_cpus(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     preflight(settings)
     workers = _spawn_workers(settings, out_dir)
@@ -243,6 +273,7 @@ def run_load(settings: LoadSettings, out_dir: str | Path, progress: bool = True)
         data,
         cpu_percent=[float(w.done.get("cpu_percent", 0.0)) for w in workers],
         interrupted=interrupted or bool(failed),
+        cpus_applied=[list(w.ready_info.get("cpus") or []) for w in workers],
     )
     summary.write(out_dir / "load.json")
     if failed:

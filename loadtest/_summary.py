@@ -49,6 +49,8 @@ class LoadSummary(BaseModel):
     lateness_ms: dict[str, float | None]
     generator_cpu_percent: list[float]
     generator_cpu_percent_total: float
+    cpus: list[int] | None = None  # the CPU set the load processes were pinned to (None: unpinned)
+    cpus_applied: list[list[int]] = Field(default_factory=list)  # per process, as the kernel reported
     interrupted: bool
     valid: bool
     invalid_reasons: list[str]
@@ -70,6 +72,7 @@ def summarize(
     *,
     cpu_percent: list[float],
     interrupted: bool,
+    cpus_applied: list[list[int]] | None = None,
 ) -> LoadSummary:
     """Compute the summary of a finished (or interrupted) run from its records."""
     records = data.records
@@ -139,6 +142,8 @@ def summarize(
         lateness_ms=lateness_ms,
         generator_cpu_percent=cpu_percent,
         generator_cpu_percent_total=float(sum(cpu_percent)),
+        cpus=list(settings.cpus) if settings.cpus is not None else None,
+        cpus_applied=cpus_applied or [],
         interrupted=interrupted,
         valid=not reasons,
         invalid_reasons=reasons,

@@ -18,6 +18,7 @@ grpc_gevent.init_gevent()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -57,7 +58,13 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
     pool = build_pool(settings)
     transport = make_transport(settings)
     transport.prime()
-    _emit("ready", pool=len(pool), encode_s=pool.encode_s, body_bytes=[len(b) for b in pool.bodies])
+    _emit(
+        "ready",
+        pool=len(pool),
+        encode_s=pool.encode_s,
+        body_bytes=[len(b) for b in pool.bodies],
+        cpus=sorted(os.sched_getaffinity(0)),  # what the process really runs on (taskset when pinned)
+    )
 
     start_ns = int(_read_message()["start_ns"])
     measure_start = start_ns + round(settings.warmup_s * 1e9)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TfServingKind = Literal["auto", "tensorflow_model_server", "tfs-compat"]
 
@@ -45,3 +45,17 @@ class ServerSettings(BaseModel):
     tfserving_kind: TfServingKind = Field(
         default="auto", description="auto = the real tensorflow_model_server if on PATH, else tfs-compat"
     )
+    cpus: tuple[int, ...] | None = Field(
+        default=None,
+        description="pin every server process (and its children) to these CPUs; thread pools are sized "
+        "to them (serving/cpusets.py). None: unpinned",
+    )
+
+    @field_validator("cpus")
+    @classmethod
+    def _distinct_cpus(cls, cpus: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if cpus is None:
+            return None
+        if not cpus or min(cpus) < 0:
+            raise ValueError("cpus must name at least one CPU number >= 0 (or be None: unpinned)")
+        return tuple(sorted(set(cpus)))

@@ -56,9 +56,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lateness-limit-ms", type=float, default=5.0, help="lateness p99 above it: invalid")
     parser.add_argument("--run-label", default="load", help="run label echoed into the records")
     parser.add_argument("--server-kind", help='label of what serves, e.g. "tfs-compat"')
+    parser.add_argument("--cpus", default="auto", metavar="LIST", help=_cpus_help())
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("logs/servers"),
+        help="servers started by `serve up` here: --cpus must not overlap their CPUs",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run directory to write")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.set_defaults(func=run)
+
+
+def _cpus_help() -> str:
+    from inferload.cpus import cpu_flag_help
+
+    return cpu_flag_help("load")
+
+
+def _cpus(args: argparse.Namespace) -> tuple[int, ...] | None:
+    from inferload.cli import UsageError
+    from inferload.cpus import load_cpus
+    from serving.cpusets import CpuSetError
+
+    try:
+        return load_cpus(args.cpus, state_dir=args.state_dir)
+    except CpuSetError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _features(args: argparse.Namespace) -> int | None:
@@ -110,6 +134,7 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
         "server_kind": args.server_kind,
         "model_name": args.model_name,
         "metadata_url": args.metadata_url,
+        "cpus": _cpus(args),
     }
     features = _features(args)
     if features is not None:

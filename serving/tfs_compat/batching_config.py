@@ -32,7 +32,7 @@ class BatchingParameters:
     max_batch_size: int = 1000
     batch_timeout_micros: int = 0
     max_enqueued_batches: int = 10
-    num_batch_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    num_batch_threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))  # schedulable CPUs
     allowed_batch_sizes: tuple[int, ...] = ()
     pad_variable_length_inputs: bool = False
     enable_large_batch_splitting: bool = False

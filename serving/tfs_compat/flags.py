@@ -9,7 +9,7 @@ from pathlib import Path
 
 __all__ = ["ServerFlags", "parse_flags"]
 
-_DEFAULT_THREADS = 4 * (os.cpu_count() or 1)  # TF Serving: 4 x schedulable CPUs
+_DEFAULT_THREADS = 4 * len(os.sched_getaffinity(0))  # TF Serving: 4 x schedulable CPUs (affinity-aware)
 
 
 @dataclass(frozen=True)

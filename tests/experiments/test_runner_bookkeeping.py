@@ -66,7 +66,8 @@ class FakeStages:
         out_path.write_text(json.dumps({"records": []}))
 
     def start_server(self, server: str, config: ServerConfig, *, tfserving_kind: str | None,
-                     ports: Any, artifacts: Path, state_dir: Path) -> FakeServers:
+                     ports: Any, artifacts: Path, state_dir: Path,
+                     cpus: tuple[int, ...] | None = None) -> FakeServers:
         if self.fail_start == server:
             raise RuntimeError(f"{server} did not become healthy in time (log: {state_dir}/log)")
         self.started.append((config.name, server))
