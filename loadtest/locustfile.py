@@ -21,23 +21,36 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import time
+import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import gevent
 import grpc.experimental.gevent as grpc_gevent
 from locust import User, constant, events, task
 from locust.env import Environment
+from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
+from pydantic import ValidationError
 
 from loadtest._arrivals import make_arrivals, stream_seed
+from loadtest._discovery import DiscoveryError, served_features
 from loadtest._engine import Engine
 from loadtest._payloads import PayloadPool, build_pool
 from loadtest._schema import RecordWriter, RequestRecord, RunHeader, stream_path
-from loadtest._settings import FULL_SIZE_FEATURES, STANDARD_PORTS, LoadSettings
+from loadtest._settings import (
+    PROTOCOLS,
+    SERVERS,
+    STANDARD_PORTS,
+    LoadSettings,
+    describe_validation_error,
+    metadata_url_for,
+    split_host,
+)
 from loadtest._transports import Transport, make_transport
 from loadtest._versions import versions
 
@@ -45,6 +58,11 @@ grpc_gevent.init_gevent()  # blocking gRPC calls must yield to other greenlets (
 
 TOTAL_USERS_OPTION = "inferload_total_users"  # set on the master, travels to workers with the spawn message
 FOREVER_NS = 2**62
+FAIL_FAST_REQUESTS = 5  # the first N completed requests to a target all failed: stop the run
+FAIL_FAST_MESSAGE = "inferload_fail_fast"  # worker -> master: stop the run, with the reason
+FAIL_FAST_EXIT_CODE = 1
+
+logger = logging.getLogger("inferload")
 
 
 class RequestFailure(Exception):
@@ -68,9 +86,15 @@ def _add_arguments(parser: Any) -> None:
         "--features",
         type=int,
         default=0,
-        help=f"features per instance (default: --artifacts' model.json, else {FULL_SIZE_FEATURES})",
+        help="features per instance (default: --artifacts' model.json, else asked from the server)",
     )
     parser.add_argument("--artifacts", default="", help="artifacts dir: read features from its model.json")
+    parser.add_argument(
+        "--metadata-url",
+        default="",
+        help="where the server describes its model, for the feature count: TF Serving's REST API "
+        "(http://HOST:8501) or TorchServe's management API (http://HOST:8081); default: from the host",
+    )
     parser.add_argument("--max-in-flight", type=int, default=512, help="open loop: in-flight bound per user")
     parser.add_argument("--records-dir", default="", help="also write lossless per-request records here")
     parser.add_argument("--seed", type=int, default=0, help="arrival schedule seed")
@@ -80,6 +104,15 @@ def _add_arguments(parser: Any) -> None:
         "--request-timeout", type=float, default=30.0, help="seconds before a request times out"
     )
     parser.add_argument("--model-name", default="linear", help="model name on the server")
+    parser.add_argument(
+        "--fail-fast",
+        type=int,
+        default=FAIL_FAST_REQUESTS,
+        help="stop the run when the first N requests to a server all fail (0: never stop)",
+    )
+    # The web UI offers the six user classes in its class picker without `--class-picker` on the
+    # command line (a config file, LOCUST_USERCLASS_PICKER or the flag still decide when given).
+    parser.set_defaults(class_picker=True)
 
 
 @events.init.add_listener
@@ -110,17 +143,46 @@ def total_users(environment: Environment) -> int:
     return max(1, int(getattr(options, "num_users", 1) or 1))
 
 
-def resolve_features(options: Any) -> int:
+@dataclass(frozen=True)
+class FeatureCount:
+    """Features per instance, and where that number came from (printed, so a user can tell)."""
+
+    features: int
+    source: str
+
+
+def metadata_url(options: Any, server: str) -> str | None:
+    """--metadata-url, else INFERLOAD_<SERVER>_METADATA_URL, else None (derived from the target)."""
+    given = getattr(options, "metadata_url", "")
+    return given or os.environ.get(f"INFERLOAD_{server.upper()}_METADATA_URL") or None
+
+
+def resolve_features(options: Any, server: str, protocol: str, host: str, port: int | None) -> FeatureCount:
+    """--features, else --artifacts' model.json, else ask the server (raises DiscoveryError)."""
     if getattr(options, "features", 0):
-        return int(options.features)
+        return FeatureCount(int(options.features), "--features")
     artifacts = getattr(options, "artifacts", "")
     if artifacts:
         path = Path(artifacts) / "model.json"
         try:
-            return int(json.loads(path.read_text())["features"])
+            return FeatureCount(int(json.loads(path.read_text())["features"]), f"--artifacts ({path})")
         except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"--artifacts {artifacts}: cannot read features from {path} ({exc})") from exc
-    return FULL_SIZE_FEATURES
+            raise DiscoveryError(
+                f"--artifacts {artifacts}: cannot read features from {path} ({exc})"
+            ) from exc
+    url = metadata_url(options, server)
+    model_name = getattr(options, "model_name", "linear")
+    try:
+        features = served_features(
+            server, host=host, port=port, protocol=protocol, model_name=model_name, metadata_url=url
+        )
+    except DiscoveryError as exc:
+        raise DiscoveryError(
+            f"{exc}. (Neither --features nor --artifacts was given, so the feature count was asked "
+            "from the server; --metadata-url names where it describes its model.)"
+        ) from exc
+    described_at = url or metadata_url_for(server, protocol, host, port)
+    return FeatureCount(features, f"the server's description of model {model_name!r} ({described_at})")
 
 
 def default_host(server: str, protocol: str) -> str:
@@ -131,12 +193,141 @@ def default_host(server: str, protocol: str) -> str:
     return f"grpc://{host}:{port}" if protocol == "grpc" else f"http://{host}:{port}"
 
 
-def split_host(host: str) -> tuple[str, int | None]:
-    """`http://127.0.0.1:8501`, `grpc://[::1]:8500` or `127.0.0.1:7070` -> (host, port)."""
-    parts = urlsplit(host if "://" in host else f"//{host}")
-    if not parts.hostname:
-        raise ValueError(f"--host {host!r}: expected e.g. http://127.0.0.1:8501 or 127.0.0.1:8500")
-    return parts.hostname, parts.port
+# Feature counts by target, per process and test: resolved once, the source printed once.
+_feature_counts: dict[tuple[Any, ...], FeatureCount | DiscoveryError] = {}
+
+
+def feature_count(options: Any, server: str, protocol: str, host: str, port: int | None) -> FeatureCount:
+    """resolve_features, once per target and test in this process; raises DiscoveryError."""
+    key = (
+        server,
+        protocol,
+        host,
+        port,
+        getattr(options, "model_name", "linear"),
+        getattr(options, "features", 0),
+        getattr(options, "artifacts", ""),
+        metadata_url(options, server),
+    )
+    if key not in _feature_counts:
+        try:
+            found: FeatureCount | DiscoveryError = resolve_features(options, server, protocol, host, port)
+            logger.info(
+                "%s %s: %d features per instance, from %s", server, protocol, found.features, found.source
+            )
+        except DiscoveryError as exc:
+            found = exc
+        _feature_counts[key] = found
+    found = _feature_counts[key]
+    if isinstance(found, DiscoveryError):
+        raise found
+    return found
+
+
+@dataclass
+class FirstRequests:
+    """The first `window` completed requests to one target in this process.
+
+    Why: a misconfigured run (wrong model name, input shape, endpoint) fails every request, and
+    Locust would run on at 100 % failures; all of the first few failing means the setup is wrong.
+    """
+
+    window: int
+    completed: int = 0
+    failed: int = 0
+    first_error: str | None = None
+
+    def add(self, record: RequestRecord) -> bool:
+        """Count one record; True exactly once: when the window has filled with failures only."""
+        if record.status == "dropped" or self.completed >= self.window:
+            return False  # a drop is the generator's, not the server's; past the window: decided
+        self.completed += 1
+        if record.status != "ok":
+            self.failed += 1
+            if self.first_error is None:
+                error = " ".join((record.error or "").split())  # one line: JSON error bodies span many
+                self.first_error = f"{record.status} {record.code}: {error}"
+        return self.completed == self.window and self.failed == self.window
+
+
+def fail_fast_message(settings: LoadSettings, watched: FirstRequests) -> str:
+    return (
+        f"Stopping the run: the first {watched.window} requests to {settings.server} "
+        f"{settings.protocol} at {settings.target} all failed. First error: {watched.first_error}. "
+        f"Check that model {settings.model_name!r} is served there (--model-name), that it takes "
+        f"{settings.features} features per instance (--features / --artifacts), the host and port "
+        "(--host) and the server's log. `--fail-fast 0` keeps a failing run going."
+    )
+
+
+class _FailFast:
+    """Stops the whole run once per test, from any process: workers ask the master to stop it."""
+
+    def __init__(self) -> None:
+        self.watched: dict[tuple[Any, ...], FirstRequests] = {}
+        self.stopping = False
+
+    def reset(self) -> None:
+        self.watched.clear()
+        self.stopping = False
+
+    def watch(self, settings: LoadSettings, window: int) -> FirstRequests | None:
+        if window <= 0:
+            return None
+        key = (settings.server, settings.protocol, settings.target, settings.model_name)
+        return self.watched.setdefault(key, FirstRequests(window))
+
+    def stop_run(self, environment: Environment, message: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            logger.info("the first requests all failed: asking the master to stop the run")
+            runner.send_message(FAIL_FAST_MESSAGE, {"message": message})
+            return
+        logger.error(message)
+        if runner is None:
+            return
+        options = environment.parsed_options
+        headless = bool(getattr(options, "headless", False))
+        quits = headless or getattr(options, "autoquit", -1) != -1
+        if quits:
+            environment.process_exit_code = FAIL_FAST_EXIT_CODE
+        # in a fresh greenlet: stopping the runner kills the users, possibly the caller's greenlet
+        gevent.spawn(self._end, environment, quits)
+
+    @staticmethod
+    def _end(environment: Environment, quits: bool) -> None:
+        runner = environment.runner
+        assert runner is not None
+        if not quits:
+            runner.stop()  # web UI: the run stops, the UI keeps the failures and the log line
+            return
+        runner.quit()
+        if environment.web_ui is not None:
+            environment.web_ui.stop()
+
+
+_fail_fast = _FailFast()
+
+
+@events.init.add_listener
+def _listen_for_fail_fast(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+
+        def on_message(environment: Environment, msg: Any, **_: Any) -> None:
+            _fail_fast.stop_run(environment, str(msg.data["message"]))
+
+        runner.register_message(FAIL_FAST_MESSAGE, on_message)
+
+
+@events.test_start.add_listener
+def _reset_per_test_state(**_: Any) -> None:
+    """A new test (e.g. started again from the web UI after a fix) looks at the servers afresh."""
+    _fail_fast.reset()
+    _feature_counts.clear()
 
 
 # Pools and transports are shared by the users of one process: encode once, one connection pool.
@@ -163,15 +354,29 @@ class InferenceUser(User):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        options = environment.parsed_options
-        host, port = split_host(self.host or default_host(self.server, self.protocol))
         self.user_number = next(_user_numbers)
         runner = environment.runner
         worker_index = max(0, getattr(runner, "worker_index", 0) or 0)
         self.stream = worker_index * 100_000 + self.user_number
+        self._writer: RecordWriter | None = None
+        self._engine: Engine | None = None
+        self._first_requests: FirstRequests | None = None
+        self._setup_error: str | None = None
+        try:
+            self.settings = self._load_settings(environment)
+        except (ValueError, DiscoveryError) as exc:  # a bad option or an undiscoverable model: stop the run
+            reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            self._setup_error = f"Cannot start {type(self).__name__}: {reason}"
+            return
+        options = environment.parsed_options
+        self._first_requests = _fail_fast.watch(self.settings, int(getattr(options, "fail_fast", 0)))
+
+    def _load_settings(self, environment: Environment) -> LoadSettings:
+        options = environment.parsed_options
+        host, port = split_host(self.host or default_host(self.server, self.protocol))
         mode = getattr(options, "mode", "open")
         users = total_users(environment)
-        self.settings = LoadSettings(
+        return LoadSettings(
             server=self.server,  # type: ignore[arg-type]
             protocol=self.protocol,  # type: ignore[arg-type]
             host=host,
@@ -181,7 +386,7 @@ class InferenceUser(User):
             concurrency=1 if mode == "closed" else None,
             duration_s=float(getattr(options, "run_time", 0) or 0) or 1e9,
             batch=int(getattr(options, "batch", 1)),
-            features=resolve_features(options),
+            features=feature_count(options, self.server, self.protocol, host, port).features,
             model_name=getattr(options, "model_name", "linear"),
             pool_size=int(getattr(options, "pool_size", 16)),
             seed=int(getattr(options, "seed", 0)),
@@ -190,8 +395,6 @@ class InferenceUser(User):
             timeout_s=float(getattr(options, "request_timeout", 30.0)),
             run="locust",
         )
-        self._writer: RecordWriter | None = None
-        self._engine: Engine | None = None
 
     def on_stop(self) -> None:
         if self._engine is not None:
@@ -242,10 +445,16 @@ class InferenceUser(User):
         )
         if self._writer is not None:
             self._writer.add(record)
+        watched = self._first_requests
+        if watched is not None and watched.add(record):
+            _fail_fast.stop_run(self.environment, fail_fast_message(self.settings, watched))
 
     @task
     def load(self) -> None:
         """Runs until Locust stops the user: the schedule (or the closed loop) lives in here."""
+        if self._setup_error is not None:
+            _fail_fast.stop_run(self.environment, self._setup_error)
+            raise StopUser()
         s = self.settings
         start_ns = time.monotonic_ns()
         self._writer = self._writer or self._records_writer(start_ns)
@@ -269,49 +478,44 @@ class InferenceUser(User):
             engine.run_closed(1, start_ns, FOREVER_NS)
 
 
-class TFServingRestJson(InferenceUser):
-    """TF Serving REST :predict with JSON instances."""
-
-    server = "tfserving"
-    protocol = "rest-json"
-    host = default_host(server, protocol)
-
-
-class TFServingRestBinary(InferenceUser):
-    """TF Serving REST :predict, predict_bytes signature, base64 instances (its REST API takes JSON only)."""
-
-    server = "tfserving"
-    protocol = "rest-binary"
-    host = default_host(server, protocol)
-
-
-class TFServingGrpc(InferenceUser):
-    """TF Serving gRPC PredictionService/Predict with tensor_content bytes."""
-
-    server = "tfserving"
-    protocol = "grpc"
-    host = default_host(server, protocol)
+# The six user classes, generated from data: one per server x protocol, named e.g. TorchServeGrpc.
+SERVER_CLASS_NAMES = {"tfserving": "TFServing", "torchserve": "TorchServe"}
+PROTOCOL_CLASS_NAMES = {"rest-json": "RestJson", "rest-binary": "RestBinary", "grpc": "Grpc"}
+USER_CLASS_DOCS = {
+    ("tfserving", "rest-json"): "TF Serving REST :predict with JSON instances.",
+    ("tfserving", "rest-binary"): (
+        "TF Serving REST :predict, predict_bytes signature, base64 instances (its REST API takes JSON only)."
+    ),
+    ("tfserving", "grpc"): "TF Serving gRPC PredictionService/Predict with tensor_content bytes.",
+    ("torchserve", "rest-json"): "TorchServe POST /predictions/<model>, application/json.",
+    ("torchserve", "rest-binary"): (
+        "TorchServe POST /predictions/<model>, raw float32 application/octet-stream."
+    ),
+    ("torchserve", "grpc"): "TorchServe gRPC InferenceAPIsService/Predictions with input['data'] bytes.",
+}
 
 
-class TorchServeRestJson(InferenceUser):
-    """TorchServe POST /predictions/linear, application/json."""
-
-    server = "torchserve"
-    protocol = "rest-json"
-    host = default_host(server, protocol)
+def user_class_name(server: str, protocol: str) -> str:
+    return SERVER_CLASS_NAMES[server] + PROTOCOL_CLASS_NAMES[protocol]
 
 
-class TorchServeRestBinary(InferenceUser):
-    """TorchServe POST /predictions/linear, raw float32 application/octet-stream."""
+def make_user_class(server: str, protocol: str) -> type[InferenceUser]:
+    """A concrete InferenceUser for one server x protocol (Locust finds it as a module global)."""
+    name = user_class_name(server, protocol)
+    attributes = {
+        "__doc__": USER_CLASS_DOCS[(server, protocol)],
+        "__module__": __name__,
+        "__qualname__": name,
+        "server": server,
+        "protocol": protocol,
+        "host": default_host(server, protocol),
+    }
+    return types.new_class(name, (InferenceUser,), exec_body=lambda namespace: namespace.update(attributes))
 
-    server = "torchserve"
-    protocol = "rest-binary"
-    host = default_host(server, protocol)
 
-
-class TorchServeGrpc(InferenceUser):
-    """TorchServe gRPC InferenceAPIsService/Predictions with input['data'] bytes."""
-
-    server = "torchserve"
-    protocol = "grpc"
-    host = default_host(server, protocol)
+USER_CLASSES: dict[str, type[InferenceUser]] = {
+    user_class_name(server, protocol): make_user_class(server, protocol)
+    for server in SERVERS
+    for protocol in PROTOCOLS
+}
+globals().update(USER_CLASSES)
