@@ -15,8 +15,10 @@ import jinja2
 import orjson
 
 from analysis import plots
-from analysis.compare import Comparison, compare
+from analysis.compare import Comparison, check_comparable, compare
 from analysis.decomposition import Decomposition, decompose
+from analysis.intervals import ORDER_STATISTIC, THROUGHPUT_SLICES, Estimate
+from analysis.percentiles import CONFIDENCE, REPORTED_PERCENTILES, min_samples
 from analysis.repetitions import GroupKey
 from analysis.results import Experiment, load_experiment
 from analysis.verdicts import (
@@ -26,12 +28,13 @@ from analysis.verdicts import (
     SweepVerdict,
     batch_sweep,
     batching_verdicts,
+    best_batch,
     best_configuration,
     sweep_verdicts,
 )
 
 SUMMARY_SCHEMA = "inferload.summary"
-SUMMARY_SCHEMA_VERSION = 1
+SUMMARY_SCHEMA_VERSION = 2  # 2: intervals on every verdict and cell, the sample rule, regressions
 TEMPLATES = Path(__file__).parent / "templates"
 
 TFSERVING_KIND_LABELS = {
@@ -121,13 +124,17 @@ class ReportModel:
         """Per closed-loop sweep line: the batch size with the most predictions/s, and its latency."""
         sentences = []
         for line, points in self.sweep_lines().items():
-            usable = [p for p in points if p.usable and p.predictions_per_s is not None]
-            if usable:
-                top = max(usable, key=lambda p: p.predictions_per_s or 0.0)
+            top, ties = best_batch(points)
+            if top is not None:
+                sure = (
+                    f"; indistinguishable here from batch {', '.join(str(b) for b in ties)}"
+                    if ties
+                    else ""
+                )
                 sentences.append(
-                    f"batch sweep {line}: most predictions/s {_num(top.predictions_per_s)} "
-                    f"at batch {top.batch} "
-                    f"(latency p50 {_num(top.p50_ms)} ms, p99 {_num(top.p99_ms)} ms)"
+                    f"batch sweep {line}: most predictions/s {_num(top.predictions_per_s)}"
+                    f"{_range(top.predictions)} at batch {top.batch} "
+                    f"(latency p50 {_num(top.p50_ms)} ms, p99 {_estimate(top.p99, ' ms')}){sure}"
                 )
         return sentences
 
@@ -137,20 +144,62 @@ class ReportModel:
         if not self.verdicts:
             pass
         elif self.best.group is not None:
-            lines.append(
-                f"best: {self.best.group.label()}: {_num(self.best.predictions_per_s)} predictions/s "
-                f"at {_num(self.best.max_rate_under_slo)} requests/s under the SLO"
-            )
+            lines.append(f"best: {best_sentence(self.best)}")
         else:
             lines.append(f"best: none ({self.best.note})")
         lines.extend(self.batch_sweep_sentences())
         for b in self.batching:
             lines.append(
                 f"batching {b.server} {b.protocol} batch {b.batch}: "
-                f"latency-optimal {b.latency_optimal or 'n/a'}, "
+                f"latency-optimal {b.latency_optimal or 'n/a'}{_ties(b.latency_indistinguishable_from)}, "
                 f"throughput-optimal {b.throughput_optimal or 'n/a'}"
+                f"{_ties(b.throughput_indistinguishable_from)}"
             )
         return lines
+
+    def regression_lines(self) -> list[str]:
+        """Each p99 or max rate that got worse beyond the noise (empty without a comparison)."""
+        if self.comparison is None:
+            return []
+        return [
+            f"{d.label}: {_num(d.before)}{_range(d.before_interval)} -> {_num(d.after)}"
+            f"{_range(d.after_interval)}"
+            for d in self.comparison.regressions
+        ]
+
+
+def _ties(names: tuple[str, ...]) -> str:
+    return f" (indistinguishable here from {', '.join(names)})" if names else ""
+
+
+def _range(estimate: Estimate) -> str:
+    """ " [low–high]" for an interval, "" without one (one side missing shows as ?)."""
+    if estimate.low is None and estimate.high is None:
+        return ""
+    return f" [{_num(estimate.low) if estimate.low is not None else '?'}–" + (
+        f"{_num(estimate.high)}]" if estimate.high is not None else "?]"
+    )
+
+
+def _estimate(estimate: Estimate, unit: str = "") -> str:
+    """A value with its interval, or why there is none ("too few requests for p99 ...")."""
+    if estimate.value is None:
+        return estimate.note or "n/a"
+    return f"{_num(estimate.value)}{unit}{_range(estimate)}"
+
+
+def best_sentence(best: BestConfiguration) -> str:
+    assert best.group is not None
+    sentence = (
+        f"{best.group.label()}: {_num(best.predictions_per_s)} predictions/s at "
+        f"{_num(best.max_rate_under_slo)} requests/s under the SLO"
+    )
+    if best.beats and not best.indistinguishable_from:
+        return sentence + "; beats every other line (brackets separate)"
+    if best.indistinguishable_from:
+        names = ", ".join(g.label() for g in best.indistinguishable_from)
+        return sentence + f"; indistinguishable here from {names}"
+    return sentence
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -165,14 +214,25 @@ def verdict_sentence(verdict: SweepVerdict) -> str:
     head = verdict.group.label()
     if verdict.max_rate_under_slo is None:
         return f"{head}: no rate met the SLO ({verdict.max_rate_note})"
+    bracket = _rate_bracket(verdict)
     sentence = (
-        f"{head}: max {_num(verdict.max_rate_under_slo)}/s under the SLO "
-        f"(p99 {_num(verdict.p99_at_max_ms)} ms there; p99 {_num(verdict.p99_at_half_ms)} ms at "
+        f"{head}: max {_num(verdict.max_rate_under_slo)}/s under the SLO{bracket} "
+        f"(p99 {_estimate(verdict.p99_at_max, ' ms')} there; p99 {_estimate(verdict.p99_at_half, ' ms')} at "
         f"{_num(verdict.half_rate)}/s)"
     )
     if verdict.max_rate_note:
         sentence += f"; {verdict.max_rate_note}"
     return sentence
+
+
+def _rate_bracket(verdict: SweepVerdict) -> str:
+    """ " (true max in [low, high)/s)": the bracket on the true max rate, when either end is known."""
+    low, high = verdict.max_rate_low, verdict.max_rate_high
+    if low is None and high is None:
+        return ""
+    left = f"[{_num(low)}" if low is not None else "(0"
+    right = f"{_num(high)})" if high is not None else "∞)"
+    return f" (true max in {left}, {right}/s)"
 
 
 def build_model(results_dir: Path | str, compare_with: Path | str | None = None) -> ReportModel:
@@ -181,6 +241,7 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None)
     comparison = None
     if compare_with is not None:
         before = load_experiment(compare_with)
+        check_comparable(before, experiment)
         comparison = compare(
             before.name,
             before.cells,
@@ -225,6 +286,14 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
             rates_measured=list(v.rates_measured),
             first_miss_rate=v.first_miss_rate,
             excluded_cells=list(v.excluded),
+            max_rate_low=v.max_rate_low,
+            max_rate_high=v.max_rate_high,
+            max_rate_method=v.max_rate_method,
+            max_rate_by_repetition=list(v.max_rate_by_repetition),
+            max_rate_surely_met=v.max_rate_surely_met,
+            p99_at_max_rate=asdict(v.p99_at_max),
+            p99_at_half_rate=asdict(v.p99_at_half),
+            not_judged_cells=list(v.not_judged),
         )
         verdicts.append(entry)
     best = _group_fields(model.best.group)
@@ -232,6 +301,9 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
         predictions_per_s=model.best.predictions_per_s,
         max_rate_under_slo=model.best.max_rate_under_slo,
         note=model.best.note,
+        sustained_predictions=asdict(model.best.sustained_predictions),
+        beats=[g.label() for g in model.best.beats],
+        indistinguishable_from=[g.label() for g in model.best.indistinguishable_from],
     )
     cells = []
     for cell in experiment.cells:
@@ -247,34 +319,37 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
             predictions_per_s=asdict(cell.predictions_per_s),
             error_rate=asdict(cell.error_rate),
             drop_rate=asdict(cell.drop_rate),
+            p99=asdict(cell.p99),
+            slo_percentile=asdict(cell.slo_estimate),
+            throughput=asdict(cell.throughput),
+            slo_status=cell.slo_status,
+            met_surely=cell.met_surely,
+            missed_surely=cell.missed_surely,
+            notes=list(cell.notes),
         )
         cells.append(entry)
     comparison = None
     if model.comparison is not None:
         c = model.comparison
+
+        def delta(d: Any, name: str) -> dict[str, Any]:
+            return {
+                name: d.label,
+                "before": d.before,
+                "after": d.after,
+                "delta": d.change,
+                "delta_percent": d.change_percent,
+                "before_interval": [d.before_interval.low, d.before_interval.high],
+                "after_interval": [d.after_interval.low, d.after_interval.high],
+                "verdict": d.verdict,
+            }
+
         comparison = {
             "before": c.before_name,
             "after": c.after_name,
-            "p99_ms": [
-                {
-                    "cell": d.label,
-                    "before": d.before,
-                    "after": d.after,
-                    "delta": d.change,
-                    "delta_percent": d.change_percent,
-                }
-                for d in c.p99_ms
-            ],
-            "max_rate_under_slo": [
-                {
-                    "line": d.label,
-                    "before": d.before,
-                    "after": d.after,
-                    "delta": d.change,
-                    "delta_percent": d.change_percent,
-                }
-                for d in c.max_rate_under_slo
-            ],
+            "p99_ms": [delta(d, "cell") for d in c.p99_ms],
+            "max_rate_under_slo": [delta(d, "line") for d in c.max_rate_under_slo],
+            "regressions": [d.label for d in c.regressions],
         }
     return {
         "schema": SUMMARY_SCHEMA,
@@ -288,6 +363,7 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
         "tfserving_label": model.tfserving_label,
         "versions": experiment.manifest.get("versions"),
         "machine": experiment.manifest.get("machine"),
+        "uncertainty": uncertainty_methods(),
         "verdicts": verdicts,
         "best_configuration": best,
         "batching": [asdict(b) for b in model.batching],
@@ -301,6 +377,25 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
         ],
         "skipped_cells": [{"cell_id": c, "reason": r} for c, r in experiment.skipped_cells],
         "comparison": comparison,
+    }
+
+
+def uncertainty_methods() -> dict[str, Any]:
+    """How every interval in the report was computed, and the sample rule (also shown in the report)."""
+    return {
+        "confidence": CONFIDENCE,
+        "percentile_one_run": ORDER_STATISTIC
+        + ": the ranks l, u with P(l <= B <= u - 1) >= 95 %, B ~ Binomial(n, p/100)",
+        "over_repetitions": "Student-t interval of the mean of the per-repetition values (>= 2 repetitions)",
+        "throughput_one_run": f"batch means: Student-t over {THROUGHPUT_SLICES} equal slices of the window",
+        "max_rate": "a bracket [low, high) on the true max: with repetitions, the smallest per-repetition "
+        "max rate and the largest per-repetition first-miss rate; with one, the highest rate surely met "
+        "(the SLO percentile's upper bound within the SLO) and the lowest surely missed",
+        "comparisons": "'A beats B' only when the intervals do not overlap, else 'indistinguishable here'",
+        "min_requests": {f"p{p:g}": min_samples(p) for p in REPORTED_PERCENTILES},
+        "sample_rule": "a percentile is reported only when both ends of its order-statistic interval "
+        "exist (n >= min_requests); with fewer, a cell does not count as meeting the SLO, and misses it "
+        "only when the percentile's lower bound is already above the SLO bound",
     }
 
 

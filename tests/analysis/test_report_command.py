@@ -30,7 +30,7 @@ def test_prints_the_best_batch_of_a_closed_loop_sweep(
     results.cell(rate=None, concurrency=1, batch=8, latency_ms=5.0)
     assert main(["report", str(results.root)]) == 0
     out = capsys.readouterr().out
-    assert "batch sweep torchserve grpc, concurrency 1: most predictions/s 800 at batch 8" in out
+    assert "batch sweep torchserve grpc, concurrency 1: most predictions/s 800 [800–800] at batch 8" in out
 
 
 def test_out_and_compare(results: ResultsBuilder, tmp_path: Path) -> None:
