@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,12 +20,18 @@ __all__ = [
     "PROTOCOLS",
     "ExperimentError",
     "Experiment",
+    "CpuSets",
     "ModelSpec",
     "LoadMatrix",
     "ServerConfig",
     "TorchServeConfig",
     "TFServingConfig",
     "Slo",
+    "LocalTarget",
+    "ComposeTarget",
+    "ExternalTarget",
+    "ExternalEndpoints",
+    "Target",
     "load_experiment",
     "parse_experiment",
 ]
@@ -127,6 +133,117 @@ class ServerConfig(_Strict):
         return name
 
 
+class CpuSets(_Strict):
+    """Disjoint CPU lists ("0-2,5") for the servers and the load processes; "all" leaves a side unpinned.
+
+    Without a `cpus:` section the default split applies (serving/cpusets.py: a quarter of the CPUs for
+    the load on machines with at least 4, else unpinned). Checked against this machine before any
+    export or server start (inferload/cpus.py).
+    """
+
+    servers: str = "all"
+    load: str = "all"
+
+    @model_validator(mode="after")
+    def _lists_parse_and_do_not_overlap(self) -> CpuSets:
+        from serving.cpusets import CpuSetError, parse_cpu_list
+
+        parsed = {}
+        for side in ("servers", "load"):
+            text = getattr(self, side)
+            if text.strip().lower() == "all":
+                continue
+            try:
+                parsed[side] = set(parse_cpu_list(text, what=f"cpus.{side}"))
+            except CpuSetError as exc:
+                raise FieldProblem(side, str(exc)) from None
+        if len(parsed) == 2 and parsed["servers"] & parsed["load"]:
+            shared = ",".join(str(c) for c in sorted(parsed["servers"] & parsed["load"]))
+            raise FieldProblem(
+                "load", f"cpus.load overlaps cpus.servers on CPU(s) {shared}: give them disjoint sets"
+            )
+        return self
+
+
+class LocalTarget(_Strict):
+    """inferload starts the servers on this machine (127.0.0.1), one server config at a time."""
+
+    kind: Literal["local"] = "local"
+
+
+class ComposeTarget(_Strict):
+    """inferload drives `docker compose` (serving/compose.py): services up per server config, torn down."""
+
+    kind: Literal["compose"]
+    file: str = "docker-compose.yml"
+    project: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    cpus: int = Field(default=2, ge=1, le=1024, description="CPU limit of each service")
+    memory: str = Field(default="4g", pattern=r"^[0-9]+[bkmg]?$", description="memory limit, e.g. 4g")
+
+
+class ExternalEndpoints(_Strict):
+    """Where one of the user's servers answers. `kind` is only a label for the records."""
+
+    rest: str = Field(description="base URL of the REST API, e.g. http://10.0.0.5:8501")
+    grpc: str = Field(description="gRPC address, e.g. 10.0.0.5:8500")
+    management: str | None = Field(
+        default=None, description="TorchServe's management API (http://HOST:8081): it describes the model"
+    )
+    metrics: str | None = Field(default=None, description="Prometheus endpoint, scraped during each cell")
+    kind: str | None = Field(default=None, max_length=64, description='e.g. "tensorflow_model_server"')
+
+    @field_validator("rest", "management", "metrics")
+    @classmethod
+    def _http_url(cls, url: str | None, info: Any) -> str | None:
+        if url is None:
+            return None
+        from loadtest import split_host, split_http_url
+
+        split_http_url(url, what=info.field_name)
+        if info.field_name != "metrics":  # a base URL: inferload adds the API paths itself
+            host, port = split_host(url)
+            if port is None:
+                raise ValueError(f"{info.field_name} {url!r} needs a port, e.g. http://{host}:8501")
+        return url.rstrip("/")
+
+    @field_validator("grpc")
+    @classmethod
+    def _host_port(cls, address: str) -> str:
+        from loadtest import split_host
+
+        host, port = split_host(address)
+        if port is None:
+            raise ValueError(f"grpc {address!r} needs a port, e.g. {host}:8500")
+        return address
+
+
+class ExternalTarget(_Strict):
+    """The user's running servers: inferload never starts, restarts or stops them.
+
+    Server configs are labels the user declares for what runs there; before each cell the runner
+    checks the server's health and the served model's input width.
+    """
+
+    kind: Literal["external"]
+    servers: dict[Server, ExternalEndpoints]
+    model_name: str = Field(default="linear", min_length=1)
+
+    @model_validator(mode="after")
+    def _torchserve_can_describe_its_model(self) -> ExternalTarget:
+        torchserve = self.servers.get("torchserve")
+        if torchserve is not None and torchserve.management is None:
+            raise FieldProblem(
+                ("servers", "torchserve"),
+                "torchserve needs `management: http://HOST:8081` (its management API): the runner "
+                "reads the served model's input width there before each cell",
+            )
+        return self
+
+
+Target = Annotated[LocalTarget | ComposeTarget | ExternalTarget, Field(discriminator="kind")]
+TARGET_KINDS = ("local", "compose", "external")
+
+
 class Slo(_Strict):
     """The latency target verdicts are judged against, e.g. p99 <= 100 ms."""
 
@@ -158,6 +275,8 @@ class Experiment(_Strict):
     max_body_mb: float | None = Field(default=None, gt=0)
     lateness_limit_ms: float | None = Field(default=None, gt=0)
     tfserving_kind: TFServingKind | None = None
+    target: Target = LocalTarget()
+    cpus: CpuSets | None = None
 
     @field_validator("servers", "protocols", "batch_sizes")
     @classmethod
@@ -179,6 +298,24 @@ class Experiment(_Strict):
                 )
             seen.add(config.name)
         return configs
+
+    @model_validator(mode="after")
+    def _external_target_names_every_server(self) -> Experiment:
+        if isinstance(self.target, ExternalTarget):
+            missing = [server for server in self.servers if server not in self.target.servers]
+            if missing:
+                raise FieldProblem(
+                    ("target", "servers"),
+                    f"the matrix measures {', '.join(missing)} but the external target gives no address "
+                    f"for it: add `{missing[0]}: {{rest: ..., grpc: ...}}` under target.servers",
+                )
+            if self.tfserving_kind is not None:
+                raise FieldProblem(
+                    "tfserving_kind",
+                    "an external target runs whatever the user started: label it with "
+                    "`target.servers.tfserving.kind` instead of `tfserving_kind`",
+                )
+        return self
 
 
 def _check_list(field: str, values: Sequence[Any], *, positive: bool, at: Path_ = ()) -> None:
@@ -264,8 +401,13 @@ def _duplicate_keys(node: yaml.Node | None, path: Path_ = ()) -> list[tuple[Path
 def _describe(exc: ValidationError, lines: dict[Path_, int], source: str) -> str:
     problems: list[str] = []
     for error in exc.errors():
-        loc: Path_ = tuple(part for part in error["loc"] if not _is_union_tag(part))
-        message = error["msg"]
+        loc: Path_ = tuple(
+            part
+            for index, part in enumerate(error["loc"])
+            if not _is_union_tag(part) and not (index and error["loc"][index - 1] == "target"
+                                                and part in TARGET_KINDS)
+        )
+        message = error["msg"].removeprefix("Value error, ")
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, FieldProblem):
             loc = (*loc, *cause.field)

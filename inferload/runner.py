@@ -16,9 +16,10 @@ import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inferload.cells import Cell, CellPlan, SkippedCell, expand_cells, select_cells
+from inferload.cpus import experiment_plan
 from inferload.experiments import Experiment, ExperimentError, ModelSpec, load_experiment
 from inferload.manifest import (
     CELL_DONE,
@@ -30,6 +31,10 @@ from inferload.manifest import (
 )
 from inferload.progress import MatrixProgress
 from inferload.stages import RealStages, RunError, RunningServers, Stages, load_settings_for
+from inferload.targets import TargetDriver, driver_for
+
+if TYPE_CHECKING:
+    from serving.cpusets import CpuPlan
 
 __all__ = [
     "RunError",
@@ -169,13 +174,17 @@ def run_experiment(
     only: str | None = None,
     stages: Stages | None = None,
     measure_floor: bool = True,
+    target: TargetDriver | None = None,
 ) -> ExperimentResult:
     """Run every cell of the matrix that is not done yet into `out_dir`; resumable and Ctrl-C safe.
 
     `ports` defaults to the standard ports (`serving.Ports()`); tests pass `Ports.free()`.
     A server that dies during a cell fails that cell (its partial records are kept), is restarted,
     and the matrix goes on. KeyboardInterrupt stops the servers and propagates; finished cells stay.
+    `target` defaults to the driver of the matrix's `target:` section (inferload/targets.py); an
+    external target is checked before any load and is never restarted.
     """
+    driver = target if target is not None else driver_for(experiment)
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
     stages = stages if stages is not None else RealStages()
@@ -195,11 +204,19 @@ def run_experiment(
     attempts_dir = out / "attempts"
 
     pending = [cell for cell in plan.cells if not cell_is_done(cells_dir / cell.cell_id)]
-    _check_settings(pending, experiment, stages, ports)
+    cpus = _cpu_plan(experiment)
+    _check_settings(pending, experiment, stages, ports, cpus, driver)
+    if pending:
+        driver.check(experiment)  # e.g. an unreachable external target: a clear error before any load
     already = tuple(cell.cell_id for cell in plan.cells if cell not in pending)
     requested_kind = experiment.tfserving_kind
     manifest = build_manifest(experiment, tfserving_kind=requested_kind or "auto",
                               skipped=[s.describe() for s in full_plan.skipped], artifacts=artifacts)
+    manifest["cpus"] = cpus.describe()
+    manifest["target"] = driver.describe()
+    labelled_kind = getattr(experiment.target, "servers", {}).get("tfserving")
+    if labelled_kind is not None:  # external: what the user says runs there, never started here
+        manifest["tfserving_kind"] = labelled_kind.kind
     previous = read_json(manifest_path)
     if previous is not None:
         manifest["created_at"] = previous.get("created_at", manifest["created_at"])
@@ -218,15 +235,17 @@ def run_experiment(
         if not pending:
             return ExperimentResult(out, manifest_path, (), (), already, plan.skipped,
                                     manifest["tfserving_kind"])
-        bar.show("exporting the model (if needed)")
-        try:
-            stages.prepare_artifacts(experiment.model, artifacts)
-        except RunError:
-            raise
-        except Exception as exc:
-            raise RunError(f"could not export the model into {artifacts}: {exc}") from exc
+        if driver.needs_artifacts:
+            bar.show("exporting the model (if needed)")
+            try:
+                stages.prepare_artifacts(experiment.model, artifacts)
+            except RunError:
+                raise
+            except Exception as exc:
+                raise RunError(f"could not export the model into {artifacts}: {exc}") from exc
         floor_path = out / "floor.json"
-        if measure_floor and not floor_path.exists():
+        # The floor is this machine's compute; an external target's servers run elsewhere.
+        if measure_floor and driver.needs_artifacts and not floor_path.exists():
             bar.show("measuring the in-process floor")
             try:
                 stages.measure_floor(artifacts, experiment.batch_sizes, floor_path)
@@ -237,19 +256,33 @@ def run_experiment(
         for _, group in itertools.groupby(pending, key=lambda c: c.group):
             _run_group(list(group), experiment, stages=stages, ports=ports, artifacts=artifacts,
                        out=out, attempts_dir=attempts_dir, bar=bar, done=done, failed=failed,
-                       manifest=manifest, manifest_path=manifest_path)
+                       manifest=manifest, manifest_path=manifest_path, cpus=cpus, driver=driver)
 
     return ExperimentResult(out, manifest_path, tuple(done), tuple(failed), already, plan.skipped,
                             manifest["tfserving_kind"])
 
 
-def _check_settings(cells: list[Cell], experiment: Experiment, stages: Stages, ports: Any) -> None:
+def _cpu_plan(experiment: Experiment) -> CpuPlan:
+    """The matrix's CPU sets checked on this machine (or the default split), before anything starts."""
+    from serving.cpusets import CpuSetError
+
+    given = experiment.cpus
+    try:
+        return experiment_plan(given.servers if given else None, given.load if given else None)
+    except CpuSetError as exc:
+        raise ExperimentError(f"{exc} (the matrix's `cpus:` section)") from None
+
+
+def _check_settings(cells: list[Cell], experiment: Experiment, stages: Stages, ports: Any,
+                    cpus: CpuPlan, driver: TargetDriver) -> None:
     """Build every cell's server and load settings now, so a bad value fails before any server starts."""
     problems: dict[str, str] = {}
     for cell in cells:
         try:
             stages.check_server_settings(cell.server_config, experiment.tfserving_kind)
-            stages.make_load_settings(**load_settings_for(cell, experiment, ports, server_kind=None))
+            endpoint = driver.endpoint(cell.server, cell.protocol, ports)
+            stages.make_load_settings(**load_settings_for(cell, experiment, ports, server_kind=None,
+                                                          cpus=cpus.load, endpoint=endpoint))
         except Exception as exc:  # noqa: BLE001 - pydantic, ValueError: all reported the same way
             problems.setdefault(str(exc), cell.cell_id)
     if problems:
@@ -259,8 +292,11 @@ def _check_settings(cells: list[Cell], experiment: Experiment, stages: Stages, p
 
 def _run_group(group: list[Cell], experiment: Experiment, *, stages: Stages, ports: Any, artifacts: Path,
                out: Path, attempts_dir: Path, bar: MatrixProgress, done: list[str], failed: list[str],
-               manifest: dict[str, Any], manifest_path: Path) -> None:
-    """The cells of one (server config, server) group, on one server that is restarted if it dies."""
+               manifest: dict[str, Any], manifest_path: Path, cpus: CpuPlan, driver: TargetDriver) -> None:
+    """The cells of one (server config, server) group, on one server that is restarted if it dies.
+
+    An external target's servers are never restarted: a dead one fails its cells until it is back.
+    """
     servers: RunningServers | None = None
     first = group[0]
     state_dir = out / "servers" / f"{first.server_config_name}-{first.server}"
@@ -271,37 +307,43 @@ def _run_group(group: list[Cell], experiment: Experiment, *, stages: Stages, por
             if cell_dir.exists():
                 _move_aside(cell_dir, attempts_dir)
             started_at = now_iso()
+            target = {"kind": driver.kind, **driver.endpoint(cell.server, cell.protocol, ports).describe()}
             if servers is None or not servers.alive(cell.server):
                 if servers is not None:
                     with contextlib.suppress(Exception):
                         servers.down()
                     servers = None
-                bar.show(f"cell {index}/{bar.total}: starting {cell.server} ({cell.server_config_name})")
+                verb = "checking" if driver.kind == "external" else "starting"
+                bar.show(f"cell {index}/{bar.total}: {verb} {cell.server} ({cell.server_config_name})")
                 try:
-                    servers = stages.start_server(
-                        cell.server, cell.server_config, tfserving_kind=experiment.tfserving_kind,
-                        ports=ports, artifacts=artifacts, state_dir=state_dir)
+                    servers = driver.bring_up(
+                        cell.server, cell.server_config, stages=stages, experiment=experiment,
+                        ports=ports, artifacts=artifacts, state_dir=state_dir, cpus=cpus.servers)
                 except Exception as exc:  # noqa: BLE001 - recorded in the cell, the matrix goes on
-                    _fail(cell, cell_dir, f"{cell.server} did not start: {exc}", None, started_at,
-                          bar, failed)
+                    _fail(cell, cell_dir, driver.start_failure(cell.server, exc), None, started_at,
+                          bar, failed, target)
                     continue
                 kind = stages.server_kind(servers, cell.server)
                 if kind and manifest.get("tfserving_kind") in (None, "auto"):
                     manifest["tfserving_kind"] = kind
                     write_json(manifest_path, manifest)
             kind = stages.server_kind(servers, cell.server)
+            problem = driver.before_cell(servers, cell, experiment)  # external: the served model
+            if problem is not None:
+                _fail(cell, cell_dir, problem, kind, started_at, bar, failed, target)
+                continue
             bar.show(f"cell {index}/{bar.total}: {cell.server} {cell.protocol} b{cell.batch} "
                      f"{cell.level} ({cell.server_config_name}, rep {cell.repetition})")
             error, summary = _run_cell(cell, experiment, stages=stages, servers=servers, ports=ports,
-                              cell_dir=cell_dir, kind=kind)
+                              cell_dir=cell_dir, kind=kind, cpus=cpus.load, driver=driver)
             if error is None:
                 write_json(cell_dir / "cell.json", _record(
                     cell, CELL_DONE, None, tfserving_kind=kind, started_at=started_at,
-                    extra={"load_summary": _summary_dict(summary)}))
+                    extra={"load_summary": _summary_dict(summary), "target": target}))
                 done.append(cell.cell_id)
                 bar.advance()
             else:
-                _fail(cell, cell_dir, error, kind, started_at, bar, failed)
+                _fail(cell, cell_dir, error, kind, started_at, bar, failed, target)
                 if not servers.alive(cell.server):
                     with contextlib.suppress(Exception):
                         servers.down()
@@ -312,20 +354,24 @@ def _run_group(group: list[Cell], experiment: Experiment, *, stages: Stages, por
 
 
 def _fail(cell: Cell, cell_dir: Path, error: str, kind: str | None, started_at: str, bar: MatrixProgress,
-          failed: list[str]) -> None:
+          failed: list[str], target: dict[str, Any] | None = None) -> None:
     cell_dir.mkdir(parents=True, exist_ok=True)
     write_json(cell_dir / "cell.json", _record(cell, CELL_FAILED, error, tfserving_kind=kind,
-                                               started_at=started_at))
+                                               started_at=started_at, extra={"target": target}))
     failed.append(cell.cell_id)
     bar.note(f"cell {cell.cell_id} failed: {error}")
     bar.advance()
 
 
 def _run_cell(cell: Cell, experiment: Experiment, *, stages: Stages, servers: RunningServers, ports: Any,
-              cell_dir: Path, kind: str | None) -> tuple[str | None, Any]:
+              cell_dir: Path, kind: str | None,
+              cpus: tuple[int, ...] | None = None,
+              driver: TargetDriver | None = None) -> tuple[str | None, Any]:
     """One load run with the server monitored; returns (why the cell failed or None, load summary)."""
     cell_dir.mkdir(parents=True, exist_ok=True)
-    settings = stages.make_load_settings(**load_settings_for(cell, experiment, ports, server_kind=kind))
+    endpoint = driver.endpoint(cell.server, cell.protocol, ports) if driver is not None else None
+    settings = stages.make_load_settings(**load_settings_for(cell, experiment, ports, server_kind=kind,
+                                                             cpus=cpus, endpoint=endpoint))
     try:
         with stages.monitor(servers, cell_dir / "server_metrics.jsonl"):
             summary = stages.run_load(settings, cell_dir)

@@ -54,7 +54,8 @@ class Stages(Protocol):
     def measure_floor(self, root: Path, batches: tuple[int, ...], out_path: Path) -> None: ...
 
     def start_server(self, server: str, config: ServerConfig, *, tfserving_kind: str | None,
-                     ports: Any, artifacts: Path, state_dir: Path) -> RunningServers: ...
+                     ports: Any, artifacts: Path, state_dir: Path,
+                     cpus: tuple[int, ...] | None = None) -> RunningServers: ...
 
     def server_kind(self, servers: RunningServers, server: str) -> str | None: ...
 
@@ -67,9 +68,11 @@ class Stages(Protocol):
     def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None: ...
 
 
-def server_settings_for(config: ServerConfig, tfserving_kind: str | None) -> dict[str, Any]:
-    """The experiment's named config as `serving.ServerSettings` fields."""
+def server_settings_for(config: ServerConfig, tfserving_kind: str | None,
+                        cpus: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """The experiment's named config as `serving.ServerSettings` fields (`cpus`: where they run)."""
     return {
+        "cpus": cpus,
         "torchserve_workers": config.torchserve.workers,
         "torchserve_batch_size": config.torchserve.batch_size,
         "torchserve_max_batch_delay_ms": config.torchserve.max_batch_delay_ms,
@@ -88,8 +91,12 @@ def _port_for(ports: Any, server: str, protocol: str) -> int:
 
 
 def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
-                      server_kind: str | None) -> dict[str, Any]:
+                      server_kind: str | None, cpus: tuple[int, ...] | None = None,
+                      endpoint: Any = None) -> dict[str, Any]:
     """The cell as `loadtest.LoadSettings` fields.
+
+    `endpoint` (inferload.targets.Endpoint: host, port, metadata_url) is where the target serves this
+    server x protocol; None: 127.0.0.1 at `ports`.
 
     The arrival seed depends on the repetition only, so every server and protocol at one rate sees
     the very same schedule (common random numbers make the comparison sharper).
@@ -112,7 +119,13 @@ def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
         "processes": experiment.processes,
         "run": cell.cell_id,
         "server_kind": server_kind,
+        "cpus": cpus,
     }
+    if endpoint is not None:
+        fields.update(host=endpoint.host, port=endpoint.port, metadata_url=endpoint.metadata_url)
+    model_name = getattr(experiment.target, "model_name", None)
+    if model_name is not None:  # an external target names the model it serves
+        fields["model_name"] = model_name
     if experiment.lateness_limit_ms is not None:
         fields["lateness_p99_limit_ms"] = experiment.lateness_limit_ms
     return fields
@@ -165,11 +178,12 @@ class RealStages:
         _in_child(_floor_in_child, str(root), list(batches), str(out_path))
 
     def start_server(self, server: str, config: ServerConfig, *, tfserving_kind: str | None,
-                     ports: Any, artifacts: Path, state_dir: Path) -> RunningServers:
+                     ports: Any, artifacts: Path, state_dir: Path,
+                     cpus: tuple[int, ...] | None = None) -> RunningServers:
         from serving import stack
         from serving.settings import ServerSettings
 
-        settings = ServerSettings(**server_settings_for(config, tfserving_kind))
+        settings = ServerSettings(**server_settings_for(config, tfserving_kind, cpus))
         # Servers left behind by a run that was killed (not interrupted) hold the ports: stop them.
         with contextlib.suppress(Exception):
             stack.down(state_dir)

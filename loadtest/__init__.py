@@ -37,7 +37,16 @@ from ._schema import (
     read_records,
     read_run,
 )
-from ._settings import PROTOCOLS, SERVERS, STANDARD_PORTS, LoadSettings, describe_validation_error
+from ._settings import (
+    PROTOCOLS,
+    SERVERS,
+    STANDARD_PORTS,
+    LoadSettings,
+    describe_validation_error,
+    metadata_url_for,
+    split_host,
+    split_http_url,
+)
 from ._summary import LoadSummary
 
 __all__ = [
@@ -79,7 +88,10 @@ __all__ = [
     "read_records",
     "read_run",
     "run_load",
+    "metadata_url_for",
     "schedule_ns",
+    "split_host",
+    "split_http_url",
     "stream_seed",
     "write_payloads_json",
 ]

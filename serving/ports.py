@@ -34,13 +34,14 @@ class Ports:
             raise ValueError(f"Ports must all differ, got {values}")
 
     @classmethod
-    def free(cls) -> Ports:
-        """Seven distinct ports that are free on 127.0.0.1 right now (the kernel picks them)."""
+    def free(cls, host: str = LOOPBACK) -> Ports:
+        """Seven distinct ports that are free on `host` right now (the kernel picks them)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with contextlib.ExitStack() as stack:
             chosen = []
             for _ in fields(cls):
-                sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                sock.bind((LOOPBACK, 0))
+                sock = stack.enter_context(socket.socket(family, socket.SOCK_STREAM))
+                sock.bind((host, 0))
                 chosen.append(sock.getsockname()[1])
         return cls(*chosen)
 
@@ -60,15 +61,39 @@ class Ports:
         return picked
 
 
+def url_host(host: str) -> str:
+    """The host as written in a URL or `host:port`: IPv6 addresses in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def connect_host(bind: str) -> str:
+    """Where a client on this machine reaches a server bound to `bind` (wildcards: loopback)."""
+    return {"0.0.0.0": LOOPBACK, "::": "::1"}.get(bind, bind)
+
+
+def is_local_address(host: str) -> bool:
+    """True when `host` is an address of this machine (or a wildcard), so a server can bind it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+    except OSError:
+        return False
+    return True
+
+
 def is_free(port: int, host: str = LOOPBACK) -> bool:
     """True when a listening socket could bind `host:port` now (TIME_WAIT leftovers do not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 return False
+            if exc.errno == errno.EADDRNOTAVAIL:  # not an address here (e.g. another namespace's)
+                return True
             raise
     return True
 
@@ -92,7 +117,7 @@ def port_owner(port: int) -> str:
     return "unknown process (no listening socket found; maybe another user's)"
 
 
-def busy_ports(ports: Ports | Iterable[int]) -> list[tuple[int, str]]:
-    """The ports that are already bound on 127.0.0.1, each with a description of its owner."""
+def busy_ports(ports: Ports | Iterable[int], host: str = LOOPBACK) -> list[tuple[int, str]]:
+    """The ports that are already bound on `host`, each with a description of its owner."""
     numbers = list(ports.to_dict().values()) if isinstance(ports, Ports) else list(ports)
-    return [(port, port_owner(port)) for port in numbers if not is_free(port)]
+    return [(port, port_owner(port)) for port in numbers if not is_free(port, host)]

@@ -8,6 +8,7 @@ works from a pid alone, so `inferload serve down` in another process can do it t
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from serving.ports import busy_ports
+from serving.cpusets import format_cpu_list
+from serving.ports import LOOPBACK, busy_ports
 
 HealthCheck = Callable[[], str | None]
 """Returns None when healthy, else a short description of what is not ready yet."""
@@ -40,6 +42,22 @@ class LaunchSpec:
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    cpus: tuple[int, ...] | None = None  # pin the whole process tree here (taskset); None: unpinned
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """argv as started: behind `taskset --cpu-list` when pinned (threads and children inherit it)."""
+        if self.cpus is None:
+            return self.argv
+        return (taskset(), "--cpu-list", format_cpu_list(self.cpus), *self.argv)
+
+
+def taskset() -> str:
+    """The taskset binary (util-linux); pinned servers cannot start without it."""
+    found = shutil.which("taskset")
+    if found is None:
+        raise ServerStartError("taskset not found (util-linux): install it, or run the servers unpinned")
+    return found
 
 
 @dataclass(frozen=True)
@@ -87,10 +105,11 @@ def spawn(spec: LaunchSpec) -> tuple[ProcessHandle, subprocess.Popen[bytes]]:
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **spec.env}
     with open(spec.log_path, "ab") as log:
-        log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(spec.argv)}\n".encode())
+        argv = spec.command
+        log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode())
         log.flush()
         popen = subprocess.Popen(
-            list(spec.argv),
+            list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -157,7 +176,14 @@ def wait_healthy(
         time.sleep(poll_s)
 
 
-def stop(handle: ProcessHandle, *, name: str, ports: Iterable[int] = (), grace_s: float = 20.0) -> None:
+def stop(
+    handle: ProcessHandle,
+    *,
+    name: str,
+    ports: Iterable[int] = (),
+    grace_s: float = 20.0,
+    host: str = LOOPBACK,
+) -> None:
     """SIGTERM the group, wait `grace_s`, SIGKILL leftovers of the tree; then wait for the ports to close."""
     procs = handle.tree()
     if handle.alive():
@@ -173,13 +199,13 @@ def stop(handle: ProcessHandle, *, name: str, ports: Iterable[int] = (), grace_s
         _, alive = psutil.wait_procs(leftovers, timeout=10.0)
         if alive:
             raise ServerStopError(f"{name}: processes {[p.pid for p in alive]} survived SIGKILL")
-    _wait_ports_released(list(ports), name=name)
+    _wait_ports_released(list(ports), name=name, host=host)
 
 
-def _wait_ports_released(ports: list[int], *, name: str, timeout_s: float = 15.0) -> None:
+def _wait_ports_released(ports: list[int], *, name: str, host: str, timeout_s: float = 15.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
-        busy = busy_ports(ports)
+        busy = busy_ports(ports, host)
         if not busy:
             return
         if time.monotonic() >= deadline:

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from models.artifacts import MODEL_NAME, ArtifactLayout
 from serving import tfserving, torchserve
+from serving.cpusets import CpuSetError, check_available, format_cpu_list
 from serving.monitor import MonitoredServer, metrics_url
-from serving.ports import LOOPBACK, Ports, busy_ports
+from serving.ports import LOOPBACK, Ports, busy_ports, connect_host, is_local_address, url_host
 from serving.processes import HealthCheck, LaunchSpec, ProcessHandle, spawn, stop, wait_healthy
 from serving.settings import ServerSettings
 
@@ -59,9 +60,12 @@ class ServerInfo:
         return ProcessHandle(self.pid, self.create_time)
 
 
-def endpoints(name: str, ports: Ports) -> dict[str, str]:
-    """Where clients reach a server, by protocol (for printing and for the state file)."""
-    host = LOOPBACK
+def endpoints(name: str, ports: Ports, bind: str = LOOPBACK) -> dict[str, str]:
+    """Where clients reach a server, by protocol (for printing and for the state file).
+
+    A wildcard bind (0.0.0.0, ::) is shown as loopback: other hosts use one of this machine's addresses.
+    """
+    host = url_host(connect_host(bind))
     if name == "tfserving":
         return {
             "rest": f"http://{host}:{ports.tfserving_rest}/v1/models/{MODEL_NAME}:predict",
@@ -86,7 +90,9 @@ class Stack:
         ports: Ports,
         state_dir: Path,
         servers: dict[str, ServerInfo],
+        host: str = LOOPBACK,
     ) -> None:
+        self.host = host  # the address the servers bind (tfs-compat and TorchServe)
         self.artifacts = artifacts
         self.settings = settings
         self.ports = ports
@@ -109,6 +115,7 @@ class Stack:
             "tfserving_kind": self.tfserving_kind,
             "settings": self.settings.model_dump(),
             "ports": self.ports.to_dict(),
+            "bind": self.host,
             "servers": {name: asdict(server) for name, server in self.servers.items()},
         }
 
@@ -129,7 +136,7 @@ class Stack:
         return server in self.servers and self.servers[server].handle.alive()
 
     def healthy(self, server: str) -> bool:
-        return self.alive(server) and _health_check(server, self.ports, self.settings)() is None
+        return self.alive(server) and _health_check(server, self.ports, self.settings, self.host)() is None
 
     def down(self) -> list[str]:
         """Stop every server, release its ports, remove its temp dir and the state file. Idempotent."""
@@ -156,13 +163,14 @@ class Stack:
         self._stop_one(server)
         self._save()
         self.servers[server] = _start(
-            server, kind, self.artifacts, self.settings, self.ports, self.state_dir, timeout_s, progress
+            server, kind, self.artifacts, self.settings, self.ports, self.state_dir, timeout_s, progress,
+            self.host,
         )
         self._save()
 
     def _stop_one(self, name: str) -> None:
         server = self.servers[name]
-        stop(server.handle, name=name, ports=server.ports.values())
+        stop(server.handle, name=name, ports=server.ports.values(), host=self.host)
         if server.tmpdir:
             shutil.rmtree(server.tmpdir, ignore_errors=True)
         del self.servers[name]
@@ -186,10 +194,12 @@ def up(
     state_dir: Path | str = DEFAULT_STATE_DIR,
     timeout_s: float = 180.0,
     progress: Progress | None = None,
+    host: str = LOOPBACK,
 ) -> Stack:
     """Check, start the servers concurrently, wait until all are healthy, and record them in servers.json.
 
-    On any failure everything started so far is stopped again before the error propagates.
+    `host` is the address tfs-compat and TorchServe bind (127.0.0.1 unless told otherwise). On any
+    failure everything started so far is stopped again before the error propagates.
     """
     layout = artifacts if isinstance(artifacts, ArtifactLayout) else ArtifactLayout(Path(artifacts))
     layout = ArtifactLayout(layout.root.resolve())
@@ -199,15 +209,17 @@ def up(
     names = _validate_servers(servers)
     report = progress or log.info
 
-    kinds = preflight(layout, names, settings, ports, state_dir)
+    kinds = preflight(layout, names, settings, ports, state_dir, host)
     state_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(artifacts=layout, settings=settings, ports=ports, state_dir=state_dir, servers={})
+    stack = Stack(
+        artifacts=layout, settings=settings, ports=ports, state_dir=state_dir, servers={}, host=host
+    )
     launching: dict[str, tuple[ProcessHandle, LaunchSpec, HealthCheck]] = {}
     try:
         for name in names:
-            info, spec = _spawn(name, kinds[name], layout, settings, ports, state_dir)
+            info, spec = _spawn(name, kinds[name], layout, settings, ports, state_dir, host)
             stack.servers[name] = info
-            launching[name] = (info.handle, spec, _health_check(name, ports, settings))
+            launching[name] = (info.handle, spec, _health_check(name, ports, settings, host))
             report(f"started {info.kind} (pid {info.pid}), log {info.log_file}")
             if info.kind == tfserving.REAL_BINARY:
                 report("note: tensorflow_model_server has no address flag: it listens on 0.0.0.0")
@@ -224,7 +236,12 @@ def up(
 
 
 def preflight(
-    layout: ArtifactLayout, names: list[str], settings: ServerSettings, ports: Ports, state_dir: Path
+    layout: ArtifactLayout,
+    names: list[str],
+    settings: ServerSettings,
+    ports: Ports,
+    state_dir: Path,
+    host: str = LOOPBACK,
 ) -> dict[str, str]:
     """Every reason the servers cannot start, found before starting any; returns the kind of each server."""
     problems: list[str] = []
@@ -250,16 +267,28 @@ def preflight(
                 "Java not found (TorchServe's frontend needs it): install Java 17, e.g. "
                 "`apt-get install openjdk-17-jre-headless`, or set JAVA_HOME"
             )
+    if settings.cpus is not None:
+        try:
+            check_available(settings.cpus, what=f"server CPU set {format_cpu_list(settings.cpus)}")
+        except CpuSetError as exc:
+            problems.append(str(exc))
+        if shutil.which("taskset") is None:
+            problems.append("pinning servers to CPUs needs taskset (util-linux): install it, or run unpinned")
     running = read_state(state_dir)
     if running and any(ServerInfo(**s).handle.alive() for s in running.get("servers", {}).values()):
         problems.append(
             f"servers from {state_dir / STATE_FILE} are still running: stop them with "
             f"`inferload serve down --state-dir {state_dir}`"
         )
-    wanted = [port for name in names for port in ports.of(name).values()]
-    for port, owner in busy_ports(wanted):
+    if not is_local_address(host):
         problems.append(
-            f"port {port} on {LOOPBACK} is already in use by {owner}: stop that process or choose other ports"
+            f"cannot bind {host}: it is not an address of this machine (see `ip addr`); bind one of its "
+            "addresses, 0.0.0.0 for all, or 127.0.0.1"
+        )
+    wanted = [port for name in names for port in ports.of(name).values()]
+    for port, owner in busy_ports(wanted, host) if is_local_address(host) else []:
+        problems.append(
+            f"port {port} on {host} is already in use by {owner}: stop that process or choose other ports"
         )
     if problems:
         raise StackError("cannot start the servers:\n  - " + "\n  - ".join(problems))
@@ -284,6 +313,7 @@ def load(state_dir: Path | str = DEFAULT_STATE_DIR) -> Stack | None:
         ports=Ports.from_dict(state["ports"]),
         state_dir=state_dir,
         servers={name: ServerInfo(**server) for name, server in state["servers"].items()},
+        host=state.get("bind", LOOPBACK),
     )
 
 
@@ -322,24 +352,32 @@ def _java() -> str | None:
     return shutil.which("java")
 
 
-def _health_check(name: str, ports: Ports, settings: ServerSettings) -> HealthCheck:
+def _health_check(name: str, ports: Ports, settings: ServerSettings, host: str = LOOPBACK) -> HealthCheck:
     if name == "tfserving":
-        return lambda: tfserving.health(ports)
-    return lambda: torchserve.health(ports, settings.torchserve_workers)
+        return lambda: tfserving.health(ports, host=host)
+    return lambda: torchserve.health(ports, settings.torchserve_workers, host=host)
 
 
 def _spawn(
-    name: str, kind: str, layout: ArtifactLayout, settings: ServerSettings, ports: Ports, state_dir: Path
+    name: str,
+    kind: str,
+    layout: ArtifactLayout,
+    settings: ServerSettings,
+    ports: Ports,
+    state_dir: Path,
+    host: str = LOOPBACK,
 ) -> tuple[ServerInfo, LaunchSpec]:
     workdir = state_dir / name
     tmpdir: str | None = None
     if name == "tfserving":
-        spec = tfserving.launch_spec(layout, kind=kind, settings=settings, ports=ports, workdir=workdir)  # type: ignore[arg-type]
+        spec = tfserving.launch_spec(  # type: ignore[arg-type]
+            layout, kind=kind, settings=settings, ports=ports, workdir=workdir, host=host
+        )
     else:
         # A short path: TorchServe's worker sockets live here and socket paths are limited to 107 bytes.
         tmpdir = tempfile.mkdtemp(prefix="inferload-ts-")
         spec = torchserve.launch_spec(
-            layout, settings=settings, ports=ports, workdir=workdir, tmpdir=Path(tmpdir)
+            layout, settings=settings, ports=ports, workdir=workdir, tmpdir=Path(tmpdir), host=host
         )
     handle, _ = spawn(spec)
     info = ServerInfo(
@@ -348,7 +386,7 @@ def _spawn(
         pid=handle.pid,
         create_time=handle.create_time,
         ports=ports.of(name),
-        endpoints=endpoints(name, ports),
+        endpoints=endpoints(name, ports, host),
         log_file=str(spec.log_path),
         workdir=str(workdir),
         tmpdir=tmpdir,
@@ -365,13 +403,16 @@ def _start(
     state_dir: Path,
     timeout_s: float,
     progress: Progress | None,
+    host: str = LOOPBACK,
 ) -> ServerInfo:
-    info, spec = _spawn(name, kind, layout, settings, ports, state_dir)
+    info, spec = _spawn(name, kind, layout, settings, ports, state_dir, host)
     try:
         wait_healthy(
-            {name: (info.handle, spec, _health_check(name, ports, settings))}, timeout_s, progress=progress
+            {name: (info.handle, spec, _health_check(name, ports, settings, host))},
+            timeout_s,
+            progress=progress,
         )
     except BaseException:
-        stop(info.handle, name=name, ports=info.ports.values())
+        stop(info.handle, name=name, ports=info.ports.values(), host=host)
         raise
     return info

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from models.artifacts import MODEL_NAME, ArtifactLayout
-from serving.ports import LOOPBACK, Ports
+from serving.ports import LOOPBACK, Ports, connect_host, url_host
 from serving.processes import LaunchSpec
 from serving.settings import ServerSettings
 
@@ -67,6 +67,8 @@ def command(
     ports: Ports,
     batching_file: Path | None,
     monitoring_file: Path | None,
+    cpus: tuple[int, ...] | None = None,
+    host: str = LOOPBACK,
 ) -> tuple[str, ...]:
     """The server's argv; `batching_file` None means batching off."""
     program: tuple[str, ...] = (
@@ -83,15 +85,26 @@ def command(
     ]
     if batching_file is not None:
         argv += ["--enable_batching=true", f"--batching_parameters_file={batching_file.resolve()}"]
+    if cpus is not None:  # pinned: TensorFlow's pools sized to the set, not to the whole machine
+        argv += [
+            f"--tensorflow_intra_op_parallelism={len(cpus)}",
+            f"--tensorflow_inter_op_parallelism={len(cpus)}",
+        ]
     if kind == COMPAT:
-        argv.append(f"--host={LOOPBACK}")
+        argv.append(f"--host={host}")
     elif monitoring_file is not None:
         argv.append(f"--monitoring_config_file={monitoring_file.resolve()}")
     return tuple(argv)
 
 
 def launch_spec(
-    artifacts: ArtifactLayout, *, kind: ResolvedKind, settings: ServerSettings, ports: Ports, workdir: Path
+    artifacts: ArtifactLayout,
+    *,
+    kind: ResolvedKind,
+    settings: ServerSettings,
+    ports: Ports,
+    workdir: Path,
+    host: str = LOOPBACK,
 ) -> LaunchSpec:
     """Write the batching/monitoring files into `workdir` and build the launch of the chosen kind."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -107,14 +120,23 @@ def launch_spec(
         ports=ports,
         batching_file=batching_file,
         monitoring_file=monitoring_file,
+        cpus=settings.cpus,
+        host=host,
     )
     env = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "1"}
-    return LaunchSpec(name="tfserving", argv=argv, log_path=workdir / "server.log", env=env, cwd=_repo_root())
+    return LaunchSpec(
+        name="tfserving",
+        argv=argv,
+        log_path=workdir / "server.log",
+        env=env,
+        cwd=_repo_root(),
+        cpus=settings.cpus,
+    )
 
 
-def health(ports: Ports, timeout_s: float = 2.0) -> str | None:
+def health(ports: Ports, timeout_s: float = 2.0, host: str = LOOPBACK) -> str | None:
     """None when GET /v1/models/linear reports a version AVAILABLE; else what is missing."""
-    url = f"http://{LOOPBACK}:{ports.tfserving_rest}/v1/models/{MODEL_NAME}"
+    url = f"http://{url_host(connect_host(host))}:{ports.tfserving_rest}/v1/models/{MODEL_NAME}"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             status = json.loads(response.read())

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 from models.artifacts import MODEL_NAME, MODEL_VERSION, ArtifactLayout
-from serving.ports import LOOPBACK, Ports
+from serving.ports import LOOPBACK, Ports, connect_host, url_host
 from serving.processes import LaunchSpec
 from serving.settings import ServerSettings
 
@@ -59,10 +59,11 @@ def config_properties(
             }
         }
     }
+    address = url_host(host)
     return {
-        "inference_address": f"http://{host}:{ports.torchserve_inference}",
-        "management_address": f"http://{host}:{ports.torchserve_management}",
-        "metrics_address": f"http://{host}:{ports.torchserve_metrics}",
+        "inference_address": f"http://{address}:{ports.torchserve_inference}",
+        "management_address": f"http://{address}:{ports.torchserve_management}",
+        "metrics_address": f"http://{address}:{ports.torchserve_metrics}",
         "grpc_inference_address": host,
         "grpc_inference_port": str(ports.torchserve_grpc),
         "grpc_management_address": host,
@@ -84,7 +85,23 @@ def config_properties(
         "disable_system_metrics": "true",
         "install_py_dep_per_model": "false",
         "vmargs": f"{JAVA_HEAP} -XX:+UseG1GC",
+        **pinned_threads(settings),
     }
+
+
+def pinned_threads(settings: ServerSettings) -> dict[str, str]:
+    """Pinned to n CPUs: Netty's frontend and backend pools get n threads (default: every core)."""
+    if settings.cpus is None:
+        return {}
+    n = str(len(settings.cpus))
+    return {"number_of_netty_threads": n, "netty_client_threads": n}
+
+
+def worker_threads(settings: ServerSettings) -> int | None:
+    """Pinned: each Python worker's torch/OpenMP pool shares the set with the other workers."""
+    if settings.cpus is None:
+        return None
+    return max(1, len(settings.cpus) // settings.torchserve_workers)
 
 
 def write_config(
@@ -107,7 +124,13 @@ def write_config(
 
 
 def launch_spec(
-    artifacts: ArtifactLayout, *, settings: ServerSettings, ports: Ports, workdir: Path, tmpdir: Path
+    artifacts: ArtifactLayout,
+    *,
+    settings: ServerSettings,
+    ports: Ports,
+    workdir: Path,
+    tmpdir: Path,
+    host: str = LOOPBACK,
 ) -> LaunchSpec:
     """`torchserve --start --foreground` with its config, temp dir and log dir under `workdir`."""
     config = write_config(
@@ -116,6 +139,7 @@ def launch_spec(
         settings=settings,
         model_store=artifacts.model_store.resolve(),
         model_version=mar_version(artifacts.mar),
+        host=host,
     )
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -134,12 +158,22 @@ def launch_spec(
         "METRICS_LOCATION": str(logs),
         "PYTHONUNBUFFERED": "1",
     }
-    return LaunchSpec(name="torchserve", argv=argv, log_path=workdir / "server.log", env=env, cwd=workdir)
+    threads = worker_threads(settings)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return LaunchSpec(
+        name="torchserve",
+        argv=argv,
+        log_path=workdir / "server.log",
+        env=env,
+        cwd=workdir,
+        cpus=settings.cpus,
+    )
 
 
-def health(ports: Ports, workers: int, timeout_s: float = 2.0) -> str | None:
+def health(ports: Ports, workers: int, timeout_s: float = 2.0, host: str = LOOPBACK) -> str | None:
     """None when /ping says Healthy and all `workers` of the model are READY; else what is missing."""
-    base = f"http://{LOOPBACK}"
+    base = f"http://{url_host(connect_host(host))}"
     try:
         ping = _get_json(f"{base}:{ports.torchserve_inference}/ping", timeout_s)
     except OSError as exc:

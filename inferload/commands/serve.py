@@ -23,9 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "up",
         help="start the servers (detached) and wait until they are healthy",
         description="Start TF Serving (the real tensorflow_model_server if on PATH, else tfs-compat) and "
-        "TorchServe on 127.0.0.1, wait until both are healthy, and leave them running. TorchServe and "
-        "tfs-compat bind 127.0.0.1 only; the real tensorflow_model_server has no address flag and binds "
-        "0.0.0.0.",
+        "TorchServe, wait until both are healthy, and leave them running. TorchServe and tfs-compat bind "
+        "--bind (127.0.0.1 unless told otherwise); the real tensorflow_model_server has no address flag "
+        "and binds 0.0.0.0.",
     )
     up.add_argument("--artifacts", required=True, type=Path, help="directory written by `inferload export`")
     up.add_argument("--servers", default="tfserving,torchserve", help="comma-separated (default: both)")
@@ -42,11 +42,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     up.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR), help="logs and servers.json")
     up.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address the servers listen on: 127.0.0.1 (default: this machine only), one of this "
+        "machine's addresses, or 0.0.0.0 (all) so load generators on other hosts can reach them",
+    )
+    up.add_argument(
         "--free-ports",
         action="store_true",
-        help="pick free loopback ports, not the standard ones (printed, and kept in servers.json)",
+        help="pick free ports on the bind address, not the standard ones (printed, kept in servers.json)",
     )
     up.add_argument("--timeout", type=float, default=180.0, metavar="S", help="health wait per start")
+    up.add_argument("--cpus", default="auto", metavar="LIST", help=_cpus_help())
     up.set_defaults(func=_up)
 
     down = actions.add_parser("down", help="stop the servers started by `serve up`")
@@ -65,11 +73,19 @@ def _progress(message: str) -> None:
 def _up(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from inferload.cpus import server_cpus
     from serving import Ports, ServerSettings, StackError, up
+    from serving.cpusets import CpuSetError
+    from serving.ports import is_local_address
     from serving.processes import ServerStartError
 
     try:
+        cpus = server_cpus(args.cpus)
+    except CpuSetError as exc:
+        raise UsageError(str(exc)) from None
+    try:
         settings = ServerSettings(
+            cpus=cpus,
             torchserve_workers=args.torchserve_workers,
             torchserve_batch_size=args.torchserve_batch_size,
             torchserve_max_batch_delay_ms=args.torchserve_max_batch_delay,
@@ -81,21 +97,43 @@ def _up(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise UsageError(_describe(exc)) from None
     servers = [name.strip() for name in args.servers.split(",") if name.strip()]
+    bind = _bind_address(args.bind)
     try:
         stack = up(
             args.artifacts,
             servers=servers,
             settings=settings,
-            ports=Ports.free() if args.free_ports else Ports(),
+            # a bind address that is not this machine's gets its clear error from up()'s preflight
+            ports=Ports.free(bind) if args.free_ports and is_local_address(bind) else Ports(),
             state_dir=args.state_dir,
             timeout_s=args.timeout,
             progress=_progress,
+            host=bind,
         )
-    except (StackError, ServerStartError) as exc:
+    except (StackError, ServerStartError, OSError) as exc:
         raise UsageError(str(exc)) from None
     _print_stack(stack)
     print(f"stop them with: inferload serve down --state-dir {args.state_dir}")
     return 0
+
+
+def _cpus_help() -> str:
+    from inferload.cpus import cpu_flag_help
+
+    return cpu_flag_help("servers")
+
+
+def _bind_address(text: str) -> str:
+    """--bind takes an IP address (IPv6 without brackets); names are refused: say which address."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text.strip().strip("[]")))
+    except ValueError:
+        raise UsageError(
+            f"--bind {text!r} is not an IP address: give one of this machine's addresses "
+            "(e.g. 127.0.0.1, 0.0.0.0 for all, or ::1)"
+        ) from None
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -134,6 +172,12 @@ def _print_stack(stack: object) -> None:
         print(f"  {'log':<10} {server.log_file}")
     if stack.tfserving_kind:
         print(f"TF Serving kind: {stack.tfserving_kind}")
+    wildcard = stack.host in ("0.0.0.0", "::")
+    print(f"bound to: {stack.host}" + (" (all addresses of this machine)" if wildcard else ""))
+    if stack.settings.cpus is not None:
+        from serving.cpusets import format_cpu_list
+
+        print(f"pinned to CPUs: {format_cpu_list(stack.settings.cpus)}")
 
 
 def _describe(exc: object) -> str:
