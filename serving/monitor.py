@@ -1,20 +1,34 @@
-"""Sample each server's CPU and memory (whole process tree) and scrape its Prometheus metrics while load runs.
+"""Watch each server while load runs: its CPU and memory, and its own Prometheus metrics.
 
 One background thread appends one JSON line per server per interval to server_metrics.jsonl, so the
-analysis can put server-side cost next to the client-side latency of the same run.
+analysis can put the server's own view (queue and inference time, requests it counted, CPU-seconds)
+next to the client-side latency of the same run. This module owns that file's format: the typed
+line (`ServerSample`), its header, and the reader (`read_server_samples`) every other stage uses.
+
+CPU and memory come from one source per server, named in every line:
+- `psutil`: a local process, summed over its whole process tree;
+- `cgroup`: a container, from its cgroup files (v1 `cpuacct.usage` + `memory.usage_in_bytes`, or v2
+  `cpu.stat` + `memory.current`), memory less inactive page cache as `docker stats` counts it;
+- `docker-stats`: `docker stats --no-stream` when the cgroup files cannot be read (percent only);
+- `none`: an external server: its metrics are all we see.
+CPU is recorded as cumulative CPU-seconds as well as percent, so a window's CPU cost is an exact delta.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
+import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,8 +37,14 @@ from serving.ports import LOOPBACK
 from serving.tfserving import PROMETHEUS_PATH
 
 METRICS_FILE = "server_metrics.jsonl"
-# Families from the Prometheus client's own process/runtime collectors: our psutil sample covers these.
+SCHEMA = "inferload.server_metrics"
+SCHEMA_VERSION = 1
+SOURCES = ("psutil", "cgroup", "docker-stats", "none")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# Families from the Prometheus client's own process/runtime collectors: our CPU/RSS sample covers these.
 _SKIPPED_PREFIXES = ("python_", "process_")
+# Labels that only repeat where the sample came from; dropping them keeps series keys stable across hosts.
+_DROPPED_LABELS = frozenset({"hostname", "Hostname"})
 
 
 @dataclass(frozen=True)
@@ -38,10 +58,354 @@ class MonitoredServer:
     container: str | None = None  # compose: container id/name, sampled via cgroup files / docker stats
 
 
+# ---------------------------------------------------------------- the file format (owned here)
+
+
+class ServerMetricsError(ValueError):
+    """server_metrics.jsonl is of a schema or version this reader does not know."""
+
+
+@dataclass(frozen=True)
+class ServerSample:
+    """One line of server_metrics.jsonl: one server at one instant.
+
+    `metrics` maps Prometheus series keys (`name` or `name{label="value",...}`, labels sorted, host
+    labels dropped) to values: counters, gauges and histogram `_sum`/`_count` (never buckets).
+    """
+
+    t_ns: int  # time.monotonic_ns() of the scrape: the same clock as the request records
+    server: str
+    kind: str
+    source: str  # where cpu_* and rss_bytes came from: one of SOURCES
+    cpu_percent: float | None  # 100 = one core, averaged since the previous sample
+    cpu_seconds: float | None  # cumulative CPU time (user + system) of the process tree / container
+    rss_bytes: int | None  # resident memory (cgroup/docker: usage less inactive page cache)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    metrics_error: str | None = None  # why the scrape gave nothing, when it did
+
+    def total(self, name: str, **labels: str) -> float | None:
+        """Sum of the series of sample `name` whose labels include `labels`; None when there is none."""
+        found = [
+            value
+            for key, value in self.metrics.items()
+            if (parsed := parse_series_key(key))[0] == name
+            and all(parsed[1].get(k) == v for k, v in labels.items())
+        ]
+        return sum(found) if found else None
+
+    def label_values(self, name: str, label: str) -> set[str]:
+        """The values `label` takes among the series of sample `name`."""
+        values = set()
+        for key in self.metrics:
+            series, labels = parse_series_key(key)
+            if series == name and label in labels:
+                values.add(labels[label])
+        return values
+
+
+def header(servers: Sequence[MonitoredServer], interval_s: float) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "interval_s": interval_s,
+        "servers": [asdict(server) for server in servers],
+    }
+
+
+def read_server_samples(path: Path | str) -> list[ServerSample]:
+    """Every sample of a server_metrics.jsonl, in file order; [] when the file does not exist.
+
+    A file may hold several monitoring sessions (a resumed cell appends), each after its header; files
+    written before the header existed hold bare samples of the same fields and are read too. A torn
+    last line (the writer was killed) is skipped. Another schema or version raises ServerMetricsError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    samples = []
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a torn last line from an interrupted run
+            if not isinstance(entry, dict):
+                continue
+            if "schema" in entry:
+                if entry.get("schema") != SCHEMA or entry.get("schema_version") != SCHEMA_VERSION:
+                    raise ServerMetricsError(
+                        f"{path}: schema {entry.get('schema')!r} version {entry.get('schema_version')!r}; "
+                        f"this inferload reads {SCHEMA} version {SCHEMA_VERSION}: re-run the cell or "
+                        "analyse it with the inferload that wrote it"
+                    )
+                continue
+            if "server" not in entry or "t_ns" not in entry:
+                continue
+            samples.append(_sample_from(entry))
+    return samples
+
+
+def _sample_from(entry: dict[str, Any]) -> ServerSample:
+    def number(key: str) -> float | None:
+        value = entry.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    rss = number("rss_bytes")
+    metrics = entry.get("metrics") or {}
+    return ServerSample(
+        t_ns=int(entry["t_ns"]),
+        server=str(entry["server"]),
+        kind=str(entry.get("kind", "")),
+        source=str(entry.get("source", "psutil")),  # files without `source` came from psutil only
+        cpu_percent=number("cpu_percent"),
+        cpu_seconds=number("cpu_seconds"),
+        rss_bytes=int(rss) if rss is not None else None,
+        metrics={str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+        metrics_error=entry.get("metrics_error"),
+    )
+
+
+def series_key(name: str, labels: Mapping[str, str]) -> str:
+    """`name{a="1",b="2"}` with labels sorted (just `name` without labels): one stable key per series."""
+    if not labels:
+        return name
+    inner = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+_KEY = re.compile(r"^([^{]+)(?:\{(.*)\})?$", re.S)
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_series_key(key: str) -> tuple[str, dict[str, str]]:
+    """The inverse of `series_key`."""
+    match = _KEY.match(key)
+    if match is None:
+        return key, {}
+    name, inner = match.group(1), match.group(2) or ""
+    return name, {label: _unescape(value) for label, value in _LABEL.findall(inner)}
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+
+# ---------------------------------------------------------------- CPU and memory sources
+
+
+@dataclass(frozen=True)
+class CgroupUsage:
+    cpu_seconds: float
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
+class CgroupFiles:
+    """Where one cgroup's CPU and memory counters are: v1 has a directory per controller, v2 one."""
+
+    version: int
+    cpu_dir: Path
+    memory_dir: Path
+
+    @classmethod
+    def of_group(cls, group: str, root: Path = CGROUP_ROOT) -> CgroupFiles | None:
+        """The files of cgroup `group` (a path relative to the hierarchy root), None if not readable."""
+        group = group.strip("/")
+        if (root / "cgroup.controllers").exists():  # v2: one unified hierarchy
+            candidate = root / group
+            return cls(2, candidate, candidate) if (candidate / "cpu.stat").is_file() else None
+        cpu = next(
+            (
+                root / controller / group
+                for controller in ("cpuacct", "cpu,cpuacct", "cpuacct,cpu")
+                if (root / controller / group / "cpuacct.usage").is_file()
+            ),
+            None,
+        )
+        memory = root / "memory" / group
+        if cpu is None or not (memory / "memory.usage_in_bytes").is_file():
+            return None
+        return cls(1, cpu, memory)
+
+    def read(self) -> CgroupUsage:
+        """Cumulative CPU-seconds and memory in use less inactive page cache (as `docker stats`)."""
+        if self.version == 1:
+            cpu_s = int((self.cpu_dir / "cpuacct.usage").read_text()) / 1e9
+            usage = int((self.memory_dir / "memory.usage_in_bytes").read_text())
+            inactive = _stat(self.memory_dir / "memory.stat").get("total_inactive_file", 0)
+        else:
+            cpu_s = _stat(self.cpu_dir / "cpu.stat")["usage_usec"] / 1e6
+            usage = int((self.memory_dir / "memory.current").read_text())
+            inactive = _stat(self.memory_dir / "memory.stat").get("inactive_file", 0)
+        return CgroupUsage(cpu_s, max(0, usage - inactive))
+
+
+def _stat(path: Path) -> dict[str, int]:
+    pairs = (line.split() for line in path.read_text().splitlines())
+    return {pair[0]: int(pair[1]) for pair in pairs if len(pair) == 2 and pair[1].lstrip("-").isdigit()}
+
+
+def container_cgroup(container_id: str, root: Path = CGROUP_ROOT) -> CgroupFiles | None:
+    """A Docker container's cgroup under the cgroupfs or the systemd driver, v1 or v2; None if absent."""
+    for group in (f"docker/{container_id}", f"system.slice/docker-{container_id}.scope"):
+        files = CgroupFiles.of_group(group, root)
+        if files is not None:
+            return files
+    return None
+
+
+def resolve_container_id(container: str) -> str:
+    """The full id of a container given by name or id (`docker inspect`); the input when Docker is absent."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return container
+    try:
+        done = subprocess.run(
+            [docker, "inspect", "--format", "{{.Id}}", container],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return container
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else container
+
+
+_SIZE_UNITS = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 1024, "MIB": 1024**2,
+               "GIB": 1024**3, "TIB": 1024**4}
+
+
+def parse_docker_stats(line: str) -> tuple[float, int]:
+    """(CPU %, memory bytes) from one `docker stats --format '{{json .}}'` line."""
+    entry = json.loads(line)
+    cpu = float(str(entry["CPUPerc"]).rstrip("%"))
+    used = str(entry["MemUsage"]).split("/")[0].strip()
+    match = re.fullmatch(r"([0-9.]+)\s*([A-Za-z]+)", used)
+    if match is None or match.group(2).upper() not in _SIZE_UNITS:
+        raise ValueError(f"unreadable docker stats memory {used!r}")
+    return cpu, int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+
+
+def docker_stats(container: str, timeout_s: float = 5.0) -> tuple[float, int] | None:
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    try:
+        done = subprocess.run(
+            [docker, "stats", "--no-stream", "--format", "{{json .}}", container],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        return parse_docker_stats(done.stdout.strip().splitlines()[0]) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, IndexError):
+        return None
+
+
+class _ProcessTree:
+    """psutil view of one local server and all its descendants (TorchServe's Python workers)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._procs: dict[int, psutil.Process] = {}
+
+    def usage(self) -> tuple[float, float, int]:
+        """(CPU % since the last call, cumulative CPU-seconds of the live tree, RSS bytes)."""
+        try:
+            root = psutil.Process(self.pid)
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0, 0.0, 0
+        cpu, cpu_s, rss = 0.0, 0.0, 0
+        for proc in members:
+            cached = self._procs.setdefault(proc.pid, proc)
+            try:
+                with cached.oneshot():
+                    cpu += cached.cpu_percent(interval=None)
+                    times = cached.cpu_times()
+                    cpu_s += times.user + times.system
+                    rss += cached.memory_info().rss
+            except psutil.Error:
+                self._procs.pop(proc.pid, None)
+        return round(cpu, 1), round(cpu_s, 3), rss
+
+
+class _Container:
+    """A container's CPU/memory: its cgroup files when readable here, else `docker stats`."""
+
+    def __init__(self, container: str) -> None:
+        self.container = container
+        self.files = container_cgroup(resolve_container_id(container))
+        self._last: tuple[int, float] | None = None
+
+    @property
+    def source(self) -> str:
+        return "cgroup" if self.files is not None else "docker-stats"
+
+    def usage(self) -> tuple[float | None, float | None, int | None]:
+        if self.files is None:
+            stats = docker_stats(self.container)
+            return (stats[0], None, stats[1]) if stats else (None, None, None)
+        try:
+            now = self.files.read()
+        except (OSError, ValueError, KeyError):
+            return None, None, None
+        t = time.monotonic_ns()
+        percent = None
+        if self._last is not None and t > self._last[0]:
+            percent = round(100 * (now.cpu_seconds - self._last[1]) / ((t - self._last[0]) / 1e9), 1)
+        self._last = (t, now.cpu_seconds)
+        return percent, round(now.cpu_seconds, 3), now.memory_bytes
+
+
+class _Watched:
+    """One server and its CPU/memory source."""
+
+    def __init__(self, server: MonitoredServer) -> None:
+        self.server = server
+        self.tree = _ProcessTree(server.pid) if server.pid is not None else None
+        self.container = _Container(server.container) if server.pid is None and server.container else None
+
+    @property
+    def source(self) -> str:
+        if self.tree is not None:
+            return "psutil"
+        return self.container.source if self.container is not None else "none"
+
+    def sample(self) -> dict[str, object]:
+        t_ns = time.monotonic_ns()
+        metrics, error = scrape_series(self.server.metrics_url) if self.server.metrics_url else ({}, None)
+        usage: tuple[float | None, float | None, int | None] = (None, None, None)
+        if self.tree is not None:
+            usage = self.tree.usage()
+        elif self.container is not None:
+            usage = self.container.usage()
+        return {
+            "t_ns": t_ns,
+            "server": self.server.name,
+            "kind": self.server.kind,
+            "source": self.source,
+            "cpu_percent": usage[0],
+            "cpu_seconds": usage[1],
+            "rss_bytes": usage[2],
+            "metrics": metrics,
+            "metrics_error": error,
+        }
+
+
 class ServerMonitor:
     """Context manager: `with ServerMonitor(stack.monitored(), run_dir): run_load(...)`.
 
-    `out_path` is the JSON Lines file, or a directory to write `server_metrics.jsonl` into.
+    `out_path` is the JSON Lines file, or a directory to write `server_metrics.jsonl` into. A header
+    line opens each session; one more sample is taken on exit, so the load's end is always bracketed.
     """
 
     def __init__(
@@ -52,14 +416,17 @@ class ServerMonitor:
         out = Path(out_path)
         self.out_path = out / METRICS_FILE if out.is_dir() else out
         self.interval_s = interval_s
-        self._servers = tuple(servers)
+        self.servers = tuple(servers)
+        self._watched: list[_Watched] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._procs: dict[tuple[str, int], psutil.Process] = {}
         self.samples_written = 0
 
     def __enter__(self) -> ServerMonitor:
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        self._watched = [_Watched(server) for server in self.servers]
+        with open(self.out_path, "a") as out:
+            out.write(json.dumps(header(self.servers, self.interval_s)) + "\n")
         self._sample_once()  # primes cpu_percent, whose first reading is always 0
         self._thread = threading.Thread(target=self._run, name="server-monitor", daemon=True)
         self._thread.start()
@@ -70,82 +437,69 @@ class ServerMonitor:
     ) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10 * self.interval_s + 5)
+            self._thread.join(timeout=10 * self.interval_s + 15)
 
     def _run(self) -> None:
         with open(self.out_path, "a", buffering=1) as out:
-            while not self._stop.wait(self.interval_s):
+            while True:
+                stopping = self._stop.wait(self.interval_s)
                 for line in self._sample_once():
                     out.write(json.dumps(line) + "\n")
                     self.samples_written += 1
+                if stopping:
+                    return
 
     def _sample_once(self) -> list[dict[str, object]]:
-        lines = []
-        for server in self._servers:
-            if server.pid is not None:
-                source = "psutil"
-                cpu, rss = self._tree_usage(server.name, server.pid)
-            else:
-                source, cpu, rss = "none", None, None
-            lines.append(
-                {
-                    "t_ns": time.monotonic_ns(),
-                    "server": server.name,
-                    "kind": server.kind,
-                    "source": source,
-                    "cpu_percent": cpu,
-                    "rss_bytes": rss,
-                    "metrics": scrape(server.metrics_url) if server.metrics_url else {},
-                }
-            )
-        return lines
-
-    def _tree_usage(self, name: str, pid: int) -> tuple[float, int]:
-        """CPU % (100 = one core) and RSS summed over the server and all its descendants."""
-        try:
-            root = psutil.Process(pid)
-            members = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0.0, 0
-        cpu, rss = 0.0, 0
-        for proc in members:
-            cached = self._procs.setdefault((name, proc.pid), proc)
-            try:
-                cpu += cached.cpu_percent(interval=None)
-                rss += cached.memory_info().rss
-            except psutil.Error:
-                self._procs.pop((name, proc.pid), None)
-        return round(cpu, 1), rss
+        return [watched.sample() for watched in self._watched]
 
 
-def metrics_url(server: str, ports: dict[str, int]) -> str:
+def metrics_url(server: str, ports: dict[str, int], host: str = LOOPBACK) -> str:
+    """A local server's Prometheus endpoint, from its ports by role (`Ports.of(server)`)."""
     if server == "torchserve":
-        return f"http://{LOOPBACK}:{ports['torchserve_metrics']}/metrics"
-    return f"http://{LOOPBACK}:{ports['tfserving_rest']}{PROMETHEUS_PATH}"
+        return f"http://{host}:{ports['torchserve_metrics']}/metrics"
+    return f"http://{host}:{ports['tfserving_rest']}{PROMETHEUS_PATH}"
 
 
-def scrape(url: str, timeout_s: float = 0.4) -> dict[str, float]:
-    """Prometheus samples summed over their labels (e.g. all TorchServe models): {} if it does not answer."""
+def scrape_series(url: str, timeout_s: float = 2.0) -> tuple[dict[str, float], str | None]:
+    """(series by key, None), or ({}, why) when the endpoint does not answer or is not Prometheus text."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             text = response.read().decode("utf-8", errors="replace")
-    except (OSError, ValueError):
-        return {}
-    return parse_metrics(text)
+    except (OSError, ValueError) as exc:
+        return {}, f"{type(exc).__name__}: {exc}"[:300]
+    try:
+        return parse_metrics(text), None
+    except ValueError as exc:
+        return {}, f"not Prometheus text: {exc}"[:300]
+
+
+def scrape(url: str, timeout_s: float = 2.0) -> dict[str, float]:
+    """The series of one scrape ({} if the endpoint does not answer)."""
+    return scrape_series(url, timeout_s)[0]
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    try:
-        for family in text_string_to_metric_families(text):
-            if family.name.startswith(_SKIPPED_PREFIXES):
+    """Prometheus exposition text as {series key: value}: what deltas over a window need.
+
+    Kept: every counter and gauge series, and histogram/summary `_sum` and `_count` per label set
+    (means over a window are delta sum / delta count). Dropped: buckets and quantiles, `_created`
+    timestamps, host labels, and the client library's own `python_`/`process_` families.
+    Raises ValueError on text that is not the Prometheus format.
+    """
+    series: dict[str, float] = {}
+    for family in _families(text):
+        if family.name.startswith(_SKIPPED_PREFIXES):
+            continue
+        for sample in family.samples:
+            if "le" in sample.labels or "quantile" in sample.labels or sample.name.endswith("_created"):
                 continue
-            for sample in family.samples:
-                # Histogram buckets and summary quantiles make no sense summed; keep _sum and _count.
-                if "le" in sample.labels or "quantile" in sample.labels:
-                    continue
-                if math.isfinite(sample.value):
-                    totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    except ValueError:
-        return totals
-    return totals
+            if not math.isfinite(sample.value):
+                continue
+            labels = {k: v for k, v in sample.labels.items() if k not in _DROPPED_LABELS}
+            key = series_key(sample.name, labels)
+            series[key] = series.get(key, 0.0) + sample.value
+    return series
+
+
+def _families(text: str) -> Iterator[Any]:
+    return iter(list(text_string_to_metric_families(text)))

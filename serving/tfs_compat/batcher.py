@@ -121,6 +121,10 @@ class Batcher:
         return next((s for s in self.params.allowed_batch_sizes if s >= size), size)
 
     def _run(self, signature: Signature, batch: list[_Task], size: int) -> None:
+        if self.metrics is not None:  # TF Serving's queuing_latency: enqueued until its batch starts
+            started = time.monotonic()
+            for task in batch:
+                self.metrics.observe_queuing(started - task.arrived)
         try:
             merged = {
                 name: batch[0].inputs[name]

@@ -62,13 +62,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             for key, array in outputs.items():
                 response.outputs[key].CopyFrom(tensor_to_proto(array, as_content=self.as_content))
         except ServingError as exc:
-            self._observe("predict", exc.code.name, started)
+            self._observe("Predict", exc.code.name, started)
             _abort(context, exc)
         except Exception as exc:  # noqa: BLE001 - never let a request take the server down
             _log.exception("gRPC predict failed")
-            self._observe("predict", "INTERNAL", started)
+            self._observe("Predict", "INTERNAL", started)
             _abort(context, ServingError(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
-        self._observe("predict", "OK", started)
+        self._observe("Predict", "OK", started)
         return response
 
     def GetModelMetadata(  # noqa: N802

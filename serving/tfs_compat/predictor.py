@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -31,6 +32,7 @@ class Predictor:
         self, model: LoadedModel, batching: BatchingParameters | None, metrics: Metrics | None = None
     ) -> None:
         self.model = model
+        self.metrics = metrics
         self.batcher = Batcher(model, batching, metrics) if batching else None
 
     def check(
@@ -42,10 +44,18 @@ class Predictor:
     def predict(
         self, signature: Signature, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()
     ) -> Outputs:
-        """Run a checked request; TF releases the GIL, so callers in a thread pool run in parallel."""
+        """Run a checked request; TF releases the GIL, so callers in a thread pool run in parallel.
+
+        The run is timed as TF Serving's runtime_latency: with batching, queue wait included.
+        """
+        started = time.perf_counter()
         if self.batcher is None:
-            return self.model.predict(signature, inputs, output_filter)
-        return _filtered(self.batcher.submit(signature, inputs).result(), output_filter)
+            outputs = self.model.predict(signature, inputs, output_filter)
+        else:
+            outputs = _filtered(self.batcher.submit(signature, inputs).result(), output_filter)
+        if self.metrics is not None:
+            self.metrics.observe_runtime(self.model.name, time.perf_counter() - started)
+        return outputs
 
     def close(self) -> None:
         if self.batcher is not None:

@@ -1,5 +1,6 @@
-"""ServerMonitor samples CPU and RSS of each server's whole process tree and its scraped metrics into
-server_metrics.jsonl while load runs."""
+"""ServerMonitor samples CPU (percent and cumulative seconds) and RSS of each server's whole process tree
+and its scraped metrics into server_metrics.jsonl while load runs; a server without a process or
+container here (external) is sampled for its metrics only, with source "none"."""
 
 from __future__ import annotations
 
@@ -12,35 +13,7 @@ import pytest
 from serving_clients import tfserving_rest_json, torchserve_rest_json
 
 from serving import ServerMonitor, Stack
-from serving.monitor import parse_metrics
-
-PROMETHEUS_TEXT = """\
-# HELP ts_inference_requests_total Total number of inference requests.
-# TYPE ts_inference_requests_total counter
-ts_inference_requests_total{model_name="linear",model_version="default",hostname="h"} 5.0
-ts_inference_requests_total{model_name="other",model_version="default",hostname="h"} 2.0
-# HELP latency_seconds Request latency.
-# TYPE latency_seconds histogram
-latency_seconds_bucket{le="0.1"} 3.0
-latency_seconds_bucket{le="+Inf"} 4.0
-latency_seconds_sum 0.5
-latency_seconds_count 4.0
-# HELP python_gc_objects_collected_total Objects collected during gc
-# TYPE python_gc_objects_collected_total counter
-python_gc_objects_collected_total{generation="0"} 100.0
-"""
-
-
-def test_metrics_are_summed_over_labels_without_buckets_or_runtime_noise() -> None:
-    assert parse_metrics(PROMETHEUS_TEXT) == {
-        "ts_inference_requests_total": 7.0,
-        "latency_seconds_sum": 0.5,
-        "latency_seconds_count": 4.0,
-    }
-
-
-def test_unparseable_metrics_give_what_was_read() -> None:
-    assert parse_metrics("this is not { prometheus") == {}
+from serving.monitor import MonitoredServer, read_server_samples, scrape_series
 
 
 @pytest.mark.servers
@@ -53,20 +26,40 @@ def test_samples_both_servers_while_they_serve(
             tfserving_rest_json(both_servers.ports, inputs)
             torchserve_rest_json(both_servers.ports, inputs)
     lines = [json.loads(line) for line in (tmp_path / "server_metrics.jsonl").read_text().splitlines()]
-    assert len(lines) == monitor.samples_written >= 4
-    by_server = {
-        name: [line for line in lines if line["server"] == name] for name in ("tfserving", "torchserve")
-    }
-    for name, samples in by_server.items():
-        assert samples, f"no samples for {name}"
-        assert set(samples[0]) >= {"t_ns", "server", "kind", "source", "cpu_percent", "rss_bytes", "metrics"}
-        assert all(s["source"] == "psutil" for s in samples)
-        assert all(s["rss_bytes"] > 10_000_000 for s in samples)
-        assert max(s["cpu_percent"] for s in samples) > 0
-        times = [s["t_ns"] for s in samples]
+    assert lines[0]["schema"] == "inferload.server_metrics"
+    samples = read_server_samples(tmp_path / "server_metrics.jsonl")
+    assert len(samples) == monitor.samples_written >= 4
+    by_server = {name: [s for s in samples if s.server == name] for name in ("tfserving", "torchserve")}
+    for name, mine in by_server.items():
+        assert mine, f"no samples for {name}"
+        assert all(s.source == "psutil" and s.metrics_error is None for s in mine)
+        assert all(s.rss_bytes is not None and s.rss_bytes > 10_000_000 for s in mine)
+        assert max(s.cpu_percent or 0 for s in mine) > 0
+        cpu_seconds = [s.cpu_seconds for s in mine]
+        assert all(c is not None for c in cpu_seconds)
+        assert cpu_seconds[-1] > cpu_seconds[0]  # type: ignore[operator]
+        times = [s.t_ns for s in mine]
         assert times == sorted(times)
-    torchserve_metrics = by_server["torchserve"][-1]["metrics"]
-    assert torchserve_metrics.get("ts_inference_requests_total", 0) > 0
+    last = by_server["torchserve"][-1]
+    assert (last.total("ts_inference_requests_total", model_name="linear") or 0) > 0
+    last_tf = by_server["tfserving"][-1]
+    assert (last_tf.total(":tensorflow:serving:request_latency_count", entrypoint="REST") or 0) > 0
+
+
+def test_a_server_with_no_process_here_is_sampled_for_metrics_only(tmp_path: Path) -> None:
+    unreachable = MonitoredServer("tfserving", "tensorflow_model_server", "http://127.0.0.1:9/metrics")
+    with ServerMonitor([unreachable], tmp_path, interval_s=0.05):
+        time.sleep(0.3)
+    samples = read_server_samples(tmp_path / "server_metrics.jsonl")
+    assert samples
+    assert all(s.source == "none" and s.cpu_seconds is None and s.rss_bytes is None for s in samples)
+    assert all(s.metrics == {} and s.metrics_error for s in samples)  # says why nothing was scraped
+
+
+def test_an_endpoint_that_does_not_answer_says_why() -> None:
+    series, error = scrape_series("http://127.0.0.1:9/metrics", timeout_s=1)
+    assert series == {}
+    assert error and "refused" in error.lower()
 
 
 def test_interval_must_be_positive(tmp_path: Path) -> None:

@@ -188,7 +188,7 @@ def test_raw_binary_body_is_a_json_parse_error(tfs_compat: RunningServer, inputs
 def test_prometheus_metrics_count_requests(tfs_compat: RunningServer, inputs: np.ndarray) -> None:
     requests.post(tfs_compat.predict_url, json={"instances": inputs[:1].tolist()}, timeout=30)
     text = requests.get(f"{tfs_compat.rest_url}/monitoring/prometheus/metrics", timeout=10).text
-    assert (
-        ':tensorflow:serving:request_count_total{API="predict",entrypoint="REST",model_name="linear",status="OK"}'
-        in text
-    )
+    # TF Serving's labels (servables/tensorflow/util.cc): model and status only; latency per API.
+    assert ':tensorflow:serving:request_count_total{model_name="linear",status="OK"}' in text
+    latency = ':tensorflow:serving:request_latency_count{API="predict",entrypoint="REST",model_name="linear"}'
+    assert latency in text
