@@ -157,6 +157,24 @@ class ReportModel:
             )
         return lines
 
+    def best_line(self) -> str:
+        return best_sentence(self.best) if self.best.group is not None else f"none ({self.best.note})"
+
+    def slo_word(self, cell: Any) -> str:
+        """met / met, not surely / missed / too few requests / excluded: a cell's SLO status in words."""
+        if cell.slo_status == "met" and cell.met_surely is False:
+            return "met, not surely"
+        return str(cell.slo_status)
+
+    def method_sentence(self) -> str:
+        rule = ", ".join(f"{k} {v:,}" for k, v in uncertainty_methods()["min_requests"].items())
+        return (
+            f"intervals are {CONFIDENCE:.0%} two-sided: a percentile of one run by the exact binomial "
+            "order-statistic interval; over repetitions by Student-t; one run's throughput by batch means "
+            f"over {THROUGHPUT_SLICES} slices. A percentile is reported only with enough ok requests "
+            f"({rule}); 'A beats B' only when intervals separate"
+        )
+
     def regression_lines(self) -> list[str]:
         """Each p99 or max rate that got worse beyond the noise (empty without a comparison)."""
         if self.comparison is None:
@@ -408,6 +426,8 @@ def _environment(autoescape: bool) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = _num
+    env.filters["est"] = _estimate  # value [low–high], or why there is none
+    env.filters["bracket"] = _rate_bracket  # a verdict's " (true max in [low, high)/s)"
     env.filters["pct"] = lambda v: "n/a" if v is None else ("0" if v == 0 else f"{100 * v:.2g}%")
     env.filters["signed"] = lambda v: "n/a" if v is None else f"{v:+.3g}"
     env.filters["mib"] = lambda v: "n/a" if v is None else f"{v / (1024 * 1024):,.0f}"

@@ -1,4 +1,5 @@
-"""`inferload report RESULTS_DIR [--compare BEFORE_DIR] [--out DIR]`: report a results directory."""
+"""`inferload report RESULTS_DIR [--compare BEFORE_DIR [--fail-on-regression]] [--out DIR]`: report a
+results directory; with the gate, exit 1 when a p99 or max rate got worse beyond both runs' noise."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="where to write the report (default: RESULTS_DIR)",
     )
+    parser.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="with --compare: exit 1 when a cell's p99 or a line's max rate under the SLO got worse "
+        "beyond the noise of both runs (their 95 %% intervals do not overlap); prints those cells",
+    )
     parser.set_defaults(func=run_report)
 
 
@@ -38,6 +45,8 @@ def run_report(args: argparse.Namespace) -> int:
     from analysis.report import build_model, render_report
     from inferload.cli import UsageError
 
+    if args.fail_on_regression and args.compare is None:
+        raise UsageError("--fail-on-regression needs --compare BEFORE_DIR (the baseline to gate against)")
     print(f"reading {args.results_dir} ...", flush=True)
     try:
         model = build_model(args.results_dir, args.compare)
@@ -53,4 +62,13 @@ def run_report(args: argparse.Namespace) -> int:
     excluded = model.experiment.excluded_runs
     if excluded:
         print(f"  {len(excluded)} run(s) excluded from verdicts (invalid or failed): see the report")
-    return 0
+    if model.comparison is None:
+        return 0
+    regressions = model.regression_lines()
+    if not regressions:
+        print(f"no regression beyond the noise against {args.compare}")
+        return 0
+    print(f"{len(regressions)} regression(s) beyond the noise against {args.compare} (95 % intervals apart):")
+    for line in regressions:
+        print(f"  worse: {line}")
+    return 1 if args.fail_on_regression else 0

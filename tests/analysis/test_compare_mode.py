@@ -44,7 +44,10 @@ def test_comparison_appears_in_the_html_and_markdown(tmp_path: Path) -> None:
     after = _sweep(tmp_path / "after", {10: 15.0})
     paths = write_report(after.root, compare_with=before.root)
     assert "Comparison: before (before) → after (after)" in paths.html.read_text()
-    assert "| torchserve grpc [default] batch 1 @ 10/s | 20 | 15 | -5 | -25 |" in paths.markdown.read_text()
+    assert (
+        "| torchserve grpc [default] batch 1 @ 10/s | 20 [20–20] | 15 [15–15] | -5 | -25 | better |"
+        in paths.markdown.read_text()
+    )
 
 
 def test_without_compare_the_comparison_is_null(tmp_path: Path) -> None:
