@@ -242,8 +242,8 @@ def run_load(settings: LoadSettings, out_dir: str | Path, progress: bool = True)
     """
     out_dir = Path(out_dir)
     check_cpus(settings)
+    preflight(settings)  # before anything is written: a refused target leaves no run directory
     out_dir.mkdir(parents=True, exist_ok=True)
-    preflight(settings)
     workers = _spawn_workers(settings, out_dir)
     stopped: list[int] = []
     try:
