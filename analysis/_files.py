@@ -15,6 +15,7 @@ import orjson
 
 from analysis._records import check_version
 from analysis.errors import ResultsError
+from analysis.server_side import read_samples
 
 EXPERIMENT_SCHEMA = "inferload.experiment"
 SUPPORTED_EXPERIMENT_VERSION = 1
@@ -197,33 +198,18 @@ class ServerUsage:
 def read_server_usage(
     run_dir: Path, start_ns: int | None = None, end_ns: int | None = None
 ) -> list[ServerUsage]:
-    """Summarize `server_metrics.jsonl` samples (within `start_ns..end_ns` when given) per server."""
-    path = run_dir / "server_metrics.jsonl"
-    if not path.is_file():
-        return []
+    """Summarize `server_metrics.jsonl` samples (within `start_ns..end_ns` when given) per server.
+
+    Read through the file's owner, `serving.monitor.read_server_samples`; samples without a CPU
+    percentage (an external server, source "none") are left out.
+    """
     per_server: dict[str, list[tuple[float, int]]] = {}
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                sample = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue  # a torn last line from an interrupted run
-            if not isinstance(sample, dict):
-                continue
-            if number == 1 and "schema" in sample:
-                _check_if_versioned(path, sample)
-                continue
-            if "cpu_percent" not in sample or "server" not in sample:
-                continue
-            t_ns = sample.get("t_ns")
-            if isinstance(t_ns, int) and start_ns is not None and end_ns is not None:
-                if not start_ns <= t_ns <= end_ns:
-                    continue
-            per_server.setdefault(str(sample["server"]), []).append(
-                (float(sample.get("cpu_percent") or 0.0), int(sample.get("rss_bytes") or 0))
-            )
+    for sample in read_samples(run_dir):
+        if sample.cpu_percent is None:
+            continue
+        if start_ns is not None and end_ns is not None and not start_ns <= sample.t_ns <= end_ns:
+            continue
+        per_server.setdefault(sample.server, []).append((sample.cpu_percent, sample.rss_bytes or 0))
     usage = []
     for server, samples in sorted(per_server.items()):
         cpus = [c for c, _ in samples]

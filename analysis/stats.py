@@ -19,7 +19,7 @@ Definitions (all from raw records, see `analysis.percentiles` for the percentile
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from analysis._records import read_requests
 from analysis.errors import ResultsError
 from analysis.intervals import slice_rate_interval
 from analysis.percentiles import Percentiles, QuantileInterval, quantile_interval
+from analysis.server_side import ServerSide, server_side_of_run
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -102,6 +103,7 @@ class RunSummary:
     slo_interval: QuantileInterval | None = None  # the SLO percentile with its order-statistic interval
     p99_interval: QuantileInterval | None = None
     throughput_interval: tuple[float, float] | None = None  # batch means over slices of the window
+    server_side: ServerSide | None = None  # the server's own counters over the window
 
     @property
     def usable(self) -> bool:
@@ -252,7 +254,7 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
     rate = _first(cell.get("rate"), settings.get("rate"))
     concurrency = _first(cell.get("concurrency"), settings.get("concurrency"))
     mode = _first(cell.get("mode"), settings.get("mode"), "open" if rate is not None else "closed")
-    return RunSummary(
+    summary = RunSummary(
         run_dir=str(run_dir),
         cell_id=str(_first(cell.get("cell_id"), run_dir.name)),
         server=str(
@@ -283,3 +285,5 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
         ),
         **stats,
     )
+    server_side = server_side_of_run(run_dir, window, records, summary.server, summary.protocol)
+    return replace(summary, server_side=server_side)
