@@ -20,6 +20,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from analysis._files import PayloadCost  # noqa: E402
 from analysis.decomposition import Decomposition  # noqa: E402
+from analysis.intervals import Estimate  # noqa: E402
 from analysis.repetitions import CellSummary, GroupKey  # noqa: E402
 from analysis.stats import Slo  # noqa: E402
 from analysis.verdicts import BatchSweepPoint  # noqa: E402
@@ -34,6 +35,14 @@ def _plain_log_labels(axis: Axes, which: str = "y") -> None:
     target = axis.yaxis if which == "y" else axis.xaxis
     target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+
+
+def _error_bars(estimates: Sequence[Estimate]) -> list[list[float]]:
+    """matplotlib's asymmetric yerr from each estimate's interval (0 where an end is unknown)."""
+    def gap(a: float | None, b: float | None) -> float:
+        return max(a - b, 0.0) if a is not None and b is not None else 0.0
+
+    return [[gap(e.value, e.low) for e in estimates], [gap(e.high, e.value) for e in estimates]]
 
 
 def _to_data_uri(figure: Figure) -> str:
@@ -69,11 +78,19 @@ def latency_vs_load(cells: Sequence[CellSummary], slo: Slo) -> str | None:
     for axis, (server, lines) in zip(axes[0], sorted(panels.items()), strict=True):
         for group, members in sorted(lines.items()):
             members = sorted(members, key=lambda c: c.key.rate or 0.0)
-            usable = [c for c in members if c.usable and c.p99_ms.mean is not None]
+            usable = [c for c in members if c.usable and c.p99.value is not None]
             color = PROTOCOL_COLORS.get(group.protocol)
             label = _line_label(group, list(lines))
             rates = [c.key.rate for c in usable]
-            axis.plot(rates, [c.p99_ms.mean for c in usable], "-o", color=color, label=f"{label} p99")
+            axis.errorbar(
+                rates,
+                [c.p99.value for c in usable],
+                yerr=_error_bars([c.p99 for c in usable]),
+                fmt="-o",
+                color=color,
+                capsize=3,
+                label=f"{label} p99 (95 % interval)",
+            )
             axis.plot(
                 rates, [c.p50_ms.mean for c in usable], "--", color=color, alpha=0.7, label=f"{label} p50"
             )
@@ -92,8 +109,8 @@ def latency_vs_load(cells: Sequence[CellSummary], slo: Slo) -> str | None:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle(
-        "Latency vs offered load (x: measured p99 of an excluded cell, generator-invalid or failed: "
-        "not a server result)",
+        "Latency vs offered load; bars: 95 % intervals; cells with too few requests for p99 are left out "
+        "(x: measured p99 of an excluded cell, generator-invalid or failed: not a server result)",
         fontsize=10,
     )
     return _to_data_uri(figure)
@@ -110,10 +127,12 @@ def throughput_vs_load(cells: Sequence[CellSummary]) -> str | None:
             usable = sorted((c for c in members if c.usable), key=lambda c: c.key.rate or 0.0)
             rates = [c.key.rate or 0.0 for c in usable]
             top = max([top, *rates])
-            axis.plot(
+            axis.errorbar(
                 rates,
                 [c.throughput_rps.mean for c in usable],
-                "-o",
+                yerr=_error_bars([c.throughput for c in usable]),
+                fmt="-o",
+                capsize=3,
                 color=PROTOCOL_COLORS.get(group.protocol),
                 label=_line_label(group, list(lines)),
             )
@@ -146,7 +165,15 @@ def batch_sweep(points: Sequence[BatchSweepPoint]) -> str | None:
         style = {"color": PROTOCOL_COLORS.get(protocol), "marker": SERVER_MARKERS.get(server, "o")}
         batches = [p.batch for p in members]
         latency_axis.plot(batches, [p.p50_ms for p in members], "-", label=label, **style)
-        rate_axis.plot(batches, [p.predictions_per_s for p in members], "-", label=label, **style)
+        rate_axis.errorbar(
+            batches,
+            [p.predictions_per_s for p in members],
+            yerr=_error_bars([p.predictions for p in members]),
+            fmt="-",
+            capsize=3,
+            label=label,
+            **style,
+        )
     _batch_log_axes(latency_axis, rate_axis)
     latency_axis.set_ylabel("latency p50 (ms, log)")
     latency_axis.set_title("Batch sweep: latency p50 vs batch size")

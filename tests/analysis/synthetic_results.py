@@ -62,6 +62,18 @@ def evenly(
     return [Request(offset_ms + i * step, latency_ms, status) for i in range(count)]
 
 
+def lognormal(
+    seed: int, count: int, *, median_ms: float, sigma: float, window_s: float = 10.0, scale: float = 1.0
+) -> list[Request]:
+    """`count` evenly spaced requests whose latencies are lognormal(ln median, sigma) x `scale`, seeded:
+    a run with a known spread (its true p-th percentile is median * exp(sigma * z_p) * scale)."""
+    import numpy as np
+
+    latencies = np.random.default_rng(seed).lognormal(np.log(median_ms), sigma, count) * scale
+    times = evenly(count, 0.0, window_s=window_s)
+    return [Request(r.at_ms, float(latency)) for r, latency in zip(times, latencies, strict=True)]
+
+
 def write_run(
     run_dir: Path,
     requests: Sequence[Request],
