@@ -23,6 +23,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import time
 import types
 from dataclasses import dataclass
@@ -35,11 +36,13 @@ from locust import User, constant, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import CSV_STATS_INTERVAL_SEC
 from pydantic import ValidationError
 
 from loadtest._arrivals import make_arrivals, stream_seed
 from loadtest._discovery import DiscoveryError, served_features
 from loadtest._engine import Engine
+from loadtest._master import DEFAULT_MASTER_TIMEOUT_S, MasterUnreachable, master_of_worker, wait_for_master
 from loadtest._payloads import PayloadPool, build_pool
 from loadtest._schema import RecordWriter, RequestRecord, RunHeader, stream_path
 from loadtest._settings import (
@@ -110,9 +113,30 @@ def _add_arguments(parser: Any) -> None:
         default=FAIL_FAST_REQUESTS,
         help="stop the run when the first N requests to a server all fail (0: never stop)",
     )
+    parser.add_argument(
+        "--master-timeout",
+        type=float,
+        default=DEFAULT_MASTER_TIMEOUT_S,
+        help="worker: seconds to wait for the master's port before stopping with a clear error",
+    )
     # The web UI offers the six user classes in its class picker without `--class-picker` on the
     # command line (a config file, LOCUST_USERCLASS_PICKER or the flag still decide when given).
     parser.set_defaults(class_picker=True)
+
+
+def _worker_reaches_master() -> None:
+    """A worker whose master cannot be reached stops now, saying what to check (loadtest/_master.py)."""
+    master = master_of_worker(sys.argv[1:], os.environ)
+    if master is None:
+        return
+    try:
+        wait_for_master(*master)
+    except MasterUnreachable as exc:
+        sys.stderr.write(f"inferload: {exc}\n")
+        raise SystemExit(2) from None
+
+
+_worker_reaches_master()
 
 
 @events.init.add_listener
@@ -304,6 +328,9 @@ class _FailFast:
         if not quits:
             runner.stop()  # web UI: the run stops, the UI keeps the failures and the log line
             return
+        if not isinstance(runner, MasterRunner) and getattr(environment.parsed_options, "csv_prefix", None):
+            runner.stop()  # users gone, the counts final: let Locust's CSV writer catch up before it closes
+            gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.2)
         runner.quit()
         if environment.web_ui is not None:
             environment.web_ui.stop()

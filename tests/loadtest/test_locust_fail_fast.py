@@ -1,0 +1,285 @@
+"""A Locust run whose first requests all fail stops at once, with the server's error text.
+
+Why: a wrong model name or input width fails every request, and stock Locust would run on at
+100 % failures for the whole --run-time. Each run below is given a long --run-time and a rate that
+would send thousands of requests in it; stopping after a handful proves the run ended early.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import loadtest
+from loadtest import RequestRecord
+from loadtest.locustfile import FirstRequests
+from serving.ports import Ports
+
+LOADTEST_DIR = str(Path(loadtest.__file__).parent)
+LONG_RUN = "600s"  # never reached: the run must stop long before
+RATE = "20"  # 12,000 requests in LONG_RUN; a fail-fast stop sends a handful
+
+
+def locust(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def headless(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return locust(cwd, "--headless", "--json", "-t", LONG_RUN, "--rate", RATE, *args)
+
+
+def requests_and_failures(stdout: str) -> tuple[int, int]:
+    """From Locust's final stats (`--json`, printed at shutdown, also after a master's last report).
+
+    With --processes every worker prints its own (empty) list first: the master's comes last.
+    """
+    decoder, documents, text = json.JSONDecoder(), [], stdout.strip()
+    while text:
+        document, end = decoder.raw_decode(text)
+        documents.append(document)
+        text = text[end:].lstrip()
+    entries = documents[-1]
+    return sum(e["num_requests"] for e in entries), sum(e["num_failures"] for e in entries)
+
+
+def record(status: str, code: int = 0, error: str | None = None) -> RequestRecord:
+    return RequestRecord(
+        seq=0,
+        stream=0,
+        server="torchserve",
+        protocol="rest-json",
+        batch=1,
+        scheduled_ns=0,
+        sent_ns=0,
+        done_ns=0,
+        bytes_out=0,
+        bytes_in=0,
+        status=status,
+        code=code,
+        error=error,
+    )
+
+
+@pytest.mark.parametrize(
+    ("statuses", "stops_after"),
+    [
+        (["error"] * 5, 5),  # the window filled with failures: stop, once
+        (["error", "timeout", "error", "error", "timeout"], 5),  # timeouts are failures too
+        (["error", "dropped", "error", "error", "error", "error"], 6),  # drops are the generator's
+        (["ok", "error", "error", "error", "error", "error", "error"], None),  # one success: keep going
+        (["error", "error", "error", "error", "ok"], None),
+        (["error"] * 4, None),  # not yet decided
+        (["ok"] * 5 + ["error"] * 10, None),  # failures after the window are not this check's
+    ],
+)
+def test_the_run_stops_only_when_the_first_completed_requests_all_failed(
+    statuses: list[str], stops_after: int | None
+) -> None:
+    watched = FirstRequests(window=5)
+    verdicts = [watched.add(record(status, 404, "no such model")) for status in statuses]
+    stops = [position for position, stop in enumerate(verdicts, start=1) if stop]
+    assert stops == ([] if stops_after is None else [stops_after])
+
+
+def test_the_first_error_is_kept_on_one_line() -> None:
+    watched = FirstRequests(window=2)
+    watched.add(record("error", 404, '{\n  "code": 404,\n  "message": "Model not found: nope"\n}\n'))
+    watched.add(record("error", 500, "later error"))
+    assert watched.first_error == 'error 404: { "code": 404, "message": "Model not found: nope" }'
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    ("server", "protocol", "user_class", "server_says"),
+    [
+        ("torchserve", "rest-json", "TorchServeRestJson", "Model not found: nope"),
+        ("torchserve", "grpc", "TorchServeGrpc", "nope"),
+        ("tfserving", "rest-binary", "TFServingRestBinary", "nope"),
+        ("tfserving", "grpc", "TFServingGrpc", "nope"),
+    ],
+)
+def test_a_wrong_model_name_stops_the_run_with_the_servers_error(
+    port_of, small_features, tmp_path, server: str, protocol: str, user_class: str, server_says: str
+) -> None:
+    result = headless(
+        tmp_path,
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "--features",
+        str(small_features),
+        "--model-name",
+        "nope",
+        "--host",
+        f"127.0.0.1:{port_of(server, protocol)}",
+        user_class,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Stopping the run: the first 5 requests" in result.stderr
+    stop_line = next(line for line in result.stderr.splitlines() if "Stopping the run" in line)
+    assert server_says in stop_line and "--model-name" in stop_line
+    requests, failures = requests_and_failures(result.stdout)
+    assert 5 <= requests < 200 and failures == requests  # stopped long before 12,000
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    ("server", "protocol", "user_class"),
+    [
+        ("torchserve", "rest-binary", "TorchServeRestBinary"),
+        ("tfserving", "rest-json", "TFServingRestJson"),
+        ("tfserving", "grpc", "TFServingGrpc"),
+    ],
+)
+def test_a_wrong_feature_count_stops_the_run_with_the_servers_error(
+    port_of, small_features, tmp_path, server: str, protocol: str, user_class: str
+) -> None:
+    result = headless(
+        tmp_path,
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "--features",
+        str(small_features - 24),
+        "--host",
+        f"127.0.0.1:{port_of(server, protocol)}",
+        user_class,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    stop_line = next(line for line in result.stderr.splitlines() if "Stopping the run" in line)
+    assert f"{small_features - 24} features per instance (--features / --artifacts)" in stop_line
+    first_error = stop_line.split("First error: ", 1)[1]
+    # the server's own words, whichever server: TF Serving names the shapes, TorchServe's handler the width
+    assert str(small_features) in first_error or str(small_features - 24) in first_error, first_error
+    requests, failures = requests_and_failures(result.stdout)
+    assert 5 <= requests < 200 and failures == requests
+
+
+@pytest.mark.servers
+def test_workers_tell_the_master_to_stop_the_run(port_of, small_features, tmp_path) -> None:
+    master_port = str(Ports.free().tfserving_grpc)
+    result = headless(
+        tmp_path,
+        "--processes",
+        "2",
+        "--master-bind-port",
+        master_port,
+        "--master-port",
+        master_port,
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "--features",
+        str(small_features),
+        "--model-name",
+        "nope",
+        "--host",
+        f"http://127.0.0.1:{port_of('torchserve', 'rest-json')}",
+        "TorchServeRestJson",
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "asking the master to stop the run" in result.stderr
+    stop_line = next(line for line in result.stderr.splitlines() if "Stopping the run" in line)
+    assert "Model not found: nope" in stop_line
+    requests, failures = requests_and_failures(result.stdout)
+    assert 5 <= requests < 400 and failures == requests
+
+
+@pytest.mark.servers
+def test_fail_fast_0_keeps_a_failing_run_going(port_of, small_features, tmp_path) -> None:
+    result = locust(
+        tmp_path,
+        "--headless",
+        "--only-summary",
+        "-t",
+        "3s",
+        "--rate",
+        RATE,
+        "--fail-fast",
+        "0",
+        "--features",
+        str(small_features),
+        "--model-name",
+        "nope",
+        "--host",
+        f"http://127.0.0.1:{port_of('torchserve', 'rest-json')}",
+        "TorchServeRestJson",
+    )
+    assert result.returncode == 1, result.stderr[-3000:]  # Locust's own exit code for failed requests
+    assert "Stopping the run" not in result.stderr
+    assert "--run-time limit reached" in result.stderr
+
+
+@pytest.mark.servers
+def test_in_the_web_ui_the_run_stops_and_the_ui_shows_why(port_of, small_features, tmp_path) -> None:
+    web_port = Ports.free().tfserving_rest
+    base = f"http://127.0.0.1:{web_port}"
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        LOADTEST_DIR,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(web_port),
+    ]
+    ui = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: get(f"{base}/"), what="the web UI")
+        form = {
+            "user_count": "2",
+            "spawn_rate": "2",
+            "user_classes": "TorchServeRestJson",
+            "host": f"http://127.0.0.1:{port_of('torchserve', 'rest-json')}",
+            "rate": RATE,
+            "features": str(small_features),
+            "model_name": "nope",
+        }
+        started = json.loads(post(f"{base}/swarm", form))
+        assert started["success"] and started["user_classes"] == ["TorchServeRestJson"], started
+        wait_for(lambda: json.loads(get(f"{base}/stats/requests"))["state"] == "stopped", what="the stop")
+        logs = get(f"{base}/logs")
+        assert "Stopping the run: the first 5 requests to torchserve rest-json" in logs
+        assert "Model not found: nope" in logs
+        assert ui.poll() is None  # the UI stays up, so the user can fix the form and start again
+    finally:
+        ui.terminate()
+        ui.wait(timeout=60)
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def post(url: str, form: dict[str, str]) -> str:
+    data = urllib.parse.urlencode(form).encode()
+    with urllib.request.urlopen(url, data=data, timeout=30) as response:
+        return response.read().decode()
+
+
+def wait_for(check, *, what: str, limit_s: float = 120.0) -> None:
+    """Poll `check` (a bounded loop): True, or a string, means ready; connection errors mean not yet."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {limit_s:.0f} s for {what}")
+        time.sleep(0.5)
