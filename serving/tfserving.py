@@ -56,7 +56,7 @@ def batching_parameters(settings: ServerSettings) -> str:
 
 
 def monitoring_config() -> str:
-    """Turns on the real binary's Prometheus endpoint (tfs-compat serves it without a flag)."""
+    """Turns on the Prometheus endpoint (both kinds serve it only when this file enables it)."""
     return f'prometheus_config {{\n  enable: true,\n  path: "{PROMETHEUS_PATH}"\n}}\n'
 
 
@@ -92,7 +92,7 @@ def command(
         ]
     if kind == COMPAT:
         argv.append(f"--host={host}")
-    elif monitoring_file is not None:
+    if monitoring_file is not None:  # both kinds export Prometheus metrics only when it enables them
         argv.append(f"--monitoring_config_file={monitoring_file.resolve()}")
     return tuple(argv)
 

@@ -1,9 +1,36 @@
-"""`python -m serving.tfs_compat --port=... --rest_api_port=... --model_name=... --model_base_path=...`"""
+"""`python -m serving.tfs_compat --port=... --rest_api_port=... --model_name=... --model_base_path=...`
+
+Flag handling as in tensorflow_model_server's main.cc: a value it cannot interpret prints the usage
+and exits 255, `--help` too; `--version` prints the versions and exits 0; an unknown argument prints
+`unknown argument: X` and the usage, and the server starts anyway.
+"""
 
 import sys
 
-from serving.tfs_compat.flags import parse_flags
-from serving.tfs_compat.server import serve
+from serving.tfs_compat.flags import FlagError, parse_command_line, usage
+
+
+def main(argv: list[str]) -> int:
+    try:
+        command_line = parse_command_line(argv)
+    except FlagError as exc:
+        print(exc, file=sys.stderr)
+        print(usage(), end="")
+        return 255
+    if command_line.help:
+        print(usage(), end="")
+        return 255
+    if command_line.flags.values.get("version"):
+        import tensorflow as tf
+
+        print(f"TensorFlow ModelServer: tfs-compat (inferload)\nTensorFlow Library: {tf.__version__}")
+        return 0
+    if command_line.unknown:
+        print(f"unknown argument: {command_line.unknown[0]}\n{usage()}", end="", flush=True)
+    from serving.tfs_compat.server import serve  # TensorFlow loads only when the server really starts
+
+    return serve(command_line.flags)
+
 
 if __name__ == "__main__":
-    sys.exit(serve(parse_flags()))
+    sys.exit(main(sys.argv[1:]))

@@ -132,11 +132,18 @@ def _version(text: str | None) -> int | None:
         raise invalid_argument(f"Failed to convert version: {text} to numeric.") from None
 
 
-def make_app(predictor: Predictor, *, threads: int, metrics: Metrics) -> web.Application:
-    """The aiohttp application; bodies up to MAX_BODY_BYTES (aiohttp's default is 1 MiB)."""
+def make_app(
+    predictor: Predictor, *, threads: int, metrics: Metrics, metrics_path: str | None = None
+) -> web.Application:
+    """The aiohttp application; bodies up to MAX_BODY_BYTES (aiohttp's default is 1 MiB).
+
+    Prometheus metrics are served at `metrics_path` only (None: not at all), as the real binary
+    serves them only when its --monitoring_config_file enables them.
+    """
     api = RestApi(predictor, threads, metrics)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.router.add_get("/monitoring/prometheus/metrics", api.prometheus)
+    if metrics_path is not None:
+        app.router.add_get(metrics_path, api.prometheus)
     app.router.add_route("*", "/{tail:.*}", api.dispatch)
     app.on_shutdown.append(lambda _app: _shutdown(api))
     return app

@@ -12,13 +12,13 @@ import tensorflow as tf
 import uvloop
 from aiohttp import web
 
-from serving.tfs_compat.batching_config import BatchingParameters, load_batching_parameters
 from serving.tfs_compat.flags import ServerFlags
 from serving.tfs_compat.grpc_service import make_grpc_server
 from serving.tfs_compat.metrics import Metrics
 from serving.tfs_compat.model import LoadedModel
 from serving.tfs_compat.predictor import Predictor
 from serving.tfs_compat.rest import make_app
+from serving.tfs_compat.startup import StartError, StartupPlan, plan_startup
 
 __all__ = ["serve", "warm_up"]
 
@@ -39,41 +39,41 @@ def warm_up(predictor: Predictor) -> None:
         _log.info("Warmed up signature %s", signature.name)
 
 
-def _batching(flags: ServerFlags) -> BatchingParameters | None:
-    if not flags.enable_batching:
-        if flags.batching_parameters_file is not None:
-            _log.warning("--batching_parameters_file is ignored without --enable_batching=true")
-        return None
-    if flags.batching_parameters_file is None:
-        return BatchingParameters()
-    return load_batching_parameters(flags.batching_parameters_file)
-
-
-async def _serve(flags: ServerFlags, predictor: Predictor, metrics: Metrics) -> None:
+async def _serve(flags: ServerFlags, plan: StartupPlan, predictor: Predictor, metrics: Metrics) -> None:
     grpc_address = f"{flags.host}:{flags.port}"
-    grpc_server = make_grpc_server(
-        predictor,
-        address=grpc_address,
-        threads=flags.grpc_max_threads,
-        metrics=metrics,
-        tensor_content_outputs=flags.enable_serialization_as_tensor_content,
-    )
+    try:
+        grpc_server = make_grpc_server(
+            predictor,
+            address=grpc_address,
+            threads=flags.grpc_max_threads,
+            metrics=metrics,
+            tensor_content_outputs=flags.enable_serialization_as_tensor_content,
+        )
+    except RuntimeError as exc:  # the real binary: BuildAndStart() returned no server
+        raise StartError("INVALID_ARGUMENT", f"Failed to BuildAndStart gRPC server ({exc})") from None
     grpc_server.start()
     _log.info("Running gRPC ModelServer at %s ...", grpc_address)
+    for note in plan.notes:
+        _log.error("%s", note)
     runner: web.AppRunner | None = None
-    if flags.rest_api_port:
-        app = make_app(predictor, threads=flags.rest_api_num_threads, metrics=metrics)
+    if plan.rest:
+        app = make_app(
+            predictor, threads=flags.rest_api_num_threads, metrics=metrics, metrics_path=plan.metrics_path
+        )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
             await web.TCPSite(runner, flags.host, flags.rest_api_port, reuse_port=False).start()
+            _log.info("Exporting HTTP/REST API at:%s:%d ...", flags.host, flags.rest_api_port)
         except OSError as exc:
-            grpc_server.stop(0)
-            raise RuntimeError(
-                f"cannot bind REST to {flags.host}:{flags.rest_api_port}: {exc.strerror}; "
-                "pick a free --rest_api_port"
-            ) from None
-        _log.info("Exporting HTTP/REST API at:%s:%d ...", flags.host, flags.rest_api_port)
+            # The real binary logs this and keeps serving gRPC without REST (server.cc).
+            _log.error(
+                "Failed to start HTTP Server at localhost:%d (%s: pick a free --rest_api_port)",
+                flags.rest_api_port,
+                exc.strerror,
+            )
+            await runner.cleanup()
+            runner = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -86,28 +86,34 @@ async def _serve(flags: ServerFlags, predictor: Predictor, metrics: Metrics) -> 
 
 
 def serve(flags: ServerFlags) -> int:
-    """Run the server; returns the process exit status (1 with a one-line reason on start-up errors)."""
+    """Run the server; returns the exit status: 255 with `Failed to start server. Error: ...` on stdout
+    when it cannot start, as tensorflow_model_server does (its main returns -1)."""
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname).1s %(name)s] %(message)s"
     )
     try:
-        if flags.tensorflow_intra_op_parallelism:
-            tf.config.threading.set_intra_op_parallelism_threads(flags.tensorflow_intra_op_parallelism)
-        if flags.tensorflow_inter_op_parallelism:
-            tf.config.threading.set_inter_op_parallelism_threads(flags.tensorflow_inter_op_parallelism)
-        batching = _batching(flags)
-        model = LoadedModel(flags.model_name, flags.model_base_path)
+        plan = plan_startup(flags)
+        if plan.intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(plan.intra_op_threads)
+        if plan.inter_op_threads:
+            tf.config.threading.set_inter_op_parallelism_threads(plan.inter_op_threads)
+        model = LoadedModel(plan.model_name, plan.base_path)
         metrics = Metrics()
-        predictor = Predictor(model, batching, metrics)
+        predictor = Predictor(model, plan.batching, metrics)
         warm_up(predictor)
-        if batching:
-            _log.info("Server-side batching on: %s", batching)
+        if plan.batching:
+            _log.info("Server-side batching on: %s", plan.batching)
         _log.info("Successfully loaded servable version {name: %s version: %d}", model.name, model.version)
         # uvloop moves large bodies through the event loop about twice as fast as asyncio's default
         # loop (a 5.4 MB JSON instance: ~16 ms instead of ~34 ms on the shared 2-core machine).
-        uvloop.run(_serve(flags, predictor, metrics))
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        uvloop.run(_serve(flags, plan, predictor, metrics))
+    except StartError as exc:
+        print(f"Failed to start server. Error: {exc}", flush=True)
         _log.error("tfs-compat failed to start: %s", exc)
-        return 1
+        return 255
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"Failed to start server. Error: {exc}", flush=True)
+        _log.error("tfs-compat failed to start: %s", exc)
+        return 255
     predictor.close()
     return 0

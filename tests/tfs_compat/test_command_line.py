@@ -1,4 +1,7 @@
-"""The command line takes tensorflow_model_server's flags and fails fast with a reason on bad ones."""
+"""The process behaves as tensorflow_model_server at start-up: its flags, its exit status 255 and its
+`Failed to start server. Error: ...` line on refused combinations, unknown arguments warned about but
+not fatal, REST skipped (not fatal) when its port cannot be bound. The decisions themselves are
+tested without a process in test_refuses_what_tf_serving_refuses.py."""
 
 from __future__ import annotations
 
@@ -6,10 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import grpc
 import pytest
-from tfs_compat_server import REPO_ROOT, RunningServer, free_port, start_tfs_compat, stop
+from tfs_compat_server import REPO_ROOT, RunningServer, free_port, start_tfs_compat, stop, tfs_compat_argv
 
 from models.artifacts import ArtifactLayout
 from serving.tfs_compat.flags import parse_flags
@@ -50,27 +55,89 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_unknown_flag_is_rejected() -> None:
-    result = _run("--model_base_path=/m", "--model_nmae=linear")
-    assert result.returncode == 2 and "--model_nmae" in result.stderr
+def test_a_value_it_cannot_interpret_prints_the_usage_and_exits_255() -> None:
+    result = _run("--model_base_path=/m", "--port=abc")
+    assert result.returncode == 255
+    assert "Couldn't interpret value abc for flag port." in result.stderr
+    assert result.stdout.startswith("usage: tensorflow_model_server\nFlags:\n")
+
+
+def test_help_prints_the_usage_and_exits_255() -> None:
+    result = _run("--help")
+    assert result.returncode == 255 and "--enable_batching=false" in result.stdout
+
+
+def test_batching_file_without_enable_batching_is_refused_as_the_real_binary_refuses_it() -> None:
+    result = _run("--model_base_path=/m", "--batching_parameters_file=/b.txt")
+    assert result.returncode == 255
+    assert (
+        "Failed to start server. Error: INVALID_ARGUMENT: server_options.batching_parameters_file is set "
+        "without setting server_options.enable_batching to true." in result.stdout
+    )
 
 
 @pytest.mark.servers
 def test_missing_model_directory_fails_fast(tmp_path: Path) -> None:
+    """The real binary would keep polling for the directory; tfs-compat exits with the reason."""
     result = _run(f"--port={free_port()}", f"--model_base_path={tmp_path / 'absent'}")
-    assert result.returncode == 1
+    assert result.returncode == 255
+    assert "Failed to start server. Error:" in result.stdout
     assert "is not a directory: export the model first" in result.stderr
 
 
 @pytest.mark.servers
-def test_port_in_use_fails_fast(tfs_compat: RunningServer, small_artifacts: ArtifactLayout) -> None:
+def test_grpc_port_in_use_fails_like_build_and_start(
+    tfs_compat: RunningServer, small_artifacts: ArtifactLayout
+) -> None:
     result = _run(
-        f"--port={free_port()}",
-        f"--rest_api_port={tfs_compat.rest_port}",
+        f"--port={tfs_compat.grpc_port}",
+        f"--rest_api_port={free_port()}",
         "--model_name=linear",
         f"--model_base_path={small_artifacts.tf_base_path}",
     )
-    assert result.returncode == 1 and "pick a free --rest_api_port" in result.stderr
+    assert result.returncode == 255
+    assert (
+        "Failed to start server. Error: INVALID_ARGUMENT: Failed to BuildAndStart gRPC server"
+        in result.stdout
+    )
+
+
+@pytest.mark.servers
+def test_unknown_argument_is_reported_and_the_server_starts_anyway(
+    small_artifacts: ArtifactLayout, tmp_path: Path
+) -> None:
+    server = start_tfs_compat(small_artifacts.tf_base_path, tmp_path, "--model_nmae=linear")
+    try:
+        assert "unknown argument: --model_nmae=linear" in server.log()
+    finally:
+        stop(server.process)
+
+
+@pytest.mark.servers
+def test_rest_port_in_use_is_logged_and_grpc_still_serves(
+    tfs_compat: RunningServer, small_artifacts: ArtifactLayout, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "rest_in_use.log"
+    grpc_port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            tfs_compat_argv(small_artifacts.tf_base_path, tfs_compat.rest_port, grpc_port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=180)
+        for _ in range(100):  # the REST error is logged right after gRPC starts
+            if "Failed to start HTTP Server at localhost:" in log_path.read_text():
+                break
+            time.sleep(0.1)
+        assert f"Failed to start HTTP Server at localhost:{tfs_compat.rest_port}" in log_path.read_text()
+        assert process.poll() is None  # still running, serving gRPC only
+    finally:
+        stop(process)
 
 
 @pytest.mark.servers

@@ -78,13 +78,21 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+MONITORING_CONFIG = 'prometheus_config {\n  enable: true,\n  path: "/monitoring/prometheus/metrics"\n}\n'
+
+
 def start_tfs_compat(base_path: Path, log_dir: Path, *extra: str) -> RunningServer:
-    """Start and wait until REST answers and gRPC is ready; the caller must stop() it."""
+    """Start (metrics on, as inferload starts it) and wait until REST answers and gRPC is ready; the
+    caller must stop() it."""
     rest_port, grpc_port = free_port(), free_port()
     log_path = log_dir / f"tfs_compat_{rest_port}.log"
+    monitoring = log_dir / f"monitoring_{rest_port}.config"
+    monitoring.write_text(MONITORING_CONFIG)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            tfs_compat_argv(base_path, rest_port, grpc_port, *extra),
+            tfs_compat_argv(
+                base_path, rest_port, grpc_port, f"--monitoring_config_file={monitoring}", *extra
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
