@@ -1,8 +1,11 @@
-"""CI gate after the tests: the smoke matrix produced a report whose verdicts are filled.
+"""CI gate after the tests: the smoke matrix produced a report whose verdicts are filled by real answers.
 
-Every server x protocol pair must have a verdict entry whose fields are present, and each must
-either have a value or say why not (the report's own contract), so an empty or broken analysis
-stage fails CI instead of shipping a blank report.
+For each of the 6 server x protocol pairs the report must hold (else exit 1, listing every problem):
+- ok records: every run of the pair answered requests (`ok` > 0) and its error rate is within the
+  SLO's failure limit, so a chain that fails every request cannot pass;
+- a filled verdict: the sweep line was judged, i.e. a max rate under the SLO with its p99 (enough
+  requests for the SLO percentile, see analysis/README.md), or a measured miss at its lowest rate;
+  not a null for want of usable cells or of requests.
 """
 
 from __future__ import annotations
@@ -15,6 +18,43 @@ EXPECTED_PAIRS = {(s, p) for s in ("tfserving", "torchserve") for p in ("rest-js
 VERDICT_FIELDS = ("max_rate_under_slo", "p99_at_max_rate_ms", "half_rate", "p99_at_half_rate_ms")
 
 
+def problems_in(summary: dict) -> list[str]:
+    """Everything wrong with a smoke report's summary.json (empty when it passes)."""
+    problems: list[str] = []
+    limit = float((summary.get("slo") or {}).get("max_failure_rate", 0.01))
+    verdicts = {(v["server"], v["protocol"]): v for v in summary.get("verdicts", [])}
+    for pair in sorted(EXPECTED_PAIRS - verdicts.keys()):
+        problems.append(f"no verdict for {pair[0]} {pair[1]}")
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for run in summary.get("runs", []):
+        runs.setdefault((run["server"], run["protocol"]), []).append(run)
+    for pair in sorted(EXPECTED_PAIRS):
+        name = f"{pair[0]} {pair[1]}"
+        if not runs.get(pair):
+            problems.append(f"{name}: no runs")
+        for run in runs.get(pair, []):
+            where = f"{name}: run {run['cell_id']}"
+            if not run.get("ok"):
+                problems.append(f"{where} has no ok responses ({run.get('errors')} errors)")
+            elif run.get("error_rate", 0.0) > limit:
+                problems.append(f"{where} error rate {run['error_rate']:.1%} > {limit:.0%}")
+    for pair, verdict in sorted(verdicts.items()):
+        name = f"{pair[0]} {pair[1]}"
+        for field in VERDICT_FIELDS:
+            if field not in verdict:
+                problems.append(f"{name}: verdict field {field} missing")
+        if verdict.get("max_rate_under_slo") is not None:
+            if verdict.get("p99_at_max_rate_ms") is None:
+                problems.append(f"{name}: a max rate under the SLO without its p99")
+        elif verdict.get("first_miss_rate") is None:
+            problems.append(
+                f"{name}: verdict not filled: {verdict.get('max_rate_under_slo_note') or 'no reason given'}"
+            )
+    if not summary.get("tfserving_kind"):
+        problems.append("summary.json does not say which TF Serving kind ran")
+    return problems
+
+
 def main(results_dir: Path) -> int:
     problems: list[str] = []
     for name in ("report.html", "summary.md", "summary.json"):
@@ -24,23 +64,17 @@ def main(results_dir: Path) -> int:
         print("\n".join(problems), file=sys.stderr)
         return 1
     summary = json.loads((results_dir / "summary.json").read_text())
-    verdicts = {(v["server"], v["protocol"]): v for v in summary["verdicts"]}
-    for pair in sorted(EXPECTED_PAIRS - verdicts.keys()):
-        problems.append(f"no verdict for {pair[0]} {pair[1]}")
-    for pair, verdict in sorted(verdicts.items()):
-        for field in VERDICT_FIELDS:
-            if field not in verdict:
-                problems.append(f"{pair}: verdict field {field} missing")
-        if verdict.get("max_rate_under_slo") is None and not verdict.get("max_rate_under_slo_note"):
-            problems.append(f"{pair}: max_rate_under_slo is null without a reason")
-    if not summary.get("tfserving_kind"):
-        problems.append("summary.json does not say which TF Serving kind ran")
+    problems = problems_in(summary)
     if problems:
         print("smoke report check failed:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
+    verdicts = sorted(((v["server"], v["protocol"]), v) for v in summary["verdicts"])
     print(f"smoke report OK: {len(verdicts)} verdicts in {results_dir / 'summary.json'}")
-    for pair, verdict in sorted(verdicts.items()):
-        print(f"  {pair[0]:<10} {pair[1]:<11} max rate under SLO: {verdict['max_rate_under_slo']}")
+    for pair, verdict in verdicts:
+        print(
+            f"  {pair[0]:<10} {pair[1]:<11} max rate under SLO: {verdict['max_rate_under_slo']} "
+            f"(p99 there: {verdict['p99_at_max_rate_ms']} ms)"
+        )
     return 0
 
 

@@ -13,7 +13,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 # (file, cells to run, cells skipped, budget in minutes)
 SHIPPED = [
-    ("smoke.yaml", 6, 0, 2),
+    ("smoke.yaml", 6, 0, 3),
     ("protocols.yaml", 42, 0, 25),
     ("batch-sweep.yaml", 49, 17, 15),
     ("batching.yaml", 24, 0, 15),

@@ -1,0 +1,72 @@
+"""`.ci/check_smoke_report.py` passes only a smoke report with ok records and a judged verdict for each
+of the 6 server x protocol pairs: an all-error run, or one with too few requests, fails it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from synthetic_results import ResultsBuilder, evenly
+
+from analysis import write_report
+
+SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "check_smoke_report.py"
+PAIRS = [(s, p) for s in ("tfserving", "torchserve") for p in ("rest-json", "rest-binary", "grpc")]
+
+
+@pytest.fixture(scope="module")
+def check() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("check_smoke_report", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def smoke(root: Path, *, status: str = "ok", count: int = 400) -> Path:
+    """The smoke matrix's shape: 6 pairs, one rate (25/s here), `count` requests of 5 ms each."""
+    results = ResultsBuilder(root)
+    for server, protocol in PAIRS:
+        window_s = count / 25
+        results.cell(
+            server=server,
+            protocol=protocol,
+            rate=25,
+            requests=evenly(count, 5.0, window_s=window_s, status=status),
+            window_s=window_s,
+        )
+    write_report(results.root)
+    return results.root
+
+
+def test_a_healthy_smoke_report_passes(check: ModuleType, tmp_path: Path) -> None:
+    assert check.main(smoke(tmp_path / "smoke")) == 0
+
+
+def test_an_all_error_run_fails(
+    check: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert check.main(smoke(tmp_path / "smoke", status="error")) == 1
+    err = capsys.readouterr().err
+    for server, protocol in PAIRS:
+        assert f"{server} {protocol}: run {server}-{protocol}-" in err
+    assert "has no ok responses (400 errors)" in err
+
+
+def test_too_few_requests_for_p99_leave_the_verdicts_unfilled(
+    check: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """75 requests (25/s for 3 s) cannot judge p99 (368 needed): no verdict, so the check fails."""
+    assert check.main(smoke(tmp_path / "smoke", count=75)) == 1
+    assert "verdict not filled: too few requests for the SLO percentile" in capsys.readouterr().err
+
+
+def test_a_missing_pair_fails(check: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = ResultsBuilder(tmp_path / "smoke")
+    results.cell(server="torchserve", protocol="grpc", rate=25, latency_ms=5.0)
+    write_report(results.root)
+    assert check.main(results.root) == 1
+    err = capsys.readouterr().err
+    assert "no verdict for tfserving rest-json" in err and "tfserving grpc: no runs" in err
