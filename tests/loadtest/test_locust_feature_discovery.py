@@ -1,0 +1,152 @@
+"""Without --features or --artifacts, the Locust users ask the server how wide the model's input is.
+
+TF Serving describes it in its model metadata (REST API), TorchServe through its management API
+(our handler's describe_handle). The users print where the number came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import loadtest
+
+pytestmark = pytest.mark.servers
+LOADTEST_DIR = str(Path(loadtest.__file__).parent)
+
+
+def locust(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--headless", "--json", *args]
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def requests_and_failures(stdout: str) -> tuple[int, int]:
+    entries = json.loads(stdout)
+    return sum(e["num_requests"] for e in entries), sum(e["num_failures"] for e in entries)
+
+
+def description_url(servers, server: str) -> str:
+    """TF Serving's REST API, or TorchServe's management API, of the test server."""
+    ports = servers[server].ports
+    port = ports.tfserving_rest if server == "tfserving" else ports.torchserve_management
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(
+    ("user_class", "server", "protocol", "described_at"),
+    [
+        ("TFServingRestJson", "tfserving", "rest-json", "the target itself"),
+        ("TFServingRestBinary", "tfserving", "rest-binary", "the target itself"),
+        ("TFServingGrpc", "tfserving", "grpc", "--metadata-url"),
+        ("TorchServeRestJson", "torchserve", "rest-json", "--metadata-url"),
+        ("TorchServeRestBinary", "torchserve", "rest-binary", "--metadata-url"),
+        ("TorchServeGrpc", "torchserve", "grpc", "INFERLOAD_TORCHSERVE_METADATA_URL"),
+    ],
+)
+def test_the_feature_count_comes_from_the_server(
+    servers, port_of, small_features, tmp_path, user_class: str, server: str, protocol: str, described_at: str
+) -> None:
+    url = description_url(servers, server)
+    args = ["--metadata-url", url] if described_at == "--metadata-url" else []
+    env = {"INFERLOAD_TORCHSERVE_METADATA_URL": url} if described_at.startswith("INFERLOAD_") else {}
+    result = locust(
+        tmp_path,
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "2s",
+        "--rate",
+        "20",
+        "--host",
+        f"127.0.0.1:{port_of(server, protocol)}",
+        *args,
+        user_class,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        f"{server} {protocol}: {small_features} features per instance, "
+        f"from the server's description of model 'linear' ({url})"
+    ) in result.stderr
+    requests, failures = requests_and_failures(result.stdout)
+    assert requests > 0 and failures == 0  # the discovered width is the one the server takes
+
+
+@pytest.mark.parametrize(
+    ("option", "source"),
+    [("--features", "from --features"), ("--artifacts", "from --artifacts (")],
+)
+def test_features_or_artifacts_given_win_over_the_server(
+    port_of, small_artifacts, small_features, tmp_path, option: str, source: str
+) -> None:
+    value = str(small_features) if option == "--features" else str(small_artifacts.root)
+    result = locust(
+        tmp_path,
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "2s",
+        "--rate",
+        "20",
+        option,
+        value,
+        "--host",
+        f"127.0.0.1:{port_of('torchserve', 'rest-binary')}",
+        "TorchServeRestBinary",  # no --metadata-url: the server is never asked
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"torchserve rest-binary: {small_features} features per instance, {source}" in result.stderr
+
+
+def test_a_model_the_server_does_not_serve_stops_the_run_before_load(servers, port_of, tmp_path) -> None:
+    result = locust(
+        tmp_path,
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "600s",  # never reached
+        "--model-name",
+        "nope",
+        "--metadata-url",
+        description_url(servers, "torchserve"),
+        "--host",
+        f"127.0.0.1:{port_of('torchserve', 'grpc')}",
+        "TorchServeGrpc",
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    error = next(line for line in result.stderr.splitlines() if "Cannot start TorchServeGrpc" in line)
+    assert "serves no model named 'nope'" in error and "--model-name" in error
+    assert requests_and_failures(result.stdout) == (0, 0)  # not one request sent
+
+
+def test_an_unknown_description_api_stops_the_run_naming_the_options(port_of, tmp_path) -> None:
+    """TorchServe's management API has a port of its own: at non-standard ports it must be named."""
+    result = locust(
+        tmp_path,
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "600s",
+        "--host",
+        f"127.0.0.1:{port_of('torchserve', 'rest-json')}",
+        "TorchServeRestJson",
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    error = next(line for line in result.stderr.splitlines() if "Cannot start TorchServeRestJson" in line)
+    assert "--metadata-url" in error and "--features" in error
