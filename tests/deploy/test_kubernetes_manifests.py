@@ -133,6 +133,16 @@ def test_torchserve_reads_the_ts_variables(stack_docs: list[dict[str, Any]]) -> 
     assert re.search(r"^enable_envvars_config=true$", properties, re.MULTILINE)
 
 
+def test_servers_start_with_the_flags_compose_gives_them(stack_docs: list[dict[str, Any]]) -> None:
+    """Same server, same options: only values that come from the CPU limit are spelt differently."""
+    compose = _compose()
+    tfserving = container(stack_docs, "tfserving", "tfserving")
+    assert {a.split("=")[0] for a in tfserving["args"]} == {
+        a.split("=")[0] for a in compose["tfserving"]["command"]
+    }
+    assert container(stack_docs, "torchserve", "torchserve")["command"] == compose["torchserve"]["command"]
+
+
 # --- images ---------------------------------------------------------------------------------------
 
 
