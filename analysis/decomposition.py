@@ -12,6 +12,10 @@ smallest batch when several were measured):
 - queueing (client side) = latency p50 - service time p50: time between a request's scheduled
   and its actual send, i.e. waiting in the generator at that load.
 Medians do not add exactly, so the parts sum to latency p50 only approximately.
+
+`server_decomposition` splits each cell's *mean* client latency with the servers' own counters
+(`analysis.server_side`): server queue + server inference + the rest (transport, parsing, front end).
+Means from counters are means: a percentile cannot be decomposed this way.
 """
 
 from __future__ import annotations
@@ -126,3 +130,86 @@ def decompose(
             )
         )
     return results
+
+
+@dataclass(frozen=True)
+class ServerDecomposition:
+    """One cell's mean client latency split by the server's own counters (means over usable repetitions).
+
+    client latency (mean, ok requests) = server queue + server inference + rest, where rest is
+    transport, HTTP/gRPC framing, body parsing, the server's front end and the generator's lateness.
+    All parts are *means*: the server exports sums and counts, so a p99 cannot be split this way.
+    """
+
+    cell_id: str
+    server: str
+    protocol: str
+    server_config_name: str
+    batch: int
+    rate: float | None
+    concurrency: int | None
+    repetitions: int  # usable repetitions with server-side figures
+    client_latency_mean_ms: float | None
+    server_queue_ms: float | None
+    server_inference_ms: float | None
+    rest_ms: float | None
+    server_request_ms: float | None
+    server_requests: float | None  # counted by the server between the bracketing samples
+    client_ok: float | None  # ok responses the client received between the same samples
+    cpu_seconds: float | None
+    cpu_seconds_per_ok: float | None
+    sources: dict[str, str]  # figure -> where it came from
+    notes: tuple[str, ...]
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def server_decomposition(cells: Sequence[CellSummary]) -> list[ServerDecomposition]:
+    """One row per usable cell whose runs have server-side figures, in cell order."""
+    rows = []
+    for cell in cells:
+        runs = [r for r in cell.runs if r.usable and r.server_side is not None]
+        if not runs:
+            continue
+        sides = [r.server_side for r in runs if r.server_side is not None]
+        client = _mean([r.latency_ms.mean for r in runs])
+        queue = _mean([s.queue_ms for s in sides])
+        inference = _mean([s.inference_ms for s in sides])
+        notes = list(dict.fromkeys(note for s in sides for note in s.notes))
+        rest = None
+        if client is not None and inference is not None:
+            rest = client - inference - (queue or 0.0)
+            if queue is None:
+                notes.append("no server queue figure: any queueing before the run is inside 'rest'")
+        last = sides[-1]
+        rows.append(
+            ServerDecomposition(
+                cell_id=runs[0].cell_id,
+                server=cell.key.server,
+                protocol=cell.key.protocol,
+                server_config_name=cell.key.server_config_name,
+                batch=cell.key.batch,
+                rate=cell.key.rate,
+                concurrency=cell.key.concurrency,
+                repetitions=len(runs),
+                client_latency_mean_ms=client,
+                server_queue_ms=queue,
+                server_inference_ms=inference,
+                rest_ms=rest,
+                server_request_ms=_mean([s.request_ms for s in sides]),
+                server_requests=_mean([s.server_requests for s in sides]),
+                client_ok=_mean([float(s.client_ok) if s.client_ok is not None else None for s in sides]),
+                cpu_seconds=_mean([s.cpu_seconds for s in sides]),
+                cpu_seconds_per_ok=_mean([s.cpu_seconds_per_ok for s in sides]),
+                sources={
+                    "client latency": "request records (done − scheduled, ok, in the window)",
+                    "queue, inference, server request": f"{last.kind}: {last.metrics_source}",
+                    "CPU": last.cpu_source,
+                },
+                notes=tuple(notes),
+            )
+        )
+    return rows

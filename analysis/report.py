@@ -16,7 +16,7 @@ import orjson
 
 from analysis import plots
 from analysis.compare import Comparison, check_comparable, compare
-from analysis.decomposition import Decomposition, decompose
+from analysis.decomposition import Decomposition, ServerDecomposition, decompose, server_decomposition
 from analysis.intervals import ORDER_STATISTIC, THROUGHPUT_SLICES, Estimate
 from analysis.percentiles import CONFIDENCE, REPORTED_PERCENTILES, min_samples
 from analysis.repetitions import GroupKey
@@ -74,6 +74,7 @@ class ReportModel:
     sweep: tuple[BatchSweepPoint, ...]
     decomposition: tuple[Decomposition, ...]
     comparison: Comparison | None
+    server_decomposition: tuple[ServerDecomposition, ...] = ()
 
     @property
     def tfserving_label(self) -> str:
@@ -110,6 +111,18 @@ class ReportModel:
             else:
                 parts.append(f"{key}: {value}")
         return " · ".join(parts)
+
+    @property
+    def cpu_sets_description(self) -> str:
+        """Where servers and load processes ran (manifest `cpus`, written by the runner)."""
+        cpus = self.experiment.manifest.get("cpus")
+        if not isinstance(cpus, dict):
+            return "not recorded"
+        servers, load = cpus.get("servers"), cpus.get("load")
+        how = {"given": "as the matrix says", "default": "default split", "none": "unpinned"}
+        source = how.get(str(cpus.get("source")), str(cpus.get("source")))
+        return (f"servers: {servers or 'any CPU'} · load: {load or 'any CPU'} ({source}; "
+                f"machine offers {cpus.get('available', '?')})")
 
     def sweep_lines(self) -> dict[str, list[BatchSweepPoint]]:
         """Batch-sweep points grouped by server x protocol x configuration x concurrency."""
@@ -276,6 +289,7 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None)
         sweep=tuple(batch_sweep(experiment.cells)),
         decomposition=tuple(decompose(experiment.cells, experiment.floor, experiment.payloads)),
         comparison=comparison,
+        server_decomposition=tuple(server_decomposition(experiment.cells)),
     )
 
 
@@ -381,12 +395,14 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
         "tfserving_label": model.tfserving_label,
         "versions": experiment.manifest.get("versions"),
         "machine": experiment.manifest.get("machine"),
+        "cpus": experiment.manifest.get("cpus"),
         "uncertainty": uncertainty_methods(),
         "verdicts": verdicts,
         "best_configuration": best,
         "batching": [asdict(b) for b in model.batching],
         "batch_sweep": [asdict(p) for p in model.sweep],
         "decomposition": [asdict(d) for d in model.decomposition],
+        "server_decomposition": [asdict(d) for d in model.server_decomposition],
         "cells": cells,
         "runs": [asdict(r) for r in experiment.runs],
         "excluded_runs": [
