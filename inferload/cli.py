@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("export", "serve", "load", "run", "report", "floor", "demo")
+COMMANDS = ("export", "serve", "load", "merge", "run", "report", "floor", "demo")
 
 
 class UsageError(Exception):

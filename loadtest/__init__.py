@@ -15,6 +15,7 @@ from ._health import (
     check_served_model,
     preflight,
 )
+from ._merge import MergeError, merge_runs
 from ._payloads import (
     EncodingRecord,
     PayloadPool,
@@ -60,6 +61,7 @@ __all__ = [
     "LoadError",
     "LoadSettings",
     "LoadSummary",
+    "MergeError",
     "PayloadPool",
     "PoissonArrivals",
     "RecordWriter",
@@ -83,6 +85,7 @@ __all__ = [
     "encode_body",
     "make_inputs",
     "measure_encoding",
+    "merge_runs",
     "ramp",
     "read_header",
     "read_records",

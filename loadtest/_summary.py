@@ -22,6 +22,27 @@ RATE_SHORTFALL_LIMIT = 0.05  # achieved send rate more than 5 % below target: in
 CPU_SATURATED_PERCENT = 95.0  # one generator process at ~one full core: it cannot keep up
 
 
+LOST_SILENCE_MIN_S = 1.0  # a stream silent this long (and >= LOST_SILENCE_ARRIVALS gaps) while others ran
+LOST_SILENCE_ARRIVALS = 20.0  # P(no Poisson arrival in 20 mean gaps) = e^-20: silence means the sender died
+
+
+class StreamHealth(BaseModel):
+    """One records stream (one load process or Locust user): which host sent it, and how it went."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stream: int
+    host: str
+    pid: int | None
+    rate: float | None  # this stream's share of the target rate (open loop)
+    arrivals: int  # in the measuring window, dropped included
+    sent: int
+    ok: int
+    lateness_p99_ms: float | None
+    last_scheduled_s: float | None  # seconds after the run's first scheduled arrival
+    lost: bool  # stopped sending long before the other streams: its process or host died
+
+
 class LoadSummary(BaseModel):
     """Generator health and counts of one load run; written to load.json."""
 
@@ -51,6 +72,9 @@ class LoadSummary(BaseModel):
     generator_cpu_percent_total: float
     cpus: list[int] | None = None  # the CPU set the load processes were pinned to (None: unpinned)
     cpus_applied: list[list[int]] = Field(default_factory=list)  # per process, as the kernel reported
+    streams: list[StreamHealth] = Field(default_factory=list)  # which host sent what
+    hosts: dict[str, dict[str, Any]] = Field(default_factory=dict)  # the streams' counts per host
+    lost_workers: list[str] = Field(default_factory=list)  # "host pid N: streams ... silent from t s"
     interrupted: bool
     valid: bool
     invalid_reasons: list[str]
@@ -64,6 +88,79 @@ class LoadSummary(BaseModel):
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
     return float(np.percentile(values, q)) if values.size else None
+
+
+def stream_rate(header: dict[str, Any]) -> float | None:
+    """The arrival rate one stream was asked for: its settings' rate over the processes sharing it."""
+    settings = header.get("settings") or {}
+    rate = settings.get("rate")
+    if not rate or settings.get("mode", "open") != "open":
+        return None
+    return float(rate) / max(1, int(settings.get("streams") or settings.get("processes") or 1))
+
+
+def stream_health(data: RunData) -> list[StreamHealth]:
+    """Per stream: host, counts, lateness, and whether it fell silent while the others went on.
+
+    A live Poisson stream at rate r goes `g` seconds without an arrival with probability e^(-r g);
+    a silence of max(1 s, 20 / r) before the last arrival of the run is therefore a dead sender.
+    """
+    records = data.records
+    if len(records) == 0:
+        first_ns = end_ns = 0
+    else:
+        first_ns, end_ns = int(records["scheduled_ns"].min()), int(records["scheduled_ns"].max())
+    health = []
+    for header in data.headers:
+        stream = int(header["stream"])
+        own = records[records["stream"] == stream]
+        window = own[own["in_window"]]
+        sent = window[window["status"] != "dropped"]
+        lateness = sent["lateness_ms"].to_numpy(dtype=float)
+        rate = stream_rate(header)
+        last_ns = int(own["scheduled_ns"].max()) if len(own) else None
+        silence_s = (end_ns - (last_ns if last_ns is not None else first_ns)) / 1e9
+        limit_s = max(LOST_SILENCE_MIN_S, LOST_SILENCE_ARRIVALS / rate) if rate else math.inf
+        health.append(
+            StreamHealth(
+                stream=stream,
+                host=str(header.get("hostname", "?")),
+                pid=header.get("pid"),
+                rate=rate,
+                arrivals=len(window),
+                sent=len(sent),
+                ok=int((window["status"] == "ok").sum()),
+                lateness_p99_ms=_percentile(lateness, 99),
+                last_scheduled_s=(last_ns - first_ns) / 1e9 if last_ns is not None else None,
+                lost=len(data.headers) > 1 and silence_s > limit_s,
+            )
+        )
+    return health
+
+
+def _per_host(streams: list[StreamHealth]) -> dict[str, dict[str, Any]]:
+    hosts: dict[str, dict[str, Any]] = {}
+    for s in streams:
+        entry = hosts.setdefault(s.host, {"streams": [], "rate": 0.0, "arrivals": 0, "sent": 0, "ok": 0})
+        entry["streams"].append(s.stream)
+        entry["rate"] += s.rate or 0.0
+        entry["arrivals"] += s.arrivals
+        entry["sent"] += s.sent
+        entry["ok"] += s.ok
+    return hosts
+
+
+def _lost_workers(streams: list[StreamHealth]) -> list[str]:
+    """Lost streams grouped by the process that sent them (a Locust worker runs several users)."""
+    by_process: dict[tuple[str, int | None], list[StreamHealth]] = {}
+    for s in streams:
+        if s.lost:
+            by_process.setdefault((s.host, s.pid), []).append(s)
+    return [
+        f"host {host} pid {pid}: stream(s) {', '.join(str(s.stream) for s in lost)} stopped sending "
+        f"{max(s.last_scheduled_s or 0.0 for s in lost):.1f} s into the run while the other streams went on"
+        for (host, pid), lost in by_process.items()
+    ]
 
 
 def summarize(
@@ -121,6 +218,13 @@ def summarize(
         )
     if arrivals == 0:
         reasons.append("no arrival in the measuring window")
+    streams = stream_health(data)
+    lost = _lost_workers(streams)
+    if lost:
+        reasons.append(
+            f"lost {len(lost)} load worker(s) during the run (their records up to then are kept): "
+            + "; ".join(lost)
+        )
     return LoadSummary(
         run=settings.run,
         server=settings.server,
@@ -144,6 +248,9 @@ def summarize(
         generator_cpu_percent_total=float(sum(cpu_percent)),
         cpus=list(settings.cpus) if settings.cpus is not None else None,
         cpus_applied=cpus_applied or [],
+        streams=streams,
+        hosts=_per_host(streams),
+        lost_workers=lost,
         interrupted=interrupted,
         valid=not reasons,
         invalid_reasons=reasons,
