@@ -1,16 +1,19 @@
 """The part of kustomize that deploy/kubernetes uses, in Python, so the tests run without kubectl.
 
-Supported (and nothing else, with a clear error): `resources` (files), `namespace`,
-`configMapGenerator` with `files` / `envs` / `literals`, JSON 6902 `patches` by `target` kind and
-label selector, `replicas`, `images`. Generated ConfigMaps keep their plain names (kustomize appends
-a content hash, and rewrites the references to it); `strip_hash_suffixes` makes kustomize's own
-output comparable, which test_kubernetes_render.py does wherever kubectl is installed.
+Supported (and nothing else, with a clear error): `resources` (files and kustomization folders),
+`components`, `namespace`, `configMapGenerator` with `files` / `envs` / `literals` / `behavior`,
+JSON 6902 `patches` by `target` kind, name and label selector, `replicas`, `images`. Generated
+ConfigMaps keep their plain names (kustomize appends a content hash, and rewrites the references
+to it); `strip_hash_suffixes` makes kustomize's own output comparable, which
+test_kubernetes_render.py does wherever kubectl is installed.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ SUPPORTED = {
     "kind",
     "namespace",
     "resources",
+    "components",
     "configMapGenerator",
     "patches",
     "replicas",
@@ -37,8 +41,9 @@ def load_kustomization(root: Path) -> dict[str, Any]:
     return yaml.safe_load((root / "kustomization.yaml").read_text())
 
 
-def render(root: Path) -> list[dict[str, Any]]:
-    """The resources `kustomize build --load-restrictor LoadRestrictionsNone root` would print."""
+def render(root: Path, components: tuple[Path, ...] = ()) -> list[dict[str, Any]]:
+    """What `kustomize build --load-restrictor LoadRestrictionsNone root` prints; `components` are
+    added as if listed under the kustomization's own `components:`."""
     kustomization = load_kustomization(root)
     unknown = set(kustomization) - SUPPORTED
     if unknown:
@@ -46,12 +51,18 @@ def render(root: Path) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for entry in kustomization.get("resources", []):
         path = root / entry
-        if not path.is_file():
-            raise UnsupportedKustomization(f"resource {entry!r} is not a file")
-        docs += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    docs += [config_map(root, spec) for spec in kustomization.get("configMapGenerator", [])]
-    for patch in kustomization.get("patches", []):
-        apply_patch(root, patch, docs)
+        if path.is_dir():
+            docs += render(path)
+        elif path.is_file():
+            docs += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+        else:
+            raise UnsupportedKustomization(f"resource {entry!r} is neither a file nor a folder")
+    # kustomize's order: own generators, then the components (theirs can replace ours), own patches
+    generate(root, kustomization, docs)
+    for component in [root / c for c in kustomization.get("components", [])] + list(components):
+        generate(component, load_kustomization(component), docs)
+        patch(component, load_kustomization(component), docs)
+    patch(root, kustomization, docs)
     for replica in kustomization.get("replicas", []):
         targets = [d for d in docs if d["metadata"]["name"] == replica["name"] and "replicas" in d["spec"]]
         if not targets:
@@ -69,8 +80,37 @@ def render(root: Path) -> list[dict[str, Any]]:
     return docs
 
 
+def generate(root: Path, kustomization: dict[str, Any], docs: list[dict[str, Any]]) -> None:
+    unknown = set(kustomization) - SUPPORTED
+    if unknown:
+        raise UnsupportedKustomization(f"{root}/kustomization.yaml: not supported here: {sorted(unknown)}")
+    for spec in kustomization.get("configMapGenerator", []):
+        generated = config_map(root, spec)
+        behavior = spec.get("behavior", "create")
+        existing = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == spec["name"]]
+        if behavior == "create":
+            if existing:
+                raise UnsupportedKustomization(
+                    f"ConfigMap {spec['name']} exists: use behavior merge or replace"
+                )
+            docs.append(generated)
+        elif len(existing) != 1:
+            raise UnsupportedKustomization(f"behavior {behavior}: no ConfigMap {spec['name']} to change")
+        elif behavior == "replace":
+            existing[0]["data"] = generated["data"]
+        elif behavior == "merge":
+            existing[0]["data"].update(generated["data"])
+        else:
+            raise UnsupportedKustomization(f"configMapGenerator behavior {behavior!r}")
+
+
+def patch(root: Path, kustomization: dict[str, Any], docs: list[dict[str, Any]]) -> None:
+    for entry in kustomization.get("patches", []):
+        apply_patch(root, entry, docs)
+
+
 def config_map(root: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(spec) - {"name", "files", "envs", "literals"}
+    unknown = set(spec) - {"name", "files", "envs", "literals", "behavior"}
     if unknown:
         raise UnsupportedKustomization(f"configMapGenerator {spec['name']}: not supported here: {unknown}")
     data: dict[str, str] = {}
@@ -216,3 +256,21 @@ def container(docs: list[dict[str, Any]], deployment: str, name: str | None = No
     containers = spec["containers"] if name is None else [c for c in spec["containers"] if c["name"] == name]
     assert len(containers) == 1, f"{deployment}: expected one container {name or ''}"
     return containers[0]
+
+
+def kubectl_kustomize(root: Path) -> list[dict[str, Any]] | str:
+    """kustomize's own rendering (kubectl's built-in kustomize), or why it cannot be had here."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return "kubectl is not installed: the Python renderer is not cross-checked here"
+    result = subprocess.run(
+        [kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0 and "unknown flag" in result.stderr:
+        return f"this kubectl has no kustomize v4+ built in: {result.stderr.strip()}"
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl kustomize {root} failed: {result.stderr}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

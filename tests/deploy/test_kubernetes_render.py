@@ -5,31 +5,26 @@ parses image references."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from conftest import JOB, KUBERNETES
-from k8s_render import load_kustomization, render, set_image, split_image, strip_hash_suffixes
+from k8s_render import (
+    kubectl_kustomize,
+    load_kustomization,
+    render,
+    set_image,
+    split_image,
+    strip_hash_suffixes,
+)
 
 
 def _kubectl_kustomize(root: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: the Python renderer is not cross-checked here")
-    result = subprocess.run(
-        [kubectl, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if result.returncode != 0 and "unknown flag" in result.stderr:
-        pytest.skip(f"this kubectl has no kustomize v4+ built in: {result.stderr.strip()}")
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    docs = kubectl_kustomize(root)
+    if isinstance(docs, str):
+        pytest.skip(docs)
+    return docs
 
 
 def _key(doc: dict[str, Any]) -> tuple[str, str]:
