@@ -78,6 +78,17 @@ def test_servers_get_guaranteed_whole_cpus(stack_docs: list[dict[str, Any]], ser
     assert re.fullmatch(r"[1-9][0-9]*", str(resources["limits"]["cpu"]))
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_server_pods_are_guaranteed_qos(stack_docs: list[dict[str, Any]], server: str) -> None:
+    """Kubernetes grants Guaranteed only when every container, init containers included, has
+    requests equal to limits for both CPU and memory."""
+    spec = pod_spec(find(stack_docs, "Deployment", server))
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        resources = c["resources"]
+        for resource in ("cpu", "memory"):
+            assert resources["requests"][resource] == resources["limits"][resource], f"{c['name']} {resource}"
+
+
 def _cpu_limit(stack_docs: list[dict[str, Any]]) -> int:
     return int(_resources(stack_docs, "tfserving")["limits"]["cpu"])
 
