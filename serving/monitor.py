@@ -404,7 +404,8 @@ class _Watched:
 class ServerMonitor:
     """Context manager: `with ServerMonitor(stack.monitored(), run_dir): run_load(...)`.
 
-    `out_path` is the JSON Lines file, or a directory to write `server_metrics.jsonl` into. A header
+    `out_path` is the JSON Lines file, or a directory (existing, or a path without a suffix) to write
+    `server_metrics.jsonl` into. A header
     line opens each session; one more sample is taken on exit, so the load's end is always bracketed.
     """
 
@@ -414,7 +415,7 @@ class ServerMonitor:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
         out = Path(out_path)
-        self.out_path = out / METRICS_FILE if out.is_dir() else out
+        self.out_path = out / METRICS_FILE if out.is_dir() or not out.suffix else out
         self.interval_s = interval_s
         self.servers = tuple(servers)
         self._watched: list[_Watched] = []
