@@ -18,7 +18,8 @@ from inferload.stages import RealStages
 from models.artifacts import ArtifactLayout
 from serving.ports import Ports, is_free
 
-pytestmark = [pytest.mark.servers, pytest.mark.slow]
+# the module fixture runs the smoke matrix about twice (interrupted, then resumed): ~18 s per cell
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(900)]
 
 SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "smoke.yaml"
 CHECK = Path(__file__).resolve().parents[2] / ".ci" / "check_smoke_report.py"
