@@ -317,13 +317,13 @@ class _ProcessTree:
         self.pid = pid
         self._procs: dict[int, psutil.Process] = {}
 
-    def usage(self) -> tuple[float, float, int]:
-        """(CPU % since the last call, cumulative CPU-seconds of the live tree, RSS bytes)."""
+    def usage(self) -> tuple[float | None, float | None, int | None]:
+        """(CPU % since the last call, cumulative CPU-seconds of the live tree, RSS bytes); None when gone."""
         try:
             root = psutil.Process(self.pid)
             members = [root, *root.children(recursive=True)]
         except psutil.Error:
-            return 0.0, 0.0, 0
+            return None, None, None
         cpu, cpu_s, rss = 0.0, 0.0, 0
         for proc in members:
             cached = self._procs.setdefault(proc.pid, proc)
