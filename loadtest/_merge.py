@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._schema import read_header, read_run, run_streams, stream_path
+from ._schema import RunData, read_header, read_run, run_streams, stream_path
 from ._settings import LoadSettings
 from ._summary import LoadSummary, stream_rate, summarize
 
@@ -75,6 +75,21 @@ def _total_settings(streams: dict[int, tuple[Path, dict[str, Any]]], first: dict
     return settings.model_copy(update={"rate": total, "processes": len(streams)})
 
 
+def _window_from_records(data: RunData) -> RunData:
+    """Locust streams run until Locust stops them, so their headers' window never ends: end it at
+    the run's last scheduled arrival (a stream whose own window ends earlier keeps its end)."""
+    if len(data.records) == 0:
+        return data
+    last_ns = int(data.records["scheduled_ns"].max()) + 1
+    if all(h["measure_end_ns"] <= last_ns for h in data.headers):
+        return data
+    headers = [{**h, "measure_end_ns": min(h["measure_end_ns"], last_ns)} for h in data.headers]
+    ends = {int(h["stream"]): h["measure_end_ns"] for h in headers}
+    records = data.records.copy()
+    records["in_window"] &= records["scheduled_ns"] < records["stream"].map(ends)
+    return RunData(headers=headers, records=records)
+
+
 def merge_runs(sources: Sequence[str | Path], out_dir: str | Path, *, run: str | None = None) -> LoadSummary:
     """Copy every stream of `sources` into `out_dir` and write its load.json; returns the summary."""
     out = Path(out_dir)
@@ -88,6 +103,6 @@ def merge_runs(sources: Sequence[str | Path], out_dir: str | Path, *, run: str |
     settings = _total_settings(streams, first)
     if run is not None:
         settings = settings.model_copy(update={"run": run})
-    summary = summarize(settings, read_run(out), cpu_percent=[], interrupted=False)
+    summary = summarize(settings, _window_from_records(read_run(out)), cpu_percent=[], interrupted=False)
     summary.write(out / "load.json")
     return summary

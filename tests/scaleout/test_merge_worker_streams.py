@@ -20,12 +20,12 @@ RUN_S = 10.0
 
 
 def write_stream(directory: Path, stream: int, *, host: str, pid: int, rate: float, stop_s: float = RUN_S,
-                 protocol: str = "grpc") -> int:
+                 protocol: str = "grpc", window_s: float = RUN_S) -> int:
     """A Locust user's stream (its share `rate`), Poisson arrivals until `stop_s`; returns the count."""
     directory.mkdir(parents=True, exist_ok=True)
-    settings = LoadSettings(server="tfserving", protocol=protocol, rate=rate, duration_s=RUN_S, features=8)
+    settings = LoadSettings(server="tfserving", protocol=protocol, rate=rate, duration_s=window_s, features=8)
     header = RunHeader(run="locust", stream=stream, settings={**settings.resolved(), "user_class": "X"},
-                       measure_start_ns=START_NS, measure_end_ns=START_NS + int(RUN_S * 1e9),
+                       measure_start_ns=START_NS, measure_end_ns=START_NS + int(window_s * 1e9),
                        hostname=host, pid=pid)
     offsets = schedule_ns(PoissonArrivals(rate, seed=stream), duration_s=stop_s)
     with RecordWriter(stream_path(directory, stream), header) as writer:
@@ -91,6 +91,15 @@ def test_silence_counts_as_lost_only_beyond_twenty_mean_gaps(tmp_path: Path, rat
     write_stream(tmp_path / "b", 1, host="b", pid=2, rate=rate, stop_s=stop_s)
     summary = merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "run")
     assert [s.lost for s in summary.streams] == [False, lost]
+
+
+def test_streams_that_ran_until_stopped_get_the_window_of_their_records(tmp_path: Path) -> None:
+    """Locust workers do not know the run time: their headers' window is 1e9 s long."""
+    count = sum(write_stream(tmp_path / "a", k, host="a", pid=1, rate=10.0, window_s=1e9) for k in (0, 1))
+    summary = merge_runs([tmp_path / "a"], tmp_path / "run")
+    assert summary.window_s == pytest.approx(RUN_S, abs=0.5)
+    assert summary.achieved_arrival_rate == pytest.approx(count / summary.window_s, rel=0.01)
+    assert summary.counts["ok"] == count
 
 
 def test_the_same_stream_from_two_sources_is_refused(tmp_path: Path) -> None:
