@@ -176,6 +176,15 @@ def torchserve_figures(first: ServerSample, last: ServerSample, protocol: str) -
     )
 
 
+def _exported_by(sample: ServerSample) -> str | None:
+    """Whose families a scrape holds (an external server's kind may be unknown; its metrics tell)."""
+    if sample.kind in TF_KINDS or any(key.startswith(_TF) for key in sample.metrics):
+        return "tfserving"
+    if sample.kind == "torchserve" or any(key.startswith(_TS_REQUESTS) for key in sample.metrics):
+        return "torchserve"
+    return None
+
+
 def _ok_done_between(ok_done_ns: np.ndarray, first: ServerSample, last: ServerSample) -> int:
     return int(((ok_done_ns > first.t_ns) & (ok_done_ns <= last.t_ns)).sum())
 
@@ -201,12 +210,16 @@ def server_side(
     else:
         first, last, edge_notes = metrics_bracket
         notes.extend(edge_notes)
-        if kind in TF_KINDS:
+        exported = _exported_by(last)
+        if exported == "tfserving":
             figures = tf_serving_figures(first, last, protocol)
-        elif kind == "torchserve":
+        elif exported == "torchserve":
             figures = torchserve_figures(first, last, protocol)
         else:
-            figures = _Figures(f"none: no recipe for server kind {kind!r}", None, None, None, None, ())
+            figures = _Figures(
+                f"none: the {kind} server exports neither TF Serving's nor TorchServe's families",
+                None, None, None, None, (),
+            )
         span_s = (last.t_ns - first.t_ns) / 1e9
         client_ok = _ok_done_between(ok_done_ns, first, last)
     cpu_seconds = cpu_span_s = per_ok = None

@@ -158,3 +158,13 @@ def test_an_external_server_has_metrics_but_no_cpu() -> None:
 def test_no_samples_of_the_server_means_no_server_side() -> None:
     samples = _samples("torchserve", "torchserve", _ts(0, 0, 0), {}, _ts(1, 1, 1))
     assert server_side(samples, WINDOW, OK_DONE, "tfserving", "grpc") is None
+
+
+def test_an_external_server_of_unknown_kind_is_read_by_the_families_it_exports() -> None:
+    samples = [
+        ServerSample(0, "torchserve", "external", "none", None, None, None, _ts(0, 0, 0)),
+        ServerSample(12 * S, "torchserve", "external", "none", None, None, None, _ts(10, 5_000, 20_000)),
+    ]
+    side = server_side(samples, WINDOW, OK_DONE, "torchserve", "rest-json")
+    assert side is not None
+    assert (side.server_requests, side.queue_ms, side.inference_ms) == (10, 0.5, 1.5)
