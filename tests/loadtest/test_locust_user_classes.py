@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import loadtest
+import loadtest.locustfile
 from loadtest.locustfile import default_host, split_host
 
 LOADTEST_DIR = str(Path(loadtest.__file__).parent)
@@ -51,8 +52,37 @@ def test_our_options_parse_and_show_in_the_web_ui(tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     parsed, in_web_ui = result.stdout.splitlines()[-2:]
     assert parsed == "7.0 closed 4"
-    for option in ("rate", "mode", "batch", "features", "artifacts", "max_in_flight", "records_dir", "seed"):
+    for option in (
+        "rate",
+        "mode",
+        "batch",
+        "features",
+        "artifacts",
+        "metadata_url",
+        "fail_fast",
+        "max_in_flight",
+        "records_dir",
+        "seed",
+    ):
         assert option in in_web_ui.split()
+
+
+@pytest.mark.parametrize(
+    ("name", "server", "protocol"),
+    [
+        ("TFServingRestJson", "tfserving", "rest-json"),
+        ("TFServingRestBinary", "tfserving", "rest-binary"),
+        ("TFServingGrpc", "tfserving", "grpc"),
+        ("TorchServeRestJson", "torchserve", "rest-json"),
+        ("TorchServeRestBinary", "torchserve", "rest-binary"),
+        ("TorchServeGrpc", "torchserve", "grpc"),
+    ],
+)
+def test_each_generated_class_sends_its_server_and_protocol(name: str, server: str, protocol: str) -> None:
+    user_class = getattr(loadtest.locustfile, name)
+    assert (user_class.server, user_class.protocol) == (server, protocol)
+    assert user_class.__module__ == loadtest.locustfile.__name__ and not user_class.abstract
+    assert user_class.host == default_host(server, protocol)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import pytest
 import loadtest
 from loadtest import read_header, read_records
 from loadtest._schema import run_streams
+from serving.ports import Ports
 
 pytestmark = pytest.mark.servers
 LOADTEST_DIR = str(Path(loadtest.__file__).parent)
@@ -83,10 +84,15 @@ def test_failing_requests_make_locust_exit_non_zero(port_of, small_features, tmp
 def test_two_locust_processes_split_the_rate_and_achieve_the_total(port_of, small_features, tmp_path) -> None:
     rate = 300.0
     records_dir = tmp_path / "records"
+    master_port = str(Ports.free().tfserving_grpc)  # not Locust's standard 5557: tests run side by side
     result = locust(
         tmp_path,
         "--processes",
         "2",
+        "--master-bind-port",
+        master_port,
+        "--master-port",
+        master_port,
         "-u",
         "4",
         "-r",
