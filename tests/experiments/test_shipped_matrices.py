@@ -17,6 +17,7 @@ SHIPPED = [
     ("protocols.yaml", 42, 0, 25),
     ("batch-sweep.yaml", 49, 17, 15),
     ("batching.yaml", 24, 0, 15),
+    ("external-example.yaml", 18, 0, 10),
 ]
 
 
