@@ -109,7 +109,7 @@ def latency_vs_load(cells: Sequence[CellSummary], slo: Slo) -> str | None:
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle(
-        "Latency vs offered load; bars: 95 % intervals; cells with too few requests for p99 are left out "
+        "Latency vs offered load; bars: 95 % intervals; cells with too few requests for p99 are left out\n"
         "(x: measured p99 of an excluded cell, generator-invalid or failed: not a server result)",
         fontsize=10,
     )

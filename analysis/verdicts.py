@@ -314,7 +314,7 @@ def best_configuration(verdicts: Sequence[SweepVerdict]) -> BestConfiguration:
     best = max(candidates, key=lambda v: (v.predictions_at_max_per_s or 0.0, v.max_rate_under_slo or 0.0))
     others = [v for v in verdicts if v is not best]
     beaten = tuple(v.group for v in others if best.beats(v))
-    tied = tuple(v.group for v in others if not best.beats(v) and v.max_rate_under_slo is not None)
+    tied = tuple(v.group for v in others if not best.beats(v))
     return BestConfiguration(
         best.group,
         best.predictions_at_max_per_s,
