@@ -1,6 +1,6 @@
 """Locust users for the six server x protocol combinations, open loop by default.
 
-    locust -f loadtest/                      # web UI: pick a user class, set --rate etc. in the form
+    locust -f loadtest/                      # web UI: pick a class in the class picker, set --rate etc.
     locust -f loadtest/ --headless -u 4 -r 4 -t 30s --rate 200 TorchServeGrpc
 
 Why not stock Locust behaviour: a Locust user waits for its response before its next request
@@ -15,6 +15,13 @@ Hosts default to the standard local / docker-compose ports (TF Serving 8501 REST
 TorchServe 8080 REST, 7070 gRPC), overridable with `--host` or INFERLOAD_TFSERVING_HOST,
 INFERLOAD_TFSERVING_REST_PORT, INFERLOAD_TFSERVING_GRPC_PORT, INFERLOAD_TORCHSERVE_HOST,
 INFERLOAD_TORCHSERVE_REST_PORT, INFERLOAD_TORCHSERVE_GRPC_PORT.
+
+The class picker is on by default (the six classes are generated from the server x protocol
+table). Features per instance: `--features`, else `--artifacts`' model.json, else asked from the
+server (TF Serving's model metadata; TorchServe's management API, `--metadata-url` or
+INFERLOAD_<SERVER>_METADATA_URL where it is not at the standard port); the log says which.
+Fail-fast: when the first `--fail-fast` (5) completed requests to a target all fail, the run stops
+with the server's error text (headless: exit code 1; web UI: the test stops, the UI stays up).
 """
 
 from __future__ import annotations
