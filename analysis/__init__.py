@@ -5,7 +5,8 @@ the summary records they return.
 """
 
 from analysis.errors import ResultsError
-from analysis.percentiles import Percentiles, percentile
+from analysis.intervals import Estimate
+from analysis.percentiles import Percentiles, QuantileInterval, min_samples, percentile, quantile_interval
 from analysis.repetitions import CellKey, CellSummary, GroupKey, Spread, summarize_cells
 from analysis.report import ReportPaths, write_report
 from analysis.results import Experiment, load_experiment
@@ -18,9 +19,11 @@ __all__ = [
     "BestConfiguration",
     "CellKey",
     "CellSummary",
+    "Estimate",
     "Experiment",
     "GroupKey",
     "Percentiles",
+    "QuantileInterval",
     "ReportPaths",
     "ResultsError",
     "RunSummary",
@@ -28,7 +31,9 @@ __all__ = [
     "Spread",
     "SweepVerdict",
     "load_experiment",
+    "min_samples",
     "percentile",
+    "quantile_interval",
     "summarize_cells",
     "summarize_run",
     "write_report",

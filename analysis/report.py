@@ -244,7 +244,7 @@ def _num(value: float | None, digits: int = 3) -> str:
 def verdict_sentence(verdict: SweepVerdict) -> str:
     head = verdict.group.label()
     if verdict.max_rate_under_slo is None:
-        return f"{head}: no rate met the SLO ({verdict.max_rate_note})"
+        return f"{head}: no rate met the SLO{_rate_bracket(verdict)} ({verdict.max_rate_note})"
     bracket = _rate_bracket(verdict)
     sentence = (
         f"{head}: max {_num(verdict.max_rate_under_slo)}/s under the SLO{bracket} "
