@@ -151,6 +151,23 @@ class ReportModel:
                 )
         return sentences
 
+    def best_batches(self) -> list[dict[str, Any]]:
+        """Per closed-loop sweep line: the batch with the most predictions/s, its interval, and the batch
+        sizes it cannot be told apart from (summary.json's `batch_sweep_best`)."""
+        best = []
+        for line, points in self.sweep_lines().items():
+            top, ties = best_batch(points)
+            if top is not None:
+                best.append(
+                    {
+                        "line": line,
+                        "batch": top.batch,
+                        "predictions_per_s": asdict(top.predictions),
+                        "indistinguishable_from_batches": list(ties),
+                    }
+                )
+        return best
+
     def verdict_lines(self) -> list[str]:
         """One plain sentence per sweep line, then the best configuration: what the CLI prints."""
         lines = [verdict_sentence(v) for v in self.verdicts]
@@ -401,6 +418,7 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
         "best_configuration": best,
         "batching": [asdict(b) for b in model.batching],
         "batch_sweep": [asdict(p) for p in model.sweep],
+        "batch_sweep_best": model.best_batches(),
         "decomposition": [asdict(d) for d in model.decomposition],
         "server_decomposition": [asdict(d) for d in model.server_decomposition],
         "cells": cells,
