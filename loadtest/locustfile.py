@@ -242,13 +242,13 @@ def feature_count(options: Any, server: str, protocol: str, host: str, port: int
     )
     if key not in _feature_counts:
         try:
-            found: FeatureCount | DiscoveryError = resolve_features(options, server, protocol, host, port)
-            logger.info(
-                "%s %s: %d features per instance, from %s", server, protocol, found.features, found.source
-            )
+            resolved = resolve_features(options, server, protocol, host, port)
         except DiscoveryError as exc:
-            found = exc
-        _feature_counts[key] = found
+            _feature_counts[key] = exc
+        else:
+            _feature_counts[key] = resolved
+            message = "%s %s: %d features per instance, from %s"
+            logger.info(message, server, protocol, resolved.features, resolved.source)
     found = _feature_counts[key]
     if isinstance(found, DiscoveryError):
         raise found

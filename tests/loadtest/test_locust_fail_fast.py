@@ -19,6 +19,7 @@ import pytest
 
 import loadtest
 from loadtest import RequestRecord
+from loadtest._schema import Status
 from loadtest.locustfile import FirstRequests
 from serving.ports import Ports
 
@@ -50,7 +51,7 @@ def requests_and_failures(stdout: str) -> tuple[int, int]:
     return sum(e["num_requests"] for e in entries), sum(e["num_failures"] for e in entries)
 
 
-def record(status: str, code: int = 0, error: str | None = None) -> RequestRecord:
+def record(status: Status, code: int = 0, error: str | None = None) -> RequestRecord:
     return RequestRecord(
         seq=0,
         stream=0,
@@ -81,7 +82,7 @@ def record(status: str, code: int = 0, error: str | None = None) -> RequestRecor
     ],
 )
 def test_the_run_stops_only_when_the_first_completed_requests_all_failed(
-    statuses: list[str], stops_after: int | None
+    statuses: list[Status], stops_after: int | None
 ) -> None:
     watched = FirstRequests(window=5)
     verdicts = [watched.add(record(status, 404, "no such model")) for status in statuses]
