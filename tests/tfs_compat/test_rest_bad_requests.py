@@ -31,7 +31,14 @@ BAD_REQUESTS = [
     ("no instances", ":predict", '{"instances": []}', 400, "No values in 'instances' array"),
     ("wrong width", ":predict", '{"instances": [[1.0, 2.0]]}', 400, "expects [?,1024]"),
     ("wrong rank", ":predict", f'{{"instances": [[{ROW}]]}}', 400, "expects [?,1024]"),
-    ("ragged instances", ":predict", f'{{"instances": [{ROW}, [1.0]]}}', 400, "different lengths"),
+    (
+        "ragged instances",
+        ":predict",
+        f'{{"instances": [{ROW}, [1.0]]}}',
+        400,
+        "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
+        "Expecting tensor size: 1024 but got: 1",
+    ),
     (
         "string for float",
         ":predict",
@@ -51,7 +58,7 @@ BAD_REQUESTS = [
         ":predict",
         '{"instances": [[true]]}',
         400,
-        "Type: Bool is not of expected type: float",
+        "JSON Value: true Type: True is not of expected type: float",  # RapidJSON's type names
     ),
     (
         "object for float",
