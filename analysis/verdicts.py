@@ -173,21 +173,12 @@ def _bracket(
         low = None if any(m is None for m in maxima) else min(m for m in maxima if m is not None)
         high = None if any(f is None for f in misses) else max(f for f in misses if f is not None)
         return low, high, f"per-repetition max rates ({len(walks)} repetitions)", maxima
-    judged = [c for c in usable if c.slo_status in JUDGED]
+    judged = [(c.key.rate or 0.0, c) for c in usable if c.slo_status in JUDGED]
     low = max(
-        (
-            c.key.rate
-            for c in judged
-            if max_rate is not None and (c.key.rate or 0.0) <= max_rate and c.met_surely
-        ),
-        default=None,
+        (r for r, c in judged if max_rate is not None and r <= max_rate and c.met_surely), default=None
     )
     high = min(
-        (
-            c.key.rate
-            for c in judged
-            if first_miss is not None and (c.key.rate or 0.0) >= first_miss and c.missed_surely
-        ),
+        (r for r, c in judged if first_miss is not None and r >= first_miss and c.missed_surely),
         default=None,
     )
     method = "bracketing rates: highest surely met, lowest surely missed (one repetition)"
