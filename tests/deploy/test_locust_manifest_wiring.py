@@ -20,10 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT
 from k8s_render import container, find
 
 pytestmark = pytest.mark.slow
 
+# `locust`, with the editable install's import hook removed: it would quietly supply any loadtest
+# module the ConfigMap lacks from this checkout, which the cluster cannot do.
+ONLY_THE_CONFIGMAP = (
+    "import sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path "
+    "if not getattr(f, '__module__', '').startswith('__editable__')]; "
+    "from locust.main import main; sys.exit(main())"
+)
 VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -101,9 +110,10 @@ def test_master_and_workers_run_our_users_with_the_manifest_options(
         local = {name: value.replace(home, local_home) for name, value in env.items()}
         local[f"INFERLOAD_{server.upper()}_HOST"] = "127.0.0.1"
         local[f"INFERLOAD_{server.upper()}_{protocol_kind}_PORT"] = str(closed_port)
-        return {**os.environ, **local, "PYTHONPATH": local["PYTHONPATH"]}
+        # inferload's stubs (baked into the image there) from the repository, after the ConfigMap
+        return {**os.environ, **local, "PYTHONPATH": f"{local['PYTHONPATH']}{os.pathsep}{ROOT}"}
 
-    locust = [sys.executable, "-m", "locust"]
+    locust = [sys.executable, "-c", ONLY_THE_CONFIGMAP]
     csv_prefix = tmp_path / "stats"
     master_cmd = [a.replace(home, local_home) for a in master_args[:-1]] + [
         "--master-bind-host=127.0.0.1",
