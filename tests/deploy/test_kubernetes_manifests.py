@@ -51,6 +51,21 @@ def test_the_validator_refuses_a_misspelt_field(stack_docs: list[dict[str, Any]]
         kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[0], strict=True)
 
 
+def test_validation_needs_no_network(
+    stack_docs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schemas ship inside kubernetes-validate: nothing is fetched (CI has no network)."""
+    import socket
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("kubernetes-validate tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for doc in stack_docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
+
+
 def test_everything_runs_in_the_inferload_namespace(stack_docs: list[dict[str, Any]]) -> None:
     namespaced = [d for d in stack_docs if d["kind"] != "Namespace"]
     assert {d["metadata"]["namespace"] for d in namespaced} == {"inferload"}
