@@ -272,7 +272,7 @@ def test_torchserve_is_ready_only_with_a_model_worker_ready(stack_docs: list[dic
     assert "'READY'" in command
 
 
-def test_torchserve_readiness_check_runs(tmp_path: Path, stack_docs: list[dict[str, Any]]) -> None:
+def test_torchserve_readiness_check_runs(stack_docs: list[dict[str, Any]]) -> None:
     """The probe's Python is valid and decides on READY workers (management API answer stubbed)."""
     argv = container(stack_docs, "torchserve", "torchserve")["readinessProbe"]["exec"]["command"]
     assert argv[:2] == ["python", "-c"]
