@@ -6,6 +6,7 @@ ConfigMap, and every `$(VAR)` in an argument defined (the kubelet leaves an unde
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -310,21 +311,60 @@ def test_servers_have_liveness_and_patient_startup_probes(
 # --- Locust ---------------------------------------------------------------------------------------
 
 
-def test_locust_configmap_holds_the_current_loadtest_package(stack_docs: list[dict[str, Any]]) -> None:
-    """Generated from loadtest/ at build time; here: every module, byte for byte, and nothing else."""
+def _loadtest_imports(module: str) -> set[str]:
+    """loadtest modules that loadtest/<module> imports, at module level or inside functions."""
+    tree = ast.parse((ROOT / "loadtest" / module).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:
+                found.add(node.module.split(".")[0])
+            elif node.level == 1:
+                found |= {alias.name for alias in node.names}
+            elif node.module and node.module.startswith("loadtest."):
+                found.add(node.module.split(".")[1])
+            elif node.module == "loadtest":
+                found |= {alias.name for alias in node.names if alias.name.startswith("_")}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("loadtest.")}
+    return {f"{name}.py" for name in found if (ROOT / "loadtest" / f"{name}.py").is_file()}
+
+
+def _locust_needs() -> set[str]:
+    """Every loadtest file `locust -f loadtest/locustfile.py` can import (the package's __init__ first)."""
+    needed, todo = set(), ["__init__.py", "locustfile.py"]
+    while todo:
+        module = todo.pop()
+        if module not in needed:
+            needed.add(module)
+            todo += sorted(_loadtest_imports(module))
+    return needed
+
+
+def test_locust_configmap_holds_the_current_loadtest_modules(stack_docs: list[dict[str, Any]]) -> None:
+    """Generated from loadtest/ at build time: every module the users import, byte for byte."""
     data = find(stack_docs, "ConfigMap", "loadtest")["data"]
-    package = {path.name: path.read_text() for path in (ROOT / "loadtest").glob("*.py")}
-    assert sorted(data) == sorted(package), (
-        "update the `loadtest` list in deploy/kubernetes/kustomization.yaml"
+    missing = _locust_needs() - set(data)
+    assert not missing, (
+        f"add {sorted(missing)} to the `loadtest` list in deploy/kubernetes/kustomization.yaml"
     )
-    assert data == package
+    for name, text in data.items():
+        assert text == (ROOT / "loadtest" / name).read_text()
     assert sum(len(text.encode()) for text in data.values()) < 1_000_000  # a ConfigMap holds at most 1 MiB
 
 
-def test_kustomization_lists_every_loadtest_module() -> None:
+def test_the_import_walk_sees_the_package_structure() -> None:
+    """Guards the test above: the walk follows relative and absolute imports."""
+    needs = _locust_needs()
+    assert {"__init__.py", "locustfile.py", "_engine.py", "_transports.py", "_payloads.py"} <= needs
+    assert all((ROOT / "loadtest" / name).is_file() for name in needs)
+
+
+def test_kustomization_lists_loadtest_modules_only() -> None:
     generators = {g["name"]: g for g in load_kustomization(KUBERNETES)["configMapGenerator"]}
-    listed = sorted(Path(entry).name for entry in generators["loadtest"]["files"])
-    assert listed == sorted(path.name for path in (ROOT / "loadtest").glob("*.py"))
+    for entry in generators["loadtest"]["files"]:
+        path = (KUBERNETES / entry).resolve()
+        assert path.parent == ROOT / "loadtest" and path.suffix == ".py", entry
 
 
 @pytest.mark.parametrize("deployment", ["locust-master", "locust-worker"])
