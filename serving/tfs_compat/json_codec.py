@@ -488,7 +488,8 @@ def _fast_columnar(value: Any, specs: Mapping[str, InputSpec]) -> dict[str, np.n
     return {name: _fast_tensor(value[name], spec) for name, spec in specs.items()}
 
 
-_LITERALS = (b"true", b"false", b"null")
+# A null makes NumPy's array an object array (caught by the dtype check); a bool becomes 1/0 silently.
+_LITERALS = (b"true", b"false")
 
 
 def decode_predict_request(body: bytes, model: LoadedModel) -> DecodedRequest:
@@ -515,7 +516,7 @@ def decode_predict_request(body: bytes, model: LoadedModel) -> DecodedRequest:
             f"JSON Value: {debug_string(document)} Not formatted correctly expecting only one of 'inputs' or "
             "'instances' keys to exist "
         )
-    # true/false/null only ever reach a numeric tensor as errors, which NumPy would hide (True -> 1).
+    # true/false only reach a numeric tensor as errors, which NumPy would hide (True -> 1.0).
     literals = any(literal in body for literal in _LITERALS)
     if has_instances:
         instances = document["instances"]
