@@ -223,23 +223,23 @@ def test_fail_fast_0_keeps_a_failing_run_going(port_of, small_features, tmp_path
 
 
 @pytest.mark.servers
-def test_in_the_web_ui_the_run_stops_and_the_ui_shows_why(port_of, small_features, tmp_path) -> None:
-    web_port = Ports.free().tfserving_rest
-    base = f"http://127.0.0.1:{web_port}"
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        LOADTEST_DIR,
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        str(web_port),
-    ]
-    ui = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+@pytest.mark.parametrize("processes", [0, 2], ids=["one-process", "master-and-2-workers"])
+def test_in_the_web_ui_the_run_stops_and_the_ui_shows_why(
+    port_of, small_features, tmp_path, processes: int
+) -> None:
+    free = Ports.free()
+    base = f"http://127.0.0.1:{free.tfserving_rest}"
+    command = [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--web-host", "127.0.0.1"]
+    command += ["--web-port", str(free.tfserving_rest)]
+    if processes:
+        port = str(free.tfserving_grpc)
+        command += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
+    ui = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: get(f"{base}/"), what="the web UI")
+        if processes:
+            stats = f"{base}/stats/requests"
+            wait_for(lambda: len(json.loads(get(stats))["workers"]) == processes, what="the workers")
         form = {
             "user_count": "2",
             "spawn_rate": "2",
