@@ -391,13 +391,20 @@ class ComposeStack:
         return self
 
     def down(self) -> list[str]:
-        """Stop and remove this project's containers (idempotent); returns the services it had."""
+        """Stop and remove this stack's services (idempotent); returns them. Other services of the same
+        compose project (a shared `project` name) are left running; the project's network goes with
+        its last container."""
         if self.override_path is None:
             return []
-        result = self._compose("down", "--remove-orphans", "--timeout", "10", timeout_s=180.0)
+        removed = self._compose("rm", "--stop", "--force", "-v", *self.servers, timeout_s=180.0)
         self._containers.clear()
-        if result.returncode != 0:
-            raise ComposeError(f"`docker compose down` of project {self.project} failed: {_tail(result)}")
+        if removed.returncode != 0:
+            raise ComposeError(f"`docker compose rm` of {', '.join(self.servers)} failed: {_tail(removed)}")
+        remaining = self._compose("ps", "-q", timeout_s=30.0)
+        if remaining.returncode == 0 and not remaining.stdout.strip():
+            result = self._compose("down", "--remove-orphans", "--timeout", "10", timeout_s=180.0)
+            if result.returncode != 0:
+                raise ComposeError(f"`docker compose down` of project {self.project} failed: {_tail(result)}")
         return list(self.servers)
 
     def __enter__(self) -> ComposeStack:

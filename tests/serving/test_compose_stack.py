@@ -46,6 +46,9 @@ class FakeDocker:
         if argv[:2] == ["docker", "inspect"]:
             return subprocess.CompletedProcess(argv, 0, json.dumps(self.state), "")
         if "ps" in argv:
+            if argv[-1] == "-q":  # the whole project
+                running = [] if self.commands("rm") else ["id-of-tfserving", "id-of-torchserve"]
+                return subprocess.CompletedProcess(argv, 0, "".join(f"{c}\n" for c in running), "")
             return subprocess.CompletedProcess(argv, 0, f"id-of-{argv[-1]}\n", "")
         if "logs" in argv:
             return subprocess.CompletedProcess(argv, 0, "Failed to start server. Error: ...\n", "")
@@ -127,7 +130,7 @@ def test_a_container_that_exits_during_start_up_fails_with_its_log_and_is_taken_
     monkeypatch.setattr(stack, "_health", lambda server: "model 'linear' to be AVAILABLE")
     with pytest.raises(ComposeError, match=r"(?s)stopped during start-up \(exit code 255\).*Failed to start"):
         stack.up(timeout_s=60)
-    assert fake.commands("down")  # cleaned up after the failed start
+    assert fake.commands("rm") and fake.commands("down")  # cleaned up after the failed start
 
 
 def test_health_timeout_names_what_each_server_still_waits_for(
@@ -193,6 +196,20 @@ def test_alive_means_running_and_not_restarting(
 ) -> None:
     stack = _stack(tmp_path, artifacts, FakeDocker(state=state))
     assert stack.alive("tfserving") is alive
+
+
+def test_down_removes_only_its_own_services_and_the_network_with_the_last(
+    tmp_path: Path, artifacts: ArtifactLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDocker()
+    stack = _stack(tmp_path, artifacts, fake, servers=["torchserve"], project="shared")
+    monkeypatch.setattr(stack, "_health", lambda server: None)
+    stack.up(timeout_s=5)
+    assert stack.down() == ["torchserve"]
+    (rm,) = fake.commands("rm")
+    assert rm[-5:] == ["rm", "--stop", "--force", "-v", "torchserve"]
+    assert rm[rm.index("-p") + 1] == "shared"
+    assert fake.commands("down")  # nothing else was left in the project
 
 
 def test_down_before_up_does_nothing(tmp_path: Path, artifacts: ArtifactLayout) -> None:
