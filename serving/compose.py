@@ -38,6 +38,7 @@ __all__ = [
     "ComposeStack",
     "compose_env",
     "override",
+    "require_engine",
     "tfserving_command",
     "torchserve_properties",
     "validate_compose",
@@ -525,14 +526,7 @@ class ComposeStack:
             raise ComposeError("cannot bring the compose services up:\n  - " + "\n  - ".join(problems))
 
     def _require_engine(self) -> None:
-        """Fail in seconds, not at the health timeout, when no Docker engine answers."""
-        result = self._run(["docker", "info", "--format", "{{.ServerVersion}}"], ENGINE_TIMEOUT_S)
-        if result.returncode != 0 or not result.stdout.strip():
-            raise ComposeError(
-                f"no Docker engine is reachable ({_tail(result) or 'docker info printed nothing'}): start it "
-                "(`sudo systemctl start docker`, or open Docker Desktop), check DOCKER_HOST and that your "
-                "user may use the socket (`docker info`), or run the matrix with `target: {kind: local}`"
-            )
+        require_engine(self._run)
 
     def _wait_healthy(self, timeout_s: float, report: Callable[[str], None]) -> None:
         deadline = time.monotonic() + timeout_s
@@ -566,6 +560,18 @@ class ComposeStack:
     def _logs(self, server: str, lines: int = 20) -> str:
         result = self._compose("logs", "--no-color", "--tail", str(lines), server, timeout_s=30.0)
         return result.stdout.strip() or result.stderr.strip() or "(no log)"
+
+
+def require_engine(run: Runner = _run) -> None:
+    """Raise ComposeError in seconds (never at a health timeout) when no Docker engine answers; for a
+    runner that wants to refuse a compose matrix before any load."""
+    result = run(["docker", "info", "--format", "{{.ServerVersion}}"], ENGINE_TIMEOUT_S)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise ComposeError(
+            f"no Docker engine is reachable ({_tail(result) or 'docker info printed nothing'}): start it "
+            "(`sudo systemctl start docker`, or open Docker Desktop), check DOCKER_HOST and that your "
+            "user may use the socket (`docker info`), or run the matrix with `target: {kind: local}`"
+        )
 
 
 def _validate_servers(servers: Iterable[str]) -> tuple[str, ...]:
