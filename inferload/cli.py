@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("export", "serve", "load", "merge", "run", "report", "floor", "demo")
+COMMANDS = ("export", "serve", "load", "load-worker", "merge", "run", "report", "floor", "demo")
 
 
 class UsageError(Exception):
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"inferload.commands.{name}")
+        module = importlib.import_module(f"inferload.commands.{name.replace('-', '_')}")
         module.register(subparsers)
     return parser
 

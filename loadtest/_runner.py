@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,10 +124,10 @@ def _pinned(argv: list[str], cpus: tuple[int, ...] | None) -> list[str]:
     return [taskset, "--cpu-list", ",".join(str(c) for c in cpus), *argv]
 
 
-def _spawn_workers(settings: LoadSettings, out_dir: Path) -> list[_WorkerState]:
+def _spawn_workers(settings: LoadSettings, out_dir: Path, stream_offset: int = 0) -> list[_WorkerState]:
     workers = []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for stream in range(settings.processes):
+    for stream in range(stream_offset, stream_offset + settings.processes):
         log_path = out_dir / f"worker.{stream}.log"
         log = open(log_path, "w")  # noqa: SIM115 - owned by the child from here on
         argv = _pinned(
@@ -233,18 +233,31 @@ def _encoding_records(settings: LoadSettings, ready: dict[str, Any]) -> list[Enc
     ]
 
 
-def run_load(settings: LoadSettings, out_dir: str | Path, progress: bool = True) -> LoadSummary:
+StartGate = Callable[[], int]
+"""Called once every local load process is ready; returns the common start (local monotonic ns)."""
+
+
+def run_load(
+    settings: LoadSettings,
+    out_dir: str | Path,
+    progress: bool = True,
+    *,
+    stream_offset: int = 0,
+    start_gate: StartGate | None = None,
+) -> LoadSummary:
     """Run one load (open or closed loop) and write requests.<k>.jsonl, payloads.json, load.json.
 
     Raises TargetError before any load if nothing answers at the target or it serves another
     model or input width (TargetUnreachable / TargetMismatch), LoadError if a
     worker cannot start, and KeyboardInterrupt after a clean stop on SIGINT/SIGTERM.
+    `stream_offset` and `start_gate` let several hosts share one run (loadtest/_cluster.py): local
+    streams are numbered from the offset, and the gate says when everyone starts.
     """
     out_dir = Path(out_dir)
     check_cpus(settings)
     preflight(settings)  # before anything is written: a refused target leaves no run directory
     out_dir.mkdir(parents=True, exist_ok=True)
-    workers = _spawn_workers(settings, out_dir)
+    workers = _spawn_workers(settings, out_dir, stream_offset)
     stopped: list[int] = []
     try:
         with _forward_signals(workers, stopped):
@@ -254,7 +267,10 @@ def run_load(settings: LoadSettings, out_dir: str | Path, progress: bool = True)
                 if stopped:  # stopped while workers were still building their payloads
                     raise KeyboardInterrupt from None
                 raise
-            start_ns = time.monotonic_ns() + round(START_DELAY_S * 1e9)
+            if start_gate is None:
+                start_ns = time.monotonic_ns() + round(START_DELAY_S * 1e9)
+            else:
+                start_ns = start_gate()
             for worker in workers:
                 _send(worker.process.stdin, {"start_ns": start_ns})
             _progress_loop(settings, workers, start_ns, progress)

@@ -56,6 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lateness-limit-ms", type=float, default=5.0, help="lateness p99 above it: invalid")
     parser.add_argument("--run-label", default="load", help="run label echoed into the records")
     parser.add_argument("--server-kind", help='label of what serves, e.g. "tfs-compat"')
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="load workers on other hosts to wait for (`inferload load-worker --connect` there); "
+        "each takes its share of --rate",
+    )
+    parser.add_argument("--listen", metavar="HOST:PORT", help="with --workers: where the workers connect")
+    parser.add_argument("--join-timeout", type=float, default=120.0, metavar="S", help="wait for --workers")
     parser.add_argument("--cpus", default="auto", metavar="LIST", help=_cpus_help())
     parser.add_argument(
         "--state-dir",
@@ -168,8 +177,16 @@ def run(args: argparse.Namespace) -> int:
             f"{settings.protocol} at a non-standard port): give --metadata-url to check it",
             file=sys.stderr,
         )
+    if args.workers < 0 or (args.workers and not args.listen):
+        raise UsageError("--workers N needs --listen HOST:PORT (an address of this host the workers reach)")
     try:
-        summary = run_load(settings, args.out, progress=not args.quiet)
+        if args.workers:
+            from loadtest._cluster import run_load_cluster
+
+            summary = run_load_cluster(settings, args.out, listen=args.listen, workers=args.workers,
+                                       join_timeout_s=args.join_timeout, progress=not args.quiet)
+        else:
+            summary = run_load(settings, args.out, progress=not args.quiet)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     except LoadError as exc:
@@ -184,6 +201,9 @@ def run(args: argparse.Namespace) -> int:
         f"lateness p50 {_ms(lateness['p50'])} p99 {_ms(lateness['p99'])}; "
         f"generator CPU {summary.generator_cpu_percent_total:.0f}%"
     )
+    if len(summary.hosts) > 1:
+        for host, entry in summary.hosts.items():
+            print(f"  {host}: {len(entry['streams'])} stream(s), {entry['rate']:g}/s, {entry['sent']} sent")
     print(f"records in {args.out} ({'VALID' if summary.valid else 'INVALID'})")
     for reason in summary.invalid_reasons:
         print(f"  invalid: {reason}")

@@ -48,6 +48,14 @@ class Lab:
     generators: tuple[LabHost, ...]
 
 
+@dataclass(frozen=True)
+class ServerHost:
+    """The lab with both servers running on its server host."""
+
+    lab: Lab
+    grpc_port: int  # TF Serving (tfs-compat) gRPC on the server host's address
+
+
 def _ip(netns: str, *args: str) -> None:
     subprocess.run(["ip", "-n", netns, *args], check=True, capture_output=True, text=True, timeout=30)
 

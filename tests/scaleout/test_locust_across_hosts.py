@@ -9,26 +9,21 @@ it lost a worker. A worker that cannot reach its master stops quickly with a cle
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from lab_network import Lab, LabHost, lab
+from lab_network import LabHost, ServerHost
 from netns import skip_reason
 from scipy import stats
 
 from loadtest._merge import merge_runs
 from loadtest._schema import read_run
-from models.artifacts import ArtifactLayout
 
 pytestmark = [
     pytest.mark.servers,
@@ -40,37 +35,10 @@ pytestmark = [
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = str(REPO / "loadtest" / "locustfile.py")
 LOCUST = str(Path(sys.executable).with_name("locust"))
-INFERLOAD = [sys.executable, "-m", "inferload"]
-PREFIX = os.environ.get("INFERLOAD_NETNS_PREFIX", "h4")
 MASTER_PORT = 15557  # inside the server host's own namespace: nothing else listens there
 TOTAL_RATE = 40.0
 USERS = 4  # two per worker: 10/s each
 RUN_S = 8
-
-
-@dataclass(frozen=True)
-class ServerHost:
-    lab: Lab
-    grpc_port: int  # TF Serving (tfs-compat) gRPC on the server host's address
-
-
-@pytest.fixture(scope="module")
-def three_hosts(
-    small_artifacts: ArtifactLayout, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerHost]:
-    state = tmp_path_factory.mktemp("servers")
-    with lab(PREFIX) as net:
-        up = net.server.run([*INFERLOAD, "serve", "up", "--artifacts", str(small_artifacts.root),
-                             "--bind", net.server.address, "--free-ports", "--cpus", "all",
-                             "--state-dir", str(state), "--timeout", "240"],
-                            capture_output=True, text=True, timeout=400, cwd=REPO)
-        try:
-            assert up.returncode == 0, up.stdout + up.stderr
-            servers = json.loads((state / "servers.json").read_text())
-            yield ServerHost(net, int(servers["ports"]["tfserving_grpc"]))
-        finally:
-            net.server.run([*INFERLOAD, "serve", "down", "--state-dir", str(state)], capture_output=True,
-                           timeout=120, cwd=REPO)
 
 
 def start_worker(host: LabHost, master: str, log: Path, timeout_s: float = 60) -> subprocess.Popen[bytes]:

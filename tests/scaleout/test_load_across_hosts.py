@@ -1,0 +1,147 @@
+"""`inferload load --workers 2` on the server host with `inferload load-worker` on two generator hosts
+(network namespaces, real tfs-compat, small model): one run directory with every host's streams,
+Poisson at the total rate; a worker host killed mid-run leaves its records and is named as lost; a
+worker that cannot reach its coordinator says so quickly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lab_network import LabHost, ServerHost
+from netns import skip_reason
+from scipy import stats
+
+from loadtest._schema import read_run
+
+pytestmark = [
+    pytest.mark.servers,
+    pytest.mark.slow,
+    pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason())),
+    pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare is needed"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+INFERLOAD = [sys.executable, "-m", "inferload"]
+COORDINATOR_PORT = 15600
+TOTAL_RATE = 45.0  # three streams (one per host): 15/s each
+DURATION_S = 6
+
+
+def coordinator(env: ServerHost, out: Path, log: Path) -> subprocess.Popen[bytes]:
+    address = env.lab.server.address
+    with open(log, "wb") as handle:
+        return env.lab.server.popen(
+            [*INFERLOAD, "load", "--server", "tfserving", "--protocol", "grpc", "--host", address,
+             "--port", str(env.grpc_port), "--features", "1024", "--rate", str(TOTAL_RATE),
+             "--duration", str(DURATION_S), "--warmup", "0.5", "--workers", "2",
+             "--listen", f"{address}:{COORDINATOR_PORT}", "--join-timeout", "120", "--cpus", "all",
+             "--out", str(out), "--quiet"],
+            stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def worker(host: LabHost, master: str, out: Path, log: Path,
+           timeout_s: float = 60) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as handle:
+        return host.popen(
+            [*INFERLOAD, "load-worker", "--connect", f"{master}:{COORDINATOR_PORT}", "--out", str(out),
+             "--connect-timeout", str(timeout_s)],
+            stdout=handle, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+
+
+def finish(processes: list[subprocess.Popen[bytes]], timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            if os.getpgid(process.pid) == process.pid:  # a worker host: its whole session
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+            process.wait()
+
+
+def logs(*paths: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in paths if p.exists())
+
+
+def test_three_hosts_send_one_poisson_run_at_the_total_rate(three_hosts: ServerHost, tmp_path: Path) -> None:
+    lab = three_hosts.lab
+    run = tmp_path / "run"
+    log_paths = [tmp_path / "coordinator.log", tmp_path / "gen1.log", tmp_path / "gen2.log"]
+    main = coordinator(three_hosts, run, log_paths[0])
+    workers = [worker(gen, lab.server.address, tmp_path / f"share{k}", log)
+               for k, (gen, log) in enumerate(zip(lab.generators, log_paths[1:], strict=True))]
+    finish([main, *workers])
+    assert all(w.returncode == 0 for w in workers), logs(*log_paths)
+
+    load = json.loads((run / "load.json").read_text())
+    hosts = {lab.server.hostname, *(g.hostname for g in lab.generators)}
+    assert set(load["hosts"]) == hosts, logs(*log_paths)
+    assert all(entry["rate"] == pytest.approx(TOTAL_RATE / 3) for entry in load["hosts"].values())
+    assert load["target_rate"] == pytest.approx(TOTAL_RATE) and load["processes"] == 3
+    assert load["lost_workers"] == []
+    assert len(load["generator_cpu_percent"]) == 3  # every host's load process reported
+
+    data = read_run(run)
+    window = data.records[data.records["in_window"]]
+    starts = [h["measure_start_ns"] for h in data.headers]
+    assert max(starts) - min(starts) < 2_000_000  # one common start (one machine: one wall clock)
+    arrivals = np.sort(window["scheduled_ns"].to_numpy())
+    expected = TOTAL_RATE * DURATION_S
+    assert abs(len(arrivals) - expected) < 3 * np.sqrt(expected), (len(arrivals), expected)
+    ks = stats.kstest(np.diff(arrivals) / 1e9, "expon", args=(0, 1 / TOTAL_RATE))
+    assert ks.pvalue > 0.01, ks
+    assert (window["status"] == "ok").mean() > 0.9
+
+
+def test_a_worker_host_killed_mid_run_keeps_its_records_and_is_named_lost(
+    three_hosts: ServerHost, tmp_path: Path
+) -> None:
+    lab = three_hosts.lab
+    run = tmp_path / "run"
+    log_paths = [tmp_path / "coordinator.log", tmp_path / "gen1.log", tmp_path / "gen2.log"]
+    main = coordinator(three_hosts, run, log_paths[0])
+    survivor = worker(lab.generators[0], lab.server.address, tmp_path / "share1", log_paths[1])
+    victim = worker(lab.generators[1], lab.server.address, tmp_path / "share2", log_paths[2])
+    try:
+        deadline = time.monotonic() + 180
+        while not list(run.glob("requests.*.jsonl")) or len(list(run.glob("requests.*.jsonl"))) < 3:
+            assert time.monotonic() < deadline and main.poll() is None, logs(*log_paths)
+            time.sleep(0.2)
+        time.sleep(DURATION_S / 2)
+        os.killpg(victim.pid, signal.SIGKILL)  # the whole worker host: load-worker and its load process
+    finally:
+        finish([main, survivor, victim])
+
+    load = json.loads((run / "load.json").read_text())
+    victim_host = lab.generators[1].hostname
+    assert len(load["lost_workers"]) == 1, load["lost_workers"]
+    assert load["lost_workers"][0].startswith(f"load worker on {victim_host} (streams 2-2)")
+    assert not load["valid"]
+    lost = [s for s in load["streams"] if s["host"] == victim_host]
+    assert lost and sum(s["arrivals"] for s in lost) >= 0.5 * (TOTAL_RATE / 3) * (DURATION_S / 3)
+    assert load["hosts"][lab.generators[0].hostname]["sent"] > load["hosts"][victim_host]["sent"]
+
+
+def test_a_worker_that_cannot_reach_its_coordinator_says_so(three_hosts: ServerHost, tmp_path: Path) -> None:
+    gen = three_hosts.lab.generators[0]
+    log = tmp_path / "worker.log"
+    started = time.monotonic()
+    lonely = worker(gen, three_hosts.lab.server.address, tmp_path / "share", log, timeout_s=2)
+    finish([lonely], timeout_s=60)
+    assert lonely.returncode == 2, logs(log)
+    text = log.read_text()
+    address = f"{three_hosts.lab.server.address}:{COORDINATOR_PORT}"
+    assert f"cannot reach the load coordinator at {address}" in text
+    assert "start `inferload load --workers N" in text
+    assert time.monotonic() - started < 45
