@@ -148,7 +148,8 @@ class ServerDecomposition:
     batch: int
     rate: float | None
     concurrency: int | None
-    repetitions: int  # usable repetitions with server-side figures
+    repetitions: int  # repetitions with server-side figures behind the means
+    usable: bool  # False: no usable repetition, shown from excluded ones (never in verdicts)
     client_latency_mean_ms: float | None
     server_queue_ms: float | None
     server_inference_ms: float | None
@@ -168,10 +169,12 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def server_decomposition(cells: Sequence[CellSummary]) -> list[ServerDecomposition]:
-    """One row per usable cell whose runs have server-side figures, in cell order."""
+    """One row per cell whose runs have server-side figures, in cell order: from its usable repetitions,
+    or, when it has none, from its excluded ones (marked, so a busy machine still shows the split)."""
     rows = []
     for cell in cells:
-        runs = [r for r in cell.runs if r.usable and r.server_side is not None]
+        measured = [r for r in cell.runs if r.server_side is not None]
+        runs = [r for r in measured if r.usable] or measured
         if not runs:
             continue
         sides = [r.server_side for r in runs if r.server_side is not None]
@@ -179,6 +182,9 @@ def server_decomposition(cells: Sequence[CellSummary]) -> list[ServerDecompositi
         queue = _mean([s.queue_ms for s in sides])
         inference = _mean([s.inference_ms for s in sides])
         notes = list(dict.fromkeys(note for s in sides for note in s.notes))
+        usable = any(r.usable for r in runs)
+        if not usable:
+            notes.insert(0, f"excluded from verdicts ({cell.exclusion_label}): shown for the split only")
         rest = None
         if client is not None and inference is not None:
             rest = client - inference - (queue or 0.0)
@@ -195,6 +201,7 @@ def server_decomposition(cells: Sequence[CellSummary]) -> list[ServerDecompositi
                 rate=cell.key.rate,
                 concurrency=cell.key.concurrency,
                 repetitions=len(runs),
+                usable=usable,
                 client_latency_mean_ms=client,
                 server_queue_ms=queue,
                 server_inference_ms=inference,

@@ -54,9 +54,26 @@ def results(tmp_path: Path) -> ResultsBuilder:
     return builder
 
 
+def test_a_cell_with_only_excluded_repetitions_is_shown_marked(tmp_path: Path) -> None:
+    """A busy machine can invalidate every run; the split is still shown, never as a usable cell."""
+    builder = ResultsBuilder(tmp_path / "experiment")
+    start, end = WINDOW_START_NS, WINDOW_START_NS + 10 * NS_PER_S
+    metrics = [_sample(start - 1, 0.0, 0, 0, 0), _sample(end + 1, 1.0, 400, 400_000, 800_000)]
+    builder.cell(
+        protocol="rest-json", rate=40, requests=evenly(400, 10.0), metrics=metrics,
+        valid=False, invalid_reasons=["generator lateness p99 9 ms is above the limit 5.0 ms"],
+    )
+    (row,) = server_decomposition(load_experiment(builder.root).cells)
+    assert row.usable is False
+    assert row.notes[0].startswith("excluded from verdicts (generator invalid)")
+    assert (row.server_queue_ms, row.server_inference_ms) == (pytest.approx(1.0), pytest.approx(1.0))
+
+
 def test_mean_latency_is_split_into_queue_inference_and_rest(results: ResultsBuilder) -> None:
     (row,) = server_decomposition(load_experiment(results.root).cells)
-    assert (row.server, row.protocol, row.rate, row.repetitions) == ("torchserve", "rest-json", 40.0, 1)
+    assert (row.server, row.protocol, row.rate, row.repetitions, row.usable) == (
+        "torchserve", "rest-json", 40.0, 1, True
+    )
     assert row.client_latency_mean_ms == pytest.approx(10.0)
     assert row.server_queue_ms == pytest.approx(1.0)
     assert row.server_inference_ms == pytest.approx(3.0)
