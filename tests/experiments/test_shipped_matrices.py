@@ -15,6 +15,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 SHIPPED = [
     ("smoke.yaml", 6, 0, 3),
     ("protocols.yaml", 42, 0, 25),
+    ("protocols-pinned.yaml", 42, 0, 25),
     ("batch-sweep.yaml", 49, 17, 15),
     ("batching.yaml", 24, 0, 15),
     ("external-example.yaml", 18, 0, 10),
