@@ -268,7 +268,8 @@ def _cpu_plan(experiment: Experiment) -> CpuPlan:
 
     given = experiment.cpus
     try:
-        return experiment_plan(given.servers if given else None, given.load if given else None)
+        return experiment_plan(given.servers if given else None, given.load if given else None,
+                               pinned_servers=experiment.target.kind == "local")
     except CpuSetError as exc:
         raise ExperimentError(f"{exc} (the matrix's `cpus:` section)") from None
 

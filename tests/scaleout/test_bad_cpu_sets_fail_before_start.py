@@ -110,3 +110,10 @@ def test_load_refuses_cpus_of_the_running_servers(tmp_path: Path) -> None:
     err = done.stderr
     assert "overlap the CPUs 0 of the servers running from" in err and "disjoint" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_pinning_servers_that_inferload_does_not_start_is_refused(tmp_path: Path) -> None:
+    external = (Path(__file__).resolve().parents[2] / "experiments" / "external-example.yaml").read_text()
+    experiment = parse_experiment(external + 'cpus: {servers: "0", load: "1"}\n')
+    with pytest.raises(ExperimentError, match="cpus.servers pins servers that inferload does not start"):
+        run_experiment(experiment, tmp_path / "out", progress=False, stages=NothingMayRun())  # type: ignore[arg-type]
