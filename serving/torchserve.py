@@ -79,6 +79,9 @@ def config_properties(
         "model_store": str(model_store),
         "load_models": f"{MODEL_NAME}.mar",
         "models": json.dumps(model),
+        # The default metrics config is enough for the server-side view: its counters
+        # ts_queue_latency_microseconds / ts_inference_latency_microseconds (REST jobs only in 0.12)
+        # and ts_inference_requests_total (REST and gRPC) on the metrics port (analysis/server_side.py).
         "metrics_mode": "prometheus",
         "decode_input_request": str(settings.torchserve_decode_input_request).lower(),
         # The periodic system-metrics collector forks a Python process every minute: noise under load.
