@@ -125,7 +125,7 @@ class Stack:
             MonitoredServer(
                 name=name,
                 kind=server.kind,
-                metrics_url=metrics_url(name, server.ports),
+                metrics_url=metrics_url(name, server.ports, url_host(connect_host(self.host))),
                 pid=server.pid,
             )
             for name, server in self.servers.items()

@@ -65,3 +65,29 @@ def test_an_endpoint_that_does_not_answer_says_why() -> None:
 def test_interval_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="interval_s must be > 0"):
         ServerMonitor([], tmp_path, interval_s=0)
+
+
+@pytest.mark.parametrize(
+    ("bind", "metrics_host"),
+    [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("::1", "[::1]"), ("198.18.0.1", "198.18.0.1")],
+)
+def test_a_local_stack_is_watched_by_pid_and_metrics_on_its_bound_address(
+    bind: str, metrics_host: str, tmp_path: Path
+) -> None:
+    from serving import Ports
+    from serving.stack import ServerInfo
+
+    ports = Ports()
+    servers = {
+        name: ServerInfo(name, kind, pid, 0.0, ports.of(name), {}, "log", "work")
+        for name, kind, pid in (("tfserving", "tfs-compat", 11), ("torchserve", "torchserve", 22))
+    }
+    stack = Stack(
+        artifacts=None, settings=None, ports=ports, state_dir=tmp_path, servers=servers, host=bind  # type: ignore[arg-type]
+    )
+    assert stack.monitored() == [
+        MonitoredServer(
+            "tfserving", "tfs-compat", f"http://{metrics_host}:8501/monitoring/prometheus/metrics", pid=11
+        ),
+        MonitoredServer("torchserve", "torchserve", f"http://{metrics_host}:8082/metrics", pid=22),
+    ]
