@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -474,11 +474,6 @@ def scrape_series(url: str, timeout_s: float = 2.0) -> tuple[dict[str, float], s
         return {}, f"not Prometheus text: {exc}"[:300]
 
 
-def scrape(url: str, timeout_s: float = 2.0) -> dict[str, float]:
-    """The series of one scrape ({} if the endpoint does not answer)."""
-    return scrape_series(url, timeout_s)[0]
-
-
 def parse_metrics(text: str) -> dict[str, float]:
     """Prometheus exposition text as {series key: value}: what deltas over a window need.
 
@@ -488,7 +483,7 @@ def parse_metrics(text: str) -> dict[str, float]:
     Raises ValueError on text that is not the Prometheus format.
     """
     series: dict[str, float] = {}
-    for family in _families(text):
+    for family in text_string_to_metric_families(text):
         if family.name.startswith(_SKIPPED_PREFIXES):
             continue
         for sample in family.samples:
@@ -501,6 +496,3 @@ def parse_metrics(text: str) -> dict[str, float]:
             series[key] = series.get(key, 0.0) + sample.value
     return series
 
-
-def _families(text: str) -> Iterator[Any]:
-    return iter(list(text_string_to_metric_families(text)))
