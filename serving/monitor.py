@@ -495,4 +495,3 @@ def parse_metrics(text: str) -> dict[str, float]:
             key = series_key(sample.name, labels)
             series[key] = series.get(key, 0.0) + sample.value
     return series
-
