@@ -67,6 +67,13 @@ def test_help_prints_the_usage_and_exits_255() -> None:
     assert result.returncode == 255 and "--enable_batching=false" in result.stdout
 
 
+def test_version_prints_the_versions_and_exits_0() -> None:
+    result = _run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("TensorFlow ModelServer: tfs-compat")
+    assert "TensorFlow Library: " in result.stdout
+
+
 def test_batching_file_without_enable_batching_is_refused_as_the_real_binary_refuses_it() -> None:
     result = _run("--model_base_path=/m", "--batching_parameters_file=/b.txt")
     assert result.returncode == 255
