@@ -24,6 +24,7 @@ def _load_with_monitor(stack: Stack, server: str, protocol: str, run_dir: Path) 
         ("tfserving", "grpc"): ports.tfserving_grpc,
         ("tfserving", "rest-json"): ports.tfserving_rest,
         ("torchserve", "rest-json"): ports.torchserve_inference,
+        ("torchserve", "grpc"): ports.torchserve_grpc,
     }[(server, protocol)]
     settings = LoadSettings(
         server=server,
@@ -62,6 +63,18 @@ def _check_counts_and_times(run_dir: Path, server: str) -> None:
 def test_torchserve_rest_queue_and_backend_times(both_servers: Stack, tmp_path: Path) -> None:
     _load_with_monitor(both_servers, "torchserve", "rest-json", tmp_path)
     _check_counts_and_times(tmp_path, "torchserve")
+
+
+def test_torchserve_grpc_requests_are_counted_but_not_timed(both_servers: Stack, tmp_path: Path) -> None:
+    """TorchServe 0.12 adds to ts_queue/ts_inference_latency_microseconds in RestJob only."""
+    _load_with_monitor(both_servers, "torchserve", "grpc", tmp_path)
+    side = summarize_run(tmp_path, Slo()).server_side
+    assert side is not None and side.client_ok is not None and side.client_ok >= 100
+    assert side.server_requests == pytest.approx(side.client_ok, abs=max(4, 0.05 * side.client_ok))
+    assert (side.queue_ms, side.inference_ms, side.request_ms) == (None, None, None)
+    samples = read_server_samples(tmp_path / "server_metrics.jsonl")
+    for family in ("ts_queue_latency_microseconds_total", "ts_inference_latency_microseconds_total"):
+        assert samples[0].total(family) == samples[-1].total(family), f"{family} moved for gRPC"
 
 
 def test_tfs_compat_batching_queue_and_runtime(
