@@ -19,7 +19,9 @@ INFERLOAD_TORCHSERVE_REST_PORT, INFERLOAD_TORCHSERVE_GRPC_PORT.
 The class picker is on by default (the six classes are generated from the server x protocol
 table). Features per instance: `--features`, else `--artifacts`' model.json, else asked from the
 server (TF Serving's model metadata; TorchServe's management API, `--metadata-url` or
-INFERLOAD_<SERVER>_METADATA_URL where it is not at the standard port); the log says which.
+INFERLOAD_<SERVER>_METADATA_URL where it is not at the standard port); the log says which. Where
+the server can be asked, a given count it contradicts, or a model it does not serve, stops the
+run before load.
 Fail-fast: when the first `--fail-fast` (5) completed requests to a target all fail, the run stops
 with the server's error text (headless: exit code 1; web UI: the test stops, the UI stays up).
 """
@@ -47,7 +49,7 @@ from locust.stats import CSV_STATS_INTERVAL_SEC
 from pydantic import ValidationError
 
 from loadtest._arrivals import make_arrivals, stream_seed
-from loadtest._discovery import DiscoveryError, served_features
+from loadtest._discovery import DiscoveryError, ModelNotServed, describe_served_model, served_features
 from loadtest._engine import Engine
 from loadtest._master import DEFAULT_MASTER_TIMEOUT_S, MasterUnreachable, master_of_worker, wait_for_master
 from loadtest._payloads import PayloadPool, build_pool
@@ -180,6 +182,7 @@ class FeatureCount:
 
     features: int
     source: str
+    given: bool = True  # by the user (--features / --artifacts), not read from the server
 
 
 def metadata_url(options: Any, server: str) -> str | None:
@@ -213,7 +216,35 @@ def resolve_features(options: Any, server: str, protocol: str, host: str, port: 
             "from the server; --metadata-url names where it describes its model.)"
         ) from exc
     described_at = url or metadata_url_for(server, protocol, host, port)
-    return FeatureCount(features, f"the server's description of model {model_name!r} ({described_at})")
+    source = f"the server's description of model {model_name!r} ({described_at})"
+    return FeatureCount(features, source, given=False)
+
+
+def check_against_server(
+    options: Any, server: str, protocol: str, host: str, port: int | None, given: FeatureCount
+) -> None:
+    """A feature count given by the user must be the served model's, where the server can tell.
+
+    Raises DiscoveryError (before any load) when the server serves no such model or another
+    width; when its description API cannot be read, warns and leaves it to the fail-fast check.
+    """
+    url = metadata_url(options, server) or metadata_url_for(server, protocol, host, port)
+    if url is None:
+        return  # e.g. TorchServe at non-standard ports without --metadata-url: nothing to ask
+    model_name = getattr(options, "model_name", "linear")
+    try:
+        served = describe_served_model(server, url, model_name)
+    except ModelNotServed:
+        raise
+    except DiscoveryError as exc:
+        logger.warning("%s %s: cannot check %s against the server: %s", server, protocol, given.source, exc)
+        return
+    if served.features is not None and served.features != given.features:
+        raise DiscoveryError(
+            f"{server} at {served.source} serves model {model_name!r} with {served.features} input "
+            f"features, but {given.source} gives {given.features}: use --features {served.features} "
+            "(or leave it out: the server is asked), or point --host at the server that serves this model"
+        )
 
 
 def default_host(server: str, protocol: str) -> str:
@@ -243,6 +274,8 @@ def feature_count(options: Any, server: str, protocol: str, host: str, port: int
     if key not in _feature_counts:
         try:
             resolved = resolve_features(options, server, protocol, host, port)
+            if resolved.given:
+                check_against_server(options, server, protocol, host, port, resolved)
         except DiscoveryError as exc:
             _feature_counts[key] = exc
         else:

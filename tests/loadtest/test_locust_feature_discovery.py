@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import loadtest
+from serving.ports import Ports
 
 pytestmark = pytest.mark.servers
 LOADTEST_DIR = str(Path(loadtest.__file__).parent)
@@ -110,7 +111,10 @@ def test_features_or_artifacts_given_win_over_the_server(
     assert f"torchserve rest-binary: {small_features} features per instance, {source}" in result.stderr
 
 
-def test_a_model_the_server_does_not_serve_stops_the_run_before_load(servers, port_of, tmp_path) -> None:
+@pytest.mark.parametrize("features_given", [False, True], ids=["asked", "given"])
+def test_a_model_the_server_does_not_serve_stops_the_run_before_load(
+    servers, port_of, small_features, tmp_path, features_given: bool
+) -> None:
     result = locust(
         tmp_path,
         "-u",
@@ -121,6 +125,7 @@ def test_a_model_the_server_does_not_serve_stops_the_run_before_load(servers, po
         "600s",  # never reached
         "--model-name",
         "nope",
+        *(["--features", str(small_features)] if features_given else []),
         "--metadata-url",
         description_url(servers, "torchserve"),
         "--host",
@@ -131,6 +136,77 @@ def test_a_model_the_server_does_not_serve_stops_the_run_before_load(servers, po
     error = next(line for line in result.stderr.splitlines() if "Cannot start TorchServeGrpc" in line)
     assert "serves no model named 'nope'" in error and "--model-name" in error
     assert requests_and_failures(result.stdout) == (0, 0)  # not one request sent
+
+
+@pytest.mark.parametrize(
+    ("user_class", "server", "protocol", "described_by"),
+    [
+        ("TFServingRestJson", "tfserving", "rest-json", "the target itself"),
+        ("TorchServeRestBinary", "torchserve", "rest-binary", "--metadata-url"),
+    ],
+)
+def test_a_feature_count_the_server_contradicts_stops_the_run_before_load(
+    servers,
+    port_of,
+    small_features,
+    tmp_path,
+    user_class: str,
+    server: str,
+    protocol: str,
+    described_by: str,
+) -> None:
+    wrong = small_features - 24
+    asked_at = description_url(servers, server)
+    metadata = ["--metadata-url", asked_at] if described_by == "--metadata-url" else []
+    result = locust(
+        tmp_path,
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "600s",
+        "--features",
+        str(wrong),
+        *metadata,
+        "--host",
+        f"127.0.0.1:{port_of(server, protocol)}",
+        user_class,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    error = next(line for line in result.stderr.splitlines() if f"Cannot start {user_class}" in line)
+    assert f"with {small_features} input features, but --features gives {wrong}" in error
+    assert f"--features {small_features}" in error
+    assert requests_and_failures(result.stdout) == (0, 0)
+
+
+def test_an_unreadable_description_does_not_block_a_given_feature_count(
+    port_of, small_features, tmp_path
+) -> None:
+    """The load itself may still be right: warn, and leave the verdict to the requests (fail-fast)."""
+    closed_port = Ports.free().torchserve_management  # nothing listens there
+    result = locust(
+        tmp_path,
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "2s",
+        "--rate",
+        "20",
+        "--features",
+        str(small_features),
+        "--metadata-url",
+        f"http://127.0.0.1:{closed_port}",
+        "--host",
+        f"127.0.0.1:{port_of('torchserve', 'rest-json')}",
+        "TorchServeRestJson",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "torchserve rest-json: cannot check --features against the server" in result.stderr
+    requests, failures = requests_and_failures(result.stdout)
+    assert requests > 0 and failures == 0
 
 
 def test_an_unknown_description_api_stops_the_run_naming_the_options(port_of, tmp_path) -> None:
