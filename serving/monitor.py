@@ -55,7 +55,7 @@ class MonitoredServer:
     kind: str  # "tfs-compat" | "tensorflow_model_server" | "torchserve"
     metrics_url: str | None  # Prometheus endpoint, None if the server exports none
     pid: int | None = None  # local process: psutil CPU/RSS of its process tree
-    container: str | None = None  # compose: container id/name, sampled via cgroup files / docker stats
+    container: str | None = None  # compose: container id/name or "/cgroup/path": cgroup files, docker stats
 
 
 # ---------------------------------------------------------------- the file format (owned here)
@@ -252,8 +252,18 @@ def _stat(path: Path) -> dict[str, int]:
 
 
 def container_cgroup(container_id: str, root: Path = CGROUP_ROOT) -> CgroupFiles | None:
-    """A Docker container's cgroup under the cgroupfs or the systemd driver, v1 or v2; None if absent."""
-    for group in (f"docker/{container_id}", f"system.slice/docker-{container_id}.scope"):
+    """A container's cgroup (Docker's cgroupfs or systemd driver, Podman), v1 or v2; None if absent.
+
+    An id starting with "/" is taken as the cgroup's own path in the hierarchy.
+    """
+    if container_id.startswith("/"):
+        return CgroupFiles.of_group(container_id, root)
+    candidates = (
+        f"docker/{container_id}",
+        f"system.slice/docker-{container_id}.scope",
+        f"machine.slice/libpod-{container_id}.scope",
+    )
+    for group in candidates:
         files = CgroupFiles.of_group(group, root)
         if files is not None:
             return files
@@ -343,7 +353,8 @@ class _Container:
 
     def __init__(self, container: str) -> None:
         self.container = container
-        self.files = container_cgroup(resolve_container_id(container))
+        resolved = container if container.startswith("/") else resolve_container_id(container)
+        self.files = container_cgroup(resolved)
         self._last: tuple[int, float] | None = None
 
     @property

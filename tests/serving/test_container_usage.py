@@ -112,3 +112,23 @@ def test_docker_stats_lines_are_read(line: str, expected: tuple[float, int]) -> 
 def test_unreadable_docker_stats_memory_is_refused() -> None:
     with pytest.raises(ValueError, match="unreadable docker stats memory"):
         parse_docker_stats('{"CPUPerc":"1%","MemUsage":"-- / --"}')
+
+
+def test_the_monitor_samples_a_container_from_its_cgroup(test_cgroup: str, tmp_path: Path) -> None:
+    """A container given by its cgroup path: every line says `cgroup`, with CPU-seconds and percent."""
+    from serving.monitor import MonitoredServer, ServerMonitor, read_server_samples
+
+    server = MonitoredServer("torchserve", "torchserve", None, container=f"/{test_cgroup}")
+    burner = subprocess.Popen([sys.executable, "-c", BURN.replace("0.6", "1.5")])
+    try:
+        _join(test_cgroup, burner.pid)
+        with ServerMonitor([server], tmp_path, interval_s=0.2):
+            burner.wait(timeout=60)
+    finally:
+        burner.kill()
+    samples = read_server_samples(tmp_path / "server_metrics.jsonl")
+    assert len(samples) >= 2 and all(s.source == "cgroup" for s in samples)
+    cpu = [s.cpu_seconds for s in samples]
+    assert all(c is not None for c in cpu)
+    assert cpu[-1] - cpu[0] > 0.3  # type: ignore[operator]
+    assert max(s.cpu_percent or 0.0 for s in samples) > 10
