@@ -184,9 +184,9 @@ def run_experiment(
     `target` defaults to the driver of the matrix's `target:` section (inferload/targets.py); an
     external target is checked before any load and is never restarted.
     """
-    driver = target if target is not None else driver_for(experiment)
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
+    driver = target if target is not None else driver_for(experiment)
     stages = stages if stages is not None else RealStages()
     out = Path(out_dir)
     full_plan = expand_cells(experiment)

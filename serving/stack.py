@@ -370,8 +370,8 @@ def _spawn(
     workdir = state_dir / name
     tmpdir: str | None = None
     if name == "tfserving":
-        spec = tfserving.launch_spec(  # type: ignore[arg-type]
-            layout, kind=kind, settings=settings, ports=ports, workdir=workdir, host=host
+        spec = tfserving.launch_spec(
+            layout, kind=kind, settings=settings, ports=ports, workdir=workdir, host=host  # type: ignore[arg-type]
         )
     else:
         # A short path: TorchServe's worker sockets live here and socket paths are limited to 107 bytes.
