@@ -22,6 +22,7 @@ def test_defaults() -> None:
         "tfserving_num_batch_threads": 2,
         "tfserving_max_enqueued_batches": 1000,
         "tfserving_kind": "auto",
+        "cpus": None,
     }
 
 
