@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 HEALTH_TIMEOUT_S = 5.0
+# What serves there when the user does not say: TorchServe is TorchServe; TF Serving may be the real
+# binary or tfs-compat, which only the user knows.
+_UNLABELLED_KIND = {"torchserve": "torchserve", "tfserving": "external"}
 LOOPBACK = "127.0.0.1"
 
 
@@ -203,7 +206,7 @@ class ExternalServers:
         from serving.monitor import MonitoredServer
 
         return [
-            MonitoredServer(name=server, kind=self._endpoints(server).kind or "external",
+            MonitoredServer(name=server, kind=self._endpoints(server).kind or _UNLABELLED_KIND[server],
                             metrics_url=self._endpoints(server).metrics, pid=None)
             for server in self.servers
         ]
