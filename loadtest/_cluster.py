@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -320,10 +321,16 @@ def serve_as_worker(
 
     tail = _Tail(out, send)
     stop = threading.Event()
+    lost = threading.Event()
 
     def forward_loop() -> None:
         while not stop.wait(TAIL_INTERVAL_S):
-            tail.forward()
+            try:
+                tail.forward()
+            except OSError:  # the coordinator went away: stop this host's load as Ctrl-C would
+                lost.set()
+                os.kill(os.getpid(), signal.SIGINT)
+                return
 
     forwarder = threading.Thread(target=forward_loop, daemon=True)
     try:
@@ -336,6 +343,13 @@ def serve_as_worker(
         tail.forward()
         send({"done": summary.model_dump(mode="json", by_alias=True)})
         return summary
+    except KeyboardInterrupt:
+        if lost.is_set():
+            raise WorkerError(
+                f"the coordinator at {connect} went away mid-run: this host's load stopped; its records "
+                f"stay in {out}"
+            ) from None
+        raise
     except LoadError as exc:
         _tell(send, str(exc))
         raise

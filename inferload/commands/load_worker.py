@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     except (TargetError, LoadError) as exc:
         print(f"inferload load-worker: error: {exc}")
         return 1
+    except OSError as exc:  # the coordinator went away mid-run; this host's records stay in --out
+        print(f"inferload load-worker: lost the coordinator at {args.connect} ({exc}); records in {args.out}")
+        return 1
     print(f"sent {summary.counts_total['ok'] + summary.counts_total['error']} requests "
           f"({summary.counts_total['ok']} ok); records forwarded to {args.connect}")
     return 0
