@@ -18,8 +18,13 @@ EXPECTED_PAIRS = {(s, p) for s in ("tfserving", "torchserve") for p in ("rest-js
 VERDICT_FIELDS = ("max_rate_under_slo", "p99_at_max_rate_ms", "half_rate", "p99_at_half_rate_ms")
 
 
-def problems_in(summary: dict) -> list[str]:
-    """Everything wrong with a smoke report's summary.json (empty when it passes)."""
+def problems_in(summary: dict, *, allow_generator_invalid: bool = False) -> list[str]:
+    """Everything wrong with a smoke report's summary.json (empty when it passes).
+
+    `allow_generator_invalid` (for tests on a shared, overloaded machine, never for CI): a pair whose
+    every run finished but was marked generator-invalid (the load generator could not keep its Poisson
+    schedule: a property of the machine, not of the servers) may leave its verdict unfilled.
+    """
     problems: list[str] = []
     limit = float((summary.get("slo") or {}).get("max_failure_rate", 0.01))
     verdicts = {(v["server"], v["protocol"]): v for v in summary.get("verdicts", [])}
@@ -47,6 +52,12 @@ def problems_in(summary: dict) -> list[str]:
             if verdict.get("p99_at_max_rate_ms") is None:
                 problems.append(f"{name}: a max rate under the SLO without its p99")
         elif verdict.get("first_miss_rate") is None:
+            pair_runs = runs.get(pair, [])
+            busy = bool(pair_runs) and all(
+                r.get("status") == "done" and r.get("generator_valid") is False for r in pair_runs
+            )
+            if allow_generator_invalid and busy:
+                continue
             problems.append(
                 f"{name}: verdict not filled: {verdict.get('max_rate_under_slo_note') or 'no reason given'}"
             )
