@@ -439,7 +439,10 @@ class ServerMonitor:
         self._watched = [_Watched(server) for server in self.servers]
         with open(self.out_path, "a") as out:
             out.write(json.dumps(header(self.servers, self.interval_s)) + "\n")
-        self._sample_once()  # primes cpu_percent, whose first reading is always 0
+            for line in self._sample_once():  # a baseline before any load
+                line["cpu_percent"] = None  # psutil's first reading is always 0: no percent yet
+                out.write(json.dumps(line) + "\n")
+                self.samples_written += 1
         self._thread = threading.Thread(target=self._run, name="server-monitor", daemon=True)
         self._thread.start()
         return self
