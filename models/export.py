@@ -6,6 +6,7 @@ libraries that wrote the artifacts (reports quote them).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -43,13 +44,25 @@ def _step(message: str) -> Iterator[None]:
     print(f"export: {message}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
 
+def handler_digest() -> str:
+    """sha256 of the TorchServe handler source: a .mar packed with an older handler is stale."""
+    from models.mar_export import HANDLER_PATH
+
+    return hashlib.sha256(HANDLER_PATH.read_bytes()).hexdigest()
+
+
 def is_current(layout: ArtifactLayout, spec: LinearSpec) -> bool:
-    """True when model.json names this spec and both artifacts are on disk."""
+    """True when model.json names this spec, both artifacts are on disk, and the .mar holds this handler.
+
+    Why the handler digest: the .mar copies the handler, so an export made before a handler change
+    (say, a new describe_handle) would otherwise be reused and fail at run time.
+    """
     if not layout.exists():
         return False
     try:
-        return layout.spec() == spec
-    except (ValueError, KeyError, json.JSONDecodeError):
+        recorded = json.loads(layout.model_json.read_text()).get("handler_sha256")
+        return layout.spec() == spec and recorded == handler_digest()
+    except (ValueError, KeyError, AttributeError, OSError):
         return False
 
 
@@ -84,6 +97,7 @@ def export_all(spec: LinearSpec, out: str | Path, force: bool = False) -> Artifa
         "name": MODEL_NAME,
         **spec.to_dict(),
         "versions": exporter_versions(),
+        "handler_sha256": handler_digest(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     layout.model_json.write_text(json.dumps(document, indent=2) + "\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from models.artifacts import ArtifactLayout, ArtifactsMissingError
-from models.export import export_all
+from models.export import export_all, handler_digest, is_current
 from models.linear import LinearSpec
 
 TINY = LinearSpec(classes=4, features=16, seed=2)
@@ -63,3 +63,15 @@ def test_an_export_with_a_missing_artifact_is_redone(tmp_path: Path) -> None:
     layout.mar.unlink()
     export_all(TINY, tmp_path)
     assert layout.mar.is_file()
+
+
+def test_an_archive_packed_with_another_handler_is_re_exported(tmp_path: Path) -> None:
+    """A .mar copies the handler: an export made before a handler change must not be reused."""
+    layout = export_all(TINY, tmp_path)
+    document = json.loads(layout.model_json.read_text())
+    assert document["handler_sha256"] == handler_digest()
+    document["handler_sha256"] = "0" * 64  # as written by an older handler
+    layout.model_json.write_text(json.dumps(document))
+    assert not is_current(layout, TINY)
+    export_all(TINY, tmp_path)
+    assert is_current(layout, TINY)
