@@ -104,10 +104,10 @@ def _content_type(context: Any, idx: int, row: Any) -> str:
     return (found or "").split(";")[0].strip().lower()
 
 
-def _is_describe(context: Any) -> bool:
+def _is_describe(context: Any, idx: int = 0) -> bool:
     """TorchServe marks a describe call (`?customized=true`) with the request header describe=True."""
     try:
-        return context.get_request_header(0, "describe") == "True"
+        return context.get_request_header(idx, "describe") == "True"
     except (AttributeError, IndexError, KeyError, TypeError):
         return False
 
@@ -206,11 +206,14 @@ class LinearHandler:
             return None
         if self.weights is None:
             self.initialize(context)
-        if _is_describe(context):
-            return [self.describe_handle()]
+        described = {idx for idx in range(len(data)) if _is_describe(context, idx)}
+        if len(described) == len(data):
+            return [self.describe_handle() for _ in data]
         inputs: list[tuple[int, np.ndarray]] = []
         errors: dict[int, BadRequest] = {}
         for idx, row in enumerate(data):
+            if idx in described:  # a describe call batched with predictions answers on its own
+                continue
             try:
                 inputs.append((idx, self.parse(row, _content_type(context, idx, row))))
             except BadRequest as exc:
@@ -223,6 +226,8 @@ class LinearHandler:
             # body; a batch-level exception is the only way to give a gRPC client a real error status.
             raise PredictionException(errors[0].message, errors[0].status)
         results: list[Any] = [None] * len(data)
+        for idx in described:
+            results[idx] = self.describe_handle()
         for idx, error in errors.items():
             results[idx] = self._error(context, idx, error.status, error.message)
         if inputs:
