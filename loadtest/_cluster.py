@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ._clock import wall_to_monotonic
 from ._health import preflight
 from ._runner import LoadError, check_cpus, run_load
 from ._schema import read_run
@@ -139,23 +140,6 @@ def _receive(peer: _Peer, out_dir: Path) -> None:
             handle.close()
         peer.ready.set()  # wake the start gate: it checks why
         peer.finished.set()
-
-
-def wall_to_monotonic(wall_ns: int, tries: int = 5) -> int:
-    """This host's monotonic time at the wall-clock instant `wall_ns` (hosts share wall time via NTP).
-
-    The two clocks are read back to back several times and the tightest pair is kept, so a
-    preemption between the two reads (common on a busy machine) does not shift the start.
-    """
-    best: tuple[int, int] | None = None  # (gap, offset = wall - monotonic)
-    for _ in range(tries):
-        before = time.monotonic_ns()
-        wall = time.time_ns()
-        after = time.monotonic_ns()
-        if best is None or after - before < best[0]:
-            best = (after - before, wall - (before + after) // 2)
-    assert best is not None
-    return wall_ns - best[1]
 
 
 def _start_gate(peers: list[_Peer]) -> int:

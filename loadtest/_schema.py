@@ -17,6 +17,8 @@ from typing import IO, Any, Literal
 
 import orjson
 
+from ._clock import wall_minus_monotonic_ns
+
 SCHEMA = "inferload.requests"
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "error", "timeout", "dropped")
@@ -64,6 +66,8 @@ class RunHeader:
     hostname: str = field(default_factory=lambda: os.uname().nodename)
     pid: int = field(default_factory=os.getpid)
     versions: dict[str, str] = field(default_factory=dict)
+    # wall - monotonic clock of this host: puts streams of several hosts on one timeline (read_run)
+    wall_minus_monotonic_ns: int = field(default_factory=wall_minus_monotonic_ns)
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
@@ -253,11 +257,18 @@ def read_run(run_dir: str | Path) -> RunData:
         )
     headers: list[dict[str, Any]] = []
     frames = []
+    host_offsets: dict[str, int] = {}  # the first offset seen per host: one clock per machine
     for path in paths:
         header = read_header(path)
-        headers.append(header)
         rows = [asdict(r) for r in read_records(path)]
         frame = pd.DataFrame(rows, columns=list(RECORD_FIELDS))
+        shift = _clock_shift(header, host_offsets)
+        if shift:
+            for column in ("scheduled_ns", "sent_ns", "done_ns"):
+                frame[column] = frame[column].astype("int64") + shift
+            header = {**header, "measure_start_ns": header["measure_start_ns"] + shift,
+                      "measure_end_ns": header["measure_end_ns"] + shift, "clock_shift_ns": shift}
+        headers.append(header)
         frame["in_window"] = (frame["scheduled_ns"] >= header["measure_start_ns"]) & (
             frame["scheduled_ns"] < header["measure_end_ns"]
         )
@@ -280,6 +291,21 @@ def read_run(run_dir: str | Path) -> RunData:
     records["lateness_ms"] = (records["sent_ns"] - records["scheduled_ns"]) / 1e6
     records = records.sort_values(["scheduled_ns", "stream", "seq"], ignore_index=True)
     return RunData(headers=headers, records=records)
+
+
+def _clock_shift(header: dict[str, Any], host_offsets: dict[str, int]) -> int:
+    """Nanoseconds that put this stream's times on the first host's monotonic timeline.
+
+    Streams of one host share its monotonic clock (shift 0 among them); another host's times move by
+    the difference of the hosts' wall - monotonic offsets (as exact as their wall clocks agree).
+    """
+    offset = header.get("wall_minus_monotonic_ns")
+    host = str(header.get("hostname"))
+    if offset is None:
+        return 0
+    host_offsets.setdefault(host, int(offset))
+    reference = next(iter(host_offsets.values()))
+    return host_offsets[host] - reference
 
 
 def records_from_bytes(data: bytes) -> list[RequestRecord]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from loadtest import LoadSettings
+from loadtest._clock import wall_to_monotonic
 from loadtest._cluster import (
     ClusterError,
     WorkerError,
@@ -16,7 +17,6 @@ from loadtest._cluster import (
     parse_address,
     run_load_cluster,
     serve_as_worker,
-    wall_to_monotonic,
 )
 
 
