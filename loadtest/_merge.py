@@ -7,9 +7,9 @@ computed over all of them: the total rate is the sum of the streams' shares, `st
 say which host sent what, and a worker that died mid-run is named in `lost_workers` (its records up
 to then are kept; the run is marked invalid, never silently short).
 
-Times are `time.monotonic_ns()` of the host that sent them. Streams of one machine (processes,
-network namespaces) share that clock; across machines, compare per-stream figures (latency,
-lateness), not arrival instants.
+Times are `time.monotonic_ns()` of the host that sent them; `read_run` puts other hosts' streams on
+the first host's timeline from the wall - monotonic offset in each header (loadtest/_clock.py), so
+windows and arrivals line up across machines as closely as their wall clocks agree.
 """
 
 from __future__ import annotations
