@@ -280,6 +280,11 @@ def preflight(
             f"servers from {state_dir / STATE_FILE} are still running: stop them with "
             f"`inferload serve down --state-dir {state_dir}`"
         )
+    if ":" in host and "torchserve" in names:
+        problems.append(
+            f"TorchServe cannot bind the IPv6 address {host} (its config.properties addresses take IPv4 or "
+            "host names only): bind an IPv4 address, or 0.0.0.0 for all"
+        )
     if not is_local_address(host):
         problems.append(
             f"cannot bind {host}: it is not an address of this machine (see `ip addr`); bind one of its "

@@ -40,7 +40,8 @@ def warm_up(predictor: Predictor) -> None:
 
 
 async def _serve(flags: ServerFlags, plan: StartupPlan, predictor: Predictor, metrics: Metrics) -> None:
-    grpc_address = f"{flags.host}:{flags.port}"
+    grpc_host = f"[{flags.host}]" if ":" in flags.host else flags.host  # IPv6 in brackets
+    grpc_address = f"{grpc_host}:{flags.port}"
     try:
         grpc_server = make_grpc_server(
             predictor,
