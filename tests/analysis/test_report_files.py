@@ -135,3 +135,25 @@ def test_a_single_load_run_directory_can_be_reported(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", evenly(400, 5.0))
     summary = json.loads(write_report(run_dir).json.read_text())
     assert summary["cells"][0]["p99_ms"]["mean"] == pytest.approx(5.0)
+
+
+def test_every_verdict_and_cell_carries_its_interval(report: ReportPaths) -> None:
+    """summary.json v2: the method and sample rule, the max-rate bracket, p99 estimates with intervals."""
+    summary = json.loads(report.json.read_text())
+    assert summary["uncertainty"]["confidence"] == 0.95
+    assert summary["uncertainty"]["min_requests"] == {"p50": 6, "p90": 36, "p99": 368, "p99.9": 3688}
+    torchserve = next(v for v in summary["verdicts"] if v["protocol"] == "grpc")
+    assert (torchserve["max_rate_low"], torchserve["max_rate_high"]) == (40.0, 80.0)
+    assert torchserve["p99_at_max_rate"] == {
+        "value": 30.0,
+        "low": 30.0,
+        "high": 30.0,
+        "method": "exact binomial order-statistic interval (one run)",
+        "note": None,
+    }
+    cell = next(c for c in summary["cells"] if c["rate"] == 40.0 and c["protocol"] == "grpc")
+    assert (cell["slo_status"], cell["met_surely"]) == ("met", True)
+    assert cell["throughput"]["method"].startswith("batch means")
+    markdown = report.markdown.read_text()
+    assert "(true max in [40, 80)/s)" in markdown and "| 30 [30–30] |" in markdown
+    assert "A percentile is reported only with enough ok requests (p50 6, p90 36, p99 368" in markdown
