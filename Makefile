@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null) || \
 		echo "note: docker-compose not installed; its validation test will be skipped"; }
+	@# nginx (Debian package): the balancer and cache in front of server replicas (serving/balancer.py).
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null) || \
+		echo "note: nginx not installed (apt-get install nginx): replica and cache experiments and their tests need it"; }
 	touch $(STAMP)
 
 protos: $(STAMP)

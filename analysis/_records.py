@@ -15,7 +15,7 @@ import orjson
 import pandas as pd
 
 from analysis.errors import ResultsError
-from loadtest import SCHEMA, SCHEMA_VERSION, RequestRecord
+from loadtest import READABLE_VERSIONS, SCHEMA, SCHEMA_VERSION, RequestRecord
 
 # The format's owner is loadtest: its constants, never a copy of them.
 REQUESTS_SCHEMA = SCHEMA
@@ -74,7 +74,10 @@ def _check_header(path: Path) -> dict[str, Any]:
         header = orjson.loads(first)
     except orjson.JSONDecodeError as exc:
         raise ResultsError(f"{path}: line 1 is not JSON ({exc}); expected the format header") from exc
-    check_version(path, header, REQUESTS_SCHEMA, SUPPORTED_REQUESTS_VERSION)
+    found = header.get("schema_version") if isinstance(header, dict) else None
+    # Older versions the format's owner still reads (v1: no `cache` field) are accepted as they are.
+    supported = found if found in READABLE_VERSIONS else SUPPORTED_REQUESTS_VERSION
+    check_version(path, header, REQUESTS_SCHEMA, supported)
     return dict(header)
 
 

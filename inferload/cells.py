@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import itertools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ class Cell:
     server_config: ServerConfig
     repetition: int
     body_bytes: int
+    repeat_share: float | None = None  # share of requests reusing an input already sent (None: uniform pool)
 
     @property
     def group(self) -> tuple[str, str]:
@@ -71,6 +73,7 @@ class Cell:
             "server_config_name": self.server_config_name,
             "repetition": self.repetition,
             "body_bytes_estimate": self.body_bytes,
+            "repeat_share": self.repeat_share,
         }
 
 
@@ -140,8 +143,10 @@ def _fallback_coefficients(server: str, protocol: str) -> tuple[float, float, fl
     return 64.0, 0.0, 4.0
 
 
-def _cell_id(server: str, protocol: str, batch: int, config: str, level: str, repetition: int) -> str:
-    return f"{server}-{protocol}-b{batch}-{config}-{level}-rep{repetition}"
+def _cell_id(server: str, protocol: str, batch: int, config: str, level: str, repetition: int,
+             repeat_share: float | None = None) -> str:
+    share = "" if repeat_share is None else f"-rs{format_level(repeat_share)}"
+    return f"{server}-{protocol}-b{batch}-{config}-{level}{share}-rep{repetition}"
 
 
 def expand_cells(experiment: Experiment) -> CellPlan:
@@ -155,10 +160,11 @@ def expand_cells(experiment: Experiment) -> CellPlan:
                 for protocol in experiment.protocols:
                     for batch in experiment.batch_sizes:
                         body = estimate_body_bytes(server, protocol, batch, experiment.model.features)
-                        for level in experiment.load.levels:
+                        for level, share in itertools.product(experiment.load.levels,
+                                                              experiment.repeat_shares or (None,)):
                             open_loop = experiment.load.mode == "open"
                             tag = f"r{format_level(level)}" if open_loop else f"c{int(level)}"
-                            cell_id = _cell_id(server, protocol, batch, config.name, tag, repetition)
+                            cell_id = _cell_id(server, protocol, batch, config.name, tag, repetition, share)
                             if limit is not None and body > limit:
                                 skipped.append(SkippedCell(cell_id, (
                                     f"request body ~{body / 1e6:,.1f} MB exceeds max_body_mb "
@@ -176,6 +182,7 @@ def expand_cells(experiment: Experiment) -> CellPlan:
                                 server_config=config,
                                 repetition=repetition,
                                 body_bytes=body,
+                                repeat_share=share,
                             ))
     return CellPlan(tuple(cells), tuple(skipped))
 

@@ -24,6 +24,8 @@ __all__ = [
     "ModelSpec",
     "LoadMatrix",
     "ServerConfig",
+    "BalancerConfig",
+    "CacheConfig",
     "TorchServeConfig",
     "TFServingConfig",
     "Slo",
@@ -115,12 +117,66 @@ class TFServingConfig(_Strict):
     num_batch_threads: int = Field(default=2, ge=1, le=256)
 
 
+class BalancerConfig(_Strict):
+    """What sits in front of the server's replicas: nothing, or a real nginx with a balancing policy."""
+
+    kind: Literal["none", "nginx"] = "none"
+    policy: Literal["round_robin", "least_conn"] = "round_robin"
+
+
+class CacheConfig(_Strict):
+    """nginx proxy_cache in front of REST, keyed on the request body (serving/balancer.py).
+
+    `body_buffer_mb` is nginx's client_body_buffer_size: only a body that fits is in `$request_body`
+    (the cache key), so the matrix refuses REST bodies larger than it.
+    """
+
+    kind: Literal["none", "nginx"] = "none"
+    body_buffer_mb: float = Field(default=8.0, gt=0, le=1024)
+
+
+MAX_REPLICAS = 16  # each replica takes 7 ports and, where there are enough, its own CPUs
+
+
 class ServerConfig(_Strict):
-    """One named server configuration; servers restart when the matrix moves to the next one."""
+    """One named server configuration; servers restart when the matrix moves to the next one.
+
+    `replicas`, `balancer` and `cache` make it a topology: N instances of each server behind nginx.
+    """
 
     name: str
     torchserve: TorchServeConfig = TorchServeConfig()
     tfserving: TFServingConfig = TFServingConfig()
+    replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    balancer: BalancerConfig = BalancerConfig()
+    cache: CacheConfig = CacheConfig()
+
+    @model_validator(mode="after")
+    def _topology_holds(self) -> ServerConfig:
+        if self.replicas > 1 and self.balancer.kind == "none":
+            raise FieldProblem("balancer", f"{self.replicas} replicas need a balancer in front: "
+                                           "`balancer: {kind: nginx, policy: round_robin}`")
+        if self.cache.kind == "nginx" and self.balancer.kind != "nginx":
+            raise FieldProblem(("cache", "kind"), "the cache is nginx's: set `balancer: {kind: nginx}` too")
+        if self.replicas > 1:
+            from serving.cpusets import available_cpus
+
+            have = len(available_cpus())
+            if self.replicas > have:
+                raise FieldProblem("replicas", (
+                    f"{self.replicas} replicas on a machine with {have} CPU(s): every replica needs at "
+                    f"least one CPU of its own; use at most {have}"))
+        return self
+
+    @property
+    def topology_label(self) -> str:
+        """`1x`, `2x nginx round_robin`, `1x nginx least_conn + cache`: for reports."""
+        text = f"{self.replicas}x"
+        if self.balancer.kind == "nginx":
+            text += f" nginx {self.balancer.policy}"
+        if self.cache.kind == "nginx":
+            text += " + cache"
+        return text
 
     @field_validator("name")
     @classmethod
@@ -277,6 +333,9 @@ class Experiment(_Strict):
     tfserving_kind: TFServingKind | None = None
     target: Target = LocalTarget()
     cpus: CpuSets | None = None
+    repeat_shares: tuple[float, ...] | None = Field(
+        default=None, description="fractions of requests that reuse an input already sent (None: the "
+        "load generator's uniform choice over its pool)")
 
     @field_validator("servers", "protocols", "batch_sizes")
     @classmethod
@@ -298,6 +357,42 @@ class Experiment(_Strict):
                 )
             seen.add(config.name)
         return configs
+
+    @field_validator("repeat_shares")
+    @classmethod
+    def _shares_are_fractions(cls, shares: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if shares is None:
+            return None
+        _check_list("repeat_shares", shares, positive=False)
+        for index, share in enumerate(shares):
+            if not 0.0 <= share <= 1.0:
+                raise FieldProblem(index, f"a repeat share is a fraction of requests in [0, 1], got {share}")
+        return shares
+
+    @model_validator(mode="after")
+    def _topologies_fit(self) -> Experiment:
+        for index, config in enumerate(self.server_configs):
+            if (config.replicas > 1 or config.balancer.kind != "none") and self.target.kind != "local":
+                raise FieldProblem(("server_configs", index, "balancer"), (
+                    f"replicas and balancers are started by inferload: they need `target: {{kind: local}}`, "
+                    f"not {self.target.kind}"))
+            if config.cache.kind != "nginx":
+                continue
+            from inferload.cells import estimate_body_bytes
+
+            limit = None if self.max_body_mb is None else self.max_body_mb * 1_000_000
+            buffer = config.cache.body_buffer_mb * 1_000_000
+            for server in self.servers:
+                for protocol in (p for p in self.protocols if p != "grpc"):
+                    for batch in self.batch_sizes:
+                        body = estimate_body_bytes(server, protocol, batch, self.model.features)
+                        if body > buffer and (limit is None or body <= limit):
+                            raise FieldProblem(("server_configs", index, "cache", "body_buffer_mb"), (
+                                f"{server} {protocol} batch {batch} bodies are ~{body / 1e6:,.2f} MB, more "
+                                f"than the cache's body buffer ({config.cache.body_buffer_mb:g} MB): nginx "
+                                "would key them all on an empty body; raise body_buffer_mb to at least "
+                                f"{body / 1e6 * 1.05:.1f}"))
+        return self
 
     @model_validator(mode="after")
     def _external_target_names_every_server(self) -> Experiment:

@@ -373,16 +373,27 @@ def _run_cell(cell: Cell, experiment: Experiment, *, stages: Stages, servers: Ru
     endpoint = driver.endpoint(cell.server, cell.protocol, ports) if driver is not None else None
     settings = stages.make_load_settings(**load_settings_for(cell, experiment, ports, server_kind=kind,
                                                              cpus=cpus, endpoint=endpoint))
+    # Replicas behind nginx: the cell keeps nginx.conf and its slice of the access log.
+    cell_files = getattr(servers, "cell_files", None)
+    kept = cell_files(cell_dir) if cell_files is not None else contextlib.nullcontext()
     try:
-        with stages.monitor(servers, cell_dir / "server_metrics.jsonl"):
+        with kept, stages.monitor(servers, cell_dir / "server_metrics.jsonl"):
             summary = stages.run_load(settings, cell_dir)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - recorded in the cell, the matrix goes on
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         if not servers.alive(cell.server):
-            return f"{cell.server} died during the cell ({detail})", None
+            return f"{_what_died(servers, cell.server)} died during the cell ({detail})", None
         return detail, None
     if not servers.alive(cell.server):
-        return f"{cell.server} died during the cell; its partial records are kept", summary
+        dead = _what_died(servers, cell.server)
+        return f"{dead} died during the cell; its partial records are kept", summary
     return None, summary
+
+
+def _what_died(servers: RunningServers, server: str) -> str:
+    """`torchserve`, or which replicas (`torchserve-2`) or `nginx` of a replicated server stopped."""
+    dead = getattr(servers, "dead", None)
+    parts = dead() if dead is not None else []
+    return ", ".join(parts) if parts else server

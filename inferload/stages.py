@@ -27,6 +27,7 @@ __all__ = [
     "RealStages",
     "load_settings_for",
     "server_settings_for",
+    "topology_for",
 ]
 
 FLOOR_BUDGET_S = 3.0  # timed calls per framework x batch size of the in-process floor
@@ -84,6 +85,18 @@ def server_settings_for(config: ServerConfig, tfserving_kind: str | None,
     }
 
 
+def topology_for(config: ServerConfig) -> Any:
+    """The config's replicas, balancer and cache as `serving.replicas.Topology`."""
+    from serving.balancer import CacheSettings
+    from serving.replicas import Topology
+
+    cache = None
+    if config.cache.kind == "nginx":
+        cache = CacheSettings(body_buffer_bytes=int(config.cache.body_buffer_mb * 1_000_000))
+    return Topology(replicas=config.replicas, balancer=config.balancer.kind, policy=config.balancer.policy,
+                    cache=cache)
+
+
 def _port_for(ports: Any, server: str, protocol: str) -> int:
     if server == "tfserving":
         return int(ports.tfserving_grpc if protocol == "grpc" else ports.tfserving_rest)
@@ -128,6 +141,8 @@ def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
         fields["model_name"] = model_name
     if experiment.lateness_limit_ms is not None:
         fields["lateness_p99_limit_ms"] = experiment.lateness_limit_ms
+    if cell.repeat_share is not None:
+        fields["repeat_share"] = cell.repeat_share
     return fields
 
 
@@ -187,6 +202,12 @@ class RealStages:
         # Servers left behind by a run that was killed (not interrupted) hold the ports: stop them.
         with contextlib.suppress(Exception):
             stack.down(state_dir)
+        topology = topology_for(config)
+        if not topology.plain:  # N replicas behind nginx (serving/replicas.py)
+            from serving.replicas import up_replicated
+
+            return up_replicated(artifacts, server=server, settings=settings, ports=ports,
+                                 state_dir=state_dir, topology=topology, timeout_s=self.start_timeout_s)
         return stack.up(artifacts, servers=[server], settings=settings, ports=ports,
                         state_dir=state_dir, timeout_s=self.start_timeout_s)
 

@@ -18,7 +18,9 @@ from ._health import (
 from ._merge import MergeError, merge_runs
 from ._payloads import (
     EncodingRecord,
+    FreshInputs,
     PayloadPool,
+    RepeatingChoice,
     build_pool,
     encode_body,
     make_inputs,
@@ -27,6 +29,7 @@ from ._payloads import (
 )
 from ._runner import LoadError, run_load
 from ._schema import (
+    READABLE_VERSIONS,
     SCHEMA,
     SCHEMA_VERSION,
     RecordWriter,
@@ -54,10 +57,13 @@ __all__ = [
     "PROTOCOLS",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "READABLE_VERSIONS",
     "SERVERS",
     "STANDARD_PORTS",
     "ConstantArrivals",
     "EncodingRecord",
+    "FreshInputs",
+    "RepeatingChoice",
     "LoadError",
     "LoadSettings",
     "LoadSummary",

@@ -114,7 +114,9 @@ class Engine:
         stream: int,
         payload_seed: np.random.SeedSequence | int,
         max_in_flight: int,
+        choose: Callable[[], bytes] | None = None,
     ) -> None:
+        """`choose` picks each request's body (e.g. `RepeatingChoice`); None: uniform over `bodies`."""
         if not bodies:
             raise ValueError("the payload pool is empty: build at least one request body")
         self._transport = transport
@@ -125,6 +127,7 @@ class Engine:
         self._batch = batch
         self._stream = stream
         self._choice = _choices(len(bodies), payload_seed)
+        self._choose = choose
         self._max_in_flight = max_in_flight
         self._in_flight: dict[int, tuple[int, int, int, gevent.Greenlet | None]] = {}
         self._stopping = False
@@ -194,7 +197,7 @@ class Engine:
                 gevent.sleep(0)
 
     def _request(self, seq: int, scheduled: int) -> None:
-        body = self._bodies[next(self._choice)]
+        body = self._next_body()
         sent = time.monotonic_ns()
         self._in_flight[seq] = (scheduled, sent, len(body), self._in_flight[seq][3])
         self.counters.sent += 1
@@ -222,7 +225,7 @@ class Engine:
             self.counters.scheduled += 1
             self._in_flight[seq] = (now, now, 0, gevent.getcurrent())
             self.counters.in_flight = len(self._in_flight)
-            body = self._bodies[next(self._choice)]
+            body = self._next_body()
             sent = time.monotonic_ns()
             self._in_flight[seq] = (now, sent, len(body), gevent.getcurrent())
             self.counters.sent += 1
@@ -253,6 +256,9 @@ class Engine:
         return interrupted
 
     # -- records ---------------------------------------------------------------------------
+    def _next_body(self) -> bytes:
+        return self._choose() if self._choose is not None else self._bodies[next(self._choice)]
+
     def _next_seq(self) -> int:
         seq = self._seq
         self._seq += 1
@@ -282,5 +288,6 @@ class Engine:
                 status=outcome.status,  # type: ignore[arg-type]
                 code=outcome.code,
                 error=outcome.error,
+                cache=outcome.cache,
             )
         )

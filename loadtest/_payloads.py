@@ -194,3 +194,105 @@ def write_payloads_json(path: str | Path, records: Iterable[EncodingRecord]) -> 
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+# ---------------------------------------------------------------- distinct and repeated inputs
+# A cache keyed on the body needs inputs that are really distinct, far more of them than a pool of
+# pre-encoded bodies can hold at full size (1-3.5 MB each). So the n-th distinct input of a stream
+# is a pooled body whose first value has its 23 low mantissa bits set to a tag made of the stream
+# (7 bits) and a counter (16 bits): a byte-level patch, no re-encoding, same size (JSON: the first
+# number is re-printed). Tags differ, so bodies differ; sign and exponent stay, so values stay finite.
+
+_TAG_COUNTER_BITS = 16
+_TAG_STREAMS = 1 << 7
+_MANTISSA = (1 << 23) - 1
+
+
+def _with_tag(raw4: bytes, tag: int) -> bytes:
+    bits = int.from_bytes(raw4, "little")
+    return ((bits & ~_MANTISSA) | (tag & _MANTISSA)).to_bytes(4, "little")
+
+
+class FreshInputs:
+    """The n-th distinct input of one stream as request bytes, made from the pooled bodies."""
+
+    def __init__(self, bodies: list[bytes], *, server: str, protocol: str, batch: int, features: int,
+                 stream: int) -> None:
+        if not bodies:
+            raise ValueError("the payload pool is empty: build at least one request body")
+        self._bodies = bodies
+        self._kind = "json" if protocol == "rest-json" else (
+            "b64" if (server, protocol) == ("tfserving", "rest-binary") else "raw")
+        self._stream_bits = (stream % _TAG_STREAMS) << _TAG_COUNTER_BITS
+        self._spans = [self._first_value(body, batch * features * 4) for body in bodies]
+
+    def _first_value(self, body: bytes, raw_bytes: int) -> tuple[int, int]:
+        """(start, end) of the first value's encoding in `body`."""
+        if self._kind == "raw":  # raw float32 at the end of a gRPC message, or the whole octet body
+            start = len(body) - raw_bytes
+            return start, start + 4
+        if self._kind == "b64":  # {"signature_name": ..., "instances": [{"b64": "<4 chars = 3 bytes>...
+            start = body.index(b'"b64":"') + len(b'"b64":"')
+            return start, start + 4
+        start = body.index(b"[[") + 2  # {"instances":[[<number>,...
+        end = min(i for i in (body.find(b",", start), body.find(b"]", start)) if i >= 0)
+        return start, end
+
+    @property
+    def capacity(self) -> int:
+        """Distinct inputs before the tags repeat."""
+        return len(self._bodies) * ((1 << _TAG_COUNTER_BITS) - 1)
+
+    def body(self, n: int) -> bytes:
+        """The n-th distinct input (n >= 0); the same n gives the same bytes."""
+        index, counter = n % len(self._bodies), n // len(self._bodies) % ((1 << _TAG_COUNTER_BITS) - 1) + 1
+        tag = self._stream_bits | counter
+        body = self._bodies[index]
+        start, end = self._spans[index]
+        if self._kind == "raw":
+            patch = _with_tag(body[start:end], tag)
+        elif self._kind == "b64":  # 4 base64 chars = the value's 3 low bytes (its exponent's top bits stay)
+            low3 = base64.b64decode(body[start:end])
+            patch = base64.b64encode(_with_tag(low3 + b"\x3f", tag)[:3])
+        else:
+            value = np.float32(float(body[start:end]))
+            tagged = np.frombuffer(_with_tag(value.tobytes(), tag), dtype="<f4")[0]
+            patch = orjson.dumps(tagged, option=orjson.OPT_SERIALIZE_NUMPY)
+        return b"".join((body[:start], patch, body[end:]))
+
+
+class RepeatingChoice:
+    """Each request reuses an input this stream already sent with probability `share`, else a fresh one.
+
+    Seeded; repeats pick uniformly among the stream's earlier inputs, so a cache that kept every answer
+    would hit about `share` of the requests (less while first requests are still in flight).
+    """
+
+    def __init__(self, fresh: FreshInputs, share: float, seed: np.random.SeedSequence | int) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"repeat_share must be in [0, 1], got {share}")
+        self._fresh = fresh
+        self._share = share
+        self._rng = np.random.default_rng(seed)
+        self._sent = 0
+        self.repeats = 0
+
+    def __call__(self) -> bytes:
+        if self._sent and self._rng.random() < self._share:
+            self.repeats += 1
+            return self._fresh.body(int(self._rng.integers(0, self._sent)))
+        n = self._sent
+        self._sent += 1
+        return self._fresh.body(n)
+
+
+def repeat_choice(settings: LoadSettings, bodies: list[bytes], stream: int) -> RepeatingChoice | None:
+    """The body chooser of `settings.repeat_share` for one stream (None: uniform over the pool)."""
+    if settings.repeat_share is None:
+        return None
+    from ._arrivals import stream_seed
+
+    fresh = FreshInputs(bodies, server=settings.server, protocol=settings.protocol, batch=settings.batch,
+                        features=settings.features, stream=stream)
+    # A seed of its own: the schedule and the uniform pool choice stay as they were.
+    return RepeatingChoice(fresh, settings.repeat_share, stream_seed(settings.payload_seed + 7_919, stream))

@@ -1,4 +1,7 @@
-"""The per-request results format (version 1): one record per request, streamed as JSON Lines.
+"""The per-request results format (version 2): one record per request, streamed as JSON Lines.
+
+Version 2 added `cache` (hit / miss / none, from a cache's X-Cache-Status); version 1 streams are
+still read, their records with `cache` "none" (no cache was ever in front of them).
 
 Why a stream with a header: an interrupted run keeps every record written so far, and any run
 can be re-analysed later without guessing its format (the header names schema and version, and
@@ -20,7 +23,9 @@ import orjson
 from ._clock import wall_minus_monotonic_ns
 
 SCHEMA = "inferload.requests"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # what read_records / read_run accept
+CACHE_STATUSES = ("hit", "miss", "none")
 STATUSES = ("ok", "error", "timeout", "dropped")
 Status = Literal["ok", "error", "timeout", "dropped"]
 FLUSH_INTERVAL_S = 0.25
@@ -48,6 +53,7 @@ class RequestRecord:
     status: Status
     code: int
     error: str | None
+    cache: str = "none"  # "hit" | "miss": a cache in front answered with X-Cache-Status; "none": no cache
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
@@ -79,7 +85,7 @@ class RunHeader:
 
 
 class SchemaError(ValueError):
-    """A records stream that is not inferload.requests version 1 (or is malformed)."""
+    """A records stream that is not inferload.requests of a readable version (or is malformed)."""
 
 
 def stream_path(run_dir: str | Path, stream: int | None = None) -> Path:
@@ -150,10 +156,11 @@ def _check_header(line: bytes | str, where: str) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("schema") != SCHEMA:
         raise SchemaError(f"{where}: not an {SCHEMA} stream (line 1 has schema={_schema_of(header)!r})")
     version = header.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise SchemaError(
             f"{where}: schema_version {version!r} is not supported by this inferload "
-            f"(it reads version {SCHEMA_VERSION}); re-run the load or use a matching inferload version"
+            f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}); re-run the load or use a "
+            "matching inferload version"
         )
     return header
 

@@ -63,6 +63,11 @@ class LoadSettings(BaseModel):
     pool_memory_mb: float = Field(default=512.0, gt=0, description="cap on the encoded pool per process")
     seed: int = Field(default=0, ge=0, description="arrival schedule seed")
     payload_seed: int = Field(default=1, ge=0, description="input values and payload choice seed")
+    repeat_share: float | None = Field(
+        default=None, ge=0, le=1,
+        description="share of requests that reuse an input this stream already sent; the others are "
+        "distinct inputs never sent before (None: uniform choice over the pool, which repeats)",
+    )
     max_in_flight: int = Field(default=512, ge=1)
     timeout_s: float = Field(default=30.0, gt=0)
     processes: int = Field(default=1, ge=1, le=64)

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._schema import SCHEMA_VERSION, RunData
+from ._schema import RunData
 from ._settings import LoadSettings
 
 LOAD_SCHEMA = "inferload.load"
+LOAD_SCHEMA_VERSION = 1  # load.json's own version (the records' format moved to 2 without it)
 RATE_SHORTFALL_LIMIT = 0.05  # achieved send rate more than 5 % below target: invalid
 CPU_SATURATED_PERCENT = 95.0  # one generator process at ~one full core: it cannot keep up
 
@@ -49,7 +50,7 @@ class LoadSummary(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     schema_: str = Field(default=LOAD_SCHEMA, alias="schema")
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = LOAD_SCHEMA_VERSION
     run: str
     server: str
     protocol: str

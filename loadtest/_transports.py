@@ -24,6 +24,19 @@ class Outcome(NamedTuple):
     code: int  # HTTP status or gRPC status code, 0 if none
     bytes_in: int
     error: str | None
+    cache: str = "none"  # "hit" | "miss": a cache in front answered (its X-Cache-Status); "none": no cache
+
+
+CACHE_HEADER = "X-Cache-Status"
+
+
+def cache_status(header: str | list[str] | None) -> str:
+    """nginx's $upstream_cache_status as a record's `cache`: HIT is a hit, any other status a miss."""
+    if isinstance(header, list):
+        header = header[0] if header else None
+    if not header:
+        return "none"
+    return "hit" if header.strip().upper() == "HIT" else "miss"
 
 
 class Transport(Protocol):
@@ -72,6 +85,7 @@ class HttpTransport:
                 response = self._client.request("POST", self._path, body=body, headers=self._headers)
                 data = response.read()
                 code = response.status_code
+                cache = cache_status(response.get(CACHE_HEADER))
                 response.release()
         except gevent.Timeout:
             return Outcome("timeout", 0, 0, f"no response within {self._timeout_s} s")
@@ -80,9 +94,10 @@ class HttpTransport:
         except Exception as exc:  # connection refused/reset, protocol errors: a record, not a crash
             return Outcome("error", 0, 0, _describe(exc))
         if 200 <= code < 300:
-            return Outcome("ok", code, len(data), None)
+            return Outcome("ok", code, len(data), None, cache)
+        # Any other status is an error, never a latency: also a balancer's own 502/503/504.
         return Outcome(
-            "error", code, len(data), data[:_ERROR_TEXT].decode("utf-8", "replace") or f"HTTP {code}"
+            "error", code, len(data), data[:_ERROR_TEXT].decode("utf-8", "replace") or f"HTTP {code}", cache
         )
 
     def prime(self) -> None:

@@ -30,7 +30,7 @@ import psutil  # noqa: E402
 
 from ._arrivals import make_arrivals, stream_seed  # noqa: E402
 from ._engine import Engine  # noqa: E402
-from ._payloads import build_pool  # noqa: E402
+from ._payloads import build_pool, repeat_choice  # noqa: E402
 from ._schema import RecordWriter, RunHeader, stream_path  # noqa: E402
 from ._settings import LoadSettings  # noqa: E402
 from ._transports import make_transport  # noqa: E402
@@ -89,6 +89,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         stream=stream,
         payload_seed=stream_seed(settings.payload_seed, stream),
         max_in_flight=settings.max_in_flight,
+        choose=repeat_choice(settings, pool.bodies, stream),
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, engine.stop)

@@ -16,9 +16,9 @@ from analysis.stats import Slo
     ("version", "expected"),
     [
         (
-            2,
-            r"requests.jsonl: inferload.requests format version 2 is not supported \(this inferload reads "
-            r"version 1\); it was written by a newer inferload: upgrade",
+            3,
+            r"requests.jsonl: inferload.requests format version 3 is not supported \(this inferload reads "
+            r"version 2\); it was written by a newer inferload: upgrade",
         ),
         (0, r"format version 0 is not supported .* re-run the experiment"),
     ],

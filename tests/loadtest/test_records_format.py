@@ -54,7 +54,7 @@ def test_header_is_line_one_and_records_round_trip(tmp_path) -> None:
         for r in records:
             writer.add(r)
     first = orjson.loads(path.read_bytes().splitlines()[0])
-    assert first["schema"] == "inferload.requests" and first["schema_version"] == SCHEMA_VERSION == 1
+    assert first["schema"] == "inferload.requests" and first["schema_version"] == SCHEMA_VERSION == 2
     assert {"run", "settings", "measure_start_ns", "measure_end_ns", "hostname", "pid", "versions"} <= set(
         first
     )
@@ -85,7 +85,7 @@ def test_a_truncated_last_line_is_skipped(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("first_line", "message"),
     [
-        (b'{"schema": "inferload.requests", "schema_version": 2}', "schema_version 2 is not supported"),
+        (b'{"schema": "inferload.requests", "schema_version": 3}', "schema_version 3 is not supported"),
         (b'{"schema": "vegeta.results", "schema_version": 1}', "not an inferload.requests stream"),
         (b"seq,stream,server", "line 1 is not JSON"),
     ],

@@ -1,0 +1,40 @@
+"""nginx's own error responses (502/504 when a replica is gone) are error records, never latencies."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from topology_helpers import bodies, send
+
+from serving import balancer
+from serving.balancer import BalancerSettings, Upstream
+from serving.ports import Ports
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("protocol", ["rest-json", "grpc"])
+def test_a_dead_replica_behind_nginx_gives_error_records(nginx: str, tmp_path: Path, protocol: str) -> None:
+    ports = Ports.free()
+    dead = (Upstream("127.0.0.1", closed_port()),)
+    settings = BalancerSettings(rest_port=ports.tfserving_rest, grpc_port=ports.tfserving_grpc,
+                                rest_upstreams=dead, grpc_upstreams=dead)
+    running = balancer.start(settings, tmp_path / "nginx")
+    try:
+        port = ports.tfserving_grpc if protocol == "grpc" else ports.tfserving_rest
+        outcomes = send("tfserving", protocol, port, bodies("tfserving", protocol, 2))
+    finally:
+        running.stop()
+    assert [o.status for o in outcomes] == ["error", "error"]
+    if protocol == "grpc":  # nginx maps 502 to gRPC UNAVAILABLE (14)
+        assert {o.code for o in outcomes} == {14}
+    else:
+        assert {o.code for o in outcomes} <= set(balancer.BALANCER_ERRORS)
+    assert not running.alive()

@@ -1,0 +1,84 @@
+"""nginx's cache in front of REST, keyed on the body (REAL servers, REAL nginx, small model):
+a repeated input is a hit on its second request, a distinct input never is, and the load
+generator records which answers came from the cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from topology_helpers import FEATURES, bodies, predict_count, send
+
+from loadtest import LoadSettings, read_run, run_load
+from models.artifacts import ArtifactLayout
+from serving.balancer import CacheSettings
+from serving.ports import Ports
+from serving.replicas import FRONT_FIELDS, ReplicatedServers, Topology, up_replicated
+from serving.settings import ServerSettings
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", params=["tfserving", "torchserve"])
+def cached(request: pytest.FixtureRequest, nginx: str, small_artifacts: ArtifactLayout,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ReplicatedServers, int]]:
+    """One replica behind nginx with the body-keyed cache; yields the servers and the REST front port."""
+    server = request.param
+    ports = Ports.free()
+    topology = Topology(replicas=1, balancer="nginx", cache=CacheSettings(body_buffer_bytes=1_000_000))
+    servers = up_replicated(small_artifacts.root, server=server, settings=ServerSettings(), ports=ports,
+                            state_dir=tmp_path_factory.mktemp(f"{server}-cached"), topology=topology,
+                            timeout_s=300)
+    try:
+        yield servers, getattr(ports, FRONT_FIELDS[server][0])
+    finally:
+        servers.down()
+
+
+@pytest.mark.parametrize("protocol", ["rest-json", "rest-binary"])
+def test_a_repeated_body_hits_and_a_distinct_one_misses(cached: tuple[ReplicatedServers, int],
+                                                         protocol: str) -> None:
+    servers, port = cached
+    first, second = bodies(servers.server, protocol, 2, seed=hash(protocol) % 1000)
+    before = predict_count(servers.stacks[0], servers.server)
+
+    outcomes = send(servers.server, protocol, port, [first, first, second, first])
+
+    assert [o.status for o in outcomes] == ["ok"] * 4, [o.error for o in outcomes]
+    assert [o.cache for o in outcomes] == ["miss", "hit", "miss", "hit"]
+    assert outcomes[1].bytes_in == outcomes[0].bytes_in  # the cached answer is the server's answer
+    # only the two misses reached the server
+    assert predict_count(servers.stacks[0], servers.server) - before == 2
+
+
+def test_grpc_through_nginx_is_never_cached(cached: tuple[ReplicatedServers, int]) -> None:
+    servers, _ = cached
+    assert servers.balancer is not None
+    grpc_port = servers.balancer.settings.grpc_port
+    body = bodies(servers.server, "grpc", 1)[0]
+    outcomes = send(servers.server, "grpc", grpc_port, [body, body])
+    assert [(o.status, o.cache) for o in outcomes] == [("ok", "none"), ("ok", "none")]
+
+
+@pytest.mark.parametrize(("share", "hits_between"), [(0.0, (0.0, 0.0)), (0.6, (0.35, 0.8))])
+def test_the_load_generator_records_cache_hits_at_the_repeat_share(
+    cached: tuple[ReplicatedServers, int], tmp_path: Path, share: float, hits_between: tuple[float, float]
+) -> None:
+    """80 requests at 20/s; repeats reuse one of this run's earlier inputs, fresh inputs are new.
+
+    Share 0: every input is distinct, so not one hit. Share 0.6: the hit ratio is the repeat share
+    less repeats of inputs still in flight; bounds are ~4 binomial standard deviations (n = 80).
+    """
+    servers, port = cached
+    settings = LoadSettings(server=servers.server, protocol="rest-binary", host="127.0.0.1", port=port,
+                            rate=20.0, duration_s=4.0, warmup_s=0.0, features=FEATURES, repeat_share=share,
+                            payload_seed=int(share * 100) + 17, pool_size=4)
+    run_load(settings, tmp_path, progress=False)
+    records = read_run(tmp_path).records
+    ok = records[records["status"] == "ok"]
+    assert len(ok) == len(records) > 40
+    assert set(ok["cache"]) <= {"hit", "miss"}
+    ratio = float((ok["cache"] == "hit").mean())
+    low, high = hits_between
+    assert low <= ratio <= high, f"hit ratio {ratio:.2f} at repeat share {share}"

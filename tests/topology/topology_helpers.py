@@ -1,0 +1,52 @@
+"""Small helpers shared by the topology tests: send bounded requests and read per-replica counts."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import numpy as np
+
+from loadtest import encode_body, make_inputs
+from loadtest._payloads import CONTENT_TYPES
+from loadtest._transports import GrpcTransport, HttpTransport, Outcome, rest_path
+from serving.monitor import metrics_url, parse_series_key, scrape_series
+from serving.stack import Stack
+
+FEATURES = 1024
+
+
+def bodies(server: str, protocol: str, count: int, seed: int = 3) -> list[bytes]:
+    return [encode_body(server, protocol, x) for x in make_inputs(FEATURES, 1, count, seed)]
+
+
+def send(server: str, protocol: str, port: int, payloads: list[bytes]) -> list[Outcome]:
+    """One request per body, one after another, through the load generator's own transports."""
+    if protocol == "grpc":
+        method = ("/tensorflow.serving.PredictionService/Predict" if server == "tfserving"
+                  else "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions")
+        transport = GrpcTransport("127.0.0.1", port, method, timeout_s=60)
+    else:
+        transport = HttpTransport("127.0.0.1", port, rest_path(server, "linear"),
+                                  CONTENT_TYPES[(server, protocol)], timeout_s=60, pool=4)
+    try:
+        return [transport.send(body) for body in payloads]
+    finally:
+        transport.close()
+
+
+def predict_count(stack: Stack, server: str) -> float:
+    """Predict requests one replica counted itself, from its Prometheus metrics."""
+    info = stack.servers[server]
+    series, error = scrape_series(metrics_url(server, info.ports), timeout_s=10)
+    assert error is None, error
+    name = {"tfserving": ":tensorflow:serving:request_latency_count",
+            "torchserve": "ts_inference_requests_total"}[server]
+    return sum(value for key, value in series.items() if parse_series_key(key)[0] == name)
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bytes(response.read())
+
+
+__all__ = ["bodies", "send", "predict_count", "get", "np"]
