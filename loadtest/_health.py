@@ -59,8 +59,13 @@ def check_reachable(settings: LoadSettings, timeout_s: float = CHECK_TIMEOUT_S) 
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             response.read()
-    except urllib.error.HTTPError:
-        return  # it answered: reachable (the run will record the server's errors)
+    except urllib.error.HTTPError as exc:
+        if settings.server == "torchserve" and exc.code == 404:  # every TorchServe answers /ping
+            raise TargetMismatch(
+                f"something answers at {settings.target}, but not TorchServe's inference API (GET /ping: "
+                "HTTP 404): point --host/--port at TorchServe's inference port (8080 by default)"
+            ) from None
+        return  # it answered: reachable (the model is checked next)
     except (urllib.error.URLError, OSError) as exc:
         raise TargetUnreachable(f"{_hint(settings)} ({exc})") from None
 

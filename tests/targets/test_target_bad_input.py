@@ -15,11 +15,19 @@ from test_external_matrix import external_matrix
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
 
-def closed_port(address: str) -> int:
-    """A port nothing listens on at `address` (the kernel's pick for a free one here, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def closed_port(remote: RemoteServers) -> int:
+    """A port where nothing listens on the namespace host (connection refused there)."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port in remote.ports.values():
+            continue
+        try:
+            socket.create_connection((remote.address, port), timeout=2).close()
+        except ConnectionRefusedError:
+            return port
+    raise AssertionError("no closed port found on the namespace host")
 
 
 @pytest.mark.parametrize(
@@ -42,7 +50,7 @@ def test_inferload_load_refuses_a_target_it_cannot_measure(
     elif case == "wrong input width":
         args = ["--features", "512"]
     else:
-        port = closed_port(remote_servers.address)
+        port = closed_port(remote_servers)
         expected = [text.replace("torchserve", server) for text in expected]
     out = tmp_path / "run"
     done = run_inferload(
@@ -68,7 +76,7 @@ def test_an_external_matrix_refuses_a_target_it_cannot_measure_before_any_load(
     remote_servers: RemoteServers, tmp_path: Path, case: str, expected: list[str]
 ) -> None:
     if case == "unreachable":  # the namespace host, but ports where nothing listens
-        closed = {role: closed_port(remote_servers.address) for role in remote_servers.ports}
+        closed = {role: closed_port(remote_servers) for role in remote_servers.ports}
         text = external_matrix(dataclasses.replace(remote_servers, ports=closed))
     elif case == "wrong model name":
         text = external_matrix(remote_servers, model_name="no_such_model")
@@ -82,3 +90,19 @@ def test_an_external_matrix_refuses_a_target_it_cannot_measure_before_any_load(
     for text in expected:
         assert text in done.stderr
     assert not (out / "cells").exists()  # no cell ran
+
+
+def test_a_torchserve_load_aimed_at_another_servers_port_is_refused(remote_servers: RemoteServers,
+                                                                     tmp_path: Path) -> None:
+    """TF Serving's REST port answers HTTP, but not as TorchServe: /ping is 404 there."""
+    other = remote_servers.port("tfserving", "rest-json")
+    out = tmp_path / "run"
+    done = run_inferload(
+        "load", "--server", "torchserve", "--protocol", "rest-json",
+        "--host", f"http://{remote_servers.address}:{other}",
+        "--metadata-url", remote_servers.metadata_url("torchserve"),
+        "--rate", "10", "--duration", "1", "--features", "1024", "--out", str(out), "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "not TorchServe's inference API (GET /ping: HTTP 404)" in done.stderr
+    assert not out.exists()
