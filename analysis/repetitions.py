@@ -60,14 +60,16 @@ class CellKey:
     concurrency: int | None
     batch: int
     server_config_name: str
+    repeat_share: float | None = None  # cache experiments: share of requests reusing an input
 
     @property
     def group(self) -> GroupKey:
-        return GroupKey(self.server, self.protocol, self.server_config_name, self.batch, self.mode)
+        return GroupKey(self.server, self.protocol, self.server_config_name, self.batch, self.mode,
+                        self.repeat_share)
 
     def label(self) -> str:
         load = f"{self.rate:g}/s" if self.rate is not None else f"concurrency {self.concurrency}"
-        return f"{self.server} {self.protocol} [{self.server_config_name}] batch {self.batch} @ {load}"
+        return f"{self.group.label()} @ {load}"
 
 
 @dataclass(frozen=True, order=True)
@@ -79,9 +81,11 @@ class GroupKey:
     server_config_name: str
     batch: int
     mode: str
+    repeat_share: float | None = None  # one line per repeat share (None: the pool's uniform choice)
 
     def label(self) -> str:
-        return f"{self.server} {self.protocol} [{self.server_config_name}] batch {self.batch}"
+        share = "" if self.repeat_share is None else f" repeat {self.repeat_share:g}"
+        return f"{self.server} {self.protocol} [{self.server_config_name}] batch {self.batch}{share}"
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,8 @@ class CellSummary:
 
 def cell_key(run: RunSummary) -> CellKey:
     return CellKey(
-        run.server, run.protocol, run.mode, run.rate, run.concurrency, run.batch, run.server_config_name
+        run.server, run.protocol, run.mode, run.rate, run.concurrency, run.batch, run.server_config_name,
+        run.repeat_share,
     )
 
 

@@ -311,7 +311,7 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None)
 
 
 def _group_fields(group: GroupKey | None) -> dict[str, Any]:
-    keys = ("server", "protocol", "server_config_name", "batch", "mode")
+    keys = ("server", "protocol", "server_config_name", "batch", "mode", "repeat_share")
     if group is None:
         return dict.fromkeys(keys)
     return asdict(group)

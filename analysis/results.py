@@ -86,6 +86,7 @@ def _not_run_summary(run_dir: Path, cell: dict[str, Any], status: str, reason: s
         batch=int(cell.get("batch") or 1),
         server_config_name=str(cell.get("server_config_name") or "default"),
         repetition=int(cell.get("repetition") or 0),
+        repeat_share=cell.get("repeat_share"),
         status=status,
         error=reason,
         window_s=0.0,

@@ -104,6 +104,7 @@ class RunSummary:
     p99_interval: QuantileInterval | None = None
     throughput_interval: tuple[float, float] | None = None  # batch means over slices of the window
     server_side: ServerSide | None = None  # the server's own counters over the window
+    repeat_share: float | None = None  # share of requests that reused an input (None: uniform pool)
 
     @property
     def usable(self) -> bool:
@@ -273,6 +274,7 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
         batch=batch,
         server_config_name=str(_first(cell.get("server_config_name"), "default")),
         repetition=int(_first(cell.get("repetition"), 0)),
+        repeat_share=_first(cell.get("repeat_share"), settings.get("repeat_share")),
         status=str(_first(cell.get("status"), "done")),
         error=cell.get("error"),
         generator_valid=health.valid,

@@ -267,6 +267,17 @@ def start(settings: BalancerSettings, prefix: Path, *, timeout_s: float = 30.0) 
         time.sleep(0.1)
 
 
+def restart_with_empty_cache(running: Balancer, *, timeout_s: float = 30.0) -> Balancer:
+    """Stop nginx, drop every cached answer, start it again with the same config.
+
+    Each cell starts cold: a later cell's distinct inputs may be byte-equal to an earlier cell's (the
+    load generator's inputs depend on the seed, not on the cell), and must not hit its answers.
+    """
+    running.stop()
+    shutil.rmtree(running.prefix / "cache", ignore_errors=True)
+    return start(running.settings, running.prefix, timeout_s=timeout_s)
+
+
 def health(settings: BalancerSettings) -> str | None:
     """None when nginx answers its health location on the REST port and accepts on the gRPC port."""
     import urllib.request

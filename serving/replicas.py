@@ -123,10 +123,12 @@ class ReplicatedServers:
 
     @contextlib.contextmanager
     def cell_files(self, cell_dir: Path) -> Iterator[None]:
-        """Around one cell: afterwards the cell keeps nginx.conf and this cell's slice of the access log."""
+        """Around one cell: a cache starts empty; afterwards the cell keeps nginx.conf and its access log."""
         if self.balancer is None:
             yield
             return
+        if self.balancer.settings.cache is not None:
+            self.balancer = nginx.restart_with_empty_cache(self.balancer)
         log = self.balancer.access_log
         start = log.stat().st_size if log.exists() else 0
         try:

@@ -12,7 +12,7 @@ from topology_helpers import FEATURES, bodies, predict_count, send
 
 from loadtest import LoadSettings, read_run, run_load
 from models.artifacts import ArtifactLayout
-from serving.balancer import CacheSettings
+from serving.balancer import CacheSettings, read_access_log
 from serving.ports import Ports
 from serving.replicas import FRONT_FIELDS, ReplicatedServers, Topology, up_replicated
 from serving.settings import ServerSettings
@@ -82,3 +82,16 @@ def test_the_load_generator_records_cache_hits_at_the_repeat_share(
     ratio = float((ok["cache"] == "hit").mean())
     low, high = hits_between
     assert low <= ratio <= high, f"hit ratio {ratio:.2f} at repeat share {share}"
+
+
+def test_each_cell_starts_with_an_empty_cache(cached: tuple[ReplicatedServers, int], tmp_path: Path) -> None:
+    """Cells of one group share servers, not cached answers (the runner wraps each cell in cell_files)."""
+    servers, port = cached
+    body = bodies(servers.server, "rest-binary", 1, seed=991)
+    assert [o.cache for o in send(servers.server, "rest-binary", port, body * 2)] == ["miss", "hit"]
+    with servers.cell_files(tmp_path / "cell"):
+        outcomes = send(servers.server, "rest-binary", port, body)
+    assert [(o.status, o.cache) for o in outcomes] == [("ok", "miss")]
+    assert "proxy_cache_key" in (tmp_path / "cell" / "nginx.conf").read_text()
+    logged = read_access_log(tmp_path / "cell" / "balancer_access.jsonl")
+    assert [(entry.method, entry.cache) for entry in logged] == [("POST", "MISS")]
