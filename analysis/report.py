@@ -21,6 +21,7 @@ from analysis.intervals import ORDER_STATISTIC, THROUGHPUT_SLICES, Estimate
 from analysis.percentiles import CONFIDENCE, REPORTED_PERCENTILES, min_samples
 from analysis.repetitions import GroupKey
 from analysis.results import Experiment, load_experiment
+from analysis.topology import TopologyReport, topology_report
 from analysis.verdicts import (
     BatchingVerdict,
     BatchSweepPoint,
@@ -75,6 +76,7 @@ class ReportModel:
     decomposition: tuple[Decomposition, ...]
     comparison: Comparison | None
     server_decomposition: tuple[ServerDecomposition, ...] = ()
+    topology: TopologyReport | None = None  # CPU per request, replicas, balancer, cache (topology.py)
 
     @property
     def tfserving_label(self) -> str:
@@ -307,6 +309,7 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None)
         decomposition=tuple(decompose(experiment.cells, experiment.floor, experiment.payloads)),
         comparison=comparison,
         server_decomposition=tuple(server_decomposition(experiment.cells)),
+        topology=topology_report(experiment.manifest, experiment.cells, verdicts),
     )
 
 
@@ -429,6 +432,7 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
         ],
         "skipped_cells": [{"cell_id": c, "reason": r} for c, r in experiment.skipped_cells],
         "comparison": comparison,
+        "topology": model.topology.to_dict() if model.topology is not None else None,
     }
 
 
