@@ -261,9 +261,11 @@ def scaling_rows(verdicts: Sequence[SweepVerdict], topo: dict[str, Topo]) -> lis
             continue
         line = (verdict.group.server, verdict.group.protocol, t.policy, verdict.group.batch)
         lines[line][t.replicas] = verdict
+    # With one upstream the policy makes no difference: any single replica behind nginx is the base.
+    singles = {(s, p, b): by_n[1] for (s, p, _, b), by_n in sorted(lines.items()) if 1 in by_n}
     rows = []
     for (server, protocol, policy, batch), by_n in sorted(lines.items()):
-        one = by_n.get(1)
+        one = by_n.get(1) or singles.get((server, protocol, batch))
         for n, verdict in sorted(by_n.items()):
             efficiency = None
             if one is not None and one.throughput_at_max_rps and verdict.throughput_at_max_rps is not None:

@@ -19,6 +19,8 @@ SHIPPED = [
     ("batch-sweep.yaml", 49, 17, 15),
     ("batching.yaml", 24, 0, 15),
     ("external-example.yaml", 18, 0, 10),
+    ("scaling.yaml", 144, 0, 60),
+    ("caching.yaml", 84, 0, 35),
 ]
 
 
@@ -63,3 +65,32 @@ def test_every_cell_maps_to_valid_server_and_load_settings(name: str) -> None:
         settings = LoadSettings(**load_settings_for(cell, experiment, ports, server_kind=None))
         assert settings.run == cell.cell_id and settings.batch == cell.batch
         assert settings.resolved_port in ports.of(cell.server).values()
+
+
+@pytest.mark.parametrize("name", ["scaling.yaml", "caching.yaml"])
+def test_the_header_states_the_dry_run_estimate(name: str) -> None:
+    """The wall time in the header is what `inferload run --dry-run` estimates (to the half minute)."""
+    import re
+
+    experiment = load_experiment(EXPERIMENTS / name)
+    text = (EXPERIMENTS / name).read_text()
+    stated = re.search(r"~([0-9.]+) min \(`inferload run experiments/" + name, text)
+    assert stated is not None, "the header must give the expected wall time"
+    estimate_min = expand_cells(experiment).estimated_seconds(experiment) / 60
+    assert float(stated.group(1)) == pytest.approx(estimate_min, abs=0.5)
+
+
+def test_scaling_measures_one_and_two_replicas_under_both_policies_and_without_a_balancer() -> None:
+    experiment = load_experiment(EXPERIMENTS / "scaling.yaml")
+    topologies = {(c.replicas, c.balancer.kind, c.balancer.policy if c.balancer.kind == "nginx" else None)
+                  for c in experiment.server_configs}
+    assert {(1, "none", None), (1, "nginx", "round_robin"), (2, "nginx", "round_robin"),
+            (2, "nginx", "least_conn")} <= topologies
+    assert experiment.model.features == 262144
+
+
+def test_caching_sweeps_the_repeat_share_behind_a_cache_on_rest() -> None:
+    experiment = load_experiment(EXPERIMENTS / "caching.yaml")
+    assert experiment.repeat_shares == (0.0, 0.5, 0.9)
+    assert all(c.cache.kind == "nginx" for c in experiment.server_configs)
+    assert "grpc" not in experiment.protocols and experiment.model.features == 262144
