@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 protos: $(STAMP)
-	$(PY) -m inferload.protos
+	$(PY) -m inferload_protos
 
 demo: setup
 	$(VENV)/bin/inferload demo
@@ -34,5 +34,5 @@ test: setup
 	$(PY) -m pytest
 
 check: setup
-	$(VENV)/bin/ruff check models serving loadtest analysis inferload tests benchmarks
+	$(VENV)/bin/ruff check models serving loadtest analysis inferload inferload_protos tests benchmarks
 	$(VENV)/bin/mypy models serving loadtest analysis inferload

@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import requests
 
-from inferload.protos import load
+from inferload_protos import load
 from models.artifacts import ArtifactLayout
 from models.linear import make_inputs, predict
 from serving import Ports, ServerSettings, Stack, up

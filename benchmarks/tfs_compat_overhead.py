@@ -123,7 +123,7 @@ def _start_server(layout: ArtifactLayout, log_path: Path) -> tuple[subprocess.Po
 
 
 def _grpc_body(x: np.ndarray) -> bytes:
-    from inferload.protos import load
+    from inferload_protos import load
 
     wire = load("tfserving_predict_pb2")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from inferload import protos
+import inferload_protos as protos
 
 from ._settings import PROTOCOLS, SERVERS, LoadSettings
 

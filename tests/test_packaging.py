@@ -33,10 +33,10 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_generated_stubs_are_ignored_by_git():
-    generated = sorted((ROOT / "inferload" / "protos").glob("*_pb2*.py"))
+    generated = sorted((ROOT / "inferload_protos").glob("*_pb2*.py"))
     assert generated, "stubs missing: run `make setup`"
     tracked = subprocess.run(
-        ["git", "ls-files", "inferload/protos"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", "inferload_protos"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     assert not [t for t in tracked if t.endswith(("_pb2.py", "_pb2_grpc.py"))]
 

@@ -12,11 +12,12 @@ COPY serving/ serving/
 COPY loadtest/ loadtest/
 COPY analysis/ analysis/
 COPY inferload/ inferload/
+COPY inferload_protos/ inferload_protos/
 COPY experiments/ experiments/
-# The stubs are generated into the installed package (from / so that -m does not find ./inferload).
+# The stubs are generated into the installed package (from / so that -m does not find ./inferload_protos).
 RUN python -m pip install --no-cache-dir . \
- && cd / && python -m inferload.protos \
- && python -c "from inferload import protos; protos.load('inference_pb2')" \
+ && cd / && python -m inferload_protos \
+ && python -c "import inferload_protos as protos; protos.load('inference_pb2')" \
  && inferload --help >/dev/null
 RUN useradd --create-home --uid 10001 inferload && mkdir -p /work && chown inferload /work
 USER 10001

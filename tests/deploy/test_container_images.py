@@ -27,7 +27,8 @@ DISTRIBUTIONS = {
     "psutil": "psutil",
     "locust": "locust",
 }
-OWN_PACKAGES = {"loadtest", "inferload"}
+# loadtest/ and the stubs package it encodes with; never the CLI package `inferload` (DESIGN.md 8).
+OWN_PACKAGES = {"loadtest", "inferload_protos"}
 # Imported inside functions that Locust users never call: not needed in the Locust image.
 NOT_ON_THE_LOCUST_PATH = {
     "pandas": "loadtest._schema.read_run (reading results)",
@@ -53,7 +54,7 @@ def _installed(dockerfile: Path, stage: int = -1) -> dict[str, str]:
     }
 
 
-def _third_party_imports(folder: Path) -> set[str]:
+def _top_level_imports(folder: Path) -> set[str]:
     found = set()
     for path in folder.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -61,7 +62,11 @@ def _third_party_imports(folder: Path) -> set[str]:
                 found |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"__future__"} - OWN_PACKAGES
+    return found
+
+
+def _third_party_imports(folder: Path) -> set[str]:
+    return _top_level_imports(folder) - set(sys.stdlib_module_names) - {"__future__"} - OWN_PACKAGES
 
 
 def test_locust_image_installs_everything_loadtest_imports() -> None:
@@ -71,6 +76,17 @@ def test_locust_image_installs_everything_loadtest_imports() -> None:
     installed = _installed(DOCKER / "locust.Dockerfile")
     needed = {DISTRIBUTIONS[name] for name in imports} | {"protobuf"}  # the stubs need protobuf
     assert needed <= set(installed), f"missing from locust.Dockerfile: {needed - set(installed)}"
+
+
+def test_locust_image_carries_the_stubs_package_that_loadtest_imports() -> None:
+    """loadtest/ reaches the generated stubs through their own package, which the image generates and
+    puts on the path; the CLI package is not in the image, so loadtest/ must not import it."""
+    found = _top_level_imports(ROOT / "loadtest")
+    assert "inferload" not in found, "loadtest/ imports the CLI package `inferload`"
+    assert "inferload_protos" in found
+    dockerfile = (DOCKER / "locust.Dockerfile").read_text()
+    assert "python -m inferload_protos" in dockerfile
+    assert "/opt/inferload/inferload_protos" in dockerfile
 
 
 @pytest.mark.parametrize("dockerfile", ["locust.Dockerfile"])

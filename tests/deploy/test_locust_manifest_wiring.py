@@ -110,7 +110,7 @@ def test_master_and_workers_run_our_users_with_the_manifest_options(
         local = {name: value.replace(home, local_home) for name, value in env.items()}
         local[f"INFERLOAD_{server.upper()}_HOST"] = "127.0.0.1"
         local[f"INFERLOAD_{server.upper()}_{protocol_kind}_PORT"] = str(closed_port)
-        # inferload's stubs (baked into the image there) from the repository, after the ConfigMap
+        # the stubs package (baked into the image there) from the repository, after the ConfigMap
         return {**os.environ, **local, "PYTHONPATH": f"{local['PYTHONPATH']}{os.pathsep}{ROOT}"}
 
     locust = [sys.executable, "-c", ONLY_THE_CONFIGMAP]

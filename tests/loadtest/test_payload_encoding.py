@@ -55,7 +55,7 @@ def test_tfserving_grpc_parses_with_the_real_tensorflow_serving_predict_request(
 
 
 def test_torchserve_grpc_parses_as_predictions_request(x: np.ndarray) -> None:
-    from inferload.protos import inference_pb2
+    from inferload_protos import inference_pb2
 
     request = inference_pb2.PredictionsRequest.FromString(encode_body("torchserve", "grpc", x, "linear"))
     assert request.model_name == "linear"

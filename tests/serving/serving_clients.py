@@ -77,7 +77,7 @@ def torchserve_rest_binary(ports: Ports, x: np.ndarray) -> list[int]:
 
 
 def torchserve_grpc(ports: Ports, x: np.ndarray) -> list[int]:
-    from inferload.protos import load
+    from inferload_protos import load
 
     inference_pb2 = load("inference_pb2")
     inference_pb2_grpc = load("inference_pb2_grpc")

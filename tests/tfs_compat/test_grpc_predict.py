@@ -12,7 +12,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from tfs_compat_server import RunningServer
 
-from inferload.protos import load
+from inferload_protos import load
 
 wire = load("tfserving_predict_pb2")  # the TF-free wire subset that load processes use
 
@@ -96,7 +96,7 @@ def test_output_filter_returns_only_the_named_outputs(
 def test_tf_free_wire_subset_round_trips(
     tfs_compat: RunningServer, inputs: np.ndarray, expected_ids: np.ndarray
 ) -> None:
-    """Load processes encode with inferload.protos' TF-free subset: the same bytes on the wire."""
+    """Load processes encode with inferload_protos' TF-free subset: the same bytes on the wire."""
     request = wire.PredictRequest()
     request.model_spec.name = "linear"
     tensor = request.inputs["x"]

@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import pytest
 
-from inferload import protos
+import inferload_protos as protos
 from loadtest import FreshInputs, RepeatingChoice, encode_body, make_inputs
 
 FEATURES, BATCH = 64, 2

@@ -1,4 +1,7 @@
-"""gRPC stubs, generated at set-up (never committed) by `python -m inferload.protos`.
+"""gRPC stubs, generated at set-up (never committed) by `python -m inferload_protos`.
+
+A top-level package of its own, so that `loadtest/` encodes requests without importing the CLI
+package (`inferload/`).
 
 - TorchServe: `inference.proto` / `management.proto`, extracted from the `.proto` files that ship
   inside the installed torchserve package's frontend jar, so the stubs always match the server.
@@ -12,14 +15,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_HINT = "gRPC stubs are missing: run `make setup` (or `python -m inferload.protos`) to generate them."
+_HINT = "gRPC stubs are missing: run `make setup` (or `python -m inferload_protos`) to generate them."
 
 
 def load(module: str) -> ModuleType:
     """Import a generated stub module (e.g. "inference_pb2"), with a clear error if not generated."""
     try:
-        return importlib.import_module(f"inferload.protos.{module}")
+        return importlib.import_module(f"inferload_protos.{module}")
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("inferload.protos"):
+        if exc.name and exc.name.startswith("inferload_protos"):
             raise RuntimeError(_HINT) from exc
         raise

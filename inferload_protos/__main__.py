@@ -1,4 +1,4 @@
-"""Generate the gRPC stubs: `python -m inferload.protos` (idempotent; `make setup` runs it)."""
+"""Generate the gRPC stubs: `python -m inferload_protos` (idempotent; `make setup` runs it)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PACKAGE_PATH = Path("inferload") / "protos"
+PACKAGE_PATH = Path("inferload_protos")
 JAR_PROTOS = ("inference.proto", "management.proto")
 LOCAL_PROTOS = ("tfserving_predict.proto",)
 
@@ -23,8 +23,8 @@ def torchserve_jar() -> Path:
     return jar
 
 
-def generate(out_root: Path = HERE.parent.parent) -> list[Path]:
-    """Compile the protos into `out_root/inferload/protos/`; returns the generated files."""
+def generate(out_root: Path = HERE.parent) -> list[Path]:
+    """Compile the protos into `out_root/inferload_protos/`; returns the generated files."""
     import grpc_tools
     from grpc_tools import protoc
 
