@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from inferload.experiments import Experiment, ServerConfig
@@ -46,6 +46,7 @@ class Cell:
     repetition: int
     body_bytes: int
     repeat_share: float | None = None  # share of requests reusing an input already sent (None: uniform pool)
+    duration_s: float | None = None  # a search step's own measured duration (None: the matrix's duration_s)
 
     @property
     def group(self) -> tuple[str, str]:
@@ -59,9 +60,18 @@ class Cell:
             return f"{format_level(self.rate or 0)} req/s"
         return f"concurrency {self.concurrency}"
 
+    def at_rate(self, rate: float, duration_s: float | None = None) -> Cell:
+        """The same line at another Poisson rate (a max-rate search step): an ordinary open-loop cell."""
+        tag = f"r{format_level(rate)}"
+        cell_id = _cell_id(self.server, self.protocol, self.batch, self.server_config_name, tag,
+                           self.repetition, self.repeat_share)
+        return replace(self, cell_id=cell_id, rate=float(rate), duration_s=duration_s)
+
     def describe(self) -> dict[str, Any]:
         """The cell's settings as `cell.json` records them (docs/architecture.md)."""
+        extra = {} if self.duration_s is None else {"duration_s": self.duration_s}
         return {
+            **extra,
             "cell_id": self.cell_id,
             "server": self.server,
             "protocol": self.protocol,

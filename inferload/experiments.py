@@ -23,6 +23,7 @@ __all__ = [
     "CpuSets",
     "ModelSpec",
     "LoadMatrix",
+    "RateSearch",
     "ServerConfig",
     "BalancerConfig",
     "CacheConfig",
@@ -73,15 +74,54 @@ class ModelSpec(_Strict):
     seed: int = Field(ge=0)
 
 
+class RateSearch(_Strict):
+    """Search each sweep line's max Poisson rate under the SLO (inferload/search.py), perf_analyzer-style.
+
+    Step up from `start` by `factor` until a step misses the SLO (or the generator cannot keep up:
+    an upper bound, not a miss) or `max` is reached; a `start` that already misses steps down to `min`.
+    Then `bisect_steps` bisections between the last rate met and the first not met.
+    """
+
+    start: float = Field(gt=0, description="first rate offered, req/s")
+    factor: float = Field(default=2.0, gt=1, le=16, description="geometric step between rates")
+    max: float = Field(gt=0, description="never offer more than this, req/s")
+    min: float | None = Field(default=None, gt=0, description="lowest rate when stepping down "
+                              "(default start / factor^2)")
+    bisect_steps: int = Field(default=3, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RateSearch:
+        if self.max < self.start:
+            raise FieldProblem("max", f"max {self.max:g} is below start {self.start:g}: raise max")
+        if self.min is not None and self.min > self.start:
+            raise FieldProblem("min", f"min {self.min:g} is above start {self.start:g}: lower min")
+        return self
+
+    @property
+    def floor(self) -> float:
+        return self.min if self.min is not None else self.start / self.factor**2
+
+
 class LoadMatrix(_Strict):
-    """Open loop (Poisson rates, req/s) or closed loop (fixed concurrencies): exactly one list."""
+    """Open loop (Poisson rates, req/s, or a max-rate `search`) or closed loop (fixed concurrencies)."""
 
     mode: Literal["open", "closed"]
     rates: tuple[float, ...] | None = None
     concurrencies: tuple[int, ...] | None = None
+    search: RateSearch | None = None
 
     @model_validator(mode="after")
     def _one_list_per_mode(self) -> LoadMatrix:
+        if self.search is not None:
+            if self.mode != "open":
+                raise FieldProblem("search", "the max-rate search offers Poisson rates: set `mode: open`")
+            if self.rates is not None:
+                raise FieldProblem("rates", "give exactly one of `rates` (a fixed list) and `search`: "
+                                            "remove one")
+            if self.concurrencies is not None:
+                raise FieldProblem("concurrencies", "open mode takes `search`, not `concurrencies`: "
+                                                    "remove `concurrencies`")
+            return self
         wanted, unwanted = ("rates", "concurrencies") if self.mode == "open" else ("concurrencies", "rates")
         hint = "rates: [10, 20, 40]" if self.mode == "open" else "concurrencies: [1, 4]"
         values = getattr(self, wanted)
@@ -90,13 +130,16 @@ class LoadMatrix(_Strict):
                 unwanted, f"{self.mode} mode takes `{wanted}`, not `{unwanted}`: remove `{unwanted}`"
             )
         if values is None:
-            raise FieldProblem((), f"{self.mode} mode needs `{wanted}` (e.g. `{hint}`)")
+            extra = " or `search: {start: 10, max: 640}`" if self.mode == "open" else ""
+            raise FieldProblem((), f"{self.mode} mode needs `{wanted}` (e.g. `{hint}`){extra}")
         _check_list(wanted, values, positive=True, at=(wanted,))
         return self
 
     @property
     def levels(self) -> tuple[float, ...] | tuple[int, ...]:
-        """The load levels of this matrix: rates (open) or concurrencies (closed)."""
+        """The load levels of this matrix: rates (open) or concurrencies (closed); a search's first rate."""
+        if self.search is not None:
+            return (self.search.start,)
         return (self.rates if self.mode == "open" else self.concurrencies) or ()
 
 

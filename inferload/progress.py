@@ -1,7 +1,8 @@
 """The matrix's progress display: cell i/N, what it runs, and the time left for the whole matrix.
 
 A live rich bar on a terminal; one plain line per step otherwise (CI logs stay readable); nothing
-when switched off (tests).
+when switched off (tests). A max-rate search counts `steps` against an estimate (`step 5/~18`): its
+step count is only known when each line's search ends, so the total grows when it is passed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class MatrixProgress:
     estimate_per_cell_s: float
     enabled: bool = True
     live: bool | None = None  # None: a live bar when stderr is a terminal
+    unit: str = "cells"  # "steps" for a max-rate search: `total` is then an estimate
     started: float = field(default_factory=time.monotonic)
     finished: int = 0
     cells_started: float = field(default_factory=time.monotonic)
@@ -49,11 +51,22 @@ class MatrixProgress:
     def __exit__(self, *exc: object) -> None:
         elapsed = _clock(time.monotonic() - self.started)
         if self._bar is not None:
-            self._bar.update(self._task, description=f"{self.finished}/{self.total} cells",
+            self._bar.update(self._task, description=self._done_text(),
                              completed=self.finished, left=f"in {elapsed}")
             self._bar.__exit__(None, None, None)
         elif self.enabled and self.total:
-            print(f"{self.finished}/{self.total} cells in {elapsed}", file=sys.stderr, flush=True)
+            print(f"{self._done_text()} in {elapsed}", file=sys.stderr, flush=True)
+
+    def _done_text(self) -> str:
+        if self.unit == "steps":
+            return f"{self.finished} steps"
+        return f"{self.finished}/{self.total} cells"
+
+    def counter(self, index: int) -> str:
+        """`cell 3/12`, or `step 5/~18` for a search (whose total is an estimate)."""
+        if self.unit == "steps":
+            return f"step {index}/~{max(self.total, index)}"
+        return f"cell {index}/{self.total}"
 
     def start_cells(self) -> None:
         """Cells start now: export and floor time must not inflate the per-cell estimate."""
@@ -64,7 +77,7 @@ class MatrixProgress:
         per_cell = self.estimate_per_cell_s
         if self.finished:
             per_cell = (time.monotonic() - self.cells_started) / self.finished
-        return (self.total - self.finished) * per_cell
+        return max(self.total - self.finished, 0) * per_cell
 
     def show(self, text: str) -> None:
         left = f"~{_clock(self.left_s())} left"
@@ -75,8 +88,10 @@ class MatrixProgress:
 
     def advance(self) -> None:
         self.finished += 1
+        if self.finished > self.total:  # a search ran more steps than estimated
+            self.total = self.finished
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.finished)
+            self._bar.update(self._task, completed=self.finished, total=max(self.total, 1))
 
     def note(self, text: str) -> None:
         if self._bar is not None:

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import shutil
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from inferload.manifest import (
     write_json,
 )
 from inferload.progress import MatrixProgress
+from inferload.search import Judgement, duration_rule, expected_steps, judge_step, search_steps, slo_of
 from inferload.stages import RealStages, RunError, RunningServers, Stages, load_settings_for
 from inferload.targets import TargetDriver, driver_for
 
@@ -176,6 +178,7 @@ def run_experiment(
     stages: Stages | None = None,
     measure_floor: bool = True,
     target: TargetDriver | None = None,
+    judge: Callable[[Path], Judgement] | None = None,
 ) -> ExperimentResult:
     """Run every cell of the matrix that is not done yet into `out_dir`; resumable and Ctrl-C safe.
 
@@ -184,6 +187,8 @@ def run_experiment(
     and the matrix goes on. KeyboardInterrupt stops the servers and propagates; finished cells stay.
     `target` defaults to the driver of the matrix's `target:` section (inferload/targets.py); an
     external target is checked before any load and is never restarted.
+    A matrix with `load.search` runs each line's max-rate search (inferload/search.py) on the line's
+    running server; `judge` (tests) replaces analysis' judgement of a finished step.
     """
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
@@ -205,8 +210,13 @@ def run_experiment(
     attempts_dir = out / "attempts"
 
     pending = [cell for cell in plan.cells if not cell_is_done(cells_dir / cell.cell_id)]
+    search = experiment.load.search
+    reused: list[str] = []  # search steps finished by an earlier run, judged again, not rerun
+    if search is not None:  # one cell per line at the start rate: the search picks its steps as it goes
+        pending = list(plan.cells)
     cpus = _cpu_plan(experiment)
-    _check_settings(pending, experiment, stages, ports, cpus, driver)
+    checked = pending if search is None else [*pending, *(c.at_rate(search.max) for c in pending)]
+    _check_settings(checked, experiment, stages, ports, cpus, driver)
     if pending:
         driver.check(experiment)  # e.g. an unreachable external target: a clear error before any load
     already = tuple(cell.cell_id for cell in plan.cells if cell not in pending)
@@ -228,7 +238,11 @@ def run_experiment(
     done: list[str] = []
     failed: list[str] = []
     per_cell = experiment.warmup_s + experiment.duration_s + 4.0
-    with MatrixProgress(len(pending), per_cell, progress) as bar:
+    total, unit = len(pending), "cells"
+    if search is not None:
+        total, unit = len(pending) * expected_steps(search), "steps"
+        per_cell = experiment.warmup_s + duration_rule(experiment)(search.start) + 4.0
+    with MatrixProgress(total, per_cell, progress, unit=unit) as bar:
         if already:
             bar.note(f"resuming: {len(already)} cell(s) already done, {len(pending)} to run")
         for skip in plan.skipped:
@@ -254,11 +268,21 @@ def run_experiment(
                 bar.note(f"warning: in-process floor not measured: {exc}")
 
         bar.start_cells()
-        for _, group in itertools.groupby(pending, key=lambda c: c.group):
-            _run_group(list(group), experiment, stages=stages, ports=ports, artifacts=artifacts,
-                       out=out, attempts_dir=attempts_dir, bar=bar, done=done, failed=failed,
-                       manifest=manifest, manifest_path=manifest_path, cpus=cpus, driver=driver)
+        slo = slo_of(experiment) if search is not None and judge is None else None
+        for (config_name, server), group in itertools.groupby(pending, key=lambda c: c.group):
+            cells: Iterable[Cell] = list(group)
+            if search is not None:
+                cells = search_steps(
+                    cells, search, cells_dir=cells_dir, duration_for=duration_rule(experiment),
+                    judge=judge if judge is not None else lambda step_dir: judge_step(step_dir, slo),
+                    note=bar.note, reused=reused)
+            _run_group(cells, out / "servers" / f"{config_name}-{server}", experiment, stages=stages,
+                       ports=ports, artifacts=artifacts, out=out, attempts_dir=attempts_dir, bar=bar,
+                       done=done, failed=failed, manifest=manifest, manifest_path=manifest_path,
+                       cpus=cpus, driver=driver)
 
+    if search is not None:
+        already = tuple(reused)
     return ExperimentResult(out, manifest_path, tuple(done), tuple(failed), already, plan.skipped,
                             manifest["tfserving_kind"])
 
@@ -292,16 +316,16 @@ def _check_settings(cells: list[Cell], experiment: Experiment, stages: Stages, p
             f"  {cell_id} (and maybe others): {message}" for message, cell_id in problems.items()))
 
 
-def _run_group(group: list[Cell], experiment: Experiment, *, stages: Stages, ports: Any, artifacts: Path,
+def _run_group(group: Iterable[Cell], state_dir: Path, experiment: Experiment, *, stages: Stages, ports: Any,
+               artifacts: Path,
                out: Path, attempts_dir: Path, bar: MatrixProgress, done: list[str], failed: list[str],
                manifest: dict[str, Any], manifest_path: Path, cpus: CpuPlan, driver: TargetDriver) -> None:
     """The cells of one (server config, server) group, on one server that is restarted if it dies.
 
+    `group` may be a generator (a max-rate search) that picks each cell after the previous one ran.
     An external target's servers are never restarted: a dead one fails its cells until it is back.
     """
     servers: RunningServers | None = None
-    first = group[0]
-    state_dir = out / "servers" / f"{first.server_config_name}-{first.server}"
     try:
         for cell in group:
             index = bar.finished + 1
@@ -316,7 +340,7 @@ def _run_group(group: list[Cell], experiment: Experiment, *, stages: Stages, por
                         servers.down()
                     servers = None
                 verb = "checking" if driver.kind == "external" else "starting"
-                bar.show(f"cell {index}/{bar.total}: {verb} {cell.server} ({cell.server_config_name})")
+                bar.show(f"{bar.counter(index)}: {verb} {cell.server} ({cell.server_config_name})")
                 try:
                     servers = driver.bring_up(
                         cell.server, cell.server_config, stages=stages, experiment=experiment,
@@ -334,7 +358,7 @@ def _run_group(group: list[Cell], experiment: Experiment, *, stages: Stages, por
             if problem is not None:
                 _fail(cell, cell_dir, problem, kind, started_at, bar, failed, target)
                 continue
-            bar.show(f"cell {index}/{bar.total}: {cell.server} {cell.protocol} b{cell.batch} "
+            bar.show(f"{bar.counter(index)}: {cell.server} {cell.protocol} b{cell.batch} "
                      f"{cell.level} ({cell.server_config_name}, rep {cell.repetition})")
             error, summary = _run_cell(cell, experiment, stages=stages, servers=servers, ports=ports,
                               cell_dir=cell_dir, kind=kind, cpus=cpus.load, driver=driver)

@@ -1,0 +1,271 @@
+"""The max-rate search: each sweep line's max Poisson rate under the SLO, found step by step.
+
+perf_analyzer-style: offer `start`, `start x factor`, ... until a step does not meet the SLO or `max`
+is reached (a `start` that already misses steps down to `min`), then bisect between the last rate met
+and the first not met, `bisect_steps` times. Every step is an ordinary open-loop cell of the results
+directory (`torchserve-grpc-b1-default-r160-rep0`), run on the servers already up for the line's group
+(the runner restarts a server only when it died), so the report's max-rate verdict reads the steps
+like any sweep, and resume reuses finished steps: the search is replayed from the recorded outcomes
+(`plan` is a pure function of them) and only steps not yet done are run.
+
+A step is judged by analysis' own definitions (`analysis.stats` / `analysis.repetitions`: the SLO
+percentile with the sample rule, errors + drops <= 1 %):
+- `met` / `missed`: the analysis' SLO status of the step's one run;
+- `generator invalid`: the load generator could not keep the schedule. That bounds what this
+  machine can *test*, not what the server sustains: an upper bound of the search, never a miss;
+- `too few requests`: fewer ok requests than the SLO percentile needs (the step's duration is chosen
+  to avoid it, see `step_duration_s`); not met, and not a miss either;
+- `failed`: the cell failed (e.g. the server died; it is restarted for the next step). On resume a
+  failed step is run again.
+Anything but `met` stops the climb and becomes the bisection's upper end; the line's summary says
+which kind of end it is.
+
+Step duration (the sample rule): a step at rate r lasts max(duration_s, 1.2 x n / r) seconds, n the
+ok requests the SLO percentile needs (368 for p99), so a step without errors holds n ok requests with
+probability > 99.9 % (Poisson counts: 1.2 n expected).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inferload.cells import Cell
+from inferload.experiments import Experiment, RateSearch
+from inferload.manifest import CELL_DONE, read_json
+from inferload.refine import MIN_RELATIVE_GAP, round_rate
+
+__all__ = [
+    "MET",
+    "MISSED",
+    "INVALID",
+    "TOO_FEW",
+    "FAILED",
+    "Judgement",
+    "SearchPlan",
+    "plan",
+    "step_duration_s",
+    "search_steps",
+    "judge_step",
+    "expected_steps",
+    "SAMPLE_MARGIN",
+]
+
+MET = "met"
+MISSED = "missed"
+INVALID = "generator invalid"
+TOO_FEW = "too few requests"
+FAILED = "failed"
+
+SAMPLE_MARGIN = 1.2  # expected ok requests per step = this x the SLO percentile's minimum
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A finished step's outcome (one of the constants above) and a few words for the console."""
+
+    outcome: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Where a line's search stands: the next rate to offer (None: finished) and the bracket so far.
+
+    `low` is the highest rate met on the search's path, `high` the lowest not met above it (None: not
+    found, e.g. `max` was met), `high_outcome` what happened there (a miss or only an upper bound).
+    """
+
+    next_rate: float | None
+    phase: str | None
+    low: float | None
+    high: float | None
+    high_outcome: str | None
+
+
+def _ladder_up(search: RateSearch) -> list[float]:
+    """start, start x factor, ... capped at max (max itself is the last step when not on the ladder)."""
+    rates: list[float] = []
+    for k in itertools.count():
+        rate = round_rate(search.start * search.factor**k)
+        if rate >= search.max:
+            rates.append(round_rate(search.max))
+            return rates
+        rates.append(rate)
+    return rates  # pragma: no cover - the loop always returns
+
+
+def _ladder_down(search: RateSearch) -> list[float]:
+    rates = []
+    for k in itertools.count(1):
+        rate = round_rate(search.start / search.factor**k)
+        if rate < search.floor or rate <= 0 or (rates and rate >= rates[-1]):
+            return rates
+        rates.append(rate)
+    return rates  # pragma: no cover
+
+
+def plan(search: RateSearch, outcomes: Mapping[float, str]) -> SearchPlan:
+    """The search replayed over the outcomes recorded so far (rate -> outcome): what to run next."""
+    low: float | None = None
+    high: float | None = None
+    high_outcome: str | None = None
+    for rate in _ladder_up(search):
+        outcome = outcomes.get(rate)
+        if outcome is None:
+            return SearchPlan(rate, "step up", low, high, high_outcome)
+        if outcome != MET:
+            high, high_outcome = rate, outcome
+            break
+        low = rate
+    if low is None:  # the start already failed: step down until a rate is met
+        for rate in _ladder_down(search):
+            outcome = outcomes.get(rate)
+            if outcome is None:
+                return SearchPlan(rate, "step down", low, high, high_outcome)
+            if outcome == MET:
+                low = rate
+                break
+            high, high_outcome = rate, outcome
+    if low is None or high is None:
+        return SearchPlan(None, None, low, high, high_outcome)
+    for _ in range(search.bisect_steps):
+        mid = round_rate((low + high) / 2)
+        if not low < mid < high or high - low <= MIN_RELATIVE_GAP * low:
+            break
+        outcome = outcomes.get(mid)
+        if outcome is None:
+            return SearchPlan(mid, "bisect", low, high, high_outcome)
+        if outcome == MET:
+            low = mid
+        else:
+            high, high_outcome = mid, outcome
+    return SearchPlan(None, None, low, high, high_outcome)
+
+
+def expected_steps(search: RateSearch) -> int:
+    """A rough step count per line for the progress display: half the climb, the miss, the bisections."""
+    return math.ceil(len(_ladder_up(search)) / 2) + 1 + search.bisect_steps
+
+
+def step_duration_s(rate: float, *, minimum_s: float, needed: int | None) -> float:
+    """max(minimum_s, SAMPLE_MARGIN x needed / rate), rounded up to 0.5 s (see the module docstring)."""
+    if not needed:
+        return minimum_s
+    return max(minimum_s, math.ceil(2 * SAMPLE_MARGIN * needed / rate) / 2)
+
+
+def duration_rule(experiment: Experiment) -> Callable[[float], float]:
+    """The step duration at each rate for this matrix's SLO percentile and `duration_s`."""
+    from analysis.percentiles import min_samples
+
+    needed = min_samples(experiment.slo.percentile)
+    return lambda rate: step_duration_s(rate, minimum_s=experiment.duration_s, needed=needed)
+
+
+def _is_done(cell_dir: Path) -> bool:
+    record = read_json(cell_dir / "cell.json")
+    return record is not None and record.get("status") == CELL_DONE
+
+
+def _line_label(cell: Cell) -> str:
+    share = "" if cell.repeat_share is None else f" repeat {cell.repeat_share:g}"
+    rep = f" rep {cell.repetition}" if cell.repetition else ""
+    return f"{cell.server} {cell.protocol} b{cell.batch} [{cell.server_config_name}]{share}{rep}"
+
+
+def describe_result(result: SearchPlan) -> str:
+    """The line's bracket in words: `max rate in [160, 240) req/s (240 missed)`."""
+    if result.low is None:
+        end = f"{result.high:g} req/s {result.high_outcome}" if result.high is not None else "nothing run"
+        return f"no rate met the SLO down to the search's min ({end})"
+    if result.high is None:
+        return f"met the SLO up to the search's max: max rate >= {result.low:g} req/s"
+    kind = ("missed" if result.high_outcome == MISSED else
+            f"{result.high_outcome}: an upper bound of what was tested, not a miss")
+    return f"max rate in [{result.low:g}, {result.high:g}) req/s ({result.high:g} {kind})"
+
+
+def search_steps(
+    lines: Iterable[Cell],
+    search: RateSearch,
+    *,
+    cells_dir: Path,
+    duration_for: Callable[[float], float],
+    judge: Callable[[Path], Judgement],
+    note: Callable[[str], None] = print,
+    reused: list[str] | None = None,
+    results: dict[str, SearchPlan] | None = None,
+) -> Iterator[Cell]:
+    """Yield the step cells to run for each line, in order, judging each after the runner ran it.
+
+    `lines` are the matrix's cells at the start rate (one per line); the runner runs each yielded cell
+    on the line's running server before asking for the next. Finished steps in `cells_dir` are judged
+    and reused, never rerun (their ids go to `reused`); `results` receives each line's final plan.
+    """
+    for line in lines:
+        outcomes: dict[float, str] = {}
+        label = _line_label(line)
+        while True:
+            step_plan = plan(search, outcomes)
+            if step_plan.next_rate is None:
+                break
+            rate = step_plan.next_rate
+            step = line.at_rate(rate, duration_for(rate))
+            step_dir = cells_dir / step.cell_id
+            was_done = _is_done(step_dir)
+            if was_done:
+                if reused is not None:
+                    reused.append(step.cell_id)
+            else:
+                yield step
+            judgement = judge(step_dir)
+            outcomes[rate] = judgement.outcome
+            again = " (recorded earlier)" if was_done else ""
+            note(f"  {label}: {step_plan.phase} {rate:g} req/s: {judgement.outcome}"
+                 f"{' - ' + judgement.detail if judgement.detail else ''}{again}")
+        final = plan(search, outcomes)
+        if results is not None:
+            results[line.cell_id] = final
+        note(f"{label}: {describe_result(final)}")
+
+
+def judge_step(cell_dir: Path, slo: Any) -> Judgement:
+    """One step judged by analysis' own definitions (`slo` is an `analysis.stats.Slo`)."""
+    from analysis.repetitions import summarize_cells
+    from analysis.stats import summarize_run
+
+    record = read_json(cell_dir / "cell.json") or {}
+    if record.get("status") != CELL_DONE:
+        return Judgement(FAILED, str(record.get("error") or "the step did not finish"))
+    try:
+        run = summarize_run(cell_dir, slo)
+    except Exception as exc:  # noqa: BLE001 - unreadable records: the step cannot be judged
+        return Judgement(FAILED, f"its records could not be read: {exc}")
+    if not run.usable:
+        return Judgement(INVALID, "; ".join(run.exclusion_reasons) or "generator health unknown")
+    (cell,) = summarize_cells([run], slo)
+    estimate = cell.slo_estimate
+    name = f"p{slo.percentile:g}"
+    if cell.slo_status == MET:
+        sure = "" if cell.met_surely is not False else ", not surely (interval straddles the bound)"
+        return Judgement(MET, f"{name} {_ms(estimate.value)} ms [{_ms(estimate.low)}, {_ms(estimate.high)}]"
+                              f" over {run.ok} ok{sure}")
+    if cell.slo_status == MISSED:
+        return Judgement(MISSED, "; ".join(run.slo_misses))
+    return Judgement(TOO_FEW, "; ".join(cell.notes) or f"{run.ok} ok requests")
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def slo_of(experiment: Experiment) -> Any:
+    """The matrix's SLO as analysis reads it from the manifest (one definition of the bound)."""
+    from analysis.stats import Slo
+
+    return Slo.from_manifest({"slo": experiment.slo.model_dump()})
