@@ -242,6 +242,7 @@ def start(settings: BalancerSettings, prefix: Path, *, timeout_s: float = 30.0) 
 
     binary = nginx_binary()
     prefix = Path(prefix).resolve()
+    stop_leftover(prefix)
     for sub in ("temp/body", "temp/proxy", "temp/fastcgi", "temp/uwsgi", "temp/scgi", "cache"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     config = prefix / CONFIG_FILE
@@ -265,6 +266,21 @@ def start(settings: BalancerSettings, prefix: Path, *, timeout_s: float = 30.0) 
             balancer.stop()
             raise BalancerError(f"nginx did not answer within {timeout_s:.0f} s: {problem}")
         time.sleep(0.1)
+
+
+def stop_leftover(prefix: Path) -> bool:
+    """Stop an nginx of this prefix left behind by a killed run (it would hold the ports); True if one ran."""
+    import psutil
+
+    try:
+        pid = int((prefix / "nginx.pid").read_text().strip())
+        proc = psutil.Process(pid)
+        if "nginx" not in proc.name() or str(prefix) not in " ".join(proc.cmdline()):
+            return False
+    except (OSError, ValueError, psutil.Error):
+        return False
+    stop(ProcessHandle(pid, proc.create_time()), name="nginx (left over)")
+    return True
 
 
 def restart_with_empty_cache(running: Balancer, *, timeout_s: float = 30.0) -> Balancer:

@@ -38,3 +38,21 @@ def test_a_dead_replica_behind_nginx_gives_error_records(nginx: str, tmp_path: P
     else:
         assert {o.code for o in outcomes} <= set(balancer.BALANCER_ERRORS)
     assert not running.alive()
+
+
+def test_an_nginx_left_behind_by_a_killed_run_is_stopped_first(nginx: str, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    ports = Ports.free()
+    dead = (Upstream("127.0.0.1", closed_port()),)
+    settings = BalancerSettings(rest_port=ports.tfserving_rest, grpc_port=ports.tfserving_grpc,
+                                rest_upstreams=dead, grpc_upstreams=dead)
+    first = balancer.start(settings, tmp_path / "nginx")
+    try:
+        second = balancer.start(settings, tmp_path / "nginx")  # a killed runner: same prefix and ports
+        assert second.alive() and not first.alive()
+        second.stop()
+    finally:
+        if first.alive():
+            os.kill(first.pid, signal.SIGKILL)
