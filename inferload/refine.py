@@ -45,6 +45,9 @@ def check_refinable(experiment: Experiment) -> None:
     """Bisection moves Poisson rates: refuse a closed-loop matrix (before its sweep is run)."""
     if experiment.load.mode != "open":
         raise ValueError("--refine bisects Poisson rates: it needs an open-loop matrix (load.mode: open)")
+    if experiment.load.search is not None:
+        raise ValueError("--refine bisects a fixed rate list; this matrix's `load.search` bisects already "
+                         "(raise its `bisect_steps` instead)")
 
 
 def round_rate(rate: float) -> float:

@@ -193,8 +193,8 @@ def run_experiment(
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)
     driver = target if target is not None else driver_for(experiment)
-    stages = stages if stages is not None else RealStages()
     out = Path(out_dir)
+    stages = stages if stages is not None else RealStages(log_dir=out / "logs")
     full_plan = expand_cells(experiment)
     plan: CellPlan = select_cells(full_plan, only)
     if ports is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -163,22 +164,48 @@ def _floor_in_child(root: str, batches: list[int], out_path: str) -> None:
     floor.write_floor(records, out_path, spec=layout.spec())
 
 
-def _in_child(target: Callable[..., None], *args: Any) -> None:
-    """Run heavy TensorFlow/torch work in a fresh interpreter: the runner stays light and fork-safe."""
+# TensorFlow's C++ start-up log (and absl's) belongs in a log file, not on the console.
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "GRPC_VERBOSITY": "ERROR"}
+LOG_TAIL_LINES = 40
+
+
+def _in_child(target: Callable[..., None], *args: Any, log_path: Path | None = None) -> None:
+    """Run heavy TensorFlow/torch work in a fresh interpreter: the runner stays light and fork-safe.
+
+    With `log_path` its output goes to that file and is shown (its tail) only when the step fails.
+    """
     code = (f"import sys, json; from inferload.stages import {target.__name__} as f; "
             "f(*json.loads(sys.argv[1]))")
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(list(args))], check=False)
+    step = target.__name__.strip("_").removesuffix("_in_child")
+    command = [sys.executable, "-c", code, json.dumps(list(args))]
+    env = {**os.environ, **QUIET_TF}
+    if log_path is None:
+        done = subprocess.run(command, check=False, env=env)
+        if done.returncode != 0:
+            raise RunError(f"{step} failed (exit code {done.returncode}); see the output above")
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a", encoding="utf-8") as log:
+        log.write(f"--- {step} ---\n")
+        log.flush()
+        done = subprocess.run(command, check=False, env=env, stdout=log, stderr=subprocess.STDOUT)
     if done.returncode != 0:
-        step = target.__name__.strip("_").removesuffix("_in_child")
-        raise RunError(f"{step} failed (exit code {done.returncode}); see the output above")
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        raise RunError(f"{step} failed (exit code {done.returncode}); the end of {log_path}:\n"
+                       + "\n".join(lines))
 
 
 class RealStages:
     """The real models/, serving/ and loadtest/ behind the runner."""
 
-    def __init__(self, *, start_timeout_s: float = 180.0, monitor_interval_s: float = 0.5) -> None:
+    def __init__(self, *, start_timeout_s: float = 180.0, monitor_interval_s: float = 0.5,
+                 log_dir: Path | None = None) -> None:
         self.start_timeout_s = start_timeout_s
         self.monitor_interval_s = monitor_interval_s
+        self.log_dir = log_dir  # export and floor output go to log_dir/{export,floor}.log (None: console)
+
+    def _log(self, step: str) -> Path | None:
+        return None if self.log_dir is None else self.log_dir / f"{step}.log"
 
     def prepare_artifacts(self, spec: ModelSpec, root: Path) -> None:
         from models.artifacts import ArtifactLayout
@@ -187,10 +214,11 @@ class RealStages:
 
         if is_current(ArtifactLayout(root), LinearSpec(spec.classes, spec.features, spec.seed)):
             return
-        _in_child(_export_in_child, spec.classes, spec.features, spec.seed, str(root))
+        _in_child(_export_in_child, spec.classes, spec.features, spec.seed, str(root),
+                  log_path=self._log("export"))
 
     def measure_floor(self, root: Path, batches: tuple[int, ...], out_path: Path) -> None:
-        _in_child(_floor_in_child, str(root), list(batches), str(out_path))
+        _in_child(_floor_in_child, str(root), list(batches), str(out_path), log_path=self._log("floor"))
 
     def start_server(self, server: str, config: ServerConfig, *, tfserving_kind: str | None,
                      ports: Any, artifacts: Path, state_dir: Path,

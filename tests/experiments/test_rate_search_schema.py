@@ -47,3 +47,10 @@ def test_a_search_section_is_read_with_its_defaults() -> None:
     search = experiment.load.search
     assert (search.start, search.factor, search.max, search.bisect_steps, search.floor) == (20, 2, 640, 3, 5)
     assert experiment.load.levels == (20,)
+
+
+def test_refine_is_refused_on_a_search_matrix() -> None:
+    from inferload.refine import check_refinable
+
+    with pytest.raises(ValueError, match="bisect_steps"):
+        check_refinable(parse_experiment(HEAD + "  mode: open\n  search: {start: 20, max: 640}\n"))
