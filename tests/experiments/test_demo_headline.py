@@ -1,0 +1,92 @@
+"""`inferload demo`: the full-size matrix by default, `--smoke` for CI, and a closing headline that says
+which server x protocol sustains the most under the SLO, by how much, and how sure (from the
+analysis' own verdicts and brackets)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from analysis.repetitions import GroupKey
+from analysis.verdicts import SweepVerdict, best_configuration
+from inferload.commands import demo
+from inferload.experiments import load_experiment
+
+
+def line(server: str, protocol: str, rate: float | None, low: float | None,
+         high: float | None) -> SweepVerdict:
+    return SweepVerdict(
+        group=GroupKey(server, protocol, "default", 1, "open"), max_rate_under_slo=rate,
+        max_rate_note=None if rate else "the lowest usable rate, 10/s, already missed the SLO",
+        p99_at_max_ms=None, throughput_at_max_rps=rate, predictions_at_max_per_s=rate, half_rate=None,
+        p99_at_half_ms=None, p99_at_half_note=None, rates_measured=(), excluded=(),
+        max_rate_low=low, max_rate_high=high, max_rate_method="bracketing rates")
+
+
+def headline(*verdicts: SweepVerdict) -> list[str]:
+    return demo.headline_lines(verdicts, best_configuration(verdicts), slo="p99 latency <= 100 ms",
+                               model="model 64 x 262,144, 1 repetition(s)")
+
+
+def test_the_headline_names_the_winner_and_how_much_it_sustains() -> None:
+    lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "grpc", 120, 80, 160))
+    assert lines[0] == "HEADLINE (model 64 x 262,144, 1 repetition(s); SLO p99 latency <= 100 ms)"
+    assert lines[1] == "  tfserving grpc sustains the most: 140 req/s under the SLO (true max in [120, 160))"
+
+
+def test_overlapping_brackets_are_indistinguishable_here() -> None:
+    lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "grpc", 120, 80, 160))
+    assert lines[2] == ("  vs torchserve grpc (120 req/s, true max in [80, 160)): 1.17x; "
+                        "indistinguishable here (the brackets overlap)")
+
+
+def test_separated_brackets_say_surely_more_and_by_at_least_how_much() -> None:
+    lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "rest-json", 20, 20, 30))
+    assert lines[2] == ("  vs torchserve rest-json (20 req/s, true max in [20, 30)): 7.00x; "
+                        "surely more (at least 4.00x: the brackets separate)")
+
+
+def test_an_open_bracket_is_never_surely_beaten() -> None:
+    lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "grpc", 80, 80, None))
+    assert "true max in [80, ∞)" in lines[2] and "indistinguishable here" in lines[2]
+
+
+def test_a_line_that_met_nothing_and_a_run_where_nothing_met() -> None:
+    lines = headline(line("tfserving", "grpc", 140, 120, 160), line("tfserving", "rest-json", None, None, 10))
+    assert lines[2].startswith("  vs tfserving rest-json: no rate met the SLO (the lowest usable rate")
+    nothing = headline(line("tfserving", "rest-json", None, None, 10))
+    assert nothing[1] == ("  no server and protocol met the SLO: "
+                          "no configuration met the SLO at any usable rate")
+
+
+def test_the_demo_matrix_is_full_size_on_all_six_combinations_with_a_search() -> None:
+    experiment = load_experiment(demo.DEMO)
+    assert (experiment.model.classes, experiment.model.features) == (64, 262_144)
+    assert len(experiment.servers) * len(experiment.protocols) == 6
+    assert experiment.load.search is not None and experiment.load.rates is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "matrix", "out"),
+    [([], demo.DEMO, Path("results/demo")), (["--smoke"], demo.SMOKE, Path("results/smoke")),
+     (["--smoke", "--out", "results/smoke-ci"], demo.SMOKE, Path("results/smoke-ci"))],
+)
+def test_demo_runs_the_full_matrix_and_smoke_runs_the_small_one(monkeypatch, argv, matrix, out) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr("inferload.cli.main", lambda args: calls.append(args) or 1)  # stop after `run`
+    parser = argparse.ArgumentParser()
+    demo.register(parser.add_subparsers())
+    args = parser.parse_args(["demo", *argv])
+    assert demo.run_demo(args) == 1
+    assert calls == [["run", str(matrix), "--out", str(out)]]
+
+
+def test_smoke_and_another_matrix_together_are_refused() -> None:
+    from inferload.cli import UsageError
+
+    parser = argparse.ArgumentParser()
+    demo.register(parser.add_subparsers())
+    with pytest.raises(UsageError, match="--smoke or --experiment"):
+        demo.run_demo(parser.parse_args(["demo", "--smoke", "--experiment", "x.yaml"]))
