@@ -107,8 +107,14 @@ class CellPlan:
 
     def estimated_seconds(self, experiment: Experiment, *, server_start_s: float = 20.0,
                           cell_overhead_s: float = 4.0) -> float:
-        """Rough wall time: warm-up + duration + overhead per cell, plus one server start per group."""
+        """Rough wall time: warm-up + duration + overhead per cell, plus one server start per group
+        (a max-rate search: its typical steps per line, `inferload.search.estimated_seconds`)."""
         groups = {cell.group for cell in self.cells}
+        if experiment.load.search is not None:
+            from inferload.search import estimated_seconds
+
+            return (estimated_seconds(experiment, len(self.cells), cell_overhead_s=cell_overhead_s)
+                    + len(groups) * server_start_s)
         per_cell = experiment.warmup_s + experiment.duration_s + cell_overhead_s
         return len(self.cells) * per_cell + len(groups) * server_start_s
 

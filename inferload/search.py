@@ -36,7 +36,7 @@ from typing import Any
 
 from inferload.cells import Cell
 from inferload.experiments import Experiment, RateSearch
-from inferload.manifest import CELL_DONE, read_json
+from inferload.manifest import CELL_DONE, cell_status
 from inferload.refine import MIN_RELATIVE_GAP, round_rate
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "search_steps",
     "judge_step",
     "expected_steps",
+    "estimated_seconds",
     "SAMPLE_MARGIN",
 ]
 
@@ -152,6 +153,22 @@ def expected_steps(search: RateSearch) -> int:
     return math.ceil(len(_ladder_up(search)) / 2) + 1 + search.bisect_steps
 
 
+def estimated_seconds(experiment: Experiment, lines: int, *, cell_overhead_s: float = 4.0) -> float:
+    """Rough wall time of `lines` searches (server starts apart): a typical path climbs half the
+    ladder plus the first miss, then bisects near it; each step is warm-up + its duration + overhead."""
+    search = experiment.load.search
+    if search is None:
+        raise ValueError("not a search matrix")
+    duration = duration_rule(experiment)
+    ladder = _ladder_up(search)
+    climb = ladder[: min(len(ladder), math.ceil(len(ladder) / 2) + 1)]
+    near_miss = (climb[-1] + climb[-2]) / 2 if len(climb) > 1 else climb[-1]
+    per_step = experiment.warmup_s + cell_overhead_s
+    seconds = sum(per_step + duration(rate) for rate in climb)
+    seconds += search.bisect_steps * (per_step + duration(near_miss))
+    return lines * seconds
+
+
 def step_duration_s(rate: float, *, minimum_s: float, needed: int | None) -> float:
     """max(minimum_s, SAMPLE_MARGIN x needed / rate), rounded up to 0.5 s (see the module docstring)."""
     if not needed:
@@ -168,8 +185,7 @@ def duration_rule(experiment: Experiment) -> Callable[[float], float]:
 
 
 def _is_done(cell_dir: Path) -> bool:
-    record = read_json(cell_dir / "cell.json")
-    return record is not None and record.get("status") == CELL_DONE
+    return cell_status(cell_dir)[0] == CELL_DONE
 
 
 def _line_label(cell: Cell) -> str:
@@ -239,9 +255,9 @@ def judge_step(cell_dir: Path, slo: Any) -> Judgement:
     from analysis.repetitions import summarize_cells
     from analysis.stats import summarize_run
 
-    record = read_json(cell_dir / "cell.json") or {}
-    if record.get("status") != CELL_DONE:
-        return Judgement(FAILED, str(record.get("error") or "the step did not finish"))
+    status, error = cell_status(cell_dir)
+    if status != CELL_DONE:
+        return Judgement(FAILED, error or "the step did not finish")
     try:
         run = summarize_run(cell_dir, slo)
     except Exception as exc:  # noqa: BLE001 - unreadable records: the step cannot be judged

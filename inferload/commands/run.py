@@ -127,6 +127,14 @@ def _print_plan(plan: CellPlan, experiment: Experiment, out: Path) -> None:
               f"~{_size(cell.body_bytes)}/request")
     for skip in plan.skipped:
         print(f"skip {skip.cell_id}: {skip.reason}")
+    search = experiment.load.search
+    if search is not None:
+        print(f"{len(plan.cells)} line(s) to search from {search.start:g} req/s (x{search.factor:g} up to "
+              f"{search.max:g}, then {search.bisect_steps} bisection(s)), {len(plan.skipped)} skipped; "
+              f"estimated {seconds / 60:.1f} min (each step {experiment.warmup_s:g} s warm-up + "
+              f"max({experiment.duration_s:g} s, 1.2 x the SLO percentile's minimum requests / rate)); "
+              f"results would go to {out}")
+        return
     print(f"{len(plan.cells)} cell(s) to run, {len(plan.skipped)} skipped; estimated "
           f"{seconds / 60:.1f} min ({experiment.warmup_s:g} s warm-up + {experiment.duration_s:g} s per cell "
           f"+ server starts); results would go to {out}", file=sys.stdout)

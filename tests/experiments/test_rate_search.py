@@ -5,14 +5,14 @@ each step for the sample rule, and resumes from the steps already recorded."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from inferload.cells import expand_cells
+from inferload.cells import Cell, expand_cells
 from inferload.experiments import RateSearch, parse_experiment
+from inferload.manifest import write_cell
 from inferload.search import (
     INVALID,
     MET,
@@ -111,9 +111,9 @@ def test_each_step_lasts_long_enough_for_the_slo_percentile(rate, minimum_s, nee
     assert step_duration_s(rate, minimum_s=minimum_s, needed=needed) == duration
 
 
-def _write_done(cells_dir: Path, cell_id: str) -> None:
-    (cells_dir / cell_id).mkdir(parents=True)
-    (cells_dir / cell_id / "cell.json").write_text(json.dumps({"status": "done"}))
+def _write_done(cells_dir: Path, cell: Cell) -> None:
+    """cell.json through its own definition, as the runner writes it for a finished step."""
+    write_cell(cells_dir / cell.cell_id, {**cell.describe(), "status": "done", "error": None})
 
 
 def test_resume_reuses_recorded_steps_and_runs_only_the_rest(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_resume_reuses_recorded_steps_and_runs_only_the_rest(tmp_path: Path) -> 
     line = expand_cells(experiment).cells[0]
     cells_dir = tmp_path / "cells"
     for rate in (10, 20):
-        _write_done(cells_dir, line.at_rate(rate).cell_id)
+        _write_done(cells_dir, line.at_rate(rate))
     capacity = 50.0
 
     def judge(step_dir: Path) -> Judgement:
@@ -134,7 +134,7 @@ def test_resume_reuses_recorded_steps_and_runs_only_the_rest(tmp_path: Path) -> 
     for step in search_steps([line], experiment.load.search, cells_dir=cells_dir, duration_for=lambda r: 3.0,
                              judge=judge, note=lambda _: None, reused=reused):
         ran.append(step.rate)
-        _write_done(cells_dir, step.cell_id)
+        _write_done(cells_dir, step)
     assert reused == [line.at_rate(10).cell_id, line.at_rate(20).cell_id]
     assert ran == [40, 80, 60, 50, 55]
 
@@ -147,3 +147,14 @@ def test_steps_are_ordinary_open_loop_cells_with_their_own_duration() -> None:
     assert step.cell_id == "torchserve-grpc-b1-default-r160-rep0"
     assert (step.mode, step.rate, step.duration_s) == ("open", 160.0, 4.5)
     assert step.describe()["duration_s"] == 4.5
+
+
+def test_the_estimate_of_a_search_counts_its_typical_steps() -> None:
+    """demo-like: ladder 40, 80, 160, 320; typical path 40, 80, 160 then one bisection near 120."""
+    from inferload.search import estimated_seconds
+
+    experiment = parse_experiment(MATRIX.replace("start: 10, factor: 2, max: 640, bisect_steps: 3",
+                                                 "start: 40, factor: 2, max: 320, bisect_steps: 1"))
+    per_step = 1 + 4.0  # warm-up + overhead
+    expected = (per_step + 11.5) + (per_step + 6.0) + (per_step + 3.0) + (per_step + 4.0)
+    assert estimated_seconds(experiment, 2) == 2 * expected

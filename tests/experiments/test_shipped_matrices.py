@@ -14,6 +14,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 # (file, cells to run, cells skipped, budget in minutes)
 SHIPPED = [
     ("smoke.yaml", 6, 0, 3),
+    ("demo.yaml", 6, 0, 6),  # 6 max-rate search lines (their steps are decided as they run)
     ("protocols.yaml", 42, 0, 25),
     ("protocols-pinned.yaml", 42, 0, 25),
     ("batch-sweep.yaml", 49, 17, 15),
