@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from analysis._records import read_requests
-from analysis.percentiles import percentile
+from analysis.percentiles import min_samples, percentile
 from analysis.repetitions import CellSummary
 from analysis.server_side import read_samples, server_side
 from analysis.stats import RunSummary
@@ -249,7 +249,8 @@ class ScalingRow:
     max_rate_under_slo: float | None
     throughput_rps: float | None
     p99_at_max_ms: float | None
-    efficiency: float | None  # throughput at N / (N x throughput at 1)
+    efficiency: float | None  # throughput at N / (N x throughput at 1); None unless both lines saturated
+    note: str | None = None  # why there is no efficiency
 
 
 def scaling_rows(verdicts: Sequence[SweepVerdict], topo: dict[str, Topo]) -> list[ScalingRow]:
@@ -267,13 +268,28 @@ def scaling_rows(verdicts: Sequence[SweepVerdict], topo: dict[str, Topo]) -> lis
     for (server, protocol, policy, batch), by_n in sorted(lines.items()):
         one = by_n.get(1) or singles.get((server, protocol, batch))
         for n, verdict in sorted(by_n.items()):
-            efficiency = None
-            if one is not None and one.throughput_at_max_rps and verdict.throughput_at_max_rps is not None:
-                efficiency = verdict.throughput_at_max_rps / (n * one.throughput_at_max_rps)
+            efficiency, note = _efficiency(n, verdict, one)
             rows.append(ScalingRow(server, protocol, policy, batch, n, verdict.group.server_config_name,
                                    verdict.max_rate_under_slo, verdict.throughput_at_max_rps,
-                                   verdict.p99_at_max_ms, efficiency))
+                                   verdict.p99_at_max_ms, efficiency, note))
     return rows
+
+
+def _efficiency(n: int, line: SweepVerdict, one: SweepVerdict | None) -> tuple[float | None, str | None]:
+    """Throughput at N / (N x throughput at 1), only where both lines found their limit.
+
+    A line whose every measured rate met the SLO was limited by the offered load, not by the servers:
+    its throughput says nothing about capacity, and neither would a ratio built on it.
+    """
+    if one is None:
+        return None, "no single replica behind nginx measured"
+    for replicas, verdict in ((1, one), (n, line)):
+        if verdict.first_miss_rate is None:
+            return None, (f"{replicas} replica(s) met the SLO at every rate measured: "
+                          "extend the rates until a rate misses")
+    if not one.throughput_at_max_rps or line.throughput_at_max_rps is None:
+        return None, "no throughput at the max rate under the SLO"
+    return line.throughput_at_max_rps / (n * one.throughput_at_max_rps), None
 
 
 @dataclass(frozen=True)
@@ -334,7 +350,11 @@ def balancer_costs(cells: Sequence[CellSummary], topo: dict[str, Topo]) -> list[
 
 @dataclass(frozen=True)
 class CacheRow:
-    """One cell's cache figures, over its usable repetitions' steady windows."""
+    """One cell's cache figures, over its usable repetitions' steady windows.
+
+    Percentiles of hits and of misses are given only with the samples the reports' rule asks for
+    (p99: 368), else None.
+    """
 
     server: str
     protocol: str
@@ -373,10 +393,16 @@ def cache_rows(cells: Sequence[CellSummary], topo: dict[str, Topo]) -> list[Cach
         rows.append(CacheRow(cell.key.server, cell.key.protocol, cell.key.server_config_name,
                              cell.key.repeat_share, cell.key.rate, int(hits.size + misses.size),
                              int(hits.size),
-                             percentile(hits, 50), percentile(hits, 99),
-                             percentile(misses, 50), percentile(misses, 99)))
+                             _reportable(hits, 50), _reportable(hits, 99),
+                             _reportable(misses, 50), _reportable(misses, 99)))
     return sorted(rows, key=lambda r: (r.server, r.protocol, r.server_config_name, r.repeat_share or 0,
                                        r.rate))
+
+
+def _reportable(samples: np.ndarray, p: float) -> float | None:
+    """The percentile only with enough samples for its interval (the reports' sample rule), else None."""
+    need = min_samples(p)
+    return percentile(samples, p) if need is not None and samples.size >= need else None
 
 
 def max_rate_by_share(verdicts: Sequence[SweepVerdict]) -> list[tuple[str, str, str, float, float | None]]:

@@ -71,8 +71,9 @@ def test_scaling_balancer_and_cpu_views(nginx: str, small_artifacts: ArtifactLay
     assert any("gRPC vs rest-binary" in line for line in topology["cpu_verdicts"])
     scaling = {(r["protocol"], r["replicas"]): r for r in topology["scaling"]}
     assert set(scaling) == {(p, n) for p in ("rest-binary", "grpc") for n in (1, 2)}
-    assert scaling[("grpc", 1)]["efficiency"] == pytest.approx(1.0)
-    assert scaling[("grpc", 2)]["efficiency"] is not None
+    # one short rate far below capacity: no line found its limit, so no efficiency is claimed
+    assert scaling[("grpc", 2)]["efficiency"] is None
+    assert "met the SLO at every rate measured" in scaling[("grpc", 2)]["note"]
     balancer = {(c["protocol"], c["policy"]): c for c in topology["balancer_added_latency"]}
     assert set(balancer) == {("rest-binary", "round_robin"), ("grpc", "round_robin")}
     assert all(c["added_p50_ms"] is not None for c in balancer.values())
