@@ -1,7 +1,9 @@
 """`manifest.json` and `cell.json`: what ran, on what, with which versions, so any result can be re-read.
 
-The formats are docs/architecture.md's "Experiment results" (version 1). Files are written to a
-temporary name and renamed, so an interrupted write never leaves a half file that resume misreads.
+This module owns both formats (docs/results-format.md): their typed definitions (`Manifest`,
+`CellRecord`), versions, writers and readers; the runner writes and analysis reads through them.
+Files are written to a temporary name and renamed, so an interrupted write never leaves a half file
+that resume misreads.
 """
 
 from __future__ import annotations
@@ -13,29 +15,118 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psutil
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inferload.experiments import Experiment
+from loadtest._schema import SchemaError, check_format, field_problems, read_json_document
 
 __all__ = [
+    "MANIFEST_FILE",
     "MANIFEST_SCHEMA",
     "MANIFEST_VERSION",
+    "CELL_FILE",
+    "CELL_SCHEMA",
+    "CELL_VERSION",
     "CELL_DONE",
     "CELL_FAILED",
+    "CellRecord",
+    "Manifest",
+    "SchemaError",
     "build_manifest",
+    "cell_status",
     "machine_info",
     "package_versions",
-    "read_json",
+    "read_cell",
+    "read_manifest",
+    "write_cell",
     "write_json",
+    "write_manifest",
     "now_iso",
 ]
 
+MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = "inferload.experiment"
 MANIFEST_VERSION = 1
+CELL_FILE = "cell.json"
+CELL_SCHEMA = "inferload.cell"
+CELL_VERSION = 1
 CELL_DONE = "done"
 CELL_FAILED = "failed"
+
+
+class _Document(BaseModel):
+    """A results document: frozen, and every field named exactly (a misspelt one is refused)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class ManifestSlo(_Document):
+    percentile: float
+    latency_ms: float
+
+
+class ManifestModel(_Document):
+    classes: int
+    features: int
+    seed: int
+
+
+class Manifest(_Document):
+    """manifest.json (`inferload.experiment` v1): the matrix, where and on what it ran."""
+
+    schema_: Literal["inferload.experiment"] = Field(default=MANIFEST_SCHEMA, alias="schema")
+    schema_version: int = MANIFEST_VERSION
+    name: str
+    experiment: dict[str, Any]  # the resolved matrix (inferload.experiments.Experiment, as JSON)
+    slo: ManifestSlo
+    model: ManifestModel
+    seeds: dict[str, int]
+    tfserving_kind: str | None  # the kind that ran; "auto" until the first TF Serving start says
+    versions: dict[str, str]
+    machine: dict[str, Any]
+    artifacts: str
+    skipped_cells: list[dict[str, str]] = Field(default_factory=list)  # {"cell_id", "reason"}
+    created_at: str
+    resumed_at: str | None = None
+    cpus: dict[str, Any] | None = None  # serving.cpusets plan: {"servers", "load", "source", "available"}
+    target: dict[str, Any] | None = None  # inferload.targets: where the servers were
+
+
+class CellRecord(_Document):
+    """cell.json (`inferload.cell` v1): one cell repetition's settings and how it ended.
+
+    The matrix's bookkeeping of a cell (id, server config, repetition, status); what the load
+    generator measured is in the run's own files (records, load.json).
+    """
+
+    schema_: Literal["inferload.cell"] = Field(default=CELL_SCHEMA, alias="schema")
+    schema_version: int = CELL_VERSION
+    cell_id: str
+    server: str
+    protocol: str
+    mode: Literal["open", "closed"]
+    rate: float | None
+    concurrency: int | None
+    batch: int
+    server_config: dict[str, Any]
+    server_config_name: str
+    repetition: int
+    body_bytes_estimate: int | None = None
+    repeat_share: float | None = None
+    duration_s: float | None = None  # a search step's own duration (None: the matrix's)
+    status: Literal["done", "failed"]
+    error: str | None
+    tfserving_kind: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    load_summary: dict[str, Any] | None = None  # a few load.json fields (load.json has them all)
+    target: dict[str, Any] | None = None  # {"kind", "host", "port", "metadata_url"}
 
 _PACKAGES = (
     "inferload", "tensorflow-cpu", "tensorflow", "tensorflow-serving-api", "torch", "torchserve",
@@ -124,10 +215,54 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in `path`, or None when it is missing or unreadable (treated as not done)."""
+def _read(path: Path, schema: str, version: int, model: type[_Document]) -> Any:
+    document = read_json_document(path)
+    check_format(path, document, schema, (version,))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise field_problems(path, schema, exc) from exc
+
+
+def write_manifest(path: Path, manifest: dict[str, Any] | Manifest) -> Manifest:
+    """Check `manifest` against the format, then write it atomically; returns the typed manifest."""
+    typed = manifest if isinstance(manifest, Manifest) else Manifest.model_validate(manifest)
+    write_json(path, typed.to_dict())
+    return typed
+
+
+def read_manifest(path: Path) -> Manifest:
+    """manifest.json (`path` is the file or its results directory); SchemaError names the file and,
+    for another version, the version it says and the one read here."""
+    path = path / MANIFEST_FILE if path.is_dir() else path
+    result: Manifest = _read(path, MANIFEST_SCHEMA, MANIFEST_VERSION, Manifest)
+    return result
+
+
+def write_cell(cell_dir: Path, record: dict[str, Any] | CellRecord) -> CellRecord:
+    """Check `record` against the format, then write `cell_dir/cell.json` atomically."""
+    typed = record if isinstance(record, CellRecord) else CellRecord.model_validate(record)
+    write_json(cell_dir / CELL_FILE, typed.to_dict())
+    return typed
+
+
+def read_cell(cell_dir: Path) -> CellRecord | None:
+    """`cell_dir/cell.json`, or None when the cell has none (interrupted); SchemaError when it is not
+    `inferload.cell` of the version read here, or has a bad field."""
+    path = cell_dir / CELL_FILE
+    if not path.is_file():
         return None
-    return data if isinstance(data, dict) else None
+    result: CellRecord = _read(path, CELL_SCHEMA, CELL_VERSION, CellRecord)
+    return result
+
+
+def cell_status(cell_dir: Path) -> tuple[str | None, str | None]:
+    """(status, error) of a cell for resume: (None, why) when it has no readable cell.json, so that
+    an interrupted cell, or one written in another format, is run again."""
+    try:
+        record = read_cell(cell_dir)
+    except SchemaError as exc:
+        return None, str(exc)
+    if record is None:
+        return None, None
+    return record.status, record.error

@@ -25,10 +25,13 @@ from inferload.experiments import Experiment, ExperimentError, ModelSpec, load_e
 from inferload.manifest import (
     CELL_DONE,
     CELL_FAILED,
+    SchemaError,
     build_manifest,
+    cell_status,
     now_iso,
-    read_json,
-    write_json,
+    read_manifest,
+    write_cell,
+    write_manifest,
 )
 from inferload.progress import MatrixProgress
 from inferload.search import Judgement, duration_rule, expected_steps, judge_step, search_steps, slo_of
@@ -74,8 +77,7 @@ def default_artifacts_dir(spec: ModelSpec, root: Path = ARTIFACTS_ROOT) -> Path:
 
 
 def cell_is_done(cell_dir: Path) -> bool:
-    record = read_json(cell_dir / "cell.json")
-    return record is not None and record.get("status") == CELL_DONE
+    return cell_status(cell_dir)[0] == CELL_DONE
 
 
 # Fields that only add or remove cells (or re-judge them): a results directory may be resumed with
@@ -98,12 +100,14 @@ def _incompatibilities(previous: Experiment, current: Experiment) -> list[str]:
 
 def _check_manifest_matches(manifest_path: Path, experiment: Experiment) -> None:
     """Resuming is safe when the matrix only adds, drops or re-judges cells; refuse anything else."""
-    previous = read_json(manifest_path)
-    if previous is None:
+    if not manifest_path.is_file():
         return
     try:
-        problems = _incompatibilities(Experiment.model_validate(previous.get("experiment")), experiment)
-    except ValueError:  # an older or foreign manifest
+        previous = read_manifest(manifest_path)
+        problems = _incompatibilities(Experiment.model_validate(previous.experiment), experiment)
+    except SchemaError as exc:  # an older, newer or foreign manifest
+        problems = [f"its manifest.json is not one this version can read ({exc})"]
+    except ValueError:
         problems = ["its manifest.json is not one this version can read"]
     if problems:
         raise ExperimentError(
@@ -228,12 +232,12 @@ def run_experiment(
     labelled_kind = getattr(experiment.target, "servers", {}).get("tfserving")
     if labelled_kind is not None:  # external: what the user says runs there, never started here
         manifest["tfserving_kind"] = labelled_kind.kind
-    previous = read_json(manifest_path)
-    if previous is not None:
-        manifest["created_at"] = previous.get("created_at", manifest["created_at"])
-        manifest["tfserving_kind"] = previous.get("tfserving_kind", manifest["tfserving_kind"])
+    if manifest_path.is_file():  # read and matched above
+        previous = read_manifest(manifest_path)
+        manifest["created_at"] = previous.created_at
+        manifest["tfserving_kind"] = previous.tfserving_kind
         manifest["resumed_at"] = now_iso()
-    write_json(manifest_path, manifest)
+    write_manifest(manifest_path, manifest)
 
     done: list[str] = []
     failed: list[str] = []
@@ -352,7 +356,7 @@ def _run_group(group: Iterable[Cell], state_dir: Path, experiment: Experiment, *
                 kind = stages.server_kind(servers, cell.server)
                 if kind and manifest.get("tfserving_kind") in (None, "auto"):
                     manifest["tfserving_kind"] = kind
-                    write_json(manifest_path, manifest)
+                    write_manifest(manifest_path, manifest)
             kind = stages.server_kind(servers, cell.server)
             problem = driver.before_cell(servers, cell, experiment)  # external: the served model
             if problem is not None:
@@ -363,7 +367,7 @@ def _run_group(group: Iterable[Cell], state_dir: Path, experiment: Experiment, *
             error, summary = _run_cell(cell, experiment, stages=stages, servers=servers, ports=ports,
                               cell_dir=cell_dir, kind=kind, cpus=cpus.load, driver=driver)
             if error is None:
-                write_json(cell_dir / "cell.json", _record(
+                write_cell(cell_dir, _record(
                     cell, CELL_DONE, None, tfserving_kind=kind, started_at=started_at,
                     extra={"load_summary": _summary_dict(summary), "target": target}))
                 done.append(cell.cell_id)
@@ -382,7 +386,7 @@ def _run_group(group: Iterable[Cell], state_dir: Path, experiment: Experiment, *
 def _fail(cell: Cell, cell_dir: Path, error: str, kind: str | None, started_at: str, bar: MatrixProgress,
           failed: list[str], target: dict[str, Any] | None = None) -> None:
     cell_dir.mkdir(parents=True, exist_ok=True)
-    write_json(cell_dir / "cell.json", _record(cell, CELL_FAILED, error, tfserving_kind=kind,
+    write_cell(cell_dir, _record(cell, CELL_FAILED, error, tfserving_kind=kind,
                                                started_at=started_at, extra={"target": target}))
     failed.append(cell.cell_id)
     bar.note(f"cell {cell.cell_id} failed: {error}")

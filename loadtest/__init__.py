@@ -25,6 +25,7 @@ from ._payloads import (
     encode_body,
     make_inputs,
     measure_encoding,
+    read_payloads_json,
     write_payloads_json,
 )
 from ._runner import LoadError, run_load
@@ -36,10 +37,12 @@ from ._schema import (
     RequestRecord,
     RunData,
     RunHeader,
+    RunIdentity,
     SchemaError,
     read_header,
     read_records,
     read_run,
+    run_identity,
 )
 from ._settings import (
     PROTOCOLS,
@@ -74,6 +77,7 @@ __all__ = [
     "RequestRecord",
     "RunData",
     "RunHeader",
+    "RunIdentity",
     "SchemaError",
     "StepArrivals",
     "DiscoveryError",
@@ -95,7 +99,9 @@ __all__ = [
     "ramp",
     "read_header",
     "read_records",
+    "read_payloads_json",
     "read_run",
+    "run_identity",
     "run_load",
     "metadata_url_for",
     "schedule_ns",

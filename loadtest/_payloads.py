@@ -12,7 +12,7 @@ import json
 import statistics
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import orjson
 
 import inferload_protos as protos
 
+from ._schema import SchemaError, check_format, read_json_document
 from ._settings import PROTOCOLS, SERVERS, LoadSettings
 
 PAYLOADS_SCHEMA = "inferload.payloads"
@@ -183,17 +184,46 @@ def measure_encoding(
     return results
 
 
+PAYLOADS_NOTE = "TF Serving rest-binary is JSON with base64 strings: its REST API accepts JSON only"
+_ENCODING_FIELDS = tuple(f.name for f in fields(EncodingRecord))
+
+
 def write_payloads_json(path: str | Path, records: Iterable[EncodingRecord]) -> Path:
     """payloads.json: {"schema": "inferload.payloads", "schema_version": 1, "encodings": [...]}."""
     path = Path(path)
     document = {
         "schema": PAYLOADS_SCHEMA,
         "schema_version": PAYLOADS_SCHEMA_VERSION,
-        "note": "TF Serving rest-binary is JSON with base64 strings: its REST API accepts JSON only",
+        "note": PAYLOADS_NOTE,
         "encodings": [asdict(r) for r in records],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def read_payloads_json(path: str | Path) -> list[EncodingRecord]:
+    """The encodings of a payloads.json written by `write_payloads_json`; SchemaError for another schema
+    or version, or an entry whose fields are not exactly EncodingRecord's."""
+    document = read_json_document(path)
+    check_format(path, document, PAYLOADS_SCHEMA, (PAYLOADS_SCHEMA_VERSION,))
+    unknown = sorted(set(document) - {"schema", "schema_version", "note", "encodings"})
+    if unknown or not isinstance(document.get("encodings"), list):
+        raise SchemaError(
+            f"{path}: not a valid {PAYLOADS_SCHEMA} document: expected schema, schema_version, note and "
+            f"an `encodings` list" + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
+        )
+    records = []
+    for index, entry in enumerate(document["encodings"]):
+        keys = set(entry) if isinstance(entry, dict) else set()
+        missing, extra = [f for f in _ENCODING_FIELDS if f not in keys], sorted(keys - set(_ENCODING_FIELDS))
+        if missing or extra:
+            raise SchemaError(
+                f"{path}: encodings[{index}] is not an EncodingRecord"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; unknown field(s) {', '.join(extra)}" if extra else "")
+            )
+        records.append(EncodingRecord(**entry))
+    return records
 
 
 # ---------------------------------------------------------------- distinct and repeated inputs

@@ -11,6 +11,7 @@ echoes the resolved settings). docs/results-format.md documents the format for r
 from __future__ import annotations
 
 import io
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -84,8 +85,66 @@ class RunHeader:
         return {"schema": data.pop("schema"), "schema_version": data.pop("schema_version"), **data}
 
 
+_HEADER_FIELDS = tuple(f.name for f in fields(RunHeader))
+_HEADER_REQUIRED = ("run", "stream", "settings", "measure_start_ns", "measure_end_ns")
+
+
 class SchemaError(ValueError):
-    """A records stream that is not inferload.requests of a readable version (or is malformed)."""
+    """A results file that is not of its format (schema, readable version, fields) or is malformed."""
+
+
+def version_problem(where: object, schema: str, found: Any, readable: tuple[int, ...]) -> str:
+    """The refusal of a file whose format version this inferload does not read: the file, the version
+    it says and the version(s) read here, and what to do (every format's reader words it this way)."""
+    reads = " or ".join(str(v) for v in readable)
+    newer = isinstance(found, int) and not isinstance(found, bool) and found > max(readable)
+    hint = (
+        "it was written by a newer inferload: upgrade inferload to read it"
+        if newer
+        else "re-run it with this inferload, or read it with the inferload that wrote it"
+    )
+    return f"{where}: {schema} format version {found!r}; this inferload reads version {reads}: {hint}"
+
+
+def read_json_document(path: str | Path) -> Any:
+    """A JSON results file parsed, or SchemaError naming it (missing, or not JSON)."""
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: file not found") from None
+    except orjson.JSONDecodeError as exc:
+        raise SchemaError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def field_problems(where: object, kind: str, exc: Exception) -> SchemaError:
+    """A pydantic ValidationError as one SchemaError naming the file and each bad field."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(document)'}: "
+            + ("unknown field (misspelt, or from another version)" if e["type"] == "extra_forbidden"
+               else e["msg"])
+            for e in errors()
+        )
+    else:
+        details = str(exc)
+    return SchemaError(f"{where}: not a valid {kind} document: {details}")
+
+
+def check_format(where: object, document: Any, schema: str, readable: tuple[int, ...]) -> int:
+    """The version of a JSON document that must be `schema` at one of the `readable` versions, else
+    SchemaError naming the file, what it says and what is read here (never guess a format)."""
+    if not isinstance(document, dict) or "schema" not in document:
+        raise SchemaError(
+            f'{where}: no format header (a JSON object with "schema": "{schema}" and "schema_version"); '
+            "it was not written by inferload, or is damaged"
+        )
+    if document.get("schema") != schema:
+        raise SchemaError(f"{where}: schema is {document.get('schema')!r}, expected {schema!r}")
+    version = document.get("schema_version")
+    if version not in readable or isinstance(version, bool):
+        raise SchemaError(version_problem(where, schema, version, readable))
+    return int(version)
 
 
 def stream_path(run_dir: str | Path, stream: int | None = None) -> Path:
@@ -155,12 +214,15 @@ def _check_header(line: bytes | str, where: str) -> dict[str, Any]:
         raise SchemaError(f"{where}: line 1 is not JSON ({exc}); expected an {SCHEMA} header") from exc
     if not isinstance(header, dict) or header.get("schema") != SCHEMA:
         raise SchemaError(f"{where}: not an {SCHEMA} stream (line 1 has schema={_schema_of(header)!r})")
-    version = header.get("schema_version")
-    if version not in READABLE_VERSIONS:
+    check_format(where, header, SCHEMA, READABLE_VERSIONS)
+    missing = [name for name in _HEADER_REQUIRED if name not in header]
+    unknown = sorted(set(header) - set(_HEADER_FIELDS))
+    if missing or unknown:
         raise SchemaError(
-            f"{where}: schema_version {version!r} is not supported by this inferload "
-            f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}); re-run the load or use a "
-            "matching inferload version"
+            f"{where}: line 1 is not an {SCHEMA} header"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
+            + f" (a header has {', '.join(_HEADER_FIELDS)})"
         )
     return header
 
@@ -243,6 +305,72 @@ class RunData:
     @property
     def measure_end_ns(self) -> int:
         return max(h["measure_end_ns"] for h in self.headers)
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """The steady measuring window spanning every stream: [start, end) in ns."""
+        return self.measure_start_ns, self.measure_end_ns
+
+    @property
+    def identity(self) -> RunIdentity:
+        return run_identity(self.headers)
+
+
+def stream_rate(header: dict[str, Any]) -> float | None:
+    """The arrival rate one stream was asked for: its settings' rate over the processes sharing it."""
+    settings = header.get("settings") or {}
+    rate = settings.get("rate")
+    if not rate or settings.get("mode", "open") != "open":
+        return None
+    return float(rate) / max(1, int(settings.get("streams") or settings.get("processes") or 1))
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What one run measured, from its streams' headers (the resolved settings every stream echoes):
+    the one place analysis learns a run's server, protocol, load and batch."""
+
+    server: str
+    protocol: str
+    mode: str  # "open" | "closed"
+    batch: int
+    rate: float | None  # open loop: the run's total arrival rate (the streams' shares summed)
+    concurrency: int | None  # closed loop
+    server_kind: str | None
+    repeat_share: float | None
+
+
+def run_identity(headers: list[dict[str, Any]], where: object = "<run>") -> RunIdentity:
+    """The identity of a run from its streams' headers; SchemaError when the streams disagree.
+
+    The rate is the sum of the streams' shares (`stream_rate`): `run_load` streams each carry the total
+    over their number, Locust users and hosts of a cluster their own share.
+    """
+    if not headers:
+        raise SchemaError(f"{where}: no records stream, so no run settings")
+    settings = [h["settings"] for h in headers]
+    first = settings[0]
+    for key in ("server", "protocol", "mode", "batch"):
+        if key not in first:
+            raise SchemaError(f"{where}: the header's settings lack {key!r} (expected resolved LoadSettings)")
+        if any(s.get(key) != first[key] for s in settings):
+            raise SchemaError(f"{where}: the streams disagree on {key!r}: one run measures one thing")
+    shares = [stream_rate(h) for h in headers]
+    rate = float(f"{math.fsum(r for r in shares if r is not None):.12g}") if first["mode"] == "open" else None
+    kind = next((h.get("server_kind") or h["settings"].get("server_kind") for h in headers
+                 if h.get("server_kind") or h["settings"].get("server_kind")), None)
+    concurrency = first.get("concurrency") if first["mode"] == "closed" else None
+    repeat_share = first.get("repeat_share")
+    return RunIdentity(
+        server=str(first["server"]),
+        protocol=str(first["protocol"]),
+        mode=str(first["mode"]),
+        batch=int(first["batch"]),
+        rate=rate if rate else None,
+        concurrency=int(concurrency) if concurrency is not None else None,
+        server_kind=str(kind) if kind else None,
+        repeat_share=float(repeat_share) if repeat_share is not None else None,
+    )
 
 
 def run_streams(run_dir: str | Path) -> list[Path]:

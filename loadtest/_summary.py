@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._schema import RunData
+from ._percentiles import percentile
+from ._schema import RunData, check_format, field_problems, read_json_document, stream_rate
 from ._settings import LoadSettings
 
+LOAD_FILE = "load.json"
 LOAD_SCHEMA = "inferload.load"
 LOAD_SCHEMA_VERSION = 1  # load.json's own version (the records' format moved to 2 without it)
 RATE_SHORTFALL_LIMIT = 0.05  # achieved send rate more than 5 % below target: invalid
@@ -30,7 +32,7 @@ LOST_SILENCE_ARRIVALS = 20.0  # P(no Poisson arrival in 20 mean gaps) = e^-20: s
 class StreamHealth(BaseModel):
     """One records stream (one load process or Locust user): which host sent it, and how it went."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     stream: int
     host: str
@@ -47,7 +49,7 @@ class StreamHealth(BaseModel):
 class LoadSummary(BaseModel):
     """Generator health and counts of one load run; written to load.json."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
     schema_: str = Field(default=LOAD_SCHEMA, alias="schema")
     schema_version: int = LOAD_SCHEMA_VERSION
@@ -86,18 +88,20 @@ class LoadSummary(BaseModel):
         path.write_text(self.model_dump_json(indent=2, by_alias=True) + "\n")
         return path
 
+    @classmethod
+    def read(cls, path: str | Path) -> LoadSummary:
+        """load.json as written by `write`; SchemaError for another schema or version, or a bad field."""
+        document = read_json_document(path)
+        check_format(path, document, LOAD_SCHEMA, (LOAD_SCHEMA_VERSION,))
+        try:
+            return cls.model_validate(document)
+        except ValidationError as exc:
+            raise field_problems(path, LOAD_SCHEMA, exc) from exc
+
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
-    return float(np.percentile(values, q)) if values.size else None
-
-
-def stream_rate(header: dict[str, Any]) -> float | None:
-    """The arrival rate one stream was asked for: its settings' rate over the processes sharing it."""
-    settings = header.get("settings") or {}
-    rate = settings.get("rate")
-    if not rate or settings.get("mode", "open") != "open":
-        return None
-    return float(rate) / max(1, int(settings.get("streams") or settings.get("processes") or 1))
+    """Nearest rank, the method of every percentile inferload reports (loadtest._percentiles)."""
+    return percentile(values, q)
 
 
 def stream_health(data: RunData) -> list[StreamHealth]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class FloorRecord:
-    """Timing of `repeats` in-process predict calls (inputs in, class ids out as NumPy) at one batch size."""
+    """Timing of `n` in-process predict calls (inputs in, class ids out as NumPy) at one batch size:
+    one entry of floor.json (`inferload.floor` v1, written by `write_floor`, read by `read_floor`)."""
 
     framework: str
     batch: int
@@ -134,8 +135,10 @@ def measure_floor(
             record = FloorRecord(
                 framework=framework,
                 batch=batch,
-                median_ms=float(np.median(times_ms)),
-                p90_ms=float(np.percentile(times_ms, 90)),
+                # nearest rank, inferload's one percentile method (loadtest._percentiles; numpy's name
+                # for it is inverted_cdf): models/ imports no other package of ours
+                median_ms=float(np.percentile(times_ms, 50, method="inverted_cdf")),
+                p90_ms=float(np.percentile(times_ms, 90, method="inverted_cdf")),
                 n=len(times_ms),
             )
             records.append(record)
@@ -158,12 +161,49 @@ def write_floor(records: Sequence[FloorRecord], path: str | Path, *, spec: Linea
     return path
 
 
+class FloorFormatError(ValueError):
+    """floor.json is not `inferload.floor` of the version read here, or has a bad field."""
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(FloorRecord))
+
+
 def read_floor(path: str | Path) -> list[FloorRecord]:
-    """Read floor.json written by `write_floor`; refuses other schemas or versions."""
-    document = json.loads(Path(path).read_text())
-    if document.get("schema") != FLOOR_SCHEMA or document.get("schema_version") != FLOOR_SCHEMA_VERSION:
-        raise ValueError(
-            f"{path} is not an {FLOOR_SCHEMA} v{FLOOR_SCHEMA_VERSION} file "
-            f"(schema={document.get('schema')!r}, version={document.get('schema_version')!r})"
+    """Read floor.json written by `write_floor`; FloorFormatError (naming the file, the version it says
+    and the one read here) for another schema or version, or a record whose fields are not FloorRecord's."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FloorFormatError(f"{path}: file not found") from None
+    except ValueError as exc:
+        raise FloorFormatError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(document, dict) or document.get("schema") != FLOOR_SCHEMA:
+        found = document.get("schema") if isinstance(document, dict) else None
+        raise FloorFormatError(f"{path}: schema is {found!r}, expected {FLOOR_SCHEMA!r}")
+    version = document.get("schema_version")
+    if version != FLOOR_SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > FLOOR_SCHEMA_VERSION
+        hint = "it was written by a newer inferload: upgrade inferload to read it" if newer else (
+            "measure it again with this inferload (`inferload floor`)")
+        raise FloorFormatError(
+            f"{path}: {FLOOR_SCHEMA} format version {version!r}; this inferload reads version "
+            f"{FLOOR_SCHEMA_VERSION}: {hint}"
         )
-    return [FloorRecord(**entry) for entry in document["records"]]
+    unknown = sorted(set(document) - {"schema", "schema_version", "model", "records"})
+    if unknown or not isinstance(document.get("records"), list):
+        raise FloorFormatError(
+            f"{path}: not a valid {FLOOR_SCHEMA} document: expected schema, schema_version, model and a "
+            "`records` list" + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
+        )
+    records = []
+    for index, entry in enumerate(document["records"]):
+        keys = set(entry) if isinstance(entry, dict) else set()
+        missing, extra = [f for f in _RECORD_FIELDS if f not in keys], sorted(keys - set(_RECORD_FIELDS))
+        if missing or extra:
+            raise FloorFormatError(
+                f"{path}: records[{index}] is not a FloorRecord"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; unknown field(s) {', '.join(extra)}" if extra else "")
+            )
+        records.append(FloorRecord(**entry))
+    return records
