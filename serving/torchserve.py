@@ -18,9 +18,14 @@ from serving.ports import LOOPBACK, Ports, connect_host, url_host
 from serving.processes import LaunchSpec
 from serving.settings import ServerSettings
 
-# One full-size instance is 5.3 MB of JSON; a binary batch of 256 full-size instances is 256 MiB.
-MAX_MESSAGE_BYTES = 320 * 1024 * 1024
-JAVA_HEAP = "-Xmx1g"
+# One full-size instance is 5.3 MB of JSON, 1 MiB binary: 513 MiB takes a binary or gRPC batch of 512
+# (with framing) and a JSON batch of 96. TorchServe's own ceiling is 2 GiB - 1 (Java int sizes, and its
+# worker protocol's signed 32-bit lengths), but its frontend holds a body about three times (Netty's
+# aggregated direct buffer, the heap copy it hands to the worker, the buffer it writes to the worker
+# socket) and the worker a fourth: 513 MiB keeps that under compose's 4 GiB memory limit.
+MAX_MESSAGE_BYTES = 513 * 1024 * 1024
+# Heap and direct memory (which defaults to the heap size) must both hold two copies of the largest body.
+JAVA_HEAP = "-Xmx2g -XX:MaxDirectMemorySize=2g"
 RESPONSE_TIMEOUT_S = 120
 
 
@@ -86,6 +91,9 @@ def config_properties(
         "decode_input_request": str(settings.torchserve_decode_input_request).lower(),
         # The periodic system-metrics collector forks a Python process every minute: noise under load.
         "disable_system_metrics": "true",
+        # Access and metrics log lines are written per request: off the request threads (log4j's
+        # async logger) they cost the frontend no wait on the log file.
+        "async_logging": "true",
         "install_py_dep_per_model": "false",
         "vmargs": f"{JAVA_HEAP} -XX:+UseG1GC",
         **pinned_threads(settings),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import grpc
 from tensorflow_serving.apis import (
@@ -20,12 +20,24 @@ from serving.tfs_compat import servable
 from serving.tfs_compat.errors import ServingError
 from serving.tfs_compat.metrics import Metrics
 from serving.tfs_compat.predictor import Predictor
-from serving.tfs_compat.tensor_proto import tensor_from_proto, tensor_to_proto
+from serving.tfs_compat.tensor_proto import split_tensor_contents, tensor_from_proto, tensor_to_proto
 
 __all__ = ["make_grpc_server", "MAX_MESSAGE_BYTES"]
 
 _log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving: builder.SetMaxMessageSize(INT32_MAX)
+
+
+class WirePredictRequest(NamedTuple):
+    """A PredictRequest parsed without its inputs' tensor_content, which stay views of the wire bytes."""
+
+    message: predict_pb2.PredictRequest
+    contents: dict[str, memoryview]
+
+
+def _parse_predict(wire: bytes) -> WirePredictRequest:
+    stripped, contents = split_tensor_contents(wire)
+    return WirePredictRequest(predict_pb2.PredictRequest.FromString(stripped), contents)
 
 
 def _abort(context: grpc.ServicerContext, error: ServingError) -> NoReturn:
@@ -45,13 +57,21 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _observe(self, api: str, status: str, started: float) -> None:
         self.metrics.observe(self.model.name, api, "GRPC", status, time.perf_counter() - started)
 
-    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def Predict(  # noqa: N802
+        self, request: predict_pb2.PredictRequest | WirePredictRequest, context: grpc.ServicerContext
+    ) -> Any:
         started = time.perf_counter()
+        contents: dict[str, memoryview] = {}
+        if isinstance(request, WirePredictRequest):
+            request, contents = request
         try:
             name, version, label = servable.model_spec_of(request.model_spec)
             servable.resolve(self.model, name, version, label)
             signature = self.model.signature(request.model_spec.signature_name)
-            inputs = {key: tensor_from_proto(key, tensor) for key, tensor in request.inputs.items()}
+            inputs = {
+                key: tensor_from_proto(key, tensor, contents.get(key))
+                for key, tensor in request.inputs.items()
+            }
             output_filter = list(request.output_filter)
             self.predictor.check(signature, inputs, output_filter)
             outputs = self.predictor.predict(signature, inputs, output_filter)
@@ -113,9 +133,18 @@ def make_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(predictor, metrics, tensor_content_outputs), server
+    service = PredictionService(predictor, metrics, tensor_content_outputs)
+    # Predict first, parsed with tensor_content left in the wire bytes (no copy of it); the generated
+    # registration after it serves the other methods (the first handler that knows a method wins).
+    predict = grpc.unary_unary_rpc_method_handler(
+        service.Predict,
+        request_deserializer=_parse_predict,
+        response_serializer=predict_pb2.PredictResponse.SerializeToString,
     )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService", {"Predict": predict}),)
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(predictor), server)
     try:
         port = server.add_insecure_port(address)
