@@ -197,8 +197,13 @@ def _line_label(cell: Cell) -> str:
 def describe_result(result: SearchPlan) -> str:
     """The line's bracket in words: `max rate in [160, 240) req/s (240 missed)`."""
     if result.low is None:
-        end = f"{result.high:g} req/s {result.high_outcome}" if result.high is not None else "nothing run"
-        return f"no rate met the SLO down to the search's min ({end})"
+        if result.high is None:
+            return "nothing was run"
+        if result.high_outcome == MISSED:
+            return f"no rate met the SLO down to the search's min ({result.high:g} req/s missed)"
+        return (f"not determined: no step met the SLO down to {result.high:g} req/s, the last one "
+                f"{result.high_outcome} (not a miss); lower the search's min, or give the load "
+                "generator more CPU")
     if result.high is None:
         return f"met the SLO up to the search's max: max rate >= {result.low:g} req/s"
     kind = ("missed" if result.high_outcome == MISSED else

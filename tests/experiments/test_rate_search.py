@@ -158,3 +158,12 @@ def test_the_estimate_of_a_search_counts_its_typical_steps() -> None:
     per_step = 1 + 4.0  # warm-up + overhead
     expected = (per_step + 11.5) + (per_step + 6.0) + (per_step + 3.0) + (per_step + 4.0)
     assert estimated_seconds(experiment, 2) == 2 * expected
+
+
+def test_a_search_that_could_not_test_any_rate_says_so_rather_than_reporting_a_miss() -> None:
+    search = RateSearch(start=10, factor=2, max=640, bisect_steps=1)
+    _, end = simulate(search, capacity=10_000, generator_limit=1)
+    assert (end.low, end.high, end.high_outcome) == (None, 2.5, INVALID)
+    assert describe_result(end).startswith("not determined: no step met the SLO down to 2.5 req/s")
+    _, missed = simulate(search, capacity=1)
+    assert describe_result(missed) == "no rate met the SLO down to the search's min (2.5 req/s missed)"
