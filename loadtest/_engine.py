@@ -9,6 +9,8 @@ as `dropped`, never silently skipped. Closed loop: `concurrency` greenlets send 
 
 from __future__ import annotations
 
+import ctypes
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,9 +24,11 @@ from ._transports import Outcome, Transport
 
 Sink = Callable[[RequestRecord], None]
 # gevent's timers (libev on epoll) wake on whole milliseconds, up to 1 ms late. To launch on time
-# the scheduler sleeps on a gevent timer until ALARM_LEAD_NS before the due time, then hands the
-# last stretch to a real OS thread (clock_nanosleep, microsecond-precise) that wakes the event
-# loop through an async watcher. No busy loop: the generator's CPU use stays honest.
+# the scheduler sleeps on a gevent timer until ALARM_LEAD_NS before the due time, then waits for
+# the last stretch on a Linux timerfd armed at the due instant (hrtimer, microsecond-precise),
+# watched by the event loop like any socket: one syscall to arm it, one read when it fires, no
+# thread hand-off. Elsewhere a real OS thread (clock_nanosleep) wakes the loop through an async
+# watcher instead. No busy loop: the generator's CPU use stays honest.
 ALARM_LEAD_NS = 2_000_000
 SPIN_BELOW_NS = 50_000
 INTERRUPTED = "interrupted: the run was stopped before the response arrived"
@@ -51,6 +55,59 @@ def _choices(pool_size: int, seed: np.random.SeedSequence | int) -> Iterator[int
     rng = np.random.default_rng(seed)
     while True:
         yield from rng.integers(0, pool_size, 4096).tolist()
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+_CLOCK_MONOTONIC = 1  # the clock of time.monotonic_ns() on Linux
+_TFD_NONBLOCK_CLOEXEC = os.O_NONBLOCK | os.O_CLOEXEC
+_TFD_TIMER_ABSTIME = 1
+
+
+class TimerfdAlarm:
+    """Wakes the calling greenlet at a monotonic_ns instant: a timerfd the event loop watches."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._settime = libc.timerfd_settime
+        self._settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+        fd = libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self._fd = fd
+        self._spec = _Itimerspec()
+        self._spec_ref = ctypes.byref(self._spec)
+        self._hub = gevent.get_hub()
+        self._watcher = self._hub.loop.io(fd, 1)  # 1: readable
+
+    def wait_until(self, due_ns: int) -> None:
+        value = self._spec.it_value
+        value.tv_sec, value.tv_nsec = divmod(due_ns, 1_000_000_000)
+        if self._settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None) != 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+        self._hub.wait(self._watcher)
+        try:
+            os.read(self._fd, 8)  # the expiry count: consumed, so the fd is quiet until armed again
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        self._watcher.close()
+        os.close(self._fd)
+
+
+def make_alarm() -> TimerfdAlarm | ThreadAlarm:
+    """A timerfd where the OS has one (Linux), else the thread alarm."""
+    try:
+        return TimerfdAlarm()
+    except (OSError, AttributeError):
+        return ThreadAlarm()
 
 
 class ThreadAlarm:
@@ -132,13 +189,13 @@ class Engine:
         self._in_flight: dict[int, tuple[int, int, int, gevent.Greenlet | None]] = {}
         self._stopping = False
         self._seq = 0
-        self._alarm_clock: ThreadAlarm | None = None
+        self._alarm_clock: TimerfdAlarm | ThreadAlarm | None = None
         self.counters = Counters()
 
     @property
-    def _alarm(self) -> ThreadAlarm:
+    def _alarm(self) -> TimerfdAlarm | ThreadAlarm:
         if self._alarm_clock is None:
-            self._alarm_clock = ThreadAlarm()
+            self._alarm_clock = make_alarm()
         return self._alarm_clock
 
     # -- control ---------------------------------------------------------------------------
