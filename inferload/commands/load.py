@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="arrival schedule seed")
     parser.add_argument("--payload-seed", type=int, default=1, help="input values / payload choice seed")
+    parser.add_argument("--repeat-share", type=float, metavar="F",
+                        help="share of requests resending an input already sent, the rest distinct inputs "
+                             "(0-1; for a cache in front); default: uniform choice over the pool")
     parser.add_argument("--arrival", default="poisson", help="poisson | constant")
     parser.add_argument(
         "--host",
@@ -137,6 +140,7 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
         "max_in_flight": args.max_in_flight,
         "seed": args.seed,
         "payload_seed": args.payload_seed,
+        "repeat_share": args.repeat_share,
         "timeout_s": args.timeout,
         "lateness_p99_limit_ms": args.lateness_limit_ms,
         "run": args.run_label,
@@ -159,6 +163,7 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
             "lateness_p99_limit_ms": "lateness-limit-ms",
             "metadata_url": "metadata-url",
             "model_name": "model-name",
+            "repeat_share": "repeat-share",
         }
         message = describe_validation_error(exc)
         for field, flag in flags.items():
