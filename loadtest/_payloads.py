@@ -316,13 +316,45 @@ class RepeatingChoice:
         return self._fresh.body(n)
 
 
-def repeat_choice(settings: LoadSettings, bodies: list[bytes], stream: int) -> RepeatingChoice | None:
-    """The body chooser of `settings.repeat_share` for one stream (None: uniform over the pool)."""
-    if settings.repeat_share is None:
+class ZipfChoice:
+    """Each request picks input k of a catalog of distinct inputs with probability proportional to 1/k^s.
+
+    The catalog is this stream's first `catalog_size` fresh inputs (made on demand, never stored).
+    """
+
+    _BLOCK = 4096
+
+    def __init__(self, fresh: FreshInputs, s: float, catalog_size: int,
+                 seed: np.random.SeedSequence | int) -> None:
+        if not s > 0 or catalog_size < 1:
+            raise ValueError(f"Zipf needs s > 0 and a catalog of at least 1 input, got s={s}, {catalog_size}")
+        if catalog_size > fresh.capacity:
+            raise ValueError(f"catalog_size {catalog_size} exceeds the {fresh.capacity} possible inputs")
+        weights = 1.0 / np.arange(1, catalog_size + 1, dtype=np.float64) ** s
+        self.probabilities = weights / weights.sum()
+        self._fresh = fresh
+        self._rng = np.random.default_rng(seed)
+        self._picks: list[int] = []
+
+    def __call__(self) -> bytes:
+        if not self._picks:
+            drawn = self._rng.choice(len(self.probabilities), size=self._BLOCK, p=self.probabilities)
+            self._picks = drawn.tolist()[::-1]
+        return self._fresh.body(self._picks.pop())
+
+
+def repeat_choice(settings: LoadSettings, bodies: list[bytes],
+                  stream: int) -> RepeatingChoice | ZipfChoice | None:
+    """The body chooser of `repeat_share` or `zipf_s` for one stream (None: uniform over the pool)."""
+    if settings.repeat_share is None and settings.zipf_s is None:
         return None
     from ._arrivals import stream_seed
 
     fresh = FreshInputs(bodies, server=settings.server, protocol=settings.protocol, batch=settings.batch,
                         features=settings.features, stream=stream)
     # A seed of its own: the schedule and the uniform pool choice stay as they were.
-    return RepeatingChoice(fresh, settings.repeat_share, stream_seed(settings.payload_seed + 7_919, stream))
+    seed = stream_seed(settings.payload_seed + 7_919, stream)
+    if settings.zipf_s is not None:
+        return ZipfChoice(fresh, settings.zipf_s, settings.catalog_size, seed)
+    assert settings.repeat_share is not None
+    return RepeatingChoice(fresh, settings.repeat_share, seed)

@@ -68,6 +68,11 @@ class LoadSettings(BaseModel):
         description="share of requests that reuse an input this stream already sent; the others are "
         "distinct inputs never sent before (None: uniform choice over the pool, which repeats)",
     )
+    zipf_s: float | None = Field(
+        default=None, gt=0, le=10,
+        description="Zipf popularity instead: request i picks catalog input k with probability ~ 1/k^s",
+    )
+    catalog_size: int = Field(default=10_000, ge=1, le=1_000_000, description="distinct inputs under zipf_s")
     max_in_flight: int = Field(default=512, ge=1)
     timeout_s: float = Field(default=30.0, gt=0)
     processes: int = Field(default=1, ge=1, le=64)
@@ -112,6 +117,12 @@ class LoadSettings(BaseModel):
         if cpus is not None and (not cpus or min(cpus) < 0):
             raise ValueError("cpus must name at least one CPU number >= 0 (or be None: unpinned)")
         return None if cpus is None else tuple(sorted(set(cpus)))
+
+    @model_validator(mode="after")
+    def _one_popularity(self) -> LoadSettings:
+        if self.repeat_share is not None and self.zipf_s is not None:
+            raise ValueError("give either repeat_share or zipf_s (two ways to choose inputs), not both")
+        return self
 
     @model_validator(mode="after")
     def _load_matches_mode(self) -> LoadSettings:

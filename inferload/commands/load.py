@@ -41,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeat-share", type=float, metavar="F",
                         help="share of requests resending an input already sent, the rest distinct inputs "
                              "(0-1; for a cache in front); default: uniform choice over the pool")
+    parser.add_argument("--zipf", type=float, metavar="S",
+                        help="instead of --repeat-share: inputs drawn from a catalog with Zipf popularity "
+                             "1/k^S (see --catalog)")
+    parser.add_argument("--catalog", type=int, default=10_000, metavar="N",
+                        help="distinct inputs under --zipf")
     parser.add_argument("--arrival", default="poisson", help="poisson | constant")
     parser.add_argument(
         "--host",
@@ -141,6 +146,8 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
         "seed": args.seed,
         "payload_seed": args.payload_seed,
         "repeat_share": args.repeat_share,
+        "zipf_s": args.zipf,
+        "catalog_size": args.catalog,
         "timeout_s": args.timeout,
         "lateness_p99_limit_ms": args.lateness_limit_ms,
         "run": args.run_label,
@@ -164,6 +171,8 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
             "metadata_url": "metadata-url",
             "model_name": "model-name",
             "repeat_share": "repeat-share",
+            "zipf_s": "zipf",
+            "catalog_size": "catalog",
         }
         message = describe_validation_error(exc)
         for field, flag in flags.items():

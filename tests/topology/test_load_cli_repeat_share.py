@@ -26,3 +26,10 @@ def test_the_share_reaches_the_load_settings(tmp_path: Path) -> None:
 def test_a_share_outside_zero_to_one_names_the_flag(tmp_path: Path, share: str) -> None:
     with pytest.raises(UsageError, match="--repeat-share:"):
         settings_for(["--repeat-share", share], tmp_path)
+
+
+def test_zipf_and_catalog_reach_the_settings_and_exclude_a_repeat_share(tmp_path: Path) -> None:
+    settings = settings_for(["--zipf", "1.1", "--catalog", "500"], tmp_path)
+    assert (settings.zipf_s, settings.catalog_size, settings.repeat_share) == (1.1, 500, None)
+    with pytest.raises(UsageError, match="either repeat_share or zipf_s"):
+        settings_for(["--zipf", "1.1", "--repeat-share", "0.5"], tmp_path)

@@ -8,13 +8,14 @@ inputs of one run are the same bytes. The repeat share is the fraction of reques
 from __future__ import annotations
 
 import base64
+from collections import Counter
 
 import numpy as np
 import orjson
 import pytest
 
 import inferload_protos as protos
-from loadtest import FreshInputs, RepeatingChoice, encode_body, make_inputs
+from loadtest import FreshInputs, RepeatingChoice, ZipfChoice, encode_body, make_inputs
 
 FEATURES, BATCH = 64, 2
 COMBINATIONS = [(s, p) for s in ("tfserving", "torchserve") for p in ("rest-json", "rest-binary", "grpc")]
@@ -83,3 +84,28 @@ def test_a_share_outside_zero_to_one_is_refused() -> None:
                         stream=0)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         RepeatingChoice(fresh, 1.5, seed=0)
+
+
+def test_zipf_popularity_follows_one_over_k_to_the_s() -> None:
+    """n = 20000 draws over a catalog of 50 at s = 1.2: each of the top 5 inputs' counts is within
+    4 binomial standard deviations of n x p_k, and only catalog inputs are ever sent."""
+    pool = [encode_body("torchserve", "rest-binary", x) for x in make_inputs(FEATURES, BATCH, 4, seed=1)]
+    fresh = FreshInputs(pool, server="torchserve", protocol="rest-binary", batch=BATCH, features=FEATURES,
+                        stream=0)
+    choose = ZipfChoice(fresh, 1.2, 50, seed=4)
+    n = 20_000
+    counts = Counter(choose() for _ in range(n))
+    catalog = [fresh.body(k) for k in range(50)]
+    assert set(counts) <= set(catalog)
+    weights = 1 / np.arange(1, 51) ** 1.2
+    p = weights / weights.sum()
+    for k in range(5):
+        sd = np.sqrt(n * p[k] * (1 - p[k]))
+        assert abs(counts[catalog[k]] - n * p[k]) <= 4 * sd, k
+
+
+def test_repeat_share_and_zipf_are_one_or_the_other() -> None:
+    from loadtest import LoadSettings
+
+    with pytest.raises(ValueError, match="either repeat_share or zipf_s"):
+        LoadSettings(server="torchserve", protocol="grpc", rate=1, duration_s=1, repeat_share=0.5, zipf_s=1.0)
