@@ -1,4 +1,6 @@
-"""Load a whole experiment directory (`results/<name>/`, format v1) into run and cell summaries.
+"""Load a whole experiment directory (`results/<name>/`) into run and cell summaries.
+
+Every file is read through its owner's definition (`analysis._files`, `analysis._records`).
 
 A single load-run directory (records but no `manifest.json`, as `inferload load --out DIR` writes)
 is read as a one-cell experiment, so every run can be reported on the same way.
@@ -24,6 +26,7 @@ from analysis.errors import ResultsError
 from analysis.percentiles import Percentiles
 from analysis.repetitions import CellSummary, summarize_cells
 from analysis.stats import RunSummary, Slo, summarize_run
+from inferload.manifest import CellRecord
 
 KNOWN_TFSERVING_KINDS = ("tensorflow_model_server", "tfs-compat")
 
@@ -72,21 +75,22 @@ class Experiment:
         return tuple(r for r in self.runs if not r.usable)
 
 
-def _not_run_summary(run_dir: Path, cell: dict[str, Any], status: str, reason: str) -> RunSummary:
-    """A cell that left no readable records (failed before load, or interrupted before writing)."""
+def _not_run_summary(run_dir: Path, cell: CellRecord | None, status: str, reason: str) -> RunSummary:
+    """A cell that left no readable records (failed before load, or interrupted before writing): what
+    it was is known only from its cell.json (nothing at all for an interrupted one)."""
     empty = Percentiles.of([])
     return RunSummary(
         run_dir=str(run_dir),
-        cell_id=str(cell.get("cell_id") or run_dir.name),
-        server=str(cell.get("server")),
-        protocol=str(cell.get("protocol")),
-        mode=str(cell.get("mode") or ("open" if cell.get("rate") is not None else "closed")),
-        rate=float(cell["rate"]) if cell.get("rate") is not None else None,
-        concurrency=int(cell["concurrency"]) if cell.get("concurrency") is not None else None,
-        batch=int(cell.get("batch") or 1),
-        server_config_name=str(cell.get("server_config_name") or "default"),
-        repetition=int(cell.get("repetition") or 0),
-        repeat_share=cell.get("repeat_share"),
+        cell_id=cell.cell_id if cell else run_dir.name,
+        server=cell.server if cell else "None",
+        protocol=cell.protocol if cell else "None",
+        mode=cell.mode if cell else "closed",
+        rate=cell.rate if cell else None,
+        concurrency=cell.concurrency if cell else None,
+        batch=cell.batch if cell else 1,
+        server_config_name=cell.server_config_name if cell else "default",
+        repetition=cell.repetition if cell else 0,
+        repeat_share=cell.repeat_share if cell else None,
         status=status,
         error=reason,
         window_s=0.0,
@@ -115,12 +119,11 @@ def _summarize_cell_dir(run_dir: Path, slo: Slo) -> RunSummary:
     if cell is None:
         status, reason = "incomplete", "no cell.json: the cell was interrupted (it is rerun on resume)"
         if not request_files(run_dir):
-            return _not_run_summary(run_dir, {"cell_id": run_dir.name}, status, reason)
+            return _not_run_summary(run_dir, None, status, reason)
         run = summarize_run(run_dir, slo)
         return _replace_status(run, status, reason)
     if not request_files(run_dir):
-        reason = str(cell.get("error") or "no request records were written")
-        return _not_run_summary(run_dir, cell, str(cell.get("status") or "failed"), reason)
+        return _not_run_summary(run_dir, cell, cell.status, cell.error or "no request records were written")
     return summarize_run(run_dir, slo)
 
 
@@ -136,7 +139,7 @@ def load_experiment(results_dir: Path | str) -> Experiment:
     if not path.is_dir():
         raise ResultsError(f"{path}: not a directory; pass the results directory, not a file in it")
     if (path / "manifest.json").is_file():
-        manifest = read_manifest(path)
+        manifest = read_manifest(path).to_dict()
         slo = Slo.from_manifest(manifest)
         cells_dir = path / "cells"
         cell_dirs = sorted(p for p in cells_dir.iterdir() if p.is_dir()) if cells_dir.is_dir() else []

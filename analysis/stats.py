@@ -19,6 +19,7 @@ Definitions (all from raw records, see `analysis.percentiles` for the percentile
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from analysis.errors import ResultsError
 from analysis.intervals import slice_rate_interval
 from analysis.percentiles import Percentiles, QuantileInterval, quantile_interval
 from analysis.server_side import ServerSide, server_side_of_run
+from loadtest import RunData, SchemaError
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
@@ -132,20 +134,9 @@ class RunSummary:
         return tuple(reasons)
 
 
-def measurement_window(headers: tuple[dict[str, Any], ...], records: pd.DataFrame) -> tuple[int, int]:
-    """The steady window from the headers (spanning all streams); all records when there is none."""
-    windows = []
-    for header in headers:
-        for source in (header, header.get("settings") or {}):
-            start, end = source.get("measure_start_ns"), source.get("measure_end_ns")
-            if isinstance(start, int) and isinstance(end, int) and end > start:
-                windows.append((start, end))
-                break
-    if windows:
-        return min(w[0] for w in windows), max(w[1] for w in windows)
-    if records.empty:
-        raise ResultsError("no measurement window in the header and no records to infer one from")
-    return int(records["scheduled_ns"].min()), int(records["scheduled_ns"].max()) + 1
+def measurement_window(headers: Sequence[dict[str, Any]], records: pd.DataFrame) -> tuple[int, int]:
+    """The steady window spanning all streams, as the records' owner defines it (`RunData.window`)."""
+    return RunData(list(headers), records).window
 
 
 def summarize_records(
@@ -163,18 +154,19 @@ def summarize_records(
     ok = scheduled[status == "ok"]
     dropped = int((status == "dropped").sum())
     errors = int(status.isin(["error", "timeout"]).sum())
-    latency_ms = (ok["done_ns"] - ok["scheduled_ns"]).to_numpy() / NS_PER_MS
-    service_ms = (ok["done_ns"] - ok["sent_ns"]).to_numpy() / NS_PER_MS
+    # latency_ms, service_ms, lateness_ms: derived once, by the records' reader (loadtest.read_run)
+    latency_ms = ok["latency_ms"].to_numpy(dtype=float)
+    service_ms = ok["service_ms"].to_numpy(dtype=float)
     sent = scheduled[status != "dropped"]
-    lateness_ms = (sent["sent_ns"] - sent["scheduled_ns"]).to_numpy() / NS_PER_MS
+    lateness_ms = sent["lateness_ms"].to_numpy(dtype=float)
 
     all_ok = records[records["status"] == "ok"]
     completed = all_ok[(all_ok["done_ns"] >= start) & (all_ok["done_ns"] < end)]
-    completed_latency_ms = (completed["done_ns"] - completed["scheduled_ns"]).to_numpy() / NS_PER_MS
+    completed_latency_ms = completed["latency_ms"].to_numpy(dtype=float)
     throughput = len(completed) / window_s
     goodput = int((completed_latency_ms <= slo.latency_ms).sum()) / window_s
     if batch is None:
-        batch = int(records["batch"].iloc[0]) if len(records) else 1
+        batch = int(records["batch"].iloc[0]) if len(records) else 1  # a records-only caller
 
     count = len(scheduled)
     error_rate = errors / count if count else 0.0
@@ -231,61 +223,45 @@ def too_few_note(interval: QuantileInterval) -> str:
     )
 
 
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
+NO_LOAD_JSON = "no load.json: the generator's health is unknown"
 
 
 def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
-    """Read one run directory (records, `cell.json`, `load.json`, server metrics) and summarize it."""
+    """Read one run directory (records, `cell.json`, `load.json`, server metrics) and summarize it.
+
+    What the run measured (server, protocol, load, batch, server kind) comes from one place, the
+    records' headers (`loadtest.RunData.identity`); cell.json adds only the matrix's bookkeeping (cell
+    id, server config name, repetition, how the cell ended), load.json the generator's verdict.
+    """
     run_dir = Path(run_dir)
     run = read_requests(run_dir)
-    cell = read_cell(run_dir) or {}
-    health = read_load(run_dir)
-    settings = {
-        **(run.header.get("settings") or {}),
-        **{k: v for k, v in health.run_settings.items() if v is not None},
-    }
-    records = run.records
-    first = records.iloc[0] if len(records) else {}
-    batch = int(
-        _first(cell.get("batch"), settings.get("batch"), first.get("batch") if len(records) else None, 1)
-    )
-    window = measurement_window(run.headers, records)
-    stats = summarize_records(records, window, slo, batch=batch)
-    rate = _first(cell.get("rate"), settings.get("rate"))
-    concurrency = _first(cell.get("concurrency"), settings.get("concurrency"))
-    mode = _first(cell.get("mode"), settings.get("mode"), "open" if rate is not None else "closed")
+    cell = read_cell(run_dir)
+    load = read_load(run_dir)
+    try:
+        identity = run.identity
+    except SchemaError as exc:
+        raise ResultsError(str(exc)) from exc
+    window = run.window
+    stats = summarize_records(run.records, window, slo, batch=identity.batch)
     summary = RunSummary(
         run_dir=str(run_dir),
-        cell_id=str(_first(cell.get("cell_id"), run_dir.name)),
-        server=str(
-            _first(cell.get("server"), settings.get("server"), first.get("server") if len(records) else None)
-        ),
-        protocol=str(
-            _first(
-                cell.get("protocol"),
-                settings.get("protocol"),
-                first.get("protocol") if len(records) else None,
-            )
-        ),
-        mode=str(mode),
-        rate=float(rate) if rate is not None else None,
-        concurrency=int(concurrency) if concurrency is not None else None,
-        batch=batch,
-        server_config_name=str(_first(cell.get("server_config_name"), "default")),
-        repetition=int(_first(cell.get("repetition"), 0)),
-        repeat_share=_first(cell.get("repeat_share"), settings.get("repeat_share")),
-        status=str(_first(cell.get("status"), "done")),
-        error=cell.get("error"),
-        generator_valid=health.valid,
-        invalid_reasons=() if health.valid else health.invalid_reasons,
+        cell_id=cell.cell_id if cell else run_dir.name,
+        server=identity.server,
+        protocol=identity.protocol,
+        mode=identity.mode,
+        rate=identity.rate,
+        concurrency=identity.concurrency,
+        batch=identity.batch,
+        server_config_name=cell.server_config_name if cell else "default",
+        repetition=cell.repetition if cell else 0,
+        repeat_share=identity.repeat_share,
+        status=cell.status if cell else "done",
+        error=cell.error if cell else None,
+        generator_valid=load.valid if load else None,
+        invalid_reasons=(() if load.valid else tuple(load.invalid_reasons)) if load else (NO_LOAD_JSON,),
         server_usage=tuple(read_server_usage(run_dir, *window)),
-        server_kind=_first(
-            cell.get("tfserving_kind") if cell.get("server") == "tfserving" else None,
-            run.header.get("server_kind"),
-            health.run_settings.get("server_kind"),
-        ),
+        server_kind=identity.server_kind,
         **stats,
     )
-    server_side = server_side_of_run(run_dir, window, records, summary.server, summary.protocol)
+    server_side = server_side_of_run(run_dir, window, run.records, summary.server, summary.protocol)
     return replace(summary, server_side=server_side)

@@ -212,7 +212,7 @@ def _check_header(line: bytes | str, where: str) -> dict[str, Any]:
         header = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise SchemaError(f"{where}: line 1 is not JSON ({exc}); expected an {SCHEMA} header") from exc
-    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
+    if isinstance(header, dict) and "schema" in header and header["schema"] != SCHEMA:
         raise SchemaError(f"{where}: not an {SCHEMA} stream (line 1 has schema={_schema_of(header)!r})")
     check_format(where, header, SCHEMA, READABLE_VERSIONS)
     missing = [name for name in _HEADER_REQUIRED if name not in header]

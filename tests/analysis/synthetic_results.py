@@ -1,23 +1,42 @@
-"""Synthetic results directories for the analysis tests, written exactly as docs/architecture.md documents.
+"""Synthetic results directories for the analysis tests, written through each format's own definition.
 
 No servers: the builder writes `manifest.json`, `cells/<id>/{requests.jsonl, cell.json, load.json,
 payloads.json, server_metrics.jsonl}` and `floor.json` with hand-chosen timings, so every expected
-number in the tests can be worked out by hand.
+number in the tests can be worked out by hand. Every file goes through the writer of the package that
+owns its format (loadtest's `RecordWriter`/`RunHeader`/`LoadSummary`/`write_payloads_json`,
+inferload.manifest's `write_manifest`/`write_cell`, models.floor's `write_floor`, serving.monitor's
+header and `ServerSample`), so renaming a field there breaks these tests, never a user's results.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from inferload.manifest import Manifest, write_cell, write_manifest
+from loadtest import (
+    EncodingRecord,
+    LoadSettings,
+    LoadSummary,
+    RecordWriter,
+    RequestRecord,
+    RunHeader,
+    read_run,
+)
+from loadtest._summary import LOAD_FILE, summarize
+from models.floor import FloorRecord, write_floor
+from serving.monitor import METRICS_FILE, MonitoredServer, ServerSample
+from serving.monitor import header as metrics_header
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 WINDOW_START_NS = 1_000 * NS_PER_S  # an arbitrary monotonic-clock origin
 # generated cells hold at least this many requests: more than p99 needs to be reported (368 at 95 %)
 MIN_REQUESTS = 400
+FEATURES = 1024
 
 
 @dataclass
@@ -30,28 +49,28 @@ class Request:
     lateness_ms: float = 0.0
 
 
-def record(seq: int, request: Request, *, server: str, protocol: str, batch: int) -> dict[str, Any]:
+def record(seq: int, request: Request, *, server: str, protocol: str, batch: int) -> RequestRecord:
     scheduled = WINDOW_START_NS + round(request.at_ms * NS_PER_MS)
     if request.status == "dropped":
         sent = done = scheduled
     else:
         sent = scheduled + round(request.lateness_ms * NS_PER_MS)
         done = scheduled + round(request.latency_ms * NS_PER_MS)
-    return {
-        "seq": seq,
-        "stream": 0,
-        "server": server,
-        "protocol": protocol,
-        "batch": batch,
-        "scheduled_ns": scheduled,
-        "sent_ns": sent,
-        "done_ns": done,
-        "bytes_out": 100,
-        "bytes_in": 50,
-        "status": request.status,
-        "code": 200 if request.status == "ok" else (0 if request.status == "dropped" else 500),
-        "error": None if request.status in ("ok", "dropped") else request.status,
-    }
+    return RequestRecord(
+        seq=seq,
+        stream=0,
+        server=server,
+        protocol=protocol,
+        batch=batch,
+        scheduled_ns=scheduled,
+        sent_ns=sent,
+        done_ns=done,
+        bytes_out=100,
+        bytes_in=50,
+        status=request.status,  # type: ignore[arg-type]
+        code=200 if request.status == "ok" else (0 if request.status == "dropped" else 500),
+        error=None if request.status in ("ok", "dropped") else request.status,
+    )
 
 
 def evenly(
@@ -74,6 +93,32 @@ def lognormal(
     return [Request(r.at_ms, float(latency)) for r, latency in zip(times, latencies, strict=True)]
 
 
+def load_settings(
+    run: str,
+    *,
+    server: str,
+    protocol: str,
+    batch: int,
+    window_s: float,
+    rate: float | None,
+    concurrency: int | None,
+    server_kind: str | None = None,
+) -> LoadSettings:
+    """The settings a load run of this cell would have had (open loop at `rate`, else closed loop)."""
+    return LoadSettings(
+        server=server,  # type: ignore[arg-type]
+        protocol=protocol,  # type: ignore[arg-type]
+        mode="open" if rate is not None else "closed",
+        rate=rate,
+        concurrency=None if rate is not None else (concurrency or 1),
+        duration_s=window_s,
+        batch=batch,
+        features=FEATURES,
+        run=run,
+        server_kind=server_kind,
+    )
+
+
 def write_run(
     run_dir: Path,
     requests: Sequence[Request],
@@ -82,40 +127,39 @@ def write_run(
     protocol: str = "grpc",
     batch: int = 1,
     window_s: float = 10.0,
-    schema_version: int = 1,
+    rate: float | None = None,
+    concurrency: int | None = None,
+    server_kind: str | None = None,
+    schema_version: int | None = None,
     valid: bool | None = True,
     invalid_reasons: Sequence[str] = (),
 ) -> Path:
-    """A load run directory: requests.jsonl (header + records) and load.json."""
+    """A load run directory: requests.jsonl (header + records) and, unless `valid` is None, load.json
+    with the generator's verdict set to `valid` / `invalid_reasons`. `schema_version` writes a records
+    header that claims another version (for the refusal tests)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    header = {
-        "schema": "inferload.requests",
-        "schema_version": schema_version,
-        "run": run_dir.name,
-        "stream": 0,
-        "settings": {"server": server, "protocol": protocol, "batch": batch},
-        "measure_start_ns": WINDOW_START_NS,
-        "measure_end_ns": WINDOW_START_NS + round(window_s * NS_PER_S),
-    }
-    lines = [json.dumps(header)] + [
-        json.dumps(record(i, r, server=server, protocol=protocol, batch=batch))
-        for i, r in enumerate(requests)
-    ]
-    (run_dir / "requests.jsonl").write_text("\n".join(lines) + "\n")
-    if valid is not None:
-        (run_dir / "load.json").write_text(
-            json.dumps(
-                {
-                    "schema": "inferload.load",
-                    "schema_version": 1,
-                    "server": server,
-                    "protocol": protocol,
-                    "batch": batch,
-                    "valid": valid,
-                    "invalid_reasons": list(invalid_reasons),
-                }
-            )
-        )
+    settings = load_settings(
+        run_dir.name, server=server, protocol=protocol, batch=batch, window_s=window_s, rate=rate,
+        concurrency=concurrency, server_kind=server_kind,
+    )
+    version = {} if schema_version is None else {"schema_version": schema_version}
+    header = RunHeader(
+        run=run_dir.name,
+        stream=0,
+        settings={**settings.resolved(), "streams": 1},
+        measure_start_ns=WINDOW_START_NS,
+        measure_end_ns=WINDOW_START_NS + round(window_s * NS_PER_S),
+        server_kind=server_kind,
+        **version,  # type: ignore[arg-type]
+    )
+    with RecordWriter(run_dir / "requests.jsonl", header) as writer:
+        for i, r in enumerate(requests):
+            writer.add(record(i, r, server=server, protocol=protocol, batch=batch))
+    if valid is not None and schema_version is None:
+        measured = summarize(settings, read_run(run_dir), cpu_percent=[10.0], interrupted=False)
+        verdict = {"valid": valid, "invalid_reasons": list(invalid_reasons)}
+        summary = LoadSummary.model_validate({**measured.model_dump(by_alias=True), **verdict})
+        summary.write(run_dir / LOAD_FILE)
     return run_dir
 
 
@@ -125,21 +169,20 @@ class ResultsBuilder:
     def __init__(self, root: Path, *, slo_ms: float = 100.0, tfserving_kind: str = "tfs-compat") -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        (root / "manifest.json").write_text(
-            json.dumps(
-                {
-                    "schema": "inferload.experiment",
-                    "schema_version": 1,
-                    "name": root.name,
-                    "experiment": {},
-                    "slo": {"percentile": 99.0, "latency_ms": slo_ms},
-                    "model": {"classes": 64, "features": 1024, "seed": 0},
-                    "tfserving_kind": tfserving_kind,
-                    "versions": {"python": "3.11", "torchserve": "0.12.0"},
-                    "machine": {"cpus": 2},
-                    "created_at": "2026-11-23T11:00:00Z",
-                }
-            )
+        write_manifest(
+            root / "manifest.json",
+            Manifest(
+                name=root.name,
+                experiment={},
+                slo={"percentile": 99.0, "latency_ms": slo_ms},  # type: ignore[arg-type]
+                model={"classes": 64, "features": FEATURES, "seed": 0},  # type: ignore[arg-type]
+                seeds={"experiment": 0, "model": 0},
+                tfserving_kind=tfserving_kind,
+                versions={"python": "3.11", "torchserve": "0.12.0"},
+                machine={"cpus": 2},
+                artifacts="artifacts/64x1024-s0",
+                created_at="2026-11-23T11:00:00Z",
+            ),
         )
 
     def cell(
@@ -164,7 +207,8 @@ class ResultsBuilder:
         window_s: float | None = None,
     ) -> Path:
         """One cell repetition. Without `requests`: evenly spaced requests at `rate` (100/s closed loop)
-        with one latency, over a window long enough for `MIN_REQUESTS` (at least 10 s)."""
+        with one latency, over a window long enough for `MIN_REQUESTS` (at least 10 s). `payloads` and
+        `metrics` entries give the fields under test; the rest are filled in with plausible values."""
         load = f"r{rate:g}" if rate is not None else f"c{concurrency}"
         cell_id = f"{server}-{protocol}-b{batch}-{config}-{load}-rep{repetition}"
         run_dir = self.root / "cells" / cell_id
@@ -176,56 +220,72 @@ class ResultsBuilder:
                 Request(r.at_ms, r.latency_ms, r.status, lateness)
                 for r in evenly(count, latency_ms, window_s=window_s)
             ]
+        kind = tfserving_kind if server == "tfserving" else None
         write_run(
             run_dir,
             requests,
             server=server,
             protocol=protocol,
             batch=batch,
+            rate=rate,
+            concurrency=concurrency,
+            server_kind=kind,
             valid=valid,
             invalid_reasons=invalid_reasons,
             window_s=window_s or 10.0,
         )
-        (run_dir / "cell.json").write_text(
-            json.dumps(
-                {
-                    "cell_id": cell_id,
-                    "status": status,
-                    "error": None if status == "done" else "server died",
-                    "server": server,
-                    "protocol": protocol,
-                    "mode": "open" if rate is not None else "closed",
-                    "rate": rate,
-                    "concurrency": concurrency,
-                    "batch": batch,
-                    "server_config": {},
-                    "server_config_name": config,
-                    "repetition": repetition,
-                    "tfserving_kind": tfserving_kind,
-                }
-            )
+        write_cell(
+            run_dir,
+            {
+                "cell_id": cell_id,
+                "status": status,
+                "error": None if status == "done" else "server died",
+                "server": server,
+                "protocol": protocol,
+                "mode": "open" if rate is not None else "closed",
+                "rate": rate,
+                "concurrency": concurrency,
+                "batch": batch,
+                "server_config": {},
+                "server_config_name": config,
+                "repetition": repetition,
+                "tfserving_kind": kind,
+            },
         )
         if payloads:
-            (run_dir / "payloads.json").write_text(
-                json.dumps(
-                    {
-                        "schema": "inferload.payloads",
-                        "schema_version": 1,
-                        "encodings": list(payloads),
-                    }
-                )
-            )
+            from loadtest import write_payloads_json
+
+            write_payloads_json(run_dir / "payloads.json", [encoding(**entry) for entry in payloads])
         if metrics:
-            (run_dir / "server_metrics.jsonl").write_text("\n".join(json.dumps(m) for m in metrics) + "\n")
+            write_metrics(run_dir, metrics)
         return run_dir
 
     def floor(self, records: Sequence[dict[str, Any]]) -> None:
-        (self.root / "floor.json").write_text(
-            json.dumps(
-                {
-                    "schema": "inferload.floor",
-                    "schema_version": 1,
-                    "records": list(records),
-                }
-            )
+        """floor.json; each entry gives framework, batch and median_ms (p90_ms and n are filled in)."""
+        write_floor(
+            [FloorRecord(**{"p90_ms": entry["median_ms"], "n": 20, **entry}) for entry in records],
+            self.root / "floor.json",
         )
+
+
+def encoding(**fields: Any) -> EncodingRecord:
+    """A payloads.json entry: the given fields over plausible defaults (a misspelt one is refused)."""
+    defaults = {"features": FEATURES, "encode_ms_min": fields.get("encode_ms_median", 0.0), "repeats": 5,
+                "encoder": "protobuf" if fields.get("protocol") == "grpc" else "orjson"}
+    return EncodingRecord(**{**defaults, **fields})
+
+
+def write_metrics(run_dir: Path, samples: Sequence[dict[str, Any]]) -> Path:
+    """server_metrics.jsonl as serving.monitor writes it: its header, then one ServerSample per entry
+    (the given fields over a psutil sample's defaults). Header entries among `samples` are skipped."""
+    lines = [metrics_header([MonitoredServer("torchserve", "torchserve", None)], 0.5)]
+    for entry in samples:
+        if "schema" in entry:
+            continue
+        server = entry.get("server", "torchserve")
+        defaults = {"kind": server, "source": "psutil", "cpu_percent": None, "cpu_seconds": None,
+                    "rss_bytes": None}
+        lines.append(asdict(ServerSample(**{**defaults, **entry})))
+    path = run_dir / METRICS_FILE
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path

@@ -45,7 +45,7 @@ def test_out_and_compare(results: ResultsBuilder, tmp_path: Path) -> None:
     [
         ("missing", "no such results directory"),
         ("empty", "the directory is empty"),
-        ("newer", "format version 2 is not supported (this inferload reads version 1)"),
+        ("newer", "format version 2; this inferload reads version 1: it was written by a newer inferload"),
     ],
 )
 def test_bad_results_directories_exit_2_with_a_clear_message(
