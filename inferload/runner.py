@@ -315,6 +315,14 @@ def _check_settings(cells: list[Cell], experiment: Experiment, stages: Stages, p
                                                           cpus=cpus.load, endpoint=endpoint))
         except Exception as exc:  # noqa: BLE001 - pydantic, ValueError: all reported the same way
             problems.setdefault(str(exc), cell.cell_id)
+    fronted = [cell for cell in cells if cell.server_config.balancer.kind == "nginx"]
+    if fronted:  # the balancer and cache are a real nginx: missing, say which package before any start
+        from serving.balancer import BalancerError, nginx_binary
+
+        try:
+            nginx_binary()
+        except BalancerError as exc:
+            problems.setdefault(str(exc), fronted[0].cell_id)
     if problems:
         raise ExperimentError("cells whose settings the servers or the load generator reject:\n" + "\n".join(
             f"  {cell_id} (and maybe others): {message}" for message, cell_id in problems.items()))
