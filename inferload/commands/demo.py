@@ -98,7 +98,11 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str) 
     for other in others:
         theirs = other.sustained_predictions
         if theirs.value is None:
-            lines.append(f"  vs {names[other.group]}: no rate met the SLO ({other.max_rate_note})")
+            if other.rates_measured and len(other.excluded) == len(other.rates_measured):
+                lines.append(f"  vs {names[other.group]}: not determined here (every step was excluded: "
+                             "generator-invalid or failed; see report.html)")
+            else:
+                lines.append(f"  vs {names[other.group]}: no rate met the SLO ({other.max_rate_note})")
             continue
         ratio = f"{won.value / theirs.value:.2f}x" if won.value and theirs.value else "n/a"
         head = (f"  vs {names[other.group]} ({_num(theirs.value)} {unit}, true max in {_bracket(theirs)}): "

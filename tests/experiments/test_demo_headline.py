@@ -5,6 +5,7 @@ analysis' own verdicts and brackets)."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,14 @@ def test_a_line_that_met_nothing_and_a_run_where_nothing_met() -> None:
     nothing = headline(line("tfserving", "rest-json", None, None, 10))
     assert nothing[1] == ("  no server and protocol met the SLO: "
                           "no configuration met the SLO at any usable rate")
+
+
+def test_a_line_whose_every_step_was_excluded_is_not_determined_rather_than_missed() -> None:
+    excluded = replace(line("torchserve", "rest-binary", None, None, None), rates_measured=(20.0, 40.0),
+                       excluded=("@ 20/s: generator invalid", "@ 40/s: generator invalid"))
+    lines = headline(line("tfserving", "grpc", 140, 120, 160), excluded)
+    assert lines[2] == ("  vs torchserve rest-binary: not determined here (every step was excluded: "
+                        "generator-invalid or failed; see report.html)")
 
 
 def test_the_demo_matrix_is_full_size_on_all_six_combinations_with_a_search() -> None:
