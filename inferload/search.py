@@ -101,7 +101,7 @@ def _ladder_up(search: RateSearch) -> list[float]:
 
 
 def _ladder_down(search: RateSearch) -> list[float]:
-    rates = []
+    rates: list[float] = []
     for k in itertools.count(1):
         rate = round_rate(search.start / search.factor**k)
         if rate < search.floor or rate <= 0 or (rates and rate >= rates[-1]):
