@@ -147,10 +147,15 @@ class HttpTransport:
         return HTTPSocketPoolResponse(sock, pool, block_size=self._block_size, method="POST")
 
     def prime(self) -> None:
+        pool = self._client._connection_pool
+        try:  # resolved once, here: each new pooled connection would resolve again in gevent's thread pool
+            addresses = pool._resolve()
+            pool._resolve = lambda: addresses
+        except OSError:
+            pass  # resolution failed now: leave it to each connection, whose error becomes a record
         try:
-            pool = self._client._connection_pool
-            pool.release_socket(pool.get_socket())
-        except Exception:  # noqa: S110 - best effort: the first request reconnects anyway
+            pool.return_socket(pool.get_socket())  # kept open: the first request uses it
+        except Exception:  # noqa: S110 - best effort: the first request connects anyway
             pass
 
     def close(self) -> None:

@@ -51,6 +51,7 @@ def test_head_and_body_arrive_whole_even_when_the_socket_takes_them_in_pieces() 
 # -- HTTP against a real server ------------------------------------------------------------------
 class Recorder(BaseHTTPRequestHandler):
     bodies: list[bytes] = []
+    connections = 0  # accepted by the server, requests or not
 
     def do_POST(self) -> None:  # noqa: N802 - the standard library's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -67,11 +68,18 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
+class CountingServer(ThreadingHTTPServer):
+    def process_request(self, request: Any, client_address: Any) -> None:
+        Recorder.connections += 1
+        super().process_request(request, client_address)
+
+
 @pytest.fixture
 def http_port() -> Iterator[int]:
     Recorder.protocol_version = "HTTP/1.1"  # keep-alive, as the servers under test
     Recorder.bodies = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    Recorder.connections = 0
+    server = CountingServer(("127.0.0.1", 0), Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -94,6 +102,18 @@ def test_http_posts_the_exact_body_and_reads_the_answer_on_a_kept_alive_connecti
     assert [o.code for o in outcomes] == [200, 200, 200]
     assert [o.bytes_in for o in outcomes] == [len(b"answer:" + str(len(b)).encode()) for b in bodies]
     assert {o.cache for o in outcomes} == {"hit"}
+
+
+def test_priming_opens_the_connection_the_requests_then_use(http_port: int) -> None:
+    transport = HttpTransport("127.0.0.1", http_port, "/predict", "application/octet-stream",
+                              timeout_s=30, pool=4)
+    try:
+        transport.prime()
+        outcomes = [transport.send(b"body") for _ in range(3)]
+    finally:
+        transport.close()
+    assert [o.status for o in outcomes] == ["ok"] * 3
+    assert Recorder.connections == 1  # one kept-alive connection, opened before the schedule
 
 
 def test_an_http_error_status_is_an_error_record_with_the_servers_text(http_port: int) -> None:
