@@ -7,7 +7,14 @@ sustains with lateness p99 under 1 ms, per protocol. In the same run, stock Locu
 FastHttpUser (closed loop, wait_time = constant(0), N users, 1 process) at their own maximum,
 for comparison. Writes benchmarks/results/generator_capacity.json and prints a table.
 
-    python benchmarks/generator_capacity.py [--duration 3] [--max-rate 12000] [--users 32]
+Each step also records the generator's CPU per request (its CPU time / requests sent: robust to
+other work on the machine, unlike the rates) and the 1-minute load average before and after it.
+A machine already busy before the run (load average over BUSY_LOADAVG_PER_CPU per CPU) or during
+a step is said so in the table and the file (`machine.busy`, with the reason), and such a run is
+written to generator_capacity.busy.json unless --out names a file: a busy run never replaces the
+quiet results with silently worse numbers.
+
+    python benchmarks/generator_capacity.py [--duration 3] [--max-rate 12000] [--users 32] [--rates 1000,4000]
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results" / "generator_capacity.json"
+BUSY_RESULTS = RESULTS.with_suffix(".busy.json")
+BUSY_LOADAVG_PER_CPU = 0.75  # 1-minute load average per CPU above which the machine is busy
 LATENESS_P99_LIMIT_MS = 1.0  # the strict criterion asked for
 VALIDITY_LATENESS_P99_MS = 5.0  # inferload's default validity limit (LoadSettings.lateness_p99_limit_ms)
 KEEPS_UP = 0.95  # send rate at least 95 % of the target, no drops, no errors
@@ -158,6 +167,7 @@ def step_rates(
             lateness_p99_limit_ms=VALIDITY_LATENESS_P99_MS,
             run=f"capacity-{protocol}-{rate}",
         )
+        load_before = os.getloadavg()[0]
         summary = run_load(settings, out / f"{protocol}-{rate}", progress=False)
         errors = summary.counts["error"] + summary.counts["timeout"]
         p99 = summary.lateness_ms["p99"]
@@ -165,6 +175,12 @@ def step_rates(
             summary.achieved_send_rate >= KEEPS_UP * summary.achieved_arrival_rate
             and summary.counts["dropped"] == 0
             and errors == 0
+        )
+        sent = summary.counts["ok"] + errors
+        cpu_us = (
+            1e6 * summary.generator_cpu_percent_total / 100 / summary.achieved_send_rate
+            if summary.achieved_send_rate > 0
+            else None
         )
         step = {
             "rate": rate,
@@ -175,17 +191,21 @@ def step_rates(
             "lateness_p50_ms": summary.lateness_ms["p50"],
             "lateness_p99_ms": p99,
             "generator_cpu_percent": round(summary.generator_cpu_percent_total, 1),
+            "cpu_us_per_request": round(cpu_us, 1) if cpu_us is not None else None,
+            "sent": sent,
             "keeps_up": keeps_up,
             "p99_under_1ms": keeps_up and p99 is not None and p99 < LATENESS_P99_LIMIT_MS,
             "valid": keeps_up and summary.valid,
             "invalid_reasons": summary.invalid_reasons,
             "loadavg_1min": round(os.getloadavg()[0], 2),
+            "loadavg_1min_before": round(load_before, 2),
         }
         steps.append(step)
         print(
             f"  {protocol:11s} {rate:>6}/s: sent {step['achieved_send_rate']:>8}/s  lateness p50 "
             f"{(step['lateness_p50_ms'] or 0):6.3f} p99 {(p99 or 0):7.3f} ms  CPU "
-            f"{step['generator_cpu_percent']:5.1f}%  load {step['loadavg_1min']:.1f}  "
+            f"{step['generator_cpu_percent']:5.1f}% ({step['cpu_us_per_request'] or 0:.0f} us/req)  "
+            f"load {step['loadavg_1min_before']:.1f}->{step['loadavg_1min']:.1f}  "
             f"{'keeps up' if keeps_up else 'FALLS BEHIND'}{', valid' if step['valid'] else ''}",
             flush=True,
         )
@@ -270,6 +290,23 @@ def highest(steps: list[dict[str, Any]], key: str) -> int | None:
     return max(passing) if passing else None
 
 
+def cpu_per_request_at(steps: list[dict[str, Any]], rate: int) -> float | None:
+    """The generator's CPU per request (us) at one step rate, for before/after comparisons."""
+    return next((s["cpu_us_per_request"] for s in steps if s["rate"] == rate), None)
+
+
+def busy_reason(before: float, steps: list[dict[str, Any]], cpus: int) -> str | None:
+    """Why this run's numbers are a lower bound (other work on the machine), or None if quiet."""
+    limit = BUSY_LOADAVG_PER_CPU * cpus
+    if before > limit:
+        return f"1-minute load average {before:.2f} before the run, over {limit:.2f} ({cpus} CPUs)"
+    # during a step the generator and the endpoint add up to ~2 runnable processes themselves
+    busiest = max((s["loadavg_1min_before"] for s in steps), default=0.0)
+    if busiest > limit + 2:
+        return f"1-minute load average {busiest:.2f} before a step, over {limit + 2:.2f} (benchmark included)"
+    return None
+
+
 def capacity(steps: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "max_rate_lateness_p99_under_1ms": highest(steps, "p99_under_1ms"),
@@ -286,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="measuring seconds per step")
     parser.add_argument("--max-rate", type=int, default=DEFAULT_RATES[-1])
     parser.add_argument("--users", type=int, default=32, help="stock Locust users (closed loop)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"results file (default {RESULTS.name}; {BUSY_RESULTS.name} on a busy machine)")
+    parser.add_argument("--rates", default="", help="comma-separated step rates (default: standard steps)")
     parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-grpc", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -297,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_grpc(args.serve_grpc)
         return 0
 
-    rates = [r for r in DEFAULT_RATES if r <= args.max_rate]
+    rates = [int(r) for r in args.rates.split(",") if r] or [r for r in DEFAULT_RATES if r <= args.max_rate]
     load_before = os.getloadavg()
     results: dict[str, Any] = {
         "schema": "inferload.benchmark.generator_capacity",
@@ -341,12 +380,22 @@ def main(argv: list[str] | None = None) -> int:
     results["inferload_open_loop"] = {"http": capacity(http_steps), "grpc": capacity(grpc_steps)}
     results["stock_locust_closed_loop"] = stock
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    busy = busy_reason(load_before[0], http_steps + grpc_steps, os.cpu_count() or 1)
+    results["machine"]["busy"] = busy is not None
+    results["machine"]["busy_reason"] = busy
+    results["cpu_us_per_request"] = {
+        protocol: {str(rate): cpu_per_request_at(steps, rate) for rate in rates}
+        for protocol, steps in (("http", http_steps), ("grpc", grpc_steps))
+    }
+    out = args.out or (BUSY_RESULTS if busy else RESULTS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
 
+    if busy:
+        print(f"\nBUSY MACHINE: {busy}. The rates below are a lower bound, not the generator's capacity.")
     print("\nOne generator process against a trivial loopback endpoint (req/s)")
     print(f"{'generator':44s} {'p99<1ms':>8} {'p99<5ms':>8} {'keeps up':>9}")
-    for label, steps in (("HTTP (geventhttpclient)", http_steps), ("gRPC (grpcio + gevent)", grpc_steps)):
+    for label, steps in (("HTTP (geventhttpclient)", http_steps), ("gRPC (grpc.aio thread)", grpc_steps)):
         row = capacity(steps)
         print(
             f"{'inferload open loop, ' + label:44s} {row['max_rate_lateness_p99_under_1ms'] or '-':>8} "
@@ -355,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     for entry in stock:
         label = f"stock Locust {entry['user_class']} ({entry['users']} users, closed)"
         print(f"{label:44s} {'':>8} {'':>8} {entry['requests_per_s']:>9.0f}")
-    print(f"\nwritten to {args.out}")
+    print(f"\nwritten to {out}")
     return 0
 
 
