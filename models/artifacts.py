@@ -3,13 +3,78 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from models.linear import LinearSpec
 
 MODEL_NAME = "linear"
 MODEL_VERSION = 1
+MODEL_JSON_SCHEMA = "inferload.model"
+MODEL_JSON_VERSION = 1
+
+
+class ModelJsonError(ValueError):
+    """model.json is not `inferload.model` of the version read here, or has a bad field."""
+
+
+@dataclass(frozen=True)
+class ModelJson:
+    """model.json (`inferload.model` v1): the exported model's spec and what wrote the artifacts.
+
+    `export_all` writes it last, so it marks a complete export; `handler_sha256` tells a .mar packed
+    with another handler (stale) from a current one.
+    """
+
+    name: str
+    classes: int
+    features: int
+    seed: int
+    versions: dict[str, str]
+    handler_sha256: str
+    created_at: str
+    schema: str = field(default=MODEL_JSON_SCHEMA)
+    schema_version: int = field(default=MODEL_JSON_VERSION)
+
+    @property
+    def spec(self) -> LinearSpec:
+        return LinearSpec(classes=self.classes, features=self.features, seed=self.seed)
+
+    def write(self, path: Path) -> Path:
+        data = asdict(self)
+        document = {"schema": data.pop("schema"), "schema_version": data.pop("schema_version"), **data}
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> ModelJson:
+        """ModelJsonError names the file and, for another version, the version it says and the one read
+        here; a missing or misspelt field is refused too."""
+        try:
+            document = json.loads(Path(path).read_text())
+        except ValueError as exc:
+            raise ModelJsonError(f"{path}: not valid JSON ({exc})") from exc
+        if not isinstance(document, dict) or document.get("schema") != MODEL_JSON_SCHEMA:
+            found = document.get("schema") if isinstance(document, dict) else None
+            raise ModelJsonError(f"{path}: schema is {found!r}, expected {MODEL_JSON_SCHEMA!r}")
+        version = document.get("schema_version")
+        if version != MODEL_JSON_VERSION:
+            newer = isinstance(version, int) and version > MODEL_JSON_VERSION
+            hint = "it was written by a newer inferload: upgrade inferload to read it" if newer else (
+                "export the model again with this inferload (`inferload export --force`)")
+            raise ModelJsonError(
+                f"{path}: {MODEL_JSON_SCHEMA} format version {version!r}; this inferload reads version "
+                f"{MODEL_JSON_VERSION}: {hint}"
+            )
+        names = [f.name for f in fields(cls)]
+        missing, unknown = [n for n in names if n not in document], sorted(set(document) - set(names))
+        if missing or unknown:
+            raise ModelJsonError(
+                f"{path}: not a valid {MODEL_JSON_SCHEMA} document"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
+            )
+        return cls(**document)
 
 
 class ArtifactsMissingError(FileNotFoundError):
@@ -47,12 +112,12 @@ class ArtifactLayout:
     def mar(self) -> Path:
         return self.model_store / f"{MODEL_NAME}.mar"
 
-    def read_model_json(self) -> dict:
+    def read_model_json(self) -> ModelJson:
         self._require(self.model_json)
-        return json.loads(self.model_json.read_text())
+        return ModelJson.read(self.model_json)
 
     def spec(self) -> LinearSpec:
-        return LinearSpec.from_dict(self.read_model_json())
+        return self.read_model_json().spec
 
     def check(self) -> ArtifactLayout:
         """Raise ArtifactsMissingError naming the first missing artifact and how to create it."""

@@ -7,7 +7,6 @@ libraries that wrote the artifacts (reports quote them).
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import sys
 import time
@@ -17,11 +16,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from models.artifacts import MODEL_NAME, ArtifactLayout
+from models.artifacts import MODEL_NAME, ArtifactLayout, ModelJson, ModelJsonError
 from models.linear import LinearSpec
 
-MODEL_JSON_SCHEMA = "inferload.model"
-MODEL_JSON_VERSION = 1
 VERSIONED_PACKAGES = ("tensorflow-cpu", "tensorflow", "torch", "torchserve", "torch-model-archiver", "numpy")
 
 
@@ -60,10 +57,10 @@ def is_current(layout: ArtifactLayout, spec: LinearSpec) -> bool:
     if not layout.exists():
         return False
     try:
-        recorded = json.loads(layout.model_json.read_text()).get("handler_sha256")
-        return layout.spec() == spec and recorded == handler_digest()
-    except (ValueError, KeyError, AttributeError, OSError):
+        recorded = layout.read_model_json()
+    except (ModelJsonError, OSError):  # another format or version: export again
         return False
+    return recorded.spec == spec and recorded.handler_sha256 == handler_digest()
 
 
 def export_all(spec: LinearSpec, out: str | Path, force: bool = False) -> ArtifactLayout:
@@ -91,16 +88,13 @@ def export_all(spec: LinearSpec, out: str | Path, force: bool = False) -> Artifa
         staging.rename(layout.tf_version_dir)
     with _step(f"TorchServe archive -> {layout.mar}"):
         export_mar(spec, weights, layout.model_store)
-    document = {
-        "schema": MODEL_JSON_SCHEMA,
-        "schema_version": MODEL_JSON_VERSION,
-        "name": MODEL_NAME,
+    ModelJson(
+        name=MODEL_NAME,
         **spec.to_dict(),
-        "versions": exporter_versions(),
-        "handler_sha256": handler_digest(),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    layout.model_json.write_text(json.dumps(document, indent=2) + "\n")
+        versions=exporter_versions(),
+        handler_sha256=handler_digest(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    ).write(layout.model_json)
     print(f"export: wrote {layout.root}", file=sys.stderr, flush=True)
     return layout
 

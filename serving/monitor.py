@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -123,8 +123,9 @@ def read_server_samples(path: Path | str) -> list[ServerSample]:
     if not path.is_file():
         return []
     samples = []
+    headed = False  # after a header, every line must be exactly a ServerSample
     with path.open("rb") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
@@ -134,17 +135,43 @@ def read_server_samples(path: Path | str) -> list[ServerSample]:
             if not isinstance(entry, dict):
                 continue
             if "schema" in entry:
-                if entry.get("schema") != SCHEMA or entry.get("schema_version") != SCHEMA_VERSION:
-                    raise ServerMetricsError(
-                        f"{path}: schema {entry.get('schema')!r} version {entry.get('schema_version')!r}; "
-                        f"this inferload reads {SCHEMA} version {SCHEMA_VERSION}: re-run the cell or "
-                        "analyse it with the inferload that wrote it"
-                    )
+                _check_header(path, entry)
+                headed = True
                 continue
-            if "server" not in entry or "t_ns" not in entry:
+            if headed:
+                _check_sample_fields(path, number, entry)
+            elif "server" not in entry or "t_ns" not in entry:
                 continue
             samples.append(_sample_from(entry))
     return samples
+
+
+_SAMPLE_FIELDS = tuple(f.name for f in fields(ServerSample))
+
+
+def _check_header(path: Path, entry: dict[str, Any]) -> None:
+    version = entry.get("schema_version")
+    if entry.get("schema") != SCHEMA:
+        raise ServerMetricsError(f"{path}: schema is {entry.get('schema')!r}, expected {SCHEMA!r}")
+    if version != SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
+        hint = "it was written by a newer inferload: upgrade inferload to read it" if newer else (
+            "re-run the cell, or analyse it with the inferload that wrote it")
+        raise ServerMetricsError(
+            f"{path}: {SCHEMA} format version {version!r}; this inferload reads version "
+            f"{SCHEMA_VERSION}: {hint}"
+        )
+
+
+def _check_sample_fields(path: Path, number: int, entry: dict[str, Any]) -> None:
+    missing = [name for name in ("t_ns", "server", "kind", "source") if name not in entry]
+    unknown = sorted(set(entry) - set(_SAMPLE_FIELDS))
+    if missing or unknown:
+        raise ServerMetricsError(
+            f"{path}: line {number} is not a ServerSample"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
+        )
 
 
 def _sample_from(entry: dict[str, Any]) -> ServerSample:

@@ -8,7 +8,6 @@ before any load is sent.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -109,17 +108,17 @@ def _features(args: argparse.Namespace) -> int | None:
         return int(args.features)
     if args.artifacts is None:
         return None
+    from models.artifacts import ModelJson, ModelJsonError
+
     model_json = args.artifacts / "model.json"
     try:
-        return int(json.loads(model_json.read_text())["features"])
+        return ModelJson.read(model_json).features
     except FileNotFoundError:
         raise UsageError(
             f"--artifacts {args.artifacts}: no model.json there; run `inferload export` first"
         ) from None
-    except (KeyError, ValueError, TypeError) as exc:
-        raise UsageError(
-            f"--artifacts {args.artifacts}: {model_json} has no integer 'features' ({exc})"
-        ) from None
+    except ModelJsonError as exc:
+        raise UsageError(f"--artifacts {args.artifacts}: {exc}") from None
 
 
 def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings

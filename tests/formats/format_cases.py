@@ -1,0 +1,145 @@
+"""One case per results file format: how its owner writes a small file and reads it back.
+
+The tests of this folder run every case through the same checks (round trip, a newer version refused
+with both versions named, a misspelt field refused), so a format without a strict reader fails here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from inferload.manifest import Manifest, read_cell, read_manifest, write_cell, write_manifest
+from loadtest import (
+    EncodingRecord,
+    LoadSettings,
+    LoadSummary,
+    RecordWriter,
+    RequestRecord,
+    RunHeader,
+    read_header,
+    read_payloads_json,
+    read_records,
+    read_run,
+    write_payloads_json,
+)
+from loadtest._summary import summarize
+from models.artifacts import ModelJson
+from models.floor import FloorRecord, read_floor, write_floor
+from serving.monitor import MonitoredServer, ServerSample, header, read_server_samples
+
+S = 1_000_000_000
+SETTINGS = LoadSettings(server="torchserve", protocol="grpc", rate=2.0, duration_s=1.0, features=8)
+
+
+@dataclass(frozen=True)
+class Case:
+    """`write(dir)` writes the file and returns (path, what was written); `read(path)` reads it back.
+    `field` is a field name the written file holds (misspelt by the test); `reads` the readable
+    version(s) as the refusal words them."""
+
+    name: str
+    write: Callable[[Path], tuple[Path, Any]]
+    read: Callable[[Path], Any]
+    field: str
+    reads: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _records(directory: Path) -> tuple[Path, Any]:
+    path = directory / "requests.0.jsonl"
+    run_header = RunHeader(run="r", stream=0, settings={**SETTINGS.resolved(), "streams": 1},
+                           measure_start_ns=0, measure_end_ns=S, server_kind="torchserve")
+    records = [
+        RequestRecord(seq=k, stream=0, server="torchserve", protocol="grpc", batch=1, scheduled_ns=k * S // 2,
+                      sent_ns=k * S // 2 + 10, done_ns=k * S // 2 + 5_000_000, bytes_out=40, bytes_in=20,
+                      status="ok", code=0, error=None)
+        for k in range(2)
+    ]
+    with RecordWriter(path, run_header) as writer:
+        for r in records:
+            writer.add(r)
+    return path, (run_header.to_dict(), records)
+
+
+def _read_records(path: Path) -> Any:
+    return read_header(path), list(read_records(path))
+
+
+def _load(directory: Path) -> tuple[Path, Any]:
+    _records(directory)
+    summary = summarize(SETTINGS, read_run(directory), cpu_percent=[3.0], interrupted=False)
+    return summary.write(directory / "load.json"), summary
+
+
+def _payloads(directory: Path) -> tuple[Path, Any]:
+    records = [EncodingRecord(server="tfserving", protocol="grpc", batch=1, features=8, body_bytes=70,
+                              encode_ms_median=0.02, encode_ms_min=0.01, repeats=3, encoder="protobuf")]
+    return write_payloads_json(directory / "payloads.json", records), records
+
+
+def _floor(directory: Path) -> tuple[Path, Any]:
+    records = [FloorRecord(framework="torch", batch=1, median_ms=0.2, p90_ms=0.3, n=20)]
+    return write_floor(records, directory / "floor.json"), records
+
+
+def _cell(directory: Path) -> tuple[Path, Any]:
+    record = write_cell(directory, {
+        "cell_id": "torchserve-grpc-b1-default-r2-rep0", "server": "torchserve", "protocol": "grpc",
+        "mode": "open", "rate": 2.0, "concurrency": None, "batch": 1, "server_config": {},
+        "server_config_name": "default", "repetition": 0, "status": "done", "error": None,
+    })
+    return directory / "cell.json", record
+
+
+def _read_cell(path: Path) -> Any:
+    return read_cell(path.parent)
+
+
+def _manifest(directory: Path) -> tuple[Path, Any]:
+    manifest = Manifest(
+        name="x", experiment={}, slo={"percentile": 99.0, "latency_ms": 100.0},  # type: ignore[arg-type]
+        model={"classes": 4, "features": 8, "seed": 0},  # type: ignore[arg-type]
+        seeds={"experiment": 0, "model": 0}, tfserving_kind="tfs-compat", versions={"python": "3.11"},
+        machine={"cpu_count_logical": 2}, artifacts="artifacts/4x8-s0",
+        created_at="2026-11-30T22:00:00+00:00",
+    )
+    path = directory / "manifest.json"
+    return path, write_manifest(path, manifest)
+
+
+def _server_metrics(directory: Path) -> tuple[Path, Any]:
+    samples = [
+        ServerSample(t_ns=k * S, server="torchserve", kind="torchserve", source="psutil",
+                     cpu_percent=None if k == 0 else 50.0, cpu_seconds=1.5 * k, rss_bytes=1000,
+                     metrics={"ts_inference_requests_total": float(k)})
+        for k in range(2)
+    ]
+    opening = header([MonitoredServer("torchserve", "torchserve", None, pid=1)], 0.5)
+    lines = [opening] + [asdict(s) for s in samples]
+    path = directory / "server_metrics.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path, samples
+
+
+def _model_json(directory: Path) -> tuple[Path, Any]:
+    document = ModelJson(name="linear", classes=4, features=8, seed=0, versions={"numpy": "2.4.6"},
+                         handler_sha256="0" * 64, created_at="2026-11-30T22:00:00+00:00")
+    return document.write(directory / "model.json"), document
+
+
+CASES = [
+    Case("requests.jsonl", _records, _read_records, "bytes_out", "version 1 or 2"),
+    Case("load.json", _load, LoadSummary.read, "achieved_send_rate", "version 1"),
+    Case("payloads.json", _payloads, read_payloads_json, "encode_ms_median", "version 1"),
+    Case("floor.json", _floor, read_floor, "median_ms", "version 1"),
+    Case("cell.json", _cell, _read_cell, "server_config_name", "version 1"),
+    Case("manifest.json", _manifest, read_manifest, "tfserving_kind", "version 1"),
+    Case("server_metrics.jsonl", _server_metrics, read_server_samples, "cpu_seconds", "version 1"),
+    Case("model.json", _model_json, ModelJson.read, "handler_sha256", "version 1"),
+]
