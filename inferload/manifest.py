@@ -48,10 +48,10 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "manifest.json"
-MANIFEST_SCHEMA = "inferload.experiment"
+MANIFEST_SCHEMA: Literal["inferload.experiment"] = "inferload.experiment"
 MANIFEST_VERSION = 1
 CELL_FILE = "cell.json"
-CELL_SCHEMA = "inferload.cell"
+CELL_SCHEMA: Literal["inferload.cell"] = "inferload.cell"
 CELL_VERSION = 1
 CELL_DONE = "done"
 CELL_FAILED = "failed"

@@ -90,7 +90,9 @@ def export_all(spec: LinearSpec, out: str | Path, force: bool = False) -> Artifa
         export_mar(spec, weights, layout.model_store)
     ModelJson(
         name=MODEL_NAME,
-        **spec.to_dict(),
+        classes=spec.classes,
+        features=spec.features,
+        seed=spec.seed,
         versions=exporter_versions(),
         handler_sha256=handler_digest(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
