@@ -91,8 +91,10 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str) 
         return [*lines, f"  no server and protocol met the SLO: {best.note}"]
     winner = next(v for v in verdicts if v.group == best.group)
     won = winner.sustained_predictions
+    sure = ("" if winner.max_rate_surely_met is not False
+            else "; met, but not surely (p99 interval straddles the bound)")
     lines.append(f"  {names[winner.group]} sustains the most: {_num(won.value)} {unit} under the SLO "
-                 f"(true max in {_bracket(won)})")
+                 f"(true max in {_bracket(won)}){sure}")
     others = sorted((v for v in verdicts if v is not winner),
                     key=lambda v: -(v.sustained_predictions.value or 0.0))
     for other in others:
@@ -113,6 +115,12 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str) 
             lines.append(f"{head}; surely more ({surely}: the brackets separate)")
         else:
             lines.append(f"{head}; indistinguishable here (the brackets overlap)")
+    excluded = sum(len(v.excluded) for v in verdicts)
+    if excluded:
+        steps = sum(len(v.rates_measured) for v in verdicts)
+        lines.append(f"  caution: {excluded} of {steps} measured rates were excluded (the load generator "
+                     "could not keep its schedule, or the cell failed): those rates could not be judged "
+                     "on this machine now; a busy machine narrows what the headline can say")
     lines.append(
         "  how sure: each bracket runs from the highest rate surely meeting the SLO to the lowest surely "
         "missing it (95 % exact order-statistic intervals on each step's p99; with repetitions, their "

@@ -99,3 +99,13 @@ def test_smoke_and_another_matrix_together_are_refused() -> None:
     demo.register(parser.add_subparsers())
     with pytest.raises(UsageError, match="--smoke or --experiment"):
         demo.run_demo(parser.parse_args(["demo", "--smoke", "--experiment", "x.yaml"]))
+
+
+def test_excluded_steps_and_a_winner_met_not_surely_are_said_out_loud() -> None:
+    shaky = replace(line("torchserve", "grpc", 20, None, None), max_rate_surely_met=False,
+                    rates_measured=(20.0, 40.0), excluded=("@ 40/s: generator invalid",))
+    lines = headline(shaky, line("tfserving", "rest-json", None, None, 20))
+    assert lines[1].endswith("(true max in (0, ∞)); met, but not surely (p99 interval straddles the bound)")
+    assert any(text.startswith("  caution: 1 of 2 measured rates were excluded") for text in lines)
+    clean = headline(line("tfserving", "grpc", 140, 120, 160))
+    assert not any("caution" in text for text in clean)
