@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
@@ -20,6 +19,7 @@ import orjson
 
 import inferload_protos as protos
 
+from ._percentiles import percentile
 from ._schema import SchemaError, check_format, read_json_document
 from ._settings import PROTOCOLS, SERVERS, LoadSettings
 
@@ -175,7 +175,7 @@ def measure_encoding(
                         batch=batch,
                         features=features,
                         body_bytes=len(body),
-                        encode_ms_median=statistics.median(times) * 1e3,
+                        encode_ms_median=float(percentile(times, 50.0) or 0.0) * 1e3,  # nearest rank
                         encode_ms_min=min(times) * 1e3,
                         repeats=len(times),
                         encoder="orjson" if protocol != "grpc" else "protobuf",
