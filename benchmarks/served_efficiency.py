@@ -44,6 +44,7 @@ from models.artifacts import ArtifactLayout  # noqa: E402
 from models.floor import measure_floor  # noqa: E402
 from models.linear import make_inputs, predict  # noqa: E402
 from serving import Ports, ServerSettings, Stack, up  # noqa: E402
+from serving.limits import RequestTooLargeError, check_request_size  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 SERVERS = ("tfserving", "torchserve")
@@ -143,7 +144,7 @@ def latency_cells(stack: Stack, n: int, warmup: int) -> list[dict[str, Any]]:
 def throughput_cell(
     stack: Stack, server: str, protocol: str, batch: int, args: argparse.Namespace, out: Path
 ) -> dict[str, Any]:
-    """One closed-loop `inferload load` run; predictions/s = ok requests/s × batch."""
+    """One closed-loop `inferload load` run; predictions/s = ok requests/s × batch; server CPU/request."""
     port = {
         ("tfserving", "grpc"): stack.ports.tfserving_grpc,
         ("torchserve", "grpc"): stack.ports.torchserve_grpc,
@@ -163,17 +164,23 @@ def throughput_cell(
         "--timeout", "120", "--out", str(out), "--quiet",
     ]  # fmt: skip
     limit_s = args.duration * 10 + 300
+    pid = stack.servers[server].pid
+    cpu_before = tree_cpu_s(pid)
     done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=limit_s)
+    server_cpu_s = tree_cpu_s(pid) - cpu_before
     if done.returncode != 0 or not (out / "load.json").exists():
         return {"batch": batch, "error": (done.stderr or done.stdout).strip()[-400:]}
     summary = json.loads((out / "load.json").read_text())
     ok_rate = float(summary["ok_rate"])
+    answered = summary["counts_total"]["ok"] + summary["counts_total"]["error"]
     return {
         "batch": batch,
         "ok_requests_per_s": round(ok_rate, 2),
         "predictions_per_s": round(ok_rate * batch, 1),
         "errors": summary["counts"]["error"] + summary["counts"]["timeout"],
         "generator_cpu_percent": round(float(summary["generator_cpu_percent_total"]), 1),
+        # warm-up included; CPU time is what contention inflates least
+        "server_cpu_ms_per_request": round(server_cpu_s * 1e3 / answered, 2) if answered else None,
     }
 
 
@@ -197,13 +204,21 @@ def run(args: argparse.Namespace, configs: list[ServerConfig]) -> dict[str, Any]
                 state_dir=Path(scratch) / config.name / "state", timeout_s=args.start_timeout,
             )  # fmt: skip
             try:
+                body_1: dict[tuple[str, str], int] = {}
                 for row in latency_cells(stack, args.latency_requests, args.warmup_requests):
                     latency.append({"config": config.name, **row})
+                    body_1[row["server"], row["protocol"]] = row["body_bytes"]
                 for server in SERVERS:
                     for protocol in args.protocols:
                         for batch in args.batches:
                             print(f"  {server} {protocol} batch {batch} ...", file=sys.stderr, flush=True)
                             out = Path(scratch) / config.name / f"{server}-{protocol}-b{batch}"
+                            try:  # refused here, with the limit named, rather than by a reset stream
+                                check_request_size(server, protocol, body_1[server, protocol] * batch, batch)
+                            except RequestTooLargeError as exc:
+                                cells.append({"config": config.name, "server": server, "protocol": protocol})
+                                cells[-1].update(batch=batch, error=str(exc))
+                                continue
                             cell = throughput_cell(stack, server, protocol, batch, args, out)
                             cells.append({"config": config.name, "server": server, "protocol": protocol})
                             cells[-1].update(cell)

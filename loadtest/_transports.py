@@ -22,7 +22,7 @@ TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
 TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
 _ERROR_TEXT = 300
 _HEAD_CACHE = 64  # distinct body lengths whose request head is kept
-_GRPC_MAX_MESSAGE = 1024 * 1024 * 1024
+_GRPC_MAX_MESSAGE = 2**31 - 1  # as TF Serving and tfs-compat accept: the servers decide what is too big
 
 
 class Outcome(NamedTuple):

@@ -16,6 +16,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from serving.limits import TFS_GRPC_MAX_MESSAGE_BYTES
 from serving.tfs_compat import servable
 from serving.tfs_compat.errors import ServingError
 from serving.tfs_compat.metrics import Metrics
@@ -25,7 +26,7 @@ from serving.tfs_compat.tensor_proto import split_tensor_contents, tensor_from_p
 __all__ = ["make_grpc_server", "MAX_MESSAGE_BYTES"]
 
 _log = logging.getLogger(__name__)
-MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving: builder.SetMaxMessageSize(INT32_MAX)
+MAX_MESSAGE_BYTES = TFS_GRPC_MAX_MESSAGE_BYTES  # TF Serving: builder.SetMaxMessageSize(INT32_MAX)
 
 
 class WirePredictRequest(NamedTuple):

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from aiohttp import web
 
+from serving.limits import TFS_REST_MAX_BODY_BYTES
 from serving.tfs_compat import json_codec, servable
 from serving.tfs_compat.errors import ServingError, invalid_argument
 from serving.tfs_compat.metrics import Metrics
@@ -26,7 +27,7 @@ __all__ = ["make_app", "MAX_BODY_BYTES"]
 
 _log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 << 30  # full-size batched JSON and base64 bodies run to hundreds of MiB
+MAX_BODY_BYTES = TFS_REST_MAX_BODY_BYTES  # full-size batched JSON and base64: hundreds of MiB
 _PREDICTION_API = re.compile(
     r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)"
 )
