@@ -8,10 +8,13 @@ monotonic clock); the worker reports {"event": "progress", ...} twice a second a
 {"event": "done", ...} at the end. SIGTERM/SIGINT stop the schedule and drain in-flight requests.
 """
 
+import gevent  # noqa: I001 - configured and patched before anything else is imported
 from gevent import monkey
 
+gevent.config.track_greenlet_tree = False  # no spawning-stack capture per request greenlet
+
 # Everything but threads: gRPC runs grpc.aio on a real thread of its own (_grpc_thread.py), which
-# costs less CPU per call than grpcio's gevent integration; the engine's alarm uses a real thread too.
+# costs less CPU per call than grpcio's gevent integration (the engine's fallback alarm is a real thread too).
 monkey.patch_all(thread=False)
 
 import argparse  # noqa: E402
@@ -24,7 +27,6 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import gevent  # noqa: E402
 import psutil  # noqa: E402
 
 from ._arrivals import make_arrivals, stream_seed  # noqa: E402
