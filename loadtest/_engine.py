@@ -260,6 +260,7 @@ class Engine:
         self.counters.sent += 1
         outcome = self._transport.send(body)
         done = time.monotonic_ns()
+        sent = outcome.sent_ns or sent  # a transport's own hand-off delay is lateness, not service time
         del self._in_flight[seq]
         self.counters.in_flight = len(self._in_flight)
         self._record(seq, scheduled, sent, done, len(body), outcome)
@@ -288,6 +289,7 @@ class Engine:
             self.counters.sent += 1
             outcome = self._transport.send(body)
             done = time.monotonic_ns()
+            sent = outcome.sent_ns or sent
             del self._in_flight[seq]
             self.counters.in_flight = len(self._in_flight)
             # closed loop: the request is "scheduled" when it is sent (that is the point)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
+import time
 from typing import Any
 
 import gevent
@@ -21,6 +22,7 @@ from gevent import monkey
 from gevent.hub import Waiter
 
 _START_TIMEOUT_S = 30.0
+CallResult = tuple[int, Any, "BaseException | None"]  # (started_ns, response bytes or None, failure or None)
 
 
 class AioGrpcThread:
@@ -28,7 +30,7 @@ class AioGrpcThread:
 
     def __init__(self, target: str, method: str, *, options: list[tuple[str, Any]]) -> None:
         self._hub = gevent.get_hub()
-        self._done: collections.deque[tuple[Waiter, Any, BaseException | None]] = collections.deque()
+        self._done: collections.deque[tuple[Waiter, CallResult]] = collections.deque()
         self._wake = self._hub.loop.async_()
         self._wake.start(self._deliver)
         self._wake.ref = False  # an idle transport does not keep the hub alive (see `call`)
@@ -83,26 +85,26 @@ class AioGrpcThread:
             loop.create_task(self._one(waiter, body, timeout))
 
     async def _one(self, waiter: Waiter, body: bytes, timeout: float) -> None:
+        started_ns = time.monotonic_ns()
         try:
             response = await self._call(body, timeout=timeout)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller as itself
-            self._done.append((waiter, None, exc))
+            self._done.append((waiter, (started_ns, None, exc)))
         else:
-            self._done.append((waiter, response, None))
+            self._done.append((waiter, (started_ns, response, None)))
         self._wake.send()
 
     # -- the gevent side ---------------------------------------------------------------------------
     def _deliver(self) -> None:
         done = self._done
         while done:
-            waiter, response, exc = done.popleft()
-            if exc is None:
-                waiter.switch(response)
-            else:
-                waiter.throw(exc)
+            waiter, result = done.popleft()
+            waiter.switch(result)
 
-    def call(self, body: bytes, timeout: float) -> bytes:
-        """The response bytes; raises what the call raised (grpc.aio.AioRpcError is a grpc.RpcError)."""
+    def call(self, body: bytes, timeout: float) -> CallResult:
+        """(started_ns, response, None), or (started_ns, None, what the call raised: grpc.aio.AioRpcError
+        is a grpc.RpcError). started_ns: when the thread started the call; the wait before it (the
+        hand-off, longer when the process is short of CPU) is the generator's delay, not the server's."""
         waiter = Waiter(self._hub)
         self._pending.append((waiter, body, timeout))
         with self._kick_lock:  # one call_soon_threadsafe (a pipe write) per burst, not per request
@@ -114,7 +116,7 @@ class AioGrpcThread:
         self._waiting += 1
         self._wake.ref = True  # while a call is out, the hub must wait for its answer
         try:
-            result: bytes = waiter.get()
+            result: CallResult = waiter.get()
         finally:
             self._waiting -= 1
             if not self._waiting:

@@ -174,13 +174,29 @@ def test_grpc_runs_on_its_own_thread_where_threads_are_real(grpc_port: int) -> N
 
 def test_concurrent_grpc_calls_each_get_their_own_answer(grpc_port: int) -> None:
     transport = GrpcTransport("127.0.0.1", grpc_port, METHOD, timeout_s=30)
+    assert transport._aio is not None
     bodies = [f"request {k}".encode() * (k + 1) for k in range(50)]
+    before = time.monotonic_ns()
     try:
-        greenlets = [gevent.spawn(transport._call, body, 30) for body in bodies]
+        greenlets = [gevent.spawn(transport._aio.call, body, 30) for body in bodies]
         gevent.joinall(greenlets, timeout=60, raise_error=True)
     finally:
         transport.close()
-    assert [g.value for g in greenlets] == [b"echo:" + body for body in bodies]
+    assert [g.value[1:] for g in greenlets] == [(b"echo:" + body, None) for body in bodies]
+    assert all(g.value[0] >= before for g in greenlets)  # started by the thread, after it was handed over
+
+
+def test_a_grpc_outcome_says_when_the_thread_really_started_the_call(grpc_port: int) -> None:
+    transport = GrpcTransport("127.0.0.1", grpc_port, METHOD, timeout_s=30)
+    try:
+        before = time.monotonic_ns()
+        outcome = transport.send(b"x")
+        after = time.monotonic_ns()
+        failed = transport.send(b"fail")
+    finally:
+        transport.close()
+    assert before <= outcome.sent_ns <= after
+    assert failed.status == "error" and failed.sent_ns >= after  # failures carry it too
 
 
 @pytest.mark.parametrize(
