@@ -15,8 +15,8 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 SHIPPED = [
     ("smoke.yaml", 6, 0, 3),
     ("demo.yaml", 6, 0, 6),  # 6 max-rate search lines (their steps are decided as they run)
-    ("protocols.yaml", 42, 0, 25),
-    ("protocols-pinned.yaml", 42, 0, 25),
+    ("protocols.yaml", 30, 0, 15),
+    ("protocols-pinned.yaml", 30, 0, 15),
     ("batch-sweep.yaml", 49, 17, 15),
     ("batching.yaml", 24, 0, 15),
     ("external-example.yaml", 18, 0, 10),
