@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,7 @@ class SearchPlan:
     low: float | None
     high: float | None
     high_outcome: str | None
+    lowest_miss: float | None = None  # the lowest rate that surely did not meet the SLO (a real miss)
 
 
 def _ladder_up(search: RateSearch) -> list[float]:
@@ -112,6 +113,12 @@ def _ladder_down(search: RateSearch) -> list[float]:
 
 def plan(search: RateSearch, outcomes: Mapping[float, str]) -> SearchPlan:
     """The search replayed over the outcomes recorded so far (rate -> outcome): what to run next."""
+    found = _plan(search, outcomes)
+    misses = [rate for rate, outcome in outcomes.items() if outcome == MISSED]
+    return replace(found, lowest_miss=min(misses, default=None))
+
+
+def _plan(search: RateSearch, outcomes: Mapping[float, str]) -> SearchPlan:
     low: float | None = None
     high: float | None = None
     high_outcome: str | None = None
@@ -201,6 +208,9 @@ def describe_result(result: SearchPlan) -> str:
             return "nothing was run"
         if result.high_outcome == MISSED:
             return f"no rate met the SLO down to the search's min ({result.high:g} req/s missed)"
+        if result.lowest_miss is not None:
+            return (f"max rate below {result.lowest_miss:g} req/s ({result.lowest_miss:g} missed); not "
+                    f"determined lower: {result.high:g} req/s was {result.high_outcome} (not a miss)")
         return (f"not determined: no step met the SLO down to {result.high:g} req/s, the last one "
                 f"{result.high_outcome} (not a miss); lower the search's min, or give the load "
                 "generator more CPU")

@@ -167,3 +167,12 @@ def test_a_search_that_could_not_test_any_rate_says_so_rather_than_reporting_a_m
     assert describe_result(end).startswith("not determined: no step met the SLO down to 2.5 req/s")
     _, missed = simulate(search, capacity=1)
     assert describe_result(missed) == "no rate met the SLO down to the search's min (2.5 req/s missed)"
+
+
+def test_a_miss_above_an_untestable_rate_still_bounds_the_maximum() -> None:
+    """40 missed, then 20 could not be offered (generator invalid): below 40, not determined lower."""
+    search = RateSearch(start=40, factor=2, max=320, min=20, bisect_steps=1)
+    end = plan(search, {40.0: MISSED, 20.0: INVALID})
+    assert (end.next_rate, end.low, end.high, end.lowest_miss) == (None, None, 20, 40)
+    assert describe_result(end) == ("max rate below 40 req/s (40 missed); not determined lower: "
+                                    "20 req/s was generator invalid (not a miss)")
