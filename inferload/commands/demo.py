@@ -104,7 +104,10 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str) 
                 lines.append(f"  vs {names[other.group]}: not determined here (every step was excluded: "
                              "generator-invalid or failed; see report.html)")
             else:
-                lines.append(f"  vs {names[other.group]}: no rate met the SLO ({other.max_rate_note})")
+                surely = ("; surely less than the winner (the brackets separate)" if winner.beats(other)
+                          else "")
+                lines.append(f"  vs {names[other.group]}: no rate met the SLO ({other.max_rate_note})"
+                             f"{surely}")
             continue
         ratio = f"{won.value / theirs.value:.2f}x" if won.value and theirs.value else "n/a"
         head = (f"  vs {names[other.group]} ({_num(theirs.value)} {unit}, true max in {_bracket(theirs)}): "

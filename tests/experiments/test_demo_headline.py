@@ -57,6 +57,10 @@ def test_an_open_bracket_is_never_surely_beaten() -> None:
 def test_a_line_that_met_nothing_and_a_run_where_nothing_met() -> None:
     lines = headline(line("tfserving", "grpc", 140, 120, 160), line("tfserving", "rest-json", None, None, 10))
     assert lines[2].startswith("  vs tfserving rest-json: no rate met the SLO (the lowest usable rate")
+    assert lines[2].endswith("; surely less than the winner (the brackets separate)")  # 120 >= 10
+    unbounded = headline(line("tfserving", "grpc", 140, 120, 160),
+                         line("tfserving", "rest-json", None, None, None))
+    assert not unbounded[2].endswith("(the brackets separate)")
     nothing = headline(line("tfserving", "rest-json", None, None, 10))
     assert nothing[1] == ("  no server and protocol met the SLO: "
                           "no configuration met the SLO at any usable rate")
