@@ -15,10 +15,10 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 SHIPPED = [
     ("smoke.yaml", 6, 0, 3),
     ("demo.yaml", 6, 0, 6),  # 6 max-rate search lines (their steps are decided as they run)
-    ("protocols.yaml", 30, 0, 15),
+    ("protocols.yaml", 90, 0, 45),
     ("protocols-pinned.yaml", 30, 0, 15),
-    ("batch-sweep.yaml", 49, 17, 15),
-    ("batching.yaml", 24, 0, 15),
+    ("batch-sweep.yaml", 147, 51, 38),
+    ("batching.yaml", 72, 0, 30),
     ("external-example.yaml", 18, 0, 10),
     ("scaling.yaml", 144, 0, 60),
     ("caching.yaml", 84, 0, 35),
