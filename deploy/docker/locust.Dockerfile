@@ -24,6 +24,7 @@ RUN python -m pip install --no-cache-dir \
       orjson==3.13.0 \
       pydantic==2.14.3 \
       psutil==7.2.2 \
+      uvloop==0.23.0 \
       locust==2.47.0
 # Only the stubs package, next to the other installed packages.
 COPY --from=stubs /src/inferload_protos /opt/inferload/inferload_protos

@@ -25,6 +25,7 @@ DISTRIBUTIONS = {
     "orjson": "orjson",
     "pydantic": "pydantic",
     "psutil": "psutil",
+    "uvloop": "uvloop",
     "locust": "locust",
 }
 # loadtest/ and the stubs package it encodes with; never the CLI package `inferload` (DESIGN.md 8).
