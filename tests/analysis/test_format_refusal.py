@@ -43,7 +43,8 @@ def test_a_newer_manifest_is_refused(results: ResultsBuilder) -> None:
     manifest["schema_version"] = 3
     (results.root / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(
-        ResultsError, match=r"manifest.json: inferload.experiment format version 3; this inferload reads version 1"
+        ResultsError,
+        match=r"manifest.json: inferload.experiment format version 3; this inferload reads version 1",
     ):
         load_experiment(results.root)
 

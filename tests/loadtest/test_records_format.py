@@ -85,7 +85,10 @@ def test_a_truncated_last_line_is_skipped(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("first_line", "message"),
     [
-        (b'{"schema": "inferload.requests", "schema_version": 3}', "format version 3; this inferload reads version 1 or 2"),
+        (
+            b'{"schema": "inferload.requests", "schema_version": 3}',
+            "format version 3; this inferload reads version 1 or 2",
+        ),
         (b'{"schema": "vegeta.results", "schema_version": 1}', "not an inferload.requests stream"),
         (b"seq,stream,server", "line 1 is not JSON"),
     ],

@@ -51,7 +51,8 @@ def test_floor_json_round_trips(tmp_path: Path) -> None:
 def test_reading_another_format_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "floor.json"
     path.write_text('{"schema": "inferload.floor", "schema_version": 99, "records": []}')
-    with pytest.raises(ValueError, match="version 99; this inferload reads version 1: it was written by a newer inferload"):
+    newer = "version 99; this inferload reads version 1: it was written by a newer inferload"
+    with pytest.raises(ValueError, match=newer):
         read_floor(path)
 
 
