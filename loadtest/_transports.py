@@ -153,7 +153,7 @@ class HttpTransport:
         pool = self._client._connection_pool
         try:  # resolved once, here: each new pooled connection would resolve again in gevent's thread pool
             addresses = pool._resolve()
-            pool._resolve = lambda: addresses
+            pool._resolve = lambda: addresses  # type: ignore[method-assign]
         except OSError:
             pass  # resolution failed now: leave it to each connection, whose error becomes a record
         try:
