@@ -61,12 +61,19 @@ def test_files_from_before_the_header_read_as_psutil_samples(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "bad_header",
-    [{"schema": SCHEMA, "schema_version": SCHEMA_VERSION + 1}, {"schema": "other", "schema_version": 1}],
+    ("bad_header", "message"),
+    [
+        (
+            {"schema": SCHEMA, "schema_version": SCHEMA_VERSION + 1},
+            f"inferload.server_metrics format version {SCHEMA_VERSION + 1}; "
+            f"this inferload reads version {SCHEMA_VERSION}",
+        ),
+        ({"schema": "other", "schema_version": 1}, "schema is 'other', expected 'inferload.server_metrics'"),
+    ],
 )
-def test_unknown_schema_or_version_is_refused(tmp_path: Path, bad_header: dict) -> None:
+def test_unknown_schema_or_version_is_refused(tmp_path: Path, bad_header: dict, message: str) -> None:
     path = _write(tmp_path / "m.jsonl", bad_header, SAMPLE)
-    with pytest.raises(ServerMetricsError, match="reads inferload.server_metrics version 1"):
+    with pytest.raises(ServerMetricsError, match=f"m.jsonl: {message}"):
         read_server_samples(path)
 
 
