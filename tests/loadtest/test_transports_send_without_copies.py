@@ -9,21 +9,19 @@ grpcio server with a generic handler.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
-import time
 from collections.abc import Iterator
-from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import gevent
 import gevent.socket
-import grpc
 import pytest
 
-from loadtest._transports import GrpcTransport, HttpTransport, _send_parts
-
-METHOD = "/test.Echo/Call"
+from loadtest._transports import HttpTransport, _send_parts
 
 
 def test_head_and_body_arrive_whole_even_when_the_socket_takes_them_in_pieces() -> None:
@@ -136,83 +134,15 @@ def test_an_unreachable_http_server_is_an_error_record_not_a_crash() -> None:
 
 
 # -- gRPC against a real server ------------------------------------------------------------------
-def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
-    if request == b"fail":
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the input has the wrong width")
-    if request == b"slow":
-        time.sleep(2.0)
-    return b"echo:" + request
+GRPC_THREAD_CASES = Path(__file__).with_name("grpc_thread_cases.py")
 
 
-class AnyMethod(grpc.GenericRpcHandler):
-    def service(self, handler_call_details: Any) -> Any:
-        return grpc.unary_unary_rpc_method_handler(echo)
-
-
-@pytest.fixture
-def grpc_port() -> Iterator[int]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    server.add_generic_rpc_handlers((AnyMethod(),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield port
-    finally:
-        server.stop(grace=None)
-
-
-def test_grpc_runs_on_its_own_thread_where_threads_are_real(grpc_port: int) -> None:
-    transport = GrpcTransport("127.0.0.1", grpc_port, METHOD, timeout_s=30)
-    try:
-        assert transport._aio is not None  # this process is not monkey-patched: the aio thread path
-        transport.prime()
-        outcome = transport.send(b"x" * 1000)
-    finally:
-        transport.close()
-    assert (outcome.status, outcome.code, outcome.bytes_in, outcome.error) == ("ok", 0, 1005, None)
-
-
-def test_concurrent_grpc_calls_each_get_their_own_answer(grpc_port: int) -> None:
-    transport = GrpcTransport("127.0.0.1", grpc_port, METHOD, timeout_s=30)
-    assert transport._aio is not None
-    bodies = [f"request {k}".encode() * (k + 1) for k in range(50)]
-    before = time.monotonic_ns()
-    try:
-        greenlets = [gevent.spawn(transport._aio.call, body, 30) for body in bodies]
-        gevent.joinall(greenlets, timeout=60, raise_error=True)
-    finally:
-        transport.close()
-    assert [g.value[1:] for g in greenlets] == [(b"echo:" + body, None) for body in bodies]
-    assert all(g.value[0] >= before for g in greenlets)  # started by the thread, after it was handed over
-
-
-def test_a_grpc_outcome_says_when_the_thread_really_started_the_call(grpc_port: int) -> None:
-    transport = GrpcTransport("127.0.0.1", grpc_port, METHOD, timeout_s=30)
-    try:
-        before = time.monotonic_ns()
-        outcome = transport.send(b"x")
-        after = time.monotonic_ns()
-        failed = transport.send(b"fail")
-    finally:
-        transport.close()
-    assert before <= outcome.sent_ns <= after
-    assert failed.status == "error" and failed.sent_ns >= after  # failures carry it too
-
-
-@pytest.mark.parametrize(
-    ("body", "timeout_s", "status", "code", "error_start"),
-    [
-        (b"fail", 30.0, "error", 3, "INVALID_ARGUMENT: the input has the wrong width"),
-        (b"slow", 0.3, "timeout", 4, "DEADLINE_EXCEEDED"),
-    ],
-)
-def test_grpc_failures_come_back_as_records(grpc_port, body, timeout_s, status, code, error_start) -> None:
-    transport = GrpcTransport("127.0.0.1", grpc_port, METHOD, timeout_s=timeout_s)
-    try:
-        outcome = transport.send(body)
-        after = transport.send(b"ok")  # the transport keeps working after a failure
-    finally:
-        transport.close()
-    assert (outcome.status, outcome.code) == (status, code)
-    assert (outcome.error or "").startswith(error_start)
-    assert after.status == "ok"
+def test_grpc_thread_path_in_an_interpreter_gevent_has_not_patched() -> None:
+    """The aio-thread cases (grpc_thread_cases.py) in a fresh interpreter: in this one, an earlier
+    Locust import may have patched threading, which sends GrpcTransport down the blocking path."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(GRPC_THREAD_CASES), "-q", "-p", "no:cacheprovider"],
+        cwd=GRPC_THREAD_CASES.parents[2], capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " 5 passed" in done.stdout, done.stdout[-2000:]
