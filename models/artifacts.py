@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from models._format import check_schema
 from models.linear import LinearSpec
 
 MODEL_NAME = "linear"
@@ -54,18 +55,9 @@ class ModelJson:
             document = json.loads(Path(path).read_text())
         except ValueError as exc:
             raise ModelJsonError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(document, dict) or document.get("schema") != MODEL_JSON_SCHEMA:
-            found = document.get("schema") if isinstance(document, dict) else None
-            raise ModelJsonError(f"{path}: schema is {found!r}, expected {MODEL_JSON_SCHEMA!r}")
-        version = document.get("schema_version")
-        if version != MODEL_JSON_VERSION:
-            newer = isinstance(version, int) and version > MODEL_JSON_VERSION
-            hint = "it was written by a newer inferload: upgrade inferload to read it" if newer else (
-                "export the model again with this inferload (`inferload export --force`)")
-            raise ModelJsonError(
-                f"{path}: {MODEL_JSON_SCHEMA} format version {version!r}; this inferload reads version "
-                f"{MODEL_JSON_VERSION}: {hint}"
-            )
+        check_schema(path, document, schema=MODEL_JSON_SCHEMA, version=MODEL_JSON_VERSION,
+                     error=ModelJsonError,
+                     redo="export the model again with this inferload (`inferload export --force`)")
         names = [f.name for f in fields(cls)]
         missing, unknown = [n for n in names if n not in document], sorted(set(document) - set(names))
         if missing or unknown:

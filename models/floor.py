@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from models._format import check_schema
 from models.artifacts import ArtifactLayout
 from models.linear import LinearSpec, make_inputs, predict
 
@@ -177,18 +178,8 @@ def read_floor(path: str | Path) -> list[FloorRecord]:
         raise FloorFormatError(f"{path}: file not found") from None
     except ValueError as exc:
         raise FloorFormatError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(document, dict) or document.get("schema") != FLOOR_SCHEMA:
-        found = document.get("schema") if isinstance(document, dict) else None
-        raise FloorFormatError(f"{path}: schema is {found!r}, expected {FLOOR_SCHEMA!r}")
-    version = document.get("schema_version")
-    if version != FLOOR_SCHEMA_VERSION:
-        newer = isinstance(version, int) and version > FLOOR_SCHEMA_VERSION
-        hint = "it was written by a newer inferload: upgrade inferload to read it" if newer else (
-            "measure it again with this inferload (`inferload floor`)")
-        raise FloorFormatError(
-            f"{path}: {FLOOR_SCHEMA} format version {version!r}; this inferload reads version "
-            f"{FLOOR_SCHEMA_VERSION}: {hint}"
-        )
+    check_schema(path, document, schema=FLOOR_SCHEMA, version=FLOOR_SCHEMA_VERSION, error=FloorFormatError,
+                 redo="measure it again with this inferload (`inferload floor`)")
     unknown = sorted(set(document) - {"schema", "schema_version", "model", "records"})
     if unknown or not isinstance(document.get("records"), list):
         raise FloorFormatError(
