@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from models._format import check_schema
+from models.formats import check_schema
 from models.linear import LinearSpec
 
 MODEL_NAME = "linear"

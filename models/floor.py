@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from models._format import check_schema
 from models.artifacts import ArtifactLayout
+from models.formats import check_schema
 from models.linear import LinearSpec, make_inputs, predict
 
 FLOOR_SCHEMA = "inferload.floor"

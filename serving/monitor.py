@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from models.formats import check_schema
 from serving.ports import LOOPBACK
 from serving.tfserving import PROMETHEUS_PATH
 
@@ -150,17 +151,8 @@ _SAMPLE_FIELDS = tuple(f.name for f in fields(ServerSample))
 
 
 def _check_header(path: Path, entry: dict[str, Any]) -> None:
-    version = entry.get("schema_version")
-    if entry.get("schema") != SCHEMA:
-        raise ServerMetricsError(f"{path}: schema is {entry.get('schema')!r}, expected {SCHEMA!r}")
-    if version != SCHEMA_VERSION:
-        newer = isinstance(version, int) and version > SCHEMA_VERSION
-        hint = "it was written by a newer inferload: upgrade inferload to read it" if newer else (
-            "re-run the cell, or analyse it with the inferload that wrote it")
-        raise ServerMetricsError(
-            f"{path}: {SCHEMA} format version {version!r}; this inferload reads version "
-            f"{SCHEMA_VERSION}: {hint}"
-        )
+    check_schema(path, entry, schema=SCHEMA, version=SCHEMA_VERSION, error=ServerMetricsError,
+                 redo="re-run the cell, or analyse it with the inferload that wrote it")
 
 
 def _check_sample_fields(path: Path, number: int, entry: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
-"""The schema and version check shared by the files models/ writes (model.json, floor.json).
+"""The schema and version check shared by the files models/ and serving/ write (model.json, floor.json,
+server_metrics.jsonl).
 
-models/ may not import loadtest's `check_format` (DESIGN.md section 8), so it keeps this one, worded
-the same way: the file, the version it says, the one read here, and what to do about it.
+models/ and serving/ may not import loadtest's `check_format` (DESIGN.md section 8), so they share this
+one, worded the same way: the file, the version it says, the one read here, and what to do about it.
 """
 
 from __future__ import annotations
