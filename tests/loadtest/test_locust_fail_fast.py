@@ -19,39 +19,23 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from locust_runs import LOADTEST_DIR, requests_and_failures, run_locust
 
-import loadtest
 from loadtest import RequestRecord
 from loadtest._schema import Status
 from loadtest.locustfile import FirstRequests
 from serving.ports import Ports
 
-LOADTEST_DIR = str(Path(loadtest.__file__).parent)
 LONG_RUN = "600s"  # never reached: the run must stop long before
 RATE = "20"  # 12,000 requests in LONG_RUN; a fail-fast stop sends a handful
 
 
 def locust(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return run_locust(cwd, *args, timeout=timeout)
 
 
 def headless(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return locust(cwd, "--headless", "--json", "-t", LONG_RUN, "--rate", RATE, *args)
-
-
-def requests_and_failures(stdout: str) -> tuple[int, int]:
-    """From Locust's final stats (`--json`, printed at shutdown, also after a master's last report).
-
-    With --processes every worker prints its own (empty) list first: the master's comes last.
-    """
-    decoder, documents, text = json.JSONDecoder(), [], stdout.strip()
-    while text:
-        document, end = decoder.raw_decode(text)
-        documents.append(document)
-        text = text[end:].lstrip()
-    entries = documents[-1]
-    return sum(e["num_requests"] for e in entries), sum(e["num_failures"] for e in entries)
 
 
 def record(status: Status, code: int = 0, error: str | None = None) -> RequestRecord:

@@ -6,32 +6,21 @@ TF Serving describes it in its model metadata (REST API), TorchServe through its
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from locust_runs import requests_and_failures, run_locust
 
-import loadtest
 from serving.ports import Ports
 
 pytestmark = pytest.mark.servers
-LOADTEST_DIR = str(Path(loadtest.__file__).parent)
 
 
 def locust(
     cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--headless", "--json", *args]
-    environment = {**os.environ, **(env or {})}
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment)
-
-
-def requests_and_failures(stdout: str) -> tuple[int, int]:
-    entries = json.loads(stdout)
-    return sum(e["num_requests"] for e in entries), sum(e["num_failures"] for e in entries)
+    return run_locust(cwd, "--headless", "--json", *args, env=env, timeout=timeout)
 
 
 def description_url(servers, server: str) -> str:

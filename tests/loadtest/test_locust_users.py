@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from locust_runs import run_locust
 
-import loadtest
 from loadtest import read_header, read_records
 from loadtest._schema import run_streams
 from serving.ports import Ports
 
 pytestmark = pytest.mark.servers
-LOADTEST_DIR = str(Path(loadtest.__file__).parent)
 
 
 def locust(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--headless", "--only-summary", *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return run_locust(cwd, "--headless", "--only-summary", *args, timeout=timeout)
 
 
 def stats_row(csv_prefix: Path, name: str) -> dict[str, str]:
