@@ -7,6 +7,7 @@ Never imports TensorFlow, torch, serving/ or analysis/: load processes stay ligh
 
 from ._arrivals import ConstantArrivals, PoissonArrivals, StepArrivals, ramp, schedule_ns, stream_seed
 from ._discovery import DiscoveryError, ServedModel, describe_served_model, served_features
+from ._early_stop import EarlyStop, EarlyStopOutcome
 from ._health import (
     TargetError,
     TargetMismatch,
@@ -69,6 +70,8 @@ __all__ = [
     "FreshInputs",
     "RepeatingChoice",
     "ZipfChoice",
+    "EarlyStop",
+    "EarlyStopOutcome",
     "LoadError",
     "LoadSettings",
     "LoadSummary",

@@ -174,6 +174,9 @@ def run_load_cluster(
     if settings.mode != "open":
         raise ClusterError("load from several hosts is open loop only (--rate): a closed loop's "
                            "concurrency cannot be split into independent parts")
+    if settings.early_stop is not None:
+        raise ClusterError("early_stop judges the latencies of one load process; load from several "
+                           "hosts cannot use it: drop early_stop, or run the load from one host")
     out = Path(out_dir)
     check_cpus(settings)
     preflight(settings)

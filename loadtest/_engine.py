@@ -5,6 +5,11 @@ earlier ones returned, so a server stall shows up in the latency of every reques
 (no coordinated omission). In-flight requests are bounded; an arrival over the bound is recorded
 as `dropped`, never silently skipped. Closed loop: `concurrency` greenlets send back to back
 (scheduled = sent), which is what stock Locust does and what hides stalls.
+
+A run's end is decided here, once, for both loops: `end_ns`, or earlier when a `StopWhen` says so
+(early stopping, `_early_stop.py`): from its `after_ns` on, about every `every_s`, its predicate is
+asked; True ends the schedule at that instant. Open loop stays open loop: arrivals due after the
+decision are never launched, and requests in flight finish (or are drained) as at any end.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import gevent
 import numpy as np
@@ -32,6 +38,20 @@ Sink = Callable[[RequestRecord], None]
 ALARM_LEAD_NS = 2_000_000
 SPIN_BELOW_NS = 50_000
 INTERRUPTED = "interrupted: the run was stopped before the response arrived"
+
+
+class StopPredicate(Protocol):
+    def __call__(self, now_ns: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class StopWhen:
+    """End the schedule before its `end_ns`: from `after_ns` on, every `every_s`, `ready(now_ns)` is
+    asked; the first True ends the schedule at that instant (`Engine.end_ns`, `Engine.ended_early`)."""
+
+    after_ns: int
+    ready: StopPredicate
+    every_s: float = 1.0
 
 
 @dataclass
@@ -188,6 +208,8 @@ class Engine:
         self._max_in_flight = max_in_flight
         self._in_flight: dict[int, tuple[int, int, int, gevent.Greenlet | None]] = {}
         self._stopping = False
+        self._end_ns = 0
+        self.ended_early = False  # a StopWhen ended the schedule before its end_ns
         self._seq = 0
         self._alarm_clock: TimerfdAlarm | ThreadAlarm | None = None
         self.counters = Counters()
@@ -207,6 +229,37 @@ class Engine:
     def stopping(self) -> bool:
         return self._stopping
 
+    def in_flight_scheduled(self) -> list[int]:
+        """When each request now in flight was scheduled (early stopping's judge reads their ages)."""
+        return [scheduled for scheduled, _, _, _ in self._in_flight.values()]
+
+    @property
+    def end_ns(self) -> int:
+        """When the schedule ended (or will end): the run's end_ns, or the instant a StopWhen chose."""
+        return self._end_ns
+
+    def _watch(self, stop_when: StopWhen | None) -> gevent.Greenlet | None:
+        """Ask `stop_when` from its `after_ns` on, about every `every_s`, until it says stop."""
+        if stop_when is None:
+            return None
+
+        def watch() -> None:
+            due = stop_when.after_ns
+            while not self._stopping:
+                delay = due - time.monotonic_ns()
+                if delay > 0:
+                    gevent.sleep(delay / 1e9)
+                now = time.monotonic_ns()
+                if now >= self._end_ns or self._stopping:
+                    return
+                if stop_when.ready(now):
+                    self._end_ns = min(self._end_ns, now)
+                    self.ended_early = True
+                    return
+                due += round(stop_when.every_s * 1e9)
+
+        return gevent.spawn(watch)
+
     def close(self) -> None:
         """Release the alarm thread; call once the engine is done."""
         if self._alarm_clock is not None:
@@ -214,14 +267,26 @@ class Engine:
             self._alarm_clock = None
 
     # -- open loop -------------------------------------------------------------------------
-    def run_open(self, arrivals: Arrivals, start_ns: int, end_ns: int) -> None:
-        """Launch one request per scheduled arrival in [start_ns, end_ns); returns when all are launched."""
+    def run_open(
+        self, arrivals: Arrivals, start_ns: int, end_ns: int, *, stop_when: StopWhen | None = None
+    ) -> None:
+        """Launch one request per scheduled arrival in [start_ns, end_ns), or until `stop_when` ends
+        the schedule earlier; returns when all are launched."""
+        self._end_ns = end_ns
+        watcher = self._watch(stop_when)
+        try:
+            self._launch(arrivals, start_ns)
+        finally:
+            if watcher is not None:
+                watcher.kill()
+
+    def _launch(self, arrivals: Arrivals, start_ns: int) -> None:
         for offset in arrivals.offsets_ns():
             scheduled = start_ns + offset
-            if scheduled >= end_ns or self._stopping:
+            if scheduled >= self._end_ns or self._stopping:
                 break
             self._wait_until(scheduled)
-            if self._stopping:
+            if self._stopping or scheduled >= self._end_ns:  # the end may have come while waiting
                 break
             seq = self._next_seq()
             self.counters.scheduled += 1
@@ -266,18 +331,27 @@ class Engine:
         self._record(seq, scheduled, sent, done, len(body), outcome)
 
     # -- closed loop -----------------------------------------------------------------------
-    def run_closed(self, concurrency: int, start_ns: int, end_ns: int) -> None:
-        """`concurrency` senders, each back to back until end_ns; returns when all have finished."""
-        delay = start_ns - time.monotonic_ns()
-        if delay > 0:
-            gevent.sleep(delay / 1e9)
-        senders = [gevent.spawn(self._closed_sender, end_ns) for _ in range(concurrency)]
-        gevent.joinall(senders)
+    def run_closed(
+        self, concurrency: int, start_ns: int, end_ns: int, *, stop_when: StopWhen | None = None
+    ) -> None:
+        """`concurrency` senders, each back to back until end_ns (or until `stop_when` ends the run
+        earlier); returns when all have finished."""
+        self._end_ns = end_ns
+        watcher = self._watch(stop_when)
+        try:
+            delay = start_ns - time.monotonic_ns()
+            if delay > 0:
+                gevent.sleep(delay / 1e9)
+            senders = [gevent.spawn(self._closed_sender) for _ in range(concurrency)]
+            gevent.joinall(senders)
+        finally:
+            if watcher is not None:
+                watcher.kill()
 
-    def _closed_sender(self, end_ns: int) -> None:
+    def _closed_sender(self) -> None:
         while not self._stopping:
             now = time.monotonic_ns()
-            if now >= end_ns:
+            if now >= self._end_ns:
                 return
             seq = self._next_seq()
             self.counters.scheduled += 1

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from ._early_stop import EarlyStopOutcome
 from ._health import preflight
 from ._payloads import EncodingRecord, write_payloads_json
 from ._schema import read_run
@@ -181,6 +182,8 @@ def _terminate(workers: list[_WorkerState]) -> None:
 
 def _progress_loop(settings: LoadSettings, workers: list[_WorkerState], start_ns: int, show: bool) -> None:
     total_s = settings.warmup_s + settings.duration_s
+    if settings.early_stop is not None:  # at most this long; the bar completes when the rule stops it
+        total_s = settings.warmup_s + max(settings.early_stop.max_duration_s, settings.duration_s)
     if not show:
         for worker in workers:
             worker.process.wait()
@@ -284,12 +287,14 @@ def run_load(
     write_payloads_json(out_dir / "payloads.json", _encoding_records(settings, workers[0].ready_info))
     interrupted = bool(stopped) or any(w.done.get("stopped") for w in workers)
     data = read_run(out_dir)
+    early = workers[0].done.get("early_stop")  # one process when the rule is on (LoadSettings)
     summary = summarize(
         settings,
         data,
         cpu_percent=[float(w.done.get("cpu_percent", 0.0)) for w in workers],
         interrupted=interrupted or bool(failed),
         cpus_applied=[list(w.ready_info.get("cpus") or []) for w in workers],
+        early_stop=EarlyStopOutcome.model_validate(early) if early else None,
     )
     summary.write(out_dir / "load.json")
     if failed:

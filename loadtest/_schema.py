@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -198,6 +199,21 @@ class RecordWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def rewrite_header(path: str | Path, header: RunHeader) -> None:
+    """Replace line 1 of a finished records stream (early stopping learns the window's end last).
+
+    The records are copied after the new header into a sibling file that then replaces the stream,
+    so a crash leaves either the old stream or the new one, never half of each.
+    """
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    with open(path, "rb") as source, open(partial, "wb") as target:
+        source.readline()
+        target.write(orjson.dumps(header.to_dict()) + b"\n")
+        shutil.copyfileobj(source, target, 1 << 20)
+    os.replace(partial, path)
 
 
 def _open_lines(source: str | Path | IO[bytes] | IO[str]) -> tuple[Iterator[bytes | str], IO[Any] | None]:

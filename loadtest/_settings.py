@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ._early_stop import EarlyStop
+
 SERVERS = ("tfserving", "torchserve")
 PROTOCOLS = ("rest-json", "rest-binary", "grpc")
 Server = Literal["tfserving", "torchserve"]
@@ -91,6 +93,27 @@ class LoadSettings(BaseModel):
         "or TorchServe's management API (http://HOST:8081); None: derived from host/port when the "
         "ports are the standard ones",
     )
+    early_stop: EarlyStop | None = Field(
+        default=None,
+        description="run past duration_s until the percentile's interval is tight, at most "
+        "max_duration_s (_early_stop.py); None: exactly duration_s",
+    )
+
+    @model_validator(mode="after")
+    def _early_stop_fits(self) -> LoadSettings:
+        if self.early_stop is None:
+            return self
+        if self.processes > 1:
+            raise ValueError(
+                f"early_stop judges the run's latencies in its one load process; with processes "
+                f"{self.processes} each process would see only its share: set processes 1, or drop early_stop"
+            )
+        if self.early_stop.max_duration_s < self.duration_s:
+            raise ValueError(
+                f"early_stop.max_duration_s {self.early_stop.max_duration_s:g} is below duration_s "
+                f"{self.duration_s:g} (the minimum): raise max_duration_s"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +188,8 @@ class LoadSettings(BaseModel):
     def resolved(self) -> dict[str, object]:
         """The settings as echoed into results headers (with the port actually used)."""
         data = self.model_dump()
+        if self.early_stop is None:
+            del data["early_stop"]  # runs without the rule echo the same settings as before it existed
         data["port"] = self.resolved_port
         data["effective_pool_size"] = self.effective_pool_size
         return data

@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._early_stop import EarlyStopOutcome
 from ._percentiles import percentile
 from ._schema import RunData, check_format, field_problems, read_json_document, stream_rate
 from ._settings import LoadSettings
 
 LOAD_FILE = "load.json"
 LOAD_SCHEMA = "inferload.load"
-LOAD_SCHEMA_VERSION = 1  # load.json's own version (the records' format moved to 2 without it)
+LOAD_SCHEMA_VERSION = 2  # load.json's own version; 2 added `early_stop` (1 is still read: no early stop)
+LOAD_READABLE_VERSIONS = (1, 2)
 RATE_SHORTFALL_LIMIT = 0.05  # achieved send rate more than 5 % below target: invalid
 CPU_SATURATED_PERCENT = 95.0  # one generator process at ~one full core: it cannot keep up
 
@@ -82,6 +84,8 @@ class LoadSummary(BaseModel):
     valid: bool
     invalid_reasons: list[str]
     settings: dict[str, Any]
+    # the stopping rule's outcome (measured window, why it ended, the interval then); None: no rule
+    early_stop: EarlyStopOutcome | None = None
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)
@@ -92,7 +96,7 @@ class LoadSummary(BaseModel):
     def read(cls, path: str | Path) -> LoadSummary:
         """load.json as written by `write`; SchemaError for another schema or version, or a bad field."""
         document = read_json_document(path)
-        check_format(path, document, LOAD_SCHEMA, (LOAD_SCHEMA_VERSION,))
+        check_format(path, document, LOAD_SCHEMA, LOAD_READABLE_VERSIONS)
         try:
             return cls.model_validate(document)
         except ValidationError as exc:
@@ -175,6 +179,7 @@ def summarize(
     cpu_percent: list[float],
     interrupted: bool,
     cpus_applied: list[list[int]] | None = None,
+    early_stop: EarlyStopOutcome | None = None,
 ) -> LoadSummary:
     """Compute the summary of a finished (or interrupted) run from its records."""
     records = data.records
@@ -260,4 +265,5 @@ def summarize(
         valid=not reasons,
         invalid_reasons=reasons,
         settings=settings.resolved(),
+        early_stop=early_stop,
     )

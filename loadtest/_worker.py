@@ -24,15 +24,17 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import psutil  # noqa: E402
 
 from ._arrivals import make_arrivals, stream_seed  # noqa: E402
-from ._engine import Engine  # noqa: E402
+from ._early_stop import EarlyStopJudge, judge  # noqa: E402
+from ._engine import Engine, StopWhen  # noqa: E402
 from ._payloads import build_pool, repeat_choice  # noqa: E402
-from ._schema import RecordWriter, RunHeader, stream_path  # noqa: E402
+from ._schema import RecordWriter, RequestRecord, RunHeader, rewrite_header, stream_path  # noqa: E402
 from ._settings import LoadSettings  # noqa: E402
 from ._transports import make_transport  # noqa: E402
 from ._versions import versions  # noqa: E402
@@ -59,6 +61,8 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
     pool = build_pool(settings)
     transport = make_transport(settings)
     transport.prime()
+    if settings.early_stop is not None:
+        judge([1.0], 0, settings.early_stop.percentile)  # its imports (scipy) now, not during the run
     _emit(
         "ready",
         pool=len(pool),
@@ -80,10 +84,29 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         versions=versions(),
     )
     writer = RecordWriter(stream_path(out_dir, stream), header)
+    sink = writer.add
+    stop_when = early = None
+    if settings.early_stop is not None:  # processes == 1 (LoadSettings): this stream is the whole run
+        early = EarlyStopJudge(
+            settings.early_stop,
+            measure_start_ns=measure_start,
+            in_flight=lambda: engine.in_flight_scheduled(),
+            offload=gevent.get_hub().threadpool.apply,  # a big partial sort must not hold up the schedule
+        )
+        minimum_end = measure_end
+        stop_when = StopWhen(after_ns=minimum_end, ready=early)
+        observe = early.observe
+
+        def sink(record: RequestRecord) -> None:
+            writer.add(record)
+            observe(record)
+
+        cap_s = max(settings.early_stop.max_duration_s, settings.duration_s)  # a search step may be longer
+        measure_end = measure_start + round(cap_s * 1e9)
     engine = Engine(
         transport=transport,
         bodies=pool.bodies,
-        sink=writer.add,
+        sink=sink,
         server=settings.server,
         protocol=settings.protocol,
         batch=settings.batch,
@@ -114,12 +137,12 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
             rate = settings.rate_per_process()
             assert rate is not None
             arrivals = make_arrivals(settings.arrival, rate, stream_seed(settings.seed, stream))
-            engine.run_open(arrivals, start_ns, measure_end)
+            engine.run_open(arrivals, start_ns, measure_end, stop_when=stop_when)
         else:
             concurrency = settings.concurrency or 1
             share = concurrency // streams + (1 if stream < concurrency % streams else 0)
             if share:
-                engine.run_closed(share, start_ns, measure_end)
+                engine.run_closed(share, start_ns, measure_end, stop_when=stop_when)
         grace = DRAIN_GRACE_ON_STOP_S if engine.stopping else settings.timeout_s + 1.0
         interrupted = engine.drain(grace)
     finally:
@@ -127,6 +150,18 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         engine.close()
         writer.close()
         transport.close()
+    early_stop = None
+    if early is not None:
+        # the window the run really had: the header said the minimum until the end was known
+        # (interrupted: at least the minimum window, as a run without the rule keeps)
+        measured_end = min(engine.end_ns, max(time.monotonic_ns(), minimum_end))
+        rewrite_header(stream_path(out_dir, stream), replace(header, measure_end_ns=measured_end))
+        early_stop = early.outcome(
+            min_duration_s=settings.duration_s,
+            measured_s=(measured_end - measure_start) / 1e9,
+            ended_early=engine.ended_early,
+            interrupted=engine.stopping,
+        ).model_dump()
     cpu_after = process.cpu_times()
     wall_s = max((time.monotonic_ns() - wall_from_ns) / 1e9, 1e-9)
     busy_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
@@ -137,9 +172,12 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         interrupted=interrupted,
         stopped=engine.stopping,
         cpu_s=busy_s,
+        cpu_user_s=cpu_after.user - cpu_before.user,
+        cpu_system_s=cpu_after.system - cpu_before.system,
         wall_s=wall_s,
         cpu_percent=100.0 * busy_s / wall_s,
         counters=engine.counters.as_dict(),
+        early_stop=early_stop,
     )
     return 0
 

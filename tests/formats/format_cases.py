@@ -135,7 +135,7 @@ def _model_json(directory: Path) -> tuple[Path, Any]:
 
 CASES = [
     Case("requests.jsonl", _records, _read_records, "bytes_out", "version 1 or 2"),
-    Case("load.json", _load, LoadSummary.read, "achieved_send_rate", "version 1"),
+    Case("load.json", _load, LoadSummary.read, "achieved_send_rate", "version 1 or 2"),
     Case("payloads.json", _payloads, read_payloads_json, "encode_ms_median", "version 1"),
     Case("floor.json", _floor, read_floor, "median_ms", "version 1"),
     Case("cell.json", _cell, _read_cell, "server_config_name", "version 1"),

@@ -1,0 +1,124 @@
+"""The engine ends a run early when the stop rule says so after the minimum duration, else at the cap.
+
+Unit tests of the engine itself: the transport is a stand-in whose answer time the test controls
+(the real transports are tested against real servers elsewhere). The rule is asked every 0.2 s here.
+No assertion on elapsed time: the engine's own decisions (`ended_early`, `end_ns`, which arrivals
+were launched) are the specification.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import numpy as np
+
+from loadtest import EarlyStop, PoissonArrivals, RequestRecord
+from loadtest._early_stop import EarlyStopJudge
+from loadtest._engine import Engine, StopWhen
+from loadtest._transports import Outcome
+
+S = 1_000_000_000
+CHECK_EVERY_S = 0.2
+
+
+class FakeTransport:
+    """Answers ok after `latency_s()` seconds (gevent sleep)."""
+
+    def __init__(self, latency_s) -> None:  # type: ignore[no-untyped-def]
+        self.latency_s = latency_s
+
+    def send(self, body: bytes) -> Outcome:
+        gevent.sleep(self.latency_s())
+        return Outcome("ok", 200, 2, None)
+
+    def prime(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def long_tail_latency(seed: int):  # type: ignore[no-untyped-def]
+    """97 % at 2 ms, 3 % log-uniform over 2..400 ms: the p99 sits in a wide tail, never within ±10 %."""
+    rng = np.random.default_rng(seed)
+    return lambda: float(np.exp(rng.uniform(np.log(0.002), np.log(0.4)))) if rng.random() < 0.03 else 0.002
+
+
+def run(latency_s, *, closed: bool = False, min_s: float = 0.8, cap_s: float = 2.0, within: float = 0.5):  # type: ignore[no-untyped-def]
+    """One run with the rule on; returns (engine, judge, records, measure_start, min_end, cap_end)."""
+    records: list[RequestRecord] = []
+    start = time.monotonic_ns() + S // 10
+    min_end, cap_end = start + round(min_s * S), start + round(cap_s * S)
+    engine: Engine | None = None
+
+    def in_flight() -> list[int]:
+        assert engine is not None
+        return engine.in_flight_scheduled()
+
+    judge = EarlyStopJudge(EarlyStop(interval_within=within, max_duration_s=cap_s),
+                           measure_start_ns=start, in_flight=in_flight)
+
+    def sink(record: RequestRecord) -> None:
+        records.append(record)
+        judge.observe(record)
+
+    engine = Engine(transport=FakeTransport(latency_s), bodies=[b"a"], sink=sink, server="torchserve",
+                    protocol="grpc", batch=1, stream=0, payload_seed=1, max_in_flight=1000)
+    stop_when = StopWhen(after_ns=min_end, ready=judge, every_s=CHECK_EVERY_S)
+    if closed:
+        engine.run_closed(8, start, cap_end, stop_when=stop_when)
+    else:
+        engine.run_open(PoissonArrivals(800, seed=2), start, cap_end, stop_when=stop_when)
+    engine.drain(5.0)
+    engine.close()
+    return engine, judge, records, start, min_end, cap_end
+
+
+def test_an_open_loop_cell_with_tight_latencies_stops_at_the_first_check_after_the_minimum() -> None:
+    engine, judge, records, _, min_end, cap_end = run(lambda: 0.020)
+    assert engine.ended_early
+    assert judge.checks == 1  # the first check, at the minimum duration, found the interval tight
+    assert min_end <= engine.end_ns < cap_end
+    assert judge.last is not None and judge.last.n >= 368
+    # open loop stays open loop: nothing scheduled at or after the decision was launched
+    assert max(r.scheduled_ns for r in records) < engine.end_ns
+    assert {r.status for r in records} == {"ok"}  # in-flight requests at the end finished normally
+
+
+def test_an_open_loop_cell_whose_p99_interval_stays_wide_runs_to_the_cap() -> None:
+    engine, judge, records, _, _, cap_end = run(long_tail_latency(seed=7), within=0.10)
+    assert not engine.ended_early
+    assert engine.end_ns == cap_end
+    assert judge.checks >= 2  # asked at the minimum and again (about every 0.2 s) until the cap
+    assert max(r.scheduled_ns for r in records) < cap_end
+    outcome = judge.outcome(min_duration_s=0.8, measured_s=2.0, ended_early=engine.ended_early,
+                            interrupted=engine.stopping)
+    assert outcome.reason == "cap"
+
+
+def test_a_closed_loop_cell_with_tight_latencies_stops_early_too() -> None:
+    engine, judge, records, _, min_end, cap_end = run(lambda: 0.004, closed=True)
+    assert engine.ended_early and judge.checks >= 1
+    assert min_end <= engine.end_ns < cap_end
+    assert max(r.sent_ns for r in records) < engine.end_ns  # no sender started a request after it
+
+
+def test_the_rule_is_never_asked_before_the_minimum_duration() -> None:
+    """A predicate that always says stop still leaves the run its minimum window."""
+    asked: list[int] = []
+
+    def always(now_ns: int) -> bool:
+        asked.append(now_ns)
+        return True
+
+    records: list[RequestRecord] = []
+    engine = Engine(transport=FakeTransport(lambda: 0.001), bodies=[b"a"], sink=records.append,
+                    server="torchserve", protocol="grpc", batch=1, stream=0, payload_seed=1,
+                    max_in_flight=100)
+    start = time.monotonic_ns() + S // 10
+    min_end = start + S // 2
+    engine.run_open(PoissonArrivals(200, seed=3), start, start + 3 * S,
+                    stop_when=StopWhen(after_ns=min_end, ready=always, every_s=CHECK_EVERY_S))
+    engine.drain(5.0)
+    engine.close()
+    assert len(asked) == 1 and asked[0] >= min_end
+    assert engine.ended_early and engine.end_ns == asked[0]
