@@ -115,7 +115,7 @@ class CellPlan:
 
             return (estimated_seconds(experiment, len(self.cells), cell_overhead_s=cell_overhead_s)
                     + len(groups) * server_start_s)
-        per_cell = experiment.warmup_s + experiment.duration_s + cell_overhead_s
+        per_cell = experiment.warmup_s + experiment.longest_duration_s + cell_overhead_s  # early_stop: cap
         return len(self.cells) * per_cell + len(groups) * server_start_s
 
 

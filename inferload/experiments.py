@@ -21,6 +21,7 @@ __all__ = [
     "ExperimentError",
     "Experiment",
     "CpuSets",
+    "EarlyStopConfig",
     "ModelSpec",
     "LoadMatrix",
     "RateSearch",
@@ -350,6 +351,22 @@ class Slo(_Strict):
     latency_ms: float = Field(default=100.0, gt=0)
 
 
+class EarlyStopConfig(_Strict):
+    """Run each cell past `duration_s` until its SLO percentile is known to ±`interval_within`, at most
+    `max_duration_s` (loadtest/_early_stop.py; the rule is stated in the report).
+
+    After the minimum `duration_s`, about once per second, the load process asks whether both ends of
+    the exact 95 % order-statistic interval of the SLO percentile of the `ok` latencies so far lie
+    within ±`interval_within` of the estimate; the first yes ends the schedule there (no new
+    arrivals; requests in flight finish as at any end). Otherwise the cell ends at `max_duration_s`.
+    """
+
+    interval_within: float = Field(
+        gt=0, lt=1, description="relative half-width: 0.1 = both ends of the interval within ±10 % of it"
+    )
+    max_duration_s: float = Field(gt=0, description="the longest measuring window of a cell, seconds")
+
+
 class Experiment(_Strict):
     """A whole matrix: servers x protocols x load levels x batch sizes x server configs x repetitions.
 
@@ -379,6 +396,30 @@ class Experiment(_Strict):
     repeat_shares: tuple[float, ...] | None = Field(
         default=None, description="fractions of requests that reuse an input already sent (None: the "
         "load generator's uniform choice over its pool)")
+    early_stop: EarlyStopConfig | None = Field(
+        default=None, description="cells run >= duration_s and until the SLO percentile's interval is "
+        "tight, at most max_duration_s (None: every cell runs exactly duration_s)")
+
+    @model_validator(mode="after")
+    def _early_stop_fits(self) -> Experiment:
+        rule = self.early_stop
+        if rule is None:
+            return self
+        if rule.max_duration_s < self.duration_s:
+            raise FieldProblem(("early_stop", "max_duration_s"), (
+                f"max_duration_s {rule.max_duration_s:g} is below duration_s {self.duration_s:g}, the "
+                f"minimum every cell runs: raise it to at least {self.duration_s:g}"))
+        if self.processes > 1:
+            raise FieldProblem("early_stop", (
+                f"early_stop judges a cell's latencies inside its one load process; with processes "
+                f"{self.processes} each process would judge only its share: set `processes: 1`, or remove "
+                "early_stop"))
+        return self
+
+    @property
+    def longest_duration_s(self) -> float:
+        """The longest measuring window a (non-search) cell can have: max_duration_s with early_stop."""
+        return self.early_stop.max_duration_s if self.early_stop is not None else self.duration_s
 
     @field_validator("servers", "protocols", "batch_sizes")
     @classmethod

@@ -34,7 +34,15 @@ from inferload.manifest import (
     write_manifest,
 )
 from inferload.progress import MatrixProgress
-from inferload.search import Judgement, duration_rule, expected_steps, judge_step, search_steps, slo_of
+from inferload.search import (
+    Judgement,
+    duration_rule,
+    expected_steps,
+    judge_step,
+    longest_step_s,
+    search_steps,
+    slo_of,
+)
 from inferload.stages import RealStages, RunError, RunningServers, Stages, load_settings_for
 from inferload.targets import TargetDriver, driver_for
 
@@ -241,11 +249,11 @@ def run_experiment(
 
     done: list[str] = []
     failed: list[str] = []
-    per_cell = experiment.warmup_s + experiment.duration_s + 4.0
+    per_cell = experiment.warmup_s + experiment.longest_duration_s + 4.0  # early_stop: the cap (a bound)
     total, unit = len(pending), "cells"
     if search is not None:
         total, unit = len(pending) * expected_steps(search), "steps"
-        per_cell = experiment.warmup_s + duration_rule(experiment)(search.start) + 4.0
+        per_cell = experiment.warmup_s + longest_step_s(experiment)(search.start) + 4.0
     with MatrixProgress(total, per_cell, progress, unit=unit) as bar:
         if already:
             bar.note(f"resuming: {len(already)} cell(s) already done, {len(pending)} to run")

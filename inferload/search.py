@@ -162,11 +162,12 @@ def expected_steps(search: RateSearch) -> int:
 
 def estimated_seconds(experiment: Experiment, lines: int, *, cell_overhead_s: float = 4.0) -> float:
     """Rough wall time of `lines` searches (server starts apart): a typical path climbs half the
-    ladder plus the first miss, then bisects near it; each step is warm-up + its duration + overhead."""
+    ladder plus the first miss, then bisects near it; each step is warm-up + its duration + overhead
+    (with `early_stop`, its longest: an upper bound)."""
     search = experiment.load.search
     if search is None:
         raise ValueError("not a search matrix")
-    duration = duration_rule(experiment)
+    duration = longest_step_s(experiment)
     ladder = _ladder_up(search)
     climb = ladder[: min(len(ladder), math.ceil(len(ladder) / 2) + 1)]
     near_miss = (climb[-1] + climb[-2]) / 2 if len(climb) > 1 else climb[-1]
@@ -184,11 +185,19 @@ def step_duration_s(rate: float, *, minimum_s: float, needed: int | None) -> flo
 
 
 def duration_rule(experiment: Experiment) -> Callable[[float], float]:
-    """The step duration at each rate for this matrix's SLO percentile and `duration_s`."""
+    """The step duration at each rate for this matrix's SLO percentile and `duration_s` (with
+    `early_stop`, the step's minimum: it may run on up to max(that, max_duration_s))."""
     from analysis.percentiles import min_samples
 
     needed = min_samples(experiment.slo.percentile)
     return lambda rate: step_duration_s(rate, minimum_s=experiment.duration_s, needed=needed)
+
+
+def longest_step_s(experiment: Experiment) -> Callable[[float], float]:
+    """The longest a step at each rate can measure: its duration, or the early-stop cap above it."""
+    duration = duration_rule(experiment)
+    cap = experiment.early_stop.max_duration_s if experiment.early_stop is not None else 0.0
+    return lambda rate: max(duration(rate), cap)
 
 
 def _is_done(cell_dir: Path) -> bool:

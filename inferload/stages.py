@@ -144,6 +144,12 @@ def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
         fields["lateness_p99_limit_ms"] = experiment.lateness_limit_ms
     if cell.repeat_share is not None:
         fields["repeat_share"] = cell.repeat_share
+    if experiment.early_stop is not None:  # a search step longer than the cap keeps its own length
+        fields["early_stop"] = {
+            "percentile": experiment.slo.percentile,
+            "interval_within": experiment.early_stop.interval_within,
+            "max_duration_s": max(experiment.early_stop.max_duration_s, fields["duration_s"]),
+        }
     return fields
 
 

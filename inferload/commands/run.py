@@ -132,9 +132,23 @@ def _print_plan(plan: CellPlan, experiment: Experiment, out: Path) -> None:
         print(f"{len(plan.cells)} line(s) to search from {search.start:g} req/s (x{search.factor:g} up to "
               f"{search.max:g}, then {search.bisect_steps} bisection(s)), {len(plan.skipped)} skipped; "
               f"estimated {seconds / 60:.1f} min (each step {experiment.warmup_s:g} s warm-up + "
-              f"max({experiment.duration_s:g} s, 1.2 x the SLO percentile's minimum requests / rate)); "
-              f"results would go to {out}")
+              f"max({experiment.duration_s:g} s, 1.2 x the SLO percentile's minimum requests / rate)"
+              f"{_early_stop_words(experiment, step=True)}); results would go to {out}")
         return
-    print(f"{len(plan.cells)} cell(s) to run, {len(plan.skipped)} skipped; estimated "
-          f"{seconds / 60:.1f} min ({experiment.warmup_s:g} s warm-up + {experiment.duration_s:g} s per cell "
+    at_most = "at most " if experiment.early_stop is not None else ""
+    print(f"{len(plan.cells)} cell(s) to run, {len(plan.skipped)} skipped; estimated {at_most}"
+          f"{seconds / 60:.1f} min ({experiment.warmup_s:g} s warm-up + "
+          f"{experiment.longest_duration_s:g} s per cell{_early_stop_words(experiment, step=False)} "
           f"+ server starts); results would go to {out}", file=sys.stdout)
+
+
+def _early_stop_words(experiment: Experiment, *, step: bool) -> str:
+    """How early stopping bounds the estimate: every cell counted at its cap."""
+    rule = experiment.early_stop
+    if rule is None:
+        return ""
+    if step:
+        return (f", or up to {rule.max_duration_s:g} s with early_stop: the estimate counts every step "
+                "at its longest, an upper bound")
+    return (f", early_stop's cap: cells stop between {experiment.duration_s:g} and "
+            f"{rule.max_duration_s:g} s, the estimate is the upper bound")
