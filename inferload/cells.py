@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from inferload.experiments import Experiment, ServerConfig
+from serving.limits import REQUEST_LIMITS
 
 __all__ = [
     "Cell",
@@ -165,6 +166,14 @@ def _cell_id(server: str, protocol: str, batch: int, config: str, level: str, re
     return f"{server}-{protocol}-b{batch}-{config}-{level}{share}-rep{repetition}"
 
 
+def _server_limit(experiment: Experiment, server: str, protocol: str) -> int | None:
+    """The largest body `server` takes over `protocol` where inferload configures the server (local and
+    compose targets); None for an external target, whose limits are the user's."""
+    if experiment.target.kind == "external":
+        return None
+    return REQUEST_LIMITS.get((server, protocol))
+
+
 def expand_cells(experiment: Experiment) -> CellPlan:
     """Every cell of the matrix, ordered to minimize server restarts; oversized bodies are skipped."""
     cells: list[Cell] = []
@@ -185,6 +194,13 @@ def expand_cells(experiment: Experiment) -> CellPlan:
                                 skipped.append(SkippedCell(cell_id, (
                                     f"request body ~{body / 1e6:,.1f} MB exceeds max_body_mb "
                                     f"{experiment.max_body_mb:g} ({protocol}, batch {batch})")))
+                                continue
+                            server_limit = _server_limit(experiment, server, protocol)
+                            if server_limit is not None and body > server_limit:
+                                skipped.append(SkippedCell(cell_id, (
+                                    f"request body ~{body / 1e6:,.1f} MB is over {server}'s {protocol} "
+                                    f"limit of {server_limit / 1e6:,.1f} MB as inferload configures it "
+                                    f"(serving/limits.py; batch {batch})")))
                                 continue
                             cells.append(Cell(
                                 cell_id=cell_id,

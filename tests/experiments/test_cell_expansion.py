@@ -82,6 +82,31 @@ def test_cells_over_max_body_are_skipped_with_a_reason() -> None:
     assert len(plan.cells) + len(plan.skipped) == 96
 
 
+FULL_SIZE_BATCH_1024 = (MATRIX.replace("features: 1024", "features: 262144")
+                        .replace("batch_sizes: [1, 4]", "batch_sizes: [1024]"))
+
+
+def test_cells_over_the_servers_own_request_limit_are_skipped_naming_the_limit() -> None:
+    plan = expand_cells(parse_experiment(FULL_SIZE_BATCH_1024))
+    skipped = {skip.cell_id: skip.reason for skip in plan.skipped}
+    ran = {cell.cell_id for cell in plan.cells}
+    # 1 GiB raw: over TorchServe's 513 MiB request limit, under TF Serving gRPC's 2 GiB
+    assert "over torchserve's grpc limit of 537.9 MB" in skipped["torchserve-grpc-b1024-default-r10-rep0"]
+    assert "serving/limits.py" in skipped["torchserve-grpc-b1024-default-r10-rep0"]
+    assert "tfserving-grpc-b1024-default-r10-rep0" in ran
+    assert "tfserving-rest-binary-b1024-default-r10-rep0" in skipped  # 1.4 GB of base64 > 1 GiB
+
+
+def test_an_external_targets_limits_are_its_own() -> None:
+    external = FULL_SIZE_BATCH_1024 + (
+        "target:\n  kind: external\n  servers:\n"
+        "    tfserving: {rest: 'http://127.0.0.1:8501', grpc: '127.0.0.1:8500'}\n"
+        "    torchserve: {rest: 'http://127.0.0.1:8080', grpc: '127.0.0.1:7070',"
+        " management: 'http://127.0.0.1:8081'}\n")
+    plan = expand_cells(parse_experiment(external))
+    assert plan.skipped == ()
+
+
 @pytest.mark.parametrize(("pattern", "count"), [
     (None, 96), ("*grpc*", 32), ("grpc", 32), ("torchserve-*-b4-batched-*", 12), ("rep1", 48), ("nothing", 0),
 ])
