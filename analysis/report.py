@@ -33,9 +33,10 @@ from analysis.verdicts import (
     best_configuration,
     sweep_verdicts,
 )
+from loadtest import EarlyStop
 
 SUMMARY_SCHEMA = "inferload.summary"
-SUMMARY_SCHEMA_VERSION = 2  # 2: intervals on every verdict and cell, the sample rule, regressions
+SUMMARY_SCHEMA_VERSION = 3  # 2: intervals on every verdict and cell, the sample rule; 3: early_stop
 TEMPLATES = Path(__file__).parent / "templates"
 
 TFSERVING_KIND_LABELS = {
@@ -206,6 +207,27 @@ class ReportModel:
             f"over {THROUGHPUT_SLICES} slices. A percentile is reported only with enough ok requests "
             f"({rule}); 'A beats B' only when intervals separate"
         )
+
+    @property
+    def early_stop_rule(self) -> str | None:
+        """The matrix's stopping rule in words ("ran >= 20 s and until the p99's 95 % interval was within
+        ±10 % of it, at most 120 s"), or None when its cells ran a fixed duration."""
+        matrix = self.experiment.manifest.get("experiment")
+        rule = matrix.get("early_stop") if isinstance(matrix, dict) else None
+        if isinstance(rule, dict):
+            return EarlyStop(percentile=self.experiment.slo.percentile, **rule).describe(
+                float(matrix["duration_s"]))  # type: ignore[index]
+        outcomes = [r.early_stop for r in self.experiment.runs if r.early_stop]
+        if not outcomes:  # a bare load run records its rule in its own load.json
+            return None
+        first = outcomes[0]
+        return EarlyStop(percentile=first["percentile"], interval_within=first["interval_within"],
+                         max_duration_s=first["max_duration_s"]).describe(first["min_duration_s"])
+
+    def early_stop_rows(self) -> list[tuple[str, int, str]]:
+        """Per run with the rule: cell id, repetition, and how it ended in words."""
+        return [(r.cell_id, r.repetition, r.early_stop_note or "") for r in self.experiment.runs
+                if r.early_stop_note]
 
     def regression_lines(self) -> list[str]:
         """Each p99 or max rate that got worse beyond the noise (empty without a comparison)."""
@@ -433,7 +455,18 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
         "skipped_cells": [{"cell_id": c, "reason": r} for c, r in experiment.skipped_cells],
         "comparison": comparison,
         "topology": model.topology.to_dict() if model.topology is not None else None,
+        "early_stop": _early_stop_document(model),
     }
+
+
+def _early_stop_document(model: ReportModel) -> dict[str, Any] | None:
+    """The stopping rule in words and, per run, its measured window, why it ended and the interval then."""
+    rule = model.early_stop_rule
+    if rule is None:
+        return None
+    runs = [{"cell_id": r.cell_id, "repetition": r.repetition, **r.early_stop}
+            for r in model.experiment.runs if r.early_stop]
+    return {"rule": f"cells {rule}", "runs": runs}
 
 
 def uncertainty_methods() -> dict[str, Any]:

@@ -107,6 +107,10 @@ class RunSummary:
     throughput_interval: tuple[float, float] | None = None  # batch means over slices of the window
     server_side: ServerSide | None = None  # the server's own counters over the window
     repeat_share: float | None = None  # share of requests that reused an input (None: uniform pool)
+    # early stopping's outcome from load.json (`loadtest.EarlyStopOutcome`, as its owner dumps it):
+    # measured_s, reason (rule | cap | interrupted), at_stop (the interval then); None: no rule
+    early_stop: dict[str, Any] | None = None
+    early_stop_note: str | None = None  # the same in words: "40.0 s, stopped by the rule (p99 ...)"
 
     @property
     def usable(self) -> bool:
@@ -261,6 +265,8 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
         invalid_reasons=(() if load.valid else tuple(load.invalid_reasons)) if load else (NO_LOAD_JSON,),
         server_usage=tuple(read_server_usage(run_dir, *window)),
         server_kind=identity.server_kind,
+        early_stop=load.early_stop.model_dump() if load and load.early_stop else None,
+        early_stop_note=load.early_stop.describe() if load and load.early_stop else None,
         **stats,
     )
     server_side = server_side_of_run(run_dir, window, run.records, summary.server, summary.protocol)
