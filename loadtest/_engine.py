@@ -47,7 +47,8 @@ class StopPredicate(Protocol):
 @dataclass(frozen=True)
 class StopWhen:
     """End the schedule before its `end_ns`: from `after_ns` on, every `every_s`, `ready(now_ns)` is
-    asked; the first True ends the schedule at that instant (`Engine.end_ns`, `Engine.ended_early`)."""
+    asked; the first True ends the schedule when it answers (`Engine.end_ns`, `Engine.ended_early`):
+    arrivals due while it judged were launched and belong to the window, later ones never are."""
 
     after_ns: int
     ready: StopPredicate
@@ -252,8 +253,8 @@ class Engine:
                 now = time.monotonic_ns()
                 if now >= self._end_ns or self._stopping:
                     return
-                if stop_when.ready(now):
-                    self._end_ns = min(self._end_ns, now)
+                if stop_when.ready(now):  # may yield (a judge in a thread): the schedule went on meanwhile
+                    self._end_ns = min(self._end_ns, time.monotonic_ns())
                     self.ended_early = True
                     return
                 due += round(stop_when.every_s * 1e9)
