@@ -52,9 +52,9 @@ def test_a_newer_manifest_is_refused(results: ResultsBuilder) -> None:
 def test_a_newer_side_file_is_refused(results: ResultsBuilder) -> None:
     run_dir = results.cell()
     (run_dir / "load.json").write_text(
-        json.dumps({"schema": "inferload.load", "schema_version": 2, "valid": True})
+        json.dumps({"schema": "inferload.load", "schema_version": 3, "valid": True})
     )
-    with pytest.raises(ResultsError, match=r"load.json: inferload.load format version 2"):
+    with pytest.raises(ResultsError, match=r"load.json: inferload.load format version 3"):
         load_experiment(results.root)
 
 
