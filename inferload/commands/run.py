@@ -135,11 +135,11 @@ def _print_plan(plan: CellPlan, experiment: Experiment, out: Path) -> None:
               f"max({experiment.duration_s:g} s, 1.2 x the SLO percentile's minimum requests / rate)"
               f"{_early_stop_words(experiment, step=True)}); results would go to {out}")
         return
-    at_most = "at most " if experiment.early_stop is not None else ""
+    at_most, up_to = ("at most ", "up to ") if experiment.early_stop is not None else ("", "")
     print(f"{len(plan.cells)} cell(s) to run, {len(plan.skipped)} skipped; estimated {at_most}"
-          f"{seconds / 60:.1f} min ({experiment.warmup_s:g} s warm-up + "
-          f"{experiment.longest_duration_s:g} s per cell{_early_stop_words(experiment, step=False)} "
-          f"+ server starts); results would go to {out}", file=sys.stdout)
+          f"{seconds / 60:.1f} min ({experiment.warmup_s:g} s warm-up + {up_to}"
+          f"{experiment.longest_duration_s:g} s per cell + server starts"
+          f"{_early_stop_words(experiment, step=False)}); results would go to {out}", file=sys.stdout)
 
 
 def _early_stop_words(experiment: Experiment, *, step: bool) -> str:
@@ -150,5 +150,5 @@ def _early_stop_words(experiment: Experiment, *, step: bool) -> str:
     if step:
         return (f", or up to {rule.max_duration_s:g} s with early_stop: the estimate counts every step "
                 "at its longest, an upper bound")
-    return (f", early_stop's cap: cells stop between {experiment.duration_s:g} and "
-            f"{rule.max_duration_s:g} s, the estimate is the upper bound")
+    return (f"; early_stop: each cell stops between {experiment.duration_s:g} and "
+            f"{rule.max_duration_s:g} s, so this is an upper bound")
