@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._percentiles import CONFIDENCE, QuantileInterval, quantile_interval
@@ -105,7 +106,7 @@ def is_tight(interval: QuantileInterval, within: float) -> bool:
     return interval.low >= interval.value * (1 - within) and interval.high <= interval.value * (1 + within)
 
 
-def judge(latencies_ms: np.ndarray, in_flight: int, percentile: float) -> QuantileInterval:
+def judge(latencies_ms: npt.ArrayLike, in_flight: int, percentile: float) -> QuantileInterval:
     """The percentile's interval over finished ok latencies plus `in_flight` slower ones."""
     samples = np.asarray(latencies_ms, dtype=np.float64).ravel()
     if in_flight > 0:
