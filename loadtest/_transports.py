@@ -25,6 +25,13 @@ _HEAD_CACHE = 64  # distinct body lengths whose request head is kept
 _GRPC_MAX_MESSAGE = 2**31 - 1  # as TF Serving and tfs-compat accept: the servers decide what is too big
 
 
+# Every generator gRPC channel's options (both transports).
+GRPC_CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE),
+    ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE),
+]
+
+
 class Outcome(NamedTuple):
     status: str  # "ok" | "error" | "timeout"
     code: int  # HTTP status or gRPC status code, 0 if none
@@ -174,10 +181,7 @@ class GrpcTransport:
         self._grpc = grpc
         self._timeout_s = timeout_s
         host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        options = [
-            ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE),
-            ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE),
-        ]
+        options = list(GRPC_CHANNEL_OPTIONS)
         from gevent import monkey
 
         # Real threads (the load worker): grpc.aio on a thread of its own, a third less CPU per call.

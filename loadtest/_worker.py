@@ -21,6 +21,7 @@ import argparse  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -130,6 +131,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
     gc.freeze()
     process = psutil.Process()
     cpu_before = process.cpu_times()
+    usage_before = resource.getrusage(resource.RUSAGE_SELF)
     wall_from_ns = max(time.monotonic_ns(), start_ns)  # CPU is ~idle while waiting for the start
     reporter = gevent.spawn(report_progress)
     try:
@@ -163,6 +165,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
             interrupted=engine.stopping,
         ).model_dump()
     cpu_after = process.cpu_times()
+    usage_after = resource.getrusage(resource.RUSAGE_SELF)
     wall_s = max((time.monotonic_ns() - wall_from_ns) / 1e9, 1e-9)
     busy_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     _emit(
@@ -174,6 +177,10 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         cpu_s=busy_s,
         cpu_user_s=cpu_after.user - cpu_before.user,
         cpu_system_s=cpu_after.system - cpu_before.system,
+        # what the CPU went on (benchmarks/generator_cpu.py): page faults and context switches, all threads
+        minor_faults=usage_after.ru_minflt - usage_before.ru_minflt,
+        context_switches=(usage_after.ru_nvcsw + usage_after.ru_nivcsw)
+        - (usage_before.ru_nvcsw + usage_before.ru_nivcsw),
         wall_s=wall_s,
         cpu_percent=100.0 * busy_s / wall_s,
         counters=engine.counters.as_dict(),
