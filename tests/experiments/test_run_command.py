@@ -25,7 +25,7 @@ def test_dry_run_lists_skipped_cells_with_reasons(capsys: pytest.CaptureFixture[
     assert main(["run", str(EXPERIMENTS / "batch-sweep.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "skip torchserve-rest-json-b1024-default-c1-rep0: request body" in out
-    assert "exceeds max_body_mb 300" in out
+    assert "is over torchserve's rest-json limit of 537.9 MB" in out
 
 
 def test_only_narrows_the_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
