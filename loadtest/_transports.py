@@ -11,6 +11,8 @@ monkey-patching, blocking calls made cooperative by `grpc.experimental.gevent.in
 from __future__ import annotations
 
 import errno
+import functools
+import select
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ._settings import LoadSettings
@@ -85,6 +87,32 @@ def _send_parts(sock: Any, head: bytes, body: bytes) -> None:
         sock.sendall(memoryview(body)[sent - len(head):])
 
 
+@functools.cache
+def _real_poll() -> Any:
+    """poll(2) itself, also where gevent patched `select` (looked up once, gevent imported lazily)."""
+    from gevent import monkey
+
+    return monkey.get_original("select", "poll")
+
+
+def _idle_socket_alive(sock: Any) -> bool:
+    """geventhttpclient's check of a pooled kept-alive socket (alive: open and not readable while
+    idle, so no FIN or stray bytes waiting), made with the real poll(2). The library's own check
+    uses gevent's select, which yields to the hub even with a zero timeout: one more loop round
+    trip per request (~5 % of the generator's samples at 2,000 req/s)."""
+    if sock is None:
+        return False
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return False
+        poller = _real_poll()()
+        poller.register(fd, select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
+
+
 class HttpTransport:
     """POST bodies to one URL over kept-alive connections (geventhttpclient)."""
 
@@ -104,6 +132,7 @@ class HttpTransport:
             network_timeout=timeout_s,
             block_size=self._block_size,
         )
+        self._client._connection_pool._is_socket_alive = _idle_socket_alive  # no yield per request
 
     def send(self, body: bytes) -> Outcome:
         import gevent
