@@ -35,23 +35,35 @@ MATRICES = sorted((ROOT / "experiments").glob("*.yaml"))
 CPU_LIMITS = (1, 2, 4)
 
 
-def _cases() -> list[pytest.param]:
-    cases = []
+def _configs() -> dict[ServerSettings, list[tuple[str, str]]]:
+    """Each distinct server config of the shipped matrices -> the (matrix, config name)s that use it.
+
+    The override depends on the settings alone (and the CPU limit), so configs that resolve to the same
+    settings (most matrices' `default`) give the same file: each distinct one is checked once."""
+    configs: dict[ServerSettings, list[tuple[str, str]]] = {}
     for matrix in MATRICES:
         for config in load_experiment(matrix).server_configs:
             settings = ServerSettings(**server_settings_for(config, None))
-            for cpus in CPU_LIMITS:
-                cases.append(pytest.param(settings, cpus, id=f"{matrix.stem}-{config.name}-{cpus}cpu"))
-    return cases
+            configs.setdefault(settings, []).append((matrix.stem, config.name))
+    return configs
 
 
-CASES = _cases()
+CONFIGS = _configs()
+CASES = [
+    pytest.param(settings, cpus, id=f"{names[0][0]}-{names[0][1]}-{cpus}cpu")
+    for settings, names in CONFIGS.items()
+    for cpus in CPU_LIMITS
+]
 
 
 def test_every_shipped_matrix_contributes_configs() -> None:
-    assert MATRICES and {param.id.rsplit("-", 2)[0] for param in CASES} == {m.stem for m in MATRICES}
-    assert any(param.values[0].tfserving_batching for param in CASES)  # both kinds of TF Serving command
-    assert any(not param.values[0].tfserving_batching for param in CASES)
+    named = {matrix for names in CONFIGS.values() for matrix, _ in names}
+    assert MATRICES and named == {m.stem for m in MATRICES}
+    assert sum(len(names) for names in CONFIGS.values()) == sum(
+        len(load_experiment(m).server_configs) for m in MATRICES
+    )
+    assert any(settings.tfserving_batching for settings in CONFIGS)  # both kinds of TF Serving command
+    assert any(not settings.tfserving_batching for settings in CONFIGS)
 
 
 def _compose() -> str:
