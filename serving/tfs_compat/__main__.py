@@ -27,6 +27,14 @@ def main(argv: list[str]) -> int:
         return 0
     if command_line.unknown:
         print(f"unknown argument: {command_line.unknown[0]}\n{usage()}", end="", flush=True)
+    from serving.tfs_compat.startup import StartError, plan_startup
+
+    try:  # BuildAndStart's checks come before anything loads: a refusal needs no TensorFlow import
+        plan_startup(command_line.flags)
+    except StartError as exc:
+        print(f"Failed to start server. Error: {exc}", flush=True)
+        print(f"tfs-compat failed to start: {exc}", file=sys.stderr)
+        return 255
     from serving.tfs_compat.server import serve  # TensorFlow loads only when the server really starts
 
     return serve(command_line.flags)
