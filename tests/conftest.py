@@ -1,6 +1,10 @@
-"""Shared fixtures for every test area (one session-wide small export; add nothing area-specific here)."""
+"""Shared fixtures for every test area: one session-wide small export and one running pair of servers
+on it (add nothing area-specific here)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,3 +17,24 @@ from models.linear import LinearSpec
 def small_artifacts(tmp_path_factory: pytest.TempPathFactory) -> ArtifactLayout:
     """The small model (64 classes x 1,024 features, seed 0) exported once: SavedModel, .mar, model.json."""
     return export_all(LinearSpec(classes=64, features=1024, seed=0), tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="session")
+def small_stack(small_artifacts: ArtifactLayout, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """TF Serving (real or tfs-compat) and TorchServe on the small model, default settings, free loopback
+    ports: one start (seconds each on 2 cores) shared by every module whose tests leave the servers as
+    they found them. Tests that stop, restart or reconfigure a server start their own."""
+    from serving import Ports, ServerSettings, up
+
+    stack = up(
+        small_artifacts,
+        servers=("tfserving", "torchserve"),
+        settings=ServerSettings(),
+        ports=Ports.free(),
+        state_dir=tmp_path_factory.mktemp("small-stack"),
+        timeout_s=240,
+    )
+    try:
+        yield stack
+    finally:
+        stack.down()

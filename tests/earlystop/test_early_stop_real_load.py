@@ -9,7 +9,6 @@ arrival was scheduled after the end.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +22,9 @@ CAP_S = 30.0
 
 
 @pytest.fixture(scope="module")
-def tfserving(small_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from serving import stack
-    from serving.ports import Ports
-
-    running = stack.up(small_artifacts, servers=["tfserving"], ports=Ports.free(),
-                       state_dir=tmp_path_factory.mktemp("state-tfserving"), timeout_s=240)
-    try:
-        yield running
-    finally:
-        running.down()
+def tfserving(small_stack) -> object:  # type: ignore[no-untyped-def]
+    """The session's shared servers (tests/conftest.py): these tests only send load."""
+    return small_stack
 
 
 def settings(tfserving, small_artifacts, **early_stop: float) -> LoadSettings:  # type: ignore[no-untyped-def]

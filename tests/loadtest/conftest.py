@@ -1,13 +1,12 @@
 """Fixtures for the load generator's tests: real servers (small model) on free ports, per session.
 
-Each server is its own stack, so TorchServe tests run even when TF Serving cannot start, and the
-coordinated-omission test can stall one server without touching the other.
+The servers are the session's shared pair (tests/conftest.py `small_stack`); the coordinated-omission
+test stalls one server's processes (and resumes them) without touching the other.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,40 +15,20 @@ from loadtest import LoadSettings
 
 
 class Servers:
-    """Starts each server of the small model on first use (free ports, own state dir), once per session."""
+    """servers[name]: the running Stack that serves `name` (the session's shared pair)."""
 
-    def __init__(self, artifacts: object, tmp_path_factory: pytest.TempPathFactory) -> None:
-        self._artifacts = artifacts
-        self._tmp = tmp_path_factory
-        self._stacks: dict[str, object] = {}
+    def __init__(self, running: object) -> None:
+        self._running = running
 
     def __getitem__(self, name: str):  # -> serving.stack.Stack
-        if name not in self._stacks:
-            from serving import stack
-            from serving.ports import Ports
-
-            self._stacks[name] = stack.up(
-                self._artifacts,
-                servers=[name],
-                ports=Ports.free(),
-                state_dir=self._tmp.mktemp(f"state-{name}"),
-                timeout_s=240,
-            )
-        return self._stacks[name]
-
-    def down(self) -> None:
-        for running in self._stacks.values():
-            running.down()  # type: ignore[attr-defined]
+        assert name in self._running.servers, f"no {name} in the shared stack"  # type: ignore[attr-defined]
+        return self._running
 
 
 @pytest.fixture(scope="session")
-def servers(small_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    """servers["torchserve"] / servers["tfserving"]: a running Stack each, stopped at session end."""
-    started = Servers(small_artifacts, tmp_path_factory)
-    try:
-        yield started
-    finally:
-        started.down()
+def servers(small_stack) -> Servers:  # type: ignore[no-untyped-def]
+    """servers["torchserve"] / servers["tfserving"]: a running Stack, stopped at session end."""
+    return Servers(small_stack)
 
 
 def port_for(stacks: Servers, server: str, protocol: str) -> int:

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-from serving_stacks import SMALL, running_stack
+from serving_stacks import SMALL
 
-from models.artifacts import ArtifactLayout
 from models.linear import make_inputs, predict
 from serving import Stack
 
 
 @pytest.fixture(scope="session")
-def both_servers(
-    small_artifacts: ArtifactLayout, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """TF Serving (real or tfs-compat) and TorchServe with default settings, shared by the session."""
-    with running_stack(
-        small_artifacts, tmp_path_factory.mktemp("both"), servers=("tfserving", "torchserve")
-    ) as stack:
-        yield stack
+def both_servers(small_stack: Stack) -> Stack:
+    """TF Serving (real or tfs-compat) and TorchServe with default settings: the session's shared pair."""
+    return small_stack
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import requests
 from serving_clients import torchserve_rest_binary
-from serving_stacks import running_stack
 
-from models.artifacts import ArtifactLayout
 from serving import Stack
 
 pytestmark = pytest.mark.servers
@@ -18,11 +14,9 @@ FEATURES = 1024
 
 
 @pytest.fixture(scope="module")
-def torchserve(small_artifacts: ArtifactLayout, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(
-        small_artifacts, tmp_path_factory.mktemp("bad-input"), servers=("torchserve",)
-    ) as stack:
-        yield stack
+def torchserve(small_stack: Stack) -> Stack:
+    """The session's shared servers: each case also checks that TorchServe still serves afterwards."""
+    return small_stack
 
 
 BAD_REQUESTS = {
