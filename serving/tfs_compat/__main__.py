@@ -27,11 +27,11 @@ def main(argv: list[str]) -> int:
         return 0
     if command_line.unknown:
         print(f"unknown argument: {command_line.unknown[0]}\n{usage()}", end="", flush=True)
-    from serving.tfs_compat.startup import StartError, plan_startup
+    from serving.tfs_compat.startup import StartError, find_latest_version, plan_startup
 
     try:  # BuildAndStart's checks come before anything loads: a refusal needs no TensorFlow import
-        plan_startup(command_line.flags)
-    except StartError as exc:
+        find_latest_version(plan_startup(command_line.flags).base_path)
+    except (StartError, FileNotFoundError) as exc:
         print(f"Failed to start server. Error: {exc}", flush=True)
         print(f"tfs-compat failed to start: {exc}", file=sys.stderr)
         return 255

@@ -8,7 +8,6 @@ instead of an opaque kernel error.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from serving.tfs_compat.errors import ServingError, failed_precondition, invalid_argument
+from serving.tfs_compat.startup import find_latest_version
 
 __all__ = ["DEFAULT_SIGNATURE", "InputSpec", "Signature", "LoadedModel", "find_latest_version"]
 
@@ -64,22 +64,6 @@ class Signature:
     inputs: Mapping[str, InputSpec]
     outputs: Mapping[str, InputSpec]
     function: Any  # tf.types.experimental.ConcreteFunction
-
-
-def find_latest_version(base_path: Path) -> int:
-    """The highest numeric version directory under base_path, as TF Serving's default policy picks."""
-    if not base_path.is_dir():
-        raise FileNotFoundError(
-            f"--model_base_path {base_path} is not a directory: export the model first "
-            "(inferload export --out DIR, then pass DIR/tfserving/linear)"
-        )
-    versions = [int(p.name) for p in base_path.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)]
-    if not versions:
-        raise FileNotFoundError(
-            f"no numeric version directory (e.g. {base_path}/1/) with a SavedModel under "
-            f"--model_base_path {base_path}"
-        )
-    return max(versions)
 
 
 def _spec(name: str, spec: tf.TensorSpec) -> InputSpec:

@@ -11,6 +11,7 @@ No TensorFlow here: this runs (and is tested) without loading a model.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from serving.tfs_compat.batching_config import (
 )
 from serving.tfs_compat.flags import ServerFlags
 
-__all__ = ["StartError", "StartupPlan", "plan_startup", "DEFAULT_PROMETHEUS_PATH"]
+__all__ = ["StartError", "StartupPlan", "plan_startup", "find_latest_version", "DEFAULT_PROMETHEUS_PATH"]
 
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # PrometheusExporter::kPrometheusPath
 _log = logging.getLogger("tfs_compat")
@@ -241,3 +242,22 @@ def plan_startup(flags: ServerFlags) -> StartupPlan:
         metrics_path=metrics_path,
         notes=tuple(notes),
     )
+
+
+def find_latest_version(base_path: Path) -> int:
+    """The highest numeric version directory under base_path, as TF Serving's default policy picks.
+
+    Where the real binary would keep polling for a missing directory, tfs-compat fails with the reason
+    (before TensorFlow loads, from `python -m serving.tfs_compat`)."""
+    if not base_path.is_dir():
+        raise FileNotFoundError(
+            f"--model_base_path {base_path} is not a directory: export the model first "
+            "(inferload export --out DIR, then pass DIR/tfserving/linear)"
+        )
+    versions = [int(p.name) for p in base_path.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)]
+    if not versions:
+        raise FileNotFoundError(
+            f"no numeric version directory (e.g. {base_path}/1/) with a SavedModel under "
+            f"--model_base_path {base_path}"
+        )
+    return max(versions)
