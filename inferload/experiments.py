@@ -396,6 +396,9 @@ class Experiment(_Strict):
     repeat_shares: tuple[float, ...] | None = Field(
         default=None, description="fractions of requests that reuse an input already sent (None: the "
         "load generator's uniform choice over its pool)")
+    time_budget_min: float | None = Field(
+        default=None, gt=0, description="the longest the whole matrix may take: a matrix whose dry-run "
+        "estimate (repetitions, rates, durations, early_stop caps) is longer is refused when read")
     early_stop: EarlyStopConfig | None = Field(
         default=None, description="cells run >= duration_s and until the SLO percentile's interval is "
         "tight, at most max_duration_s (None: every cell runs exactly duration_s)")
@@ -539,9 +542,32 @@ def parse_experiment(text: str, *, source: str = "<experiment>") -> Experiment:
         raise ExperimentError("\n".join(f"{source}:{line}: {'.'.join(map(str, path))}: given twice: keep one"
                                         for path, line in duplicates))
     try:
-        return Experiment.model_validate(data)
+        experiment = Experiment.model_validate(data)
     except ValidationError as exc:
         raise ExperimentError(_describe(exc, lines, source)) from None
+    _check_time_budget(experiment, f"{source}:{lines.get(('time_budget_min',), 1)}")
+    return experiment
+
+
+def _check_time_budget(experiment: Experiment, where: str) -> None:
+    """Refuse a matrix whose estimated wall time is over its `time_budget_min`, with the estimate, so
+    a matrix asking for more repetitions or samples than it has time for fails before any load."""
+    if experiment.time_budget_min is None:
+        return
+    from inferload.cells import expand_cells  # cells imports this module
+
+    plan = expand_cells(experiment)
+    estimate_min = plan.estimated_seconds(experiment) / 60
+    if estimate_min <= experiment.time_budget_min:
+        return
+    cap = (f", early_stop.max_duration_s {experiment.early_stop.max_duration_s:g} s counted per cell"
+           if experiment.early_stop is not None else "")
+    raise ExperimentError(
+        f"{where}: time_budget_min: the matrix needs ~{estimate_min:.1f} min by the dry-run estimate "
+        f"({len(plan.cells)} cells, {experiment.repetitions} repetition(s), "
+        f"{experiment.warmup_s:g} s warm-up + {experiment.duration_s:g} s per cell{cap}), "
+        f"over its budget of {experiment.time_budget_min:g} min: "
+        "lower repetitions, rates, batch sizes or duration_s, or raise time_budget_min")
 
 
 def _field_lines(node: yaml.Node | None, path: Path_ = ()) -> dict[Path_, int]:
