@@ -132,7 +132,7 @@ class HttpTransport:
             network_timeout=timeout_s,
             block_size=self._block_size,
         )
-        self._client._connection_pool._is_socket_alive = _idle_socket_alive  # no yield per request
+        self._client._connection_pool._is_socket_alive = _idle_socket_alive  # type: ignore[method-assign]  # no yield per request
 
     def send(self, body: bytes) -> Outcome:
         import gevent
