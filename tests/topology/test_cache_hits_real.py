@@ -1,39 +1,34 @@
-"""nginx's cache in front of REST, keyed on the body (REAL servers, REAL nginx, small model):
+"""nginx's cache in front of REST, keyed on the body (REAL servers: two replicas, REAL nginx, small model):
 a repeated input is a hit on its second request, a distinct input never is, and the load
 generator records which answers came from the cache."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from topology_helpers import FEATURES, bodies, predict_count, send
+from topology_helpers import FEATURES, bodies, front, predict_count, send
 
 from loadtest import LoadSettings, read_run, run_load
-from models.artifacts import ArtifactLayout
 from serving.balancer import CacheSettings, read_access_log
 from serving.ports import Ports
-from serving.replicas import FRONT_FIELDS, ReplicatedServers, Topology, up_replicated
-from serving.settings import ServerSettings
+from serving.replicas import FRONT_FIELDS, ReplicatedServers
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module", params=["tfserving", "torchserve"])
-def cached(request: pytest.FixtureRequest, nginx: str, small_artifacts: ArtifactLayout,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ReplicatedServers, int]]:
-    """One replica behind nginx with the body-keyed cache; yields the servers and the REST front port."""
-    server = request.param
-    ports = Ports.free()
-    topology = Topology(replicas=1, balancer="nginx", cache=CacheSettings(body_buffer_bytes=1_000_000))
-    servers = up_replicated(small_artifacts.root, server=server, settings=ServerSettings(), ports=ports,
-                            state_dir=tmp_path_factory.mktemp(f"{server}-cached"), topology=topology,
-                            timeout_s=300)
-    try:
-        yield servers, getattr(ports, FRONT_FIELDS[server][0])
-    finally:
-        servers.down()
+@pytest.fixture
+def cached(replica_pair: tuple[ReplicatedServers, Ports]) -> tuple[ReplicatedServers, int]:
+    """The session's two replicas (conftest.py) behind a fresh nginx with the body-keyed cache, so every
+    test starts with an empty cache; yields the servers and the REST front port."""
+    servers, ports = replica_pair
+    front(servers, cache=CacheSettings(body_buffer_bytes=1_000_000))
+    return servers, getattr(ports, FRONT_FIELDS[servers.server][0])
+
+
+def served(servers: ReplicatedServers) -> float:
+    """Predict requests the replicas counted themselves, all together."""
+    return sum(predict_count(stack, servers.server) for stack in servers.stacks)
 
 
 @pytest.mark.parametrize("protocol", ["rest-json", "rest-binary"])
@@ -41,15 +36,15 @@ def test_a_repeated_body_hits_and_a_distinct_one_misses(cached: tuple[Replicated
                                                          protocol: str) -> None:
     servers, port = cached
     first, second = bodies(servers.server, protocol, 2, seed=hash(protocol) % 1000)
-    before = predict_count(servers.stacks[0], servers.server)
+    before = served(servers)
 
     outcomes = send(servers.server, protocol, port, [first, first, second, first])
 
     assert [o.status for o in outcomes] == ["ok"] * 4, [o.error for o in outcomes]
     assert [o.cache for o in outcomes] == ["miss", "hit", "miss", "hit"]
     assert outcomes[1].bytes_in == outcomes[0].bytes_in  # the cached answer is the server's answer
-    # only the two misses reached the server
-    assert predict_count(servers.stacks[0], servers.server) - before == 2
+    # only the two misses reached a replica
+    assert served(servers) - before == 2
 
 
 def test_grpc_through_nginx_is_never_cached(cached: tuple[ReplicatedServers, int]) -> None:

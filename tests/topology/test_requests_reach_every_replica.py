@@ -6,60 +6,31 @@ served), for REST and gRPC and both balancing policies; nginx's access log must 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from topology_helpers import bodies, predict_count, send
+from topology_helpers import bodies, front, predict_count, send
 
-from models.artifacts import ArtifactLayout
 from serving import balancer as nginx
 from serving.ports import Ports
-from serving.replicas import FRONT_FIELDS, ReplicatedServers, Topology, up_replicated
-from serving.settings import ServerSettings
+from serving.replicas import FRONT_FIELDS, ReplicatedServers
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 REQUESTS = 12  # per protocol and policy: enough that round robin gives each of 2 replicas several
 
 
-@pytest.fixture(scope="module", params=["tfserving", "torchserve"])
-def replicated(request: pytest.FixtureRequest, nginx: str, small_artifacts: ArtifactLayout,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ReplicatedServers, Ports]]:
-    """Two replicas of one server behind nginx (round robin), started by serving.replicas."""
-    server = request.param
-    ports = Ports.free()
-    servers = up_replicated(small_artifacts.root, server=server, settings=ServerSettings(), ports=ports,
-                            state_dir=tmp_path_factory.mktemp(f"{server}-replicas"),
-                            topology=Topology(replicas=2, balancer="nginx"), timeout_s=300)
-    try:
-        yield servers, ports
-    finally:
-        servers.down()
-
-
-def _restart_nginx(servers: ReplicatedServers, policy: str) -> None:
-    """The same replicas behind a new nginx with `policy` (nginx starts in a second; servers do not)."""
-    assert servers.balancer is not None
-    old = servers.balancer
-    old.stop()
-    settings = nginx.BalancerSettings(**{**old.settings.__dict__, "policy": policy})
-    servers.balancer = nginx.start(settings, old.prefix.parent / f"nginx-{policy}")
-
-
 @pytest.mark.parametrize("policy", ["round_robin", "least_conn"])
 @pytest.mark.parametrize("protocol", ["rest-binary", "grpc"])
-def test_every_replica_serves(replicated: tuple[ReplicatedServers, Ports], policy: str,
+def test_every_replica_serves(replica_pair: tuple[ReplicatedServers, Ports], policy: str,
                               protocol: str) -> None:
-    servers, ports = replicated
+    servers, ports = replica_pair
     server = servers.server
-    if servers.balancer is None or servers.balancer.settings.policy != policy:
-        _restart_nginx(servers, policy)
+    front(servers, policy=policy)  # a fresh nginx with this policy in front of the same replicas
     assert servers.balancer is not None
     log_start = servers.balancer.access_log.stat().st_size if servers.balancer.access_log.exists() else 0
     before = [predict_count(stack, server) for stack in servers.stacks]
 
     rest_field, grpc_field = FRONT_FIELDS[server]
-    front = getattr(ports, grpc_field if protocol == "grpc" else rest_field)
-    outcomes = send(server, protocol, front, bodies(server, protocol, REQUESTS))
+    front_port = getattr(ports, grpc_field if protocol == "grpc" else rest_field)
+    outcomes = send(server, protocol, front_port, bodies(server, protocol, REQUESTS))
 
     assert [o.status for o in outcomes] == ["ok"] * REQUESTS, [o.error for o in outcomes if o.error]
     served = [predict_count(stack, server) - b for stack, b in zip(servers.stacks, before, strict=True)]
@@ -75,8 +46,8 @@ def test_every_replica_serves(replicated: tuple[ReplicatedServers, Ports], polic
     assert servers.alive(server)
 
 
-def test_monitored_names_each_replica_and_nginx(replicated: tuple[ReplicatedServers, Ports]) -> None:
-    servers, _ = replicated
+def test_monitored_names_each_replica_and_nginx(replica_pair: tuple[ReplicatedServers, Ports]) -> None:
+    servers, _ = replica_pair
     names = [entry.name for entry in servers.monitored()]
     assert names == [f"{servers.server}-1", f"{servers.server}-2", "nginx"]
     assert all(entry.pid for entry in servers.monitored())

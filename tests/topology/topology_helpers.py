@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import urllib.request
+from dataclasses import replace
 
 import numpy as np
 
 from loadtest import encode_body, make_inputs
 from loadtest._payloads import CONTENT_TYPES
 from loadtest._transports import GrpcTransport, HttpTransport, Outcome, rest_path
+from serving import balancer as nginx
 from serving.monitor import metrics_url, parse_series_key, scrape_series
+from serving.replicas import ReplicatedServers
 from serving.stack import Stack
 
 FEATURES = 1024
@@ -44,9 +48,24 @@ def predict_count(stack: Stack, server: str) -> float:
     return sum(value for key, value in series.items() if parse_series_key(key)[0] == name)
 
 
+_prefixes = itertools.count(1)
+
+
+def front(servers: ReplicatedServers, *, policy: nginx.Policy = "round_robin",
+          cache: nginx.CacheSettings | None = None) -> nginx.Balancer:
+    """The same replicas behind a fresh nginx (new prefix: empty cache, empty access log) with `policy`
+    and `cache`, on the same front ports (nginx starts in milliseconds; the servers do not)."""
+    assert servers.balancer is not None
+    old = servers.balancer
+    old.stop()
+    settings = replace(old.settings, policy=policy, cache=cache)
+    servers.balancer = nginx.start(settings, old.prefix.parent / f"nginx-{next(_prefixes)}")
+    return servers.balancer
+
+
 def get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as response:
         return bytes(response.read())
 
 
-__all__ = ["bodies", "send", "predict_count", "get", "np"]
+__all__ = ["bodies", "send", "predict_count", "front", "get", "np"]
