@@ -1,5 +1,6 @@
-"""The three-host lab (tests/scaleout/lab_network.py) with both servers running on its server host,
-shared by the scale-out tests of one session and always taken down again."""
+"""The three-host lab (tests/scaleout/lab_network.py) with TF Serving (tfs-compat) running on its server
+host, shared by the scale-out tests of one session and always taken down again. The tests load its gRPC
+endpoint only, so TorchServe (seconds to start and stop on 2 cores) is not started."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ def three_hosts(
 ) -> Iterator[ServerHost]:
     state = tmp_path_factory.mktemp("servers")
     with lab(PREFIX) as net:
-        up = net.server.run([*INFERLOAD, "serve", "up", "--artifacts", str(small_artifacts.root),
-                             "--bind", net.server.address, "--free-ports", "--cpus", "all",
+        up = net.server.run([*INFERLOAD, "serve", "up", "--servers", "tfserving",
+                             "--artifacts", str(small_artifacts.root), "--bind", net.server.address,
+                             "--free-ports", "--cpus", "all",
                              "--state-dir", str(state), "--timeout", "240"],
                             capture_output=True, text=True, timeout=400, cwd=REPO)
         try:
