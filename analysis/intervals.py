@@ -45,14 +45,18 @@ MISSING = Estimate(None)
 
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
-    """Student-t interval of the mean; None with fewer than 2 values."""
+    """Student-t interval of the mean; None with fewer than 2 values.
+
+    Every quantity it is used for (latencies, rates) is non-negative, so the lower end is clamped at 0:
+    with 3 widely spread repetitions, t's symmetric interval would otherwise print a negative p99.
+    """
     data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     if data.size < 2:
         return None
     mean = float(data.mean())
     t = scipy_stats.t.ppf(0.5 + confidence / 2, data.size - 1)
     half = float(t * data.std(ddof=1) / math.sqrt(data.size))
-    return mean - half, mean + half
+    return max(mean - half, 0.0), mean + half
 
 
 def slice_rate_interval(

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from analysis.intervals import MISSING, ORDER_STATISTIC, Estimate, t_interval, t_method
 from analysis.percentiles import Percentiles, QuantileInterval, min_samples
@@ -41,12 +40,8 @@ class Spread:
         data = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
         if data.size == 0:
             return cls(0, None, None, None, None, None)
-        mean = float(data.mean())
-        low = high = None
-        if data.size >= 2:
-            half = float(scipy_stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size))
-            low, high = mean - half, mean + half
-        return cls(int(data.size), mean, float(data.min()), float(data.max()), low, high)
+        low, high = t_interval(data.tolist()) or (None, None)
+        return cls(int(data.size), float(data.mean()), float(data.min()), float(data.max()), low, high)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,13 @@ from analysis.repetitions import Spread
 @pytest.mark.parametrize(
     ("values", "mean", "low", "high"),
     [
-        # n = 3, mean 20, s = 10, t(0.975, 2) = 4.3027 -> half-width 4.3027 * 10 / sqrt(3) = 24.842
-        ([10.0, 20.0, 30.0], 20.0, 20.0 - 24.842, 20.0 + 24.842),
+        # n = 3, mean 20, s = 10, t(0.975, 2) = 4.3027 -> half-width 4.3027 * 10 / sqrt(3) = 24.842;
+        # a latency or rate is never negative: the lower end is clamped at 0
+        ([10.0, 20.0, 30.0], 20.0, 0.0, 20.0 + 24.842),
+        # n = 3, mean 100, s = 10 -> 100 -/+ 24.842, nothing to clamp
+        ([90.0, 100.0, 110.0], 100.0, 100.0 - 24.842, 100.0 + 24.842),
         # n = 2, mean 5, s = sqrt(2), t(0.975, 1) = 12.706 -> half-width 12.706 * sqrt(2) / sqrt(2) = 12.706
-        ([4.0, 6.0], 5.0, 5.0 - 12.706, 5.0 + 12.706),
+        ([4.0, 6.0], 5.0, 0.0, 5.0 + 12.706),
         # identical repetitions: no spread at all
         ([7.0, 7.0, 7.0, 7.0], 7.0, 7.0, 7.0),
     ],
