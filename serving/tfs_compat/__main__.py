@@ -21,9 +21,7 @@ def main(argv: list[str]) -> int:
         print(usage(), end="")
         return 255
     if command_line.flags.values.get("version"):
-        import tensorflow as tf
-
-        print(f"TensorFlow ModelServer: tfs-compat (inferload)\nTensorFlow Library: {tf.__version__}")
+        print(f"TensorFlow ModelServer: tfs-compat (inferload)\nTensorFlow Library: {_tensorflow_version()}")
         return 0
     if command_line.unknown:
         print(f"unknown argument: {command_line.unknown[0]}\n{usage()}", end="", flush=True)
@@ -38,6 +36,18 @@ def main(argv: list[str]) -> int:
     from serving.tfs_compat.server import serve  # TensorFlow loads only when the server really starts
 
     return serve(command_line.flags)
+
+
+def _tensorflow_version() -> str:
+    """The installed TensorFlow's version from its package metadata: no seconds-long import to print it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tensorflow")
+    except PackageNotFoundError:
+        import tensorflow as tf
+
+        return str(tf.__version__)
 
 
 if __name__ == "__main__":
