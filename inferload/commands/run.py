@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="after the sweep, bisect each line's max rate under the SLO this many "
                         "times (one extra cell per bracketed line and step; open loop only)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the in-process floor (floor.json: seconds of TensorFlow and PyTorch "
+                        "start-up); the report then shows no model compute floor")
     parser.set_defaults(func=run)
 
 
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = run_experiment(experiment, out, progress=not args.no_progress,
-                                artifacts_dir=args.artifacts, only=args.only, ports=ports)
+                                artifacts_dir=args.artifacts, only=args.only, ports=ports,
+                                measure_floor=not args.no_floor)
         refined = _refine(args, experiment, out, ports) if args.refine > 0 else 0
     except ExperimentError as exc:
         raise UsageError(str(exc)) from None
