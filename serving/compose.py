@@ -267,9 +267,10 @@ def validate_compose(
     profiles: Iterable[str] = (),
     program: Sequence[str] | None = None,
     run: Runner = _run,
-) -> None:
-    """`compose config -q` on the base file with the overrides (no engine needed); raises ComposeError
-    naming the files, profiles and compose's own complaint when they do not validate."""
+) -> dict[str, Any]:
+    """`compose config` on the base file with the overrides (no engine needed): the configuration as
+    compose resolved it (what it would run; one compose call for checks that also read it). Raises
+    ComposeError naming the files, profiles and compose's own complaint when they do not validate."""
     overrides = list(overrides)
     profiles = list(profiles)
     argv = [*(program or compose_program(run))]
@@ -279,7 +280,7 @@ def validate_compose(
         argv += ["-f", str(path)]
     for profile in profiles:
         argv += ["--profile", profile]
-    result = run([*argv, "config", "-q"], 60.0)
+    result = run([*argv, "config"], 60.0)
     if result.returncode != 0:
         named = ", ".join(str(p) for p in (compose_file, *overrides))
         with_profiles = f" with profile(s) {', '.join(profiles)}" if profiles else ""
@@ -288,6 +289,7 @@ def validate_compose(
             f"compose file(s) {named}{with_profiles}{env} do not validate: "
             f"{(result.stderr or result.stdout).strip()}"
         )
+    return dict(yaml.safe_load(result.stdout) or {})
 
 
 class ComposeStack:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from inferload.experiments import load_experiment
 from inferload.stages import server_settings_for
@@ -73,18 +71,6 @@ def _compose() -> str:
     return compose
 
 
-def _resolved(override: Path, env_file: Path) -> dict:
-    """docker-compose.yml + the override with the env file, as compose resolves them (no engine)."""
-    result = subprocess.run(
-        [_compose(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "-f", str(override), "config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)["services"]
-
-
 def _flag(command: list[str], name: str) -> str | None:
     values = [arg.split("=", 1)[1] for arg in command if arg.startswith(f"--{name}=")]
     assert len(values) <= 1, f"--{name} given twice: {command}"
@@ -114,8 +100,8 @@ def test_generated_override_validates_and_matches_its_server_config(
 ) -> None:
     ports = Ports.free()
     override, env_file = write_override(tmp_path, settings, ComposeLimits(cpus=cpus), ports)
-    validate_compose(COMPOSE_FILE, [override], env_file=env_file, program=[_compose()])
-    services = _resolved(override, env_file)
+    # docker-compose.yml + the override with the env file, as compose validated and resolved them
+    services = validate_compose(COMPOSE_FILE, [override], env_file=env_file, program=[_compose()])["services"]
     tfs, ts = services["tfserving"], services["torchserve"]
 
     # TF Serving: batching flags together or not at all, and the file they name exists.
