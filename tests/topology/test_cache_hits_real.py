@@ -60,14 +60,14 @@ def test_grpc_through_nginx_is_never_cached(cached: tuple[ReplicatedServers, int
 def test_the_load_generator_records_cache_hits_at_the_repeat_share(
     cached: tuple[ReplicatedServers, int], tmp_path: Path, share: float, hits_between: tuple[float, float]
 ) -> None:
-    """80 requests at 20/s; repeats reuse one of this run's earlier inputs, fresh inputs are new.
+    """80 requests at 40/s; repeats reuse one of this run's earlier inputs, fresh inputs are new.
 
     Share 0: every input is distinct, so not one hit. Share 0.6: the hit ratio is the repeat share
     less repeats of inputs still in flight; bounds are ~4 binomial standard deviations (n = 80).
     """
     servers, port = cached
     settings = LoadSettings(server=servers.server, protocol="rest-binary", host="127.0.0.1", port=port,
-                            rate=20.0, duration_s=4.0, warmup_s=0.0, features=FEATURES, repeat_share=share,
+                            rate=40.0, duration_s=2.0, warmup_s=0.0, features=FEATURES, repeat_share=share,
                             payload_seed=int(share * 100) + 17, pool_size=4)
     run_load(settings, tmp_path, progress=False)
     records = read_run(tmp_path).records
