@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml
 	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null) || \
 		echo "note: docker-compose not installed; its validation test will be skipped"; }
-	@# nginx (Debian package): the balancer and cache in front of server replicas (serving/balancer.py).
-	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null) || \
-		echo "note: nginx not installed (apt-get install nginx): replica and cache experiments and their tests need it"; }
+	@# nginx (Debian package): the balancer and cache in front of server replicas (serving/balancer.py);
+	@# its JavaScript module (libnginx-mod-http-js) hashes request bodies into the cache key.
+	@{ { command -v nginx >/dev/null || test -x /usr/sbin/nginx; } && test -f /usr/lib/nginx/modules/ngx_http_js_module.so; } || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-http-js >/dev/null) || \
+		echo "note: nginx not installed (apt-get install nginx libnginx-mod-http-js): replica and cache experiments and their tests need it"; }
 	touch $(STAMP)
 
 protos: $(STAMP)
