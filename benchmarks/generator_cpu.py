@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -221,17 +222,22 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def _collapsed_stacks(collapsed: Path) -> Iterator[tuple[str, int]]:
+    """(stack, sample count) per line of a collapsed profile (`frame;frame;... count`)."""
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            yield stack, int(count_text)
+
+
 def categorize(collapsed: Path) -> list[tuple[str, float]]:
     """Share of samples per CATEGORIES entry (first match wins), 'other' last."""
     shares: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in collapsed.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        total += int(count_text)
+    for stack, count in _collapsed_stacks(collapsed):
+        total += count
         label = next((name for name, keys in CATEGORIES if any(k in stack for k in keys)), "other")
-        shares[label] += int(count_text)
+        shares[label] += count
     order = [name for name, _ in CATEGORIES] + ["other"]
     return [(name, 100 * shares[name] / total) for name in order if shares[name]] if total else []
 
@@ -242,11 +248,7 @@ def summarize_profile(collapsed: Path, top: int = 25) -> str:
     inclusive: collections.Counter[str] = collections.Counter()
     by_thread: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in collapsed.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in _collapsed_stacks(collapsed):
         frames = stack.split(";")
         total += count
         by_thread[frames[0]] += count
