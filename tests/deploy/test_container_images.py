@@ -34,6 +34,7 @@ OWN_PACKAGES = {"loadtest", "inferload_protos"}
 NOT_ON_THE_LOCUST_PATH = {
     "pandas": "loadtest._schema.read_run (reading results)",
     "rich": "loadtest._runner's progress bar (`inferload load`)",
+    "scipy": "loadtest._percentiles.quantile_interval (early stopping, `inferload load` only)",
 }
 
 
