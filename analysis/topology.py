@@ -284,6 +284,9 @@ def _efficiency(n: int, line: SweepVerdict, one: SweepVerdict | None) -> tuple[f
     if one is None:
         return None, "no single replica behind nginx measured"
     for replicas, verdict in ((1, one), (n, line)):
+        if verdict.first_miss_rate is None and verdict.excluded:
+            return None, (f"{replicas} replica(s): no usable rate missed the SLO, and the higher ones were "
+                          "excluded (generator-invalid or failed): the limit was not found here")
         if verdict.first_miss_rate is None:
             return None, (f"{replicas} replica(s) met the SLO at every rate measured: "
                           "extend the rates until a rate misses")

@@ -15,9 +15,10 @@ TOPO = {"rr_1": Topo("rr_1", 1, "nginx", "round_robin", False),
         "single": Topo("single", 1, "none", "round_robin", False)}
 
 
-def verdict(config: str, throughput: float, first_miss: float | None) -> SweepVerdict:
+def verdict(config: str, throughput: float, first_miss: float | None,
+            excluded: tuple[str, ...] = ()) -> SweepVerdict:
     return SweepVerdict(GroupKey("torchserve", "grpc", config, 1, "open"), 80.0, None, 40.0, throughput,
-                        throughput, 40.0, 10.0, None, (20.0, 40.0, 80.0, 160.0), (),
+                        throughput, 40.0, 10.0, None, (20.0, 40.0, 80.0, 160.0), excluded,
                         first_miss_rate=first_miss)
 
 
@@ -38,6 +39,16 @@ def test_efficiency_by_hand(one: tuple[float, float | None], two: tuple[float, f
     assert (rows["rr_2"].note is None) == (note is None)
     if note is not None:
         assert note in (rows["rr_2"].note or "")
+
+
+def test_a_line_whose_higher_rates_were_excluded_has_no_limit_and_says_why() -> None:
+    """A search whose next step was generator-invalid found no miss: not "extend the rates"."""
+    invalid = ("torchserve grpc [rr_1] batch 1 @ 80/s: generator lateness p99 26.34 ms is above the limit",)
+    rows = {r.config: r for r in scaling_rows([verdict("rr_1", 60.0, None, invalid),
+                                               verdict("rr_2", 90.0, 120.0)], TOPO)}
+    assert rows["rr_2"].efficiency is None
+    assert "1 replica(s): no usable rate missed the SLO" in (rows["rr_2"].note or "")
+    assert "excluded (generator-invalid or failed)" in (rows["rr_2"].note or "")
 
 
 def test_least_conn_at_two_is_judged_against_the_single_replica_behind_nginx() -> None:
