@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -81,6 +82,19 @@ def split_cpus(cpus: tuple[int, ...] | None, replicas: int) -> list[tuple[int, .
             for i in range(replicas)]
 
 
+
+def _wait_until_settled(log: Path, *, quiet_s: float = 0.1, timeout_s: float = 2.0) -> None:
+    """Wait until nginx's access log stops growing: it writes a request's line in its log phase, after
+    the response went out, so the client can see the last answer before its line is in the file."""
+    deadline = time.monotonic() + timeout_s
+    size = log.stat().st_size if log.exists() else -1
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = log.stat().st_size if log.exists() else -1
+        if now == size:
+            return
+        size = now
+
 class ReplicatedServers:
     """N stacks of one server and the nginx in front of them."""
 
@@ -136,6 +150,7 @@ class ReplicatedServers:
         finally:
             cell_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.balancer.config_path, cell_dir / "nginx.conf")
+            _wait_until_settled(log)
             if log.exists():
                 with open(log, "rb") as source, open(cell_dir / "balancer_access.jsonl", "wb") as target:
                     source.seek(start)
