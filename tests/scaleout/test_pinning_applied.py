@@ -87,7 +87,7 @@ def test_servers_and_load_run_on_their_own_cpus(small_artifacts: ArtifactLayout,
     out = tmp_path / "out"
     runner = subprocess.Popen([sys.executable, "-m", "inferload", "run", str(matrix), "--out", str(out),
                                "--artifacts", str(small_artifacts.root), "--free-ports", "--no-progress",
-                               "--no-floor"])  # the floor is not what this checks: seconds of TF/torch start-up
+                               "--no-floor"])  # not what this checks: the floor costs seconds of start-up
     stages = Sampler(runner, out)
     deadline = time.monotonic() + 600
     try:
