@@ -2,8 +2,8 @@
 
 | file | format | owner: definition, reader |
 |---|---|---|
-| `manifest.json` | `inferload.experiment` v1 | `inferload.manifest`: `Manifest`, `read_manifest` |
-| `cell.json` | `inferload.cell` v1 | `inferload.manifest`: `CellRecord`, `read_cell` |
+| `manifest.json` | `inferload.experiment` v2 | `inferload.manifest`: `Manifest`, `read_manifest` |
+| `cell.json` | `inferload.cell` v2 | `inferload.manifest`: `CellRecord`, `read_cell` |
 | `load.json` | `inferload.load` v1 | `loadtest`: `LoadSummary`, `LoadSummary.read` |
 | `payloads.json` | `inferload.payloads` v1 | `loadtest`: `EncodingRecord`, `read_payloads_json` |
 | `floor.json` | `inferload.floor` v1 | `models.floor`: `FloorRecord`, `read_floor` |

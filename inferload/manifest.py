@@ -32,8 +32,14 @@ __all__ = [
     "CELL_VERSION",
     "CELL_DONE",
     "CELL_FAILED",
+    "CellCalibration",
+    "CellMachine",
+    "CellProbe",
     "CellRecord",
     "Manifest",
+    "RoundRecord",
+    "Schedule",
+    "WarmupRecord",
     "SchemaError",
     "build_manifest",
     "cell_status",
@@ -49,10 +55,12 @@ __all__ = [
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA: Literal["inferload.experiment"] = "inferload.experiment"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2 added the schedule, its rounds and the server warm-ups
+MANIFEST_READABLE = (1, 2)
 CELL_FILE = "cell.json"
 CELL_SCHEMA: Literal["inferload.cell"] = "inferload.cell"
-CELL_VERSION = 1
+CELL_VERSION = 2  # 2 added round, position, arm and the machine during the cell
+CELL_READABLE = (1, 2)
 CELL_DONE = "done"
 CELL_FAILED = "failed"
 
@@ -77,8 +85,54 @@ class ManifestModel(_Document):
     seed: int
 
 
+class Schedule(_Document):
+    """How the cells were ordered (inferload/rounds.py): rounds that visit every line in a seeded random
+    order, and what separated two repetitions."""
+
+    seed: int  # the rounds' orders are drawn from this seed and the round's index
+    isolation: Literal["restart", "rewarm"]  # between repetitions: servers restarted, or warmed again
+    arms: int = 1  # 2 when some lines were measured twice per round (an A/A check: arms a and b)
+
+
+class RoundRecord(_Document):
+    """One round: every line of one server config visited once, in `order` (line ids, position 0 first).
+
+    A rate sweep's round runs every line at one `level`; a max-rate search's round advances every line
+    still searching by one step (`level` None: each line's step is in its cell.json).
+    """
+
+    round: int
+    repetition: int
+    server_config_name: str
+    kind: Literal["levels", "search"]
+    level: float | None
+    order: list[str]
+    calibration_before: int | None = None  # index of the calibration point taken before the round
+    calibration_after: int | None = None
+
+
+class WarmupRecord(_Document):
+    """A line warmed after its server started (inferload/warmup.py): closed-loop windows until the last
+    `windows` window medians agree within `within` of their mean, or `max_s` ran out."""
+
+    line: str
+    server: str
+    protocol: str
+    batch: int
+    server_config_name: str
+    repetition: int
+    started_at: str
+    rule: str  # the stability rule in words
+    windows_ms: list[float]  # each window's median service time, in order
+    window_requests: list[int]
+    seconds: float  # wall time of the warm-up
+    stable: bool  # False: the cap ended it first
+    error: str | None = None  # the warm-up load failed (the line's cells still run and say how they did)
+
+
 class Manifest(_Document):
-    """manifest.json (`inferload.experiment` v1): the matrix, where and on what it ran."""
+    """manifest.json (`inferload.experiment` v2; v1 is read too): the matrix, where and on what it ran,
+    and (v2) the order it ran in."""
 
     schema_: Literal["inferload.experiment"] = Field(default=MANIFEST_SCHEMA, alias="schema")
     schema_version: int = MANIFEST_VERSION
@@ -96,10 +150,47 @@ class Manifest(_Document):
     resumed_at: str | None = None
     cpus: dict[str, Any] | None = None  # serving.cpusets plan: {"servers", "load", "source", "available"}
     target: dict[str, Any] | None = None  # inferload.targets: where the servers were
+    schedule: Schedule | None = None  # v2: how the rounds were drawn (None: a v1 manifest)
+    rounds: list[RoundRecord] = Field(default_factory=list)  # v2: the rounds run so far, in order
+    warmups: list[WarmupRecord] = Field(default_factory=list)  # v2: every warm-up after a server start
+
+
+class CellCalibration(_Document):
+    """The calibration point nearest in time to the cell (models/calibration.py), at the cell's batch."""
+
+    index: int  # the point's index in calibration.jsonl
+    label: str
+    seconds_away: float  # from the middle of the cell's load to the calibration
+    batch: int  # the calibrated batch nearest the cell's
+    predict_ms: float  # median in-process predict time there
+    bandwidth_gb_s: float | None
+
+
+class CellProbe(_Document):
+    """The low-duty probe's predict calls while the cell's load ran (models/calibration.py)."""
+
+    batch: int
+    median_ms: float
+    p90_ms: float
+    n: int
+
+
+class CellMachine(_Document):
+    """The machine while the cell's load ran: its speed (nearest calibration, the probe in the cell's
+    own window) and what else took CPU (inferload/machine.py). The servers' own per-request compute
+    time for the same window is in the cell's server_metrics.jsonl (analysis.server_side reads it)."""
+
+    window_ns: tuple[int, int]  # monotonic start and end of the cell's load (the records' clock)
+    cpu_count: int  # CPUs the shares below are of
+    steal_share: float | None  # share of all CPU time the hypervisor gave to other guests (/proc/stat)
+    load_average_1m: float | None  # the 1-minute load average, mean over the cell's samples
+    other_cpu_cores: float | None  # CPU of processes that are neither the servers nor ours, in cores
+    calibration: CellCalibration | None = None
+    probe: CellProbe | None = None
 
 
 class CellRecord(_Document):
-    """cell.json (`inferload.cell` v1): one cell repetition's settings and how it ended.
+    """cell.json (`inferload.cell` v2; v1 is read too): one cell repetition's settings and how it ended.
 
     The matrix's bookkeeping of a cell (id, server config, repetition, status); what the load
     generator measured is in the run's own files (records, load.json).
@@ -127,6 +218,10 @@ class CellRecord(_Document):
     finished_at: str | None = None
     load_summary: dict[str, Any] | None = None  # a few load.json fields (load.json has them all)
     target: dict[str, Any] | None = None  # {"kind", "host", "port", "metadata_url"}
+    round: int | None = None  # v2: the round it ran in (manifest.json `rounds`)
+    position: int | None = None  # v2: its place in that round's order, from 0
+    arm: Literal["a", "b"] | None = None  # v2: an A/A line's arm (None: the line has no twin)
+    machine: CellMachine | None = None  # v2: the machine while its load ran (None: not measured)
 
 _PACKAGES = (
     "inferload", "tensorflow-cpu", "tensorflow", "tensorflow-serving-api", "torch", "torchserve",
@@ -215,9 +310,9 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
-def _read(path: Path, schema: str, version: int, model: type[_Document]) -> Any:
+def _read(path: Path, schema: str, readable: tuple[int, ...], model: type[_Document]) -> Any:
     document = read_json_document(path)
-    check_format(path, document, schema, (version,))
+    check_format(path, document, schema, readable)
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -235,7 +330,7 @@ def read_manifest(path: Path) -> Manifest:
     """manifest.json (`path` is the file or its results directory); SchemaError names the file and,
     for another version, the version it says and the one read here."""
     path = path / MANIFEST_FILE if path.is_dir() else path
-    result: Manifest = _read(path, MANIFEST_SCHEMA, MANIFEST_VERSION, Manifest)
+    result: Manifest = _read(path, MANIFEST_SCHEMA, MANIFEST_READABLE, Manifest)
     return result
 
 
@@ -252,7 +347,7 @@ def read_cell(cell_dir: Path) -> CellRecord | None:
     path = cell_dir / CELL_FILE
     if not path.is_file():
         return None
-    result: CellRecord = _read(path, CELL_SCHEMA, CELL_VERSION, CellRecord)
+    result: CellRecord = _read(path, CELL_SCHEMA, CELL_READABLE, CellRecord)
     return result
 
 

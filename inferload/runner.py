@@ -91,7 +91,7 @@ def cell_is_done(cell_dir: Path) -> bool:
 # Fields that only add or remove cells (or re-judge them): a results directory may be resumed with
 # a matrix that changes them, e.g. a rate sweep extended upwards. Everything else shapes every cell.
 _AXES = {"servers", "protocols", "load", "batch_sizes", "server_configs", "repetitions", "max_body_mb", "slo",
-         "repeat_shares"}
+         "repeat_shares", "aa"}
 
 
 def _incompatibilities(previous: Experiment, current: Experiment) -> list[str]:

@@ -45,7 +45,7 @@ def test_out_and_compare(results: ResultsBuilder, tmp_path: Path) -> None:
     [
         ("missing", "no such results directory"),
         ("empty", "the directory is empty"),
-        ("newer", "format version 2; this inferload reads version 1: it was written by a newer inferload"),
+        ("newer", "format version 3; this inferload reads version 1 or 2: it was written by a newer inferload"),
     ],
 )
 def test_bad_results_directories_exit_2_with_a_clear_message(
@@ -57,7 +57,7 @@ def test_bad_results_directories_exit_2_with_a_clear_message(
     elif prepare == "newer":
         ResultsBuilder(root).cell()
         manifest = json.loads((root / "manifest.json").read_text())
-        manifest["schema_version"] = 2
+        manifest["schema_version"] = 3
         (root / "manifest.json").write_text(json.dumps(manifest))
     assert main(["report", str(root)]) == 2
     err = capsys.readouterr().err

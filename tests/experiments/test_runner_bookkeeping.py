@@ -126,7 +126,7 @@ def test_a_full_run_writes_every_cell_a_manifest_and_the_floor(tmp_path: Path) -
     assert stages.started == [("default", "tfserving"), ("default", "torchserve")]
     assert all(server.stopped == 1 for server in stages.servers)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["schema"] == "inferload.experiment" and manifest["schema_version"] == 1
+    assert manifest["schema"] == "inferload.experiment" and manifest["schema_version"] == 2
     assert manifest["tfserving_kind"] == "tfs-compat"
     assert manifest["model"] == {"classes": 4, "features": 8, "seed": 0}
     assert manifest["machine"]["cpu_count_logical"] >= 1 and "numpy" in manifest["versions"]

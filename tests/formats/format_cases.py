@@ -28,6 +28,7 @@ from loadtest import (
 )
 from loadtest._summary import summarize
 from models.artifacts import ModelJson
+from models.calibration import CalibrationWriter, PredictTiming, ProbeSample, new_header, read_calibration
 from models.floor import FloorRecord, read_floor, write_floor
 from serving.monitor import MonitoredServer, ServerSample, header, read_server_samples
 
@@ -93,6 +94,12 @@ def _cell(directory: Path) -> tuple[Path, Any]:
         "cell_id": "torchserve-grpc-b1-default-r2-rep0", "server": "torchserve", "protocol": "grpc",
         "mode": "open", "rate": 2.0, "concurrency": None, "batch": 1, "server_config": {},
         "server_config_name": "default", "repetition": 0, "status": "done", "error": None,
+        "round": 3, "position": 1, "arm": "b",
+        "machine": {"window_ns": [S, 3 * S], "cpu_count": 2, "steal_share": 0.01, "load_average_1m": 1.5,
+                    "other_cpu_cores": 0.2,
+                    "calibration": {"index": 2, "label": "after round 2", "seconds_away": 4.0, "batch": 1,
+                                    "predict_ms": 3.1, "bandwidth_gb_s": 9.5},
+                    "probe": {"batch": 1, "median_ms": 3.3, "p90_ms": 4.0, "n": 12}},
     })
     return directory / "cell.json", record
 
@@ -108,6 +115,15 @@ def _manifest(directory: Path) -> tuple[Path, Any]:
         seeds={"experiment": 0, "model": 0}, tfserving_kind="tfs-compat", versions={"python": "3.11"},
         machine={"cpu_count_logical": 2}, artifacts="artifacts/4x8-s0",
         created_at="2026-11-30T22:00:00+00:00",
+        schedule={"seed": 7, "isolation": "restart", "arms": 2},  # type: ignore[arg-type]
+        rounds=[{"round": 0, "repetition": 0, "server_config_name": "default", "kind": "levels",  # type: ignore[list-item]
+                 "level": 40.0, "order": ["torchserve-grpc-b1-default", "tfserving-grpc-b1-default"],
+                 "calibration_before": 0, "calibration_after": 1}],
+        warmups=[{"line": "torchserve-grpc-b1-default", "server": "torchserve", "protocol": "grpc",  # type: ignore[list-item]
+                  "batch": 1, "server_config_name": "default", "repetition": 0,
+                  "started_at": "2026-11-30T22:00:01+00:00", "rule": "3 windows within 10 %",
+                  "windows_ms": [9.0, 3.1, 3.0, 3.2], "window_requests": [20, 20, 20, 20], "seconds": 1.5,
+                  "stable": True}],
     )
     path = directory / "manifest.json"
     return path, write_manifest(path, manifest)
@@ -133,13 +149,29 @@ def _model_json(directory: Path) -> tuple[Path, Any]:
     return document.write(directory / "model.json"), document
 
 
+def _calibration(directory: Path) -> tuple[Path, Any]:
+    path = directory / "calibration.jsonl"
+    header = new_header(framework="torch", threads=1, model={"classes": 4, "features": 8, "seed": 0},
+                        batches=[1], cpus=[0], probe_interval_s=0.5)
+    with CalibrationWriter(path, header) as writer:
+        point = writer.add_point("before round 0", S, 0.4, [PredictTiming(1, 0.02, 0.03, 30)], 9.5)
+        writer.add_probe(ProbeSample(t_ns=2 * S, batch=1, ms=0.021))
+    return path, (header, (point,), (ProbeSample(t_ns=2 * S, batch=1, ms=0.021),))
+
+
+def _read_calibration(path: Path) -> Any:
+    log = read_calibration(path)
+    return log.header, log.points, log.probes
+
+
 CASES = [
     Case("requests.jsonl", _records, _read_records, "bytes_out", "version 1 or 2"),
     Case("load.json", _load, LoadSummary.read, "achieved_send_rate", "version 1 or 2"),
     Case("payloads.json", _payloads, read_payloads_json, "encode_ms_median", "version 1"),
     Case("floor.json", _floor, read_floor, "median_ms", "version 1"),
-    Case("cell.json", _cell, _read_cell, "server_config_name", "version 1"),
-    Case("manifest.json", _manifest, read_manifest, "tfserving_kind", "version 1"),
+    Case("cell.json", _cell, _read_cell, "server_config_name", "version 1 or 2"),
+    Case("manifest.json", _manifest, read_manifest, "tfserving_kind", "version 1 or 2"),
     Case("server_metrics.jsonl", _server_metrics, read_server_samples, "cpu_seconds", "version 1"),
     Case("model.json", _model_json, ModelJson.read, "handler_sha256", "version 1"),
+    Case("calibration.jsonl", _calibration, _read_calibration, "bandwidth_gb_s", "version 1"),
 ]
