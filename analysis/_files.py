@@ -2,15 +2,16 @@
 
 | file | format | owner: definition, reader |
 |---|---|---|
-| `manifest.json` | `inferload.experiment` v2 | `inferload.manifest`: `Manifest`, `read_manifest` |
-| `cell.json` | `inferload.cell` v2 | `inferload.manifest`: `CellRecord`, `read_cell` |
-| `load.json` | `inferload.load` v1 | `loadtest`: `LoadSummary`, `LoadSummary.read` |
+| `manifest.json` | `inferload.experiment` v2 | `inferload_formats`: `Manifest` |
+| `cell.json` | `inferload.cell` v2 | `inferload_formats`: `CellRecord`, `read_cell` |
+| `load.json` | `inferload.load` v2 | `loadtest`: `LoadSummary` |
 | `payloads.json` | `inferload.payloads` v1 | `loadtest`: `EncodingRecord`, `read_payloads_json` |
 | `floor.json` | `inferload.floor` v1 | `models.floor`: `FloorRecord`, `read_floor` |
-| `server_metrics.jsonl` | `inferload.server_metrics` v1 | `serving.monitor`: `ServerSample`, reader |
+| `server_metrics.jsonl` | `inferload.server_metrics` v1 | `serving.metrics_file`: `ServerSample`, reader |
 
 Each owner refuses another schema, an unknown or newer version (naming the file, the version it says
-and the one read here) and a misspelt field; this module turns those refusals into `ResultsError`.
+and the one read here) and a misspelt field with `inferload_formats.SchemaError`; this module turns
+those refusals into `ResultsError`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from analysis.errors import ResultsError
-from analysis.server_side import read_samples
-from inferload.manifest import MANIFEST_FILE, CellRecord, Manifest
-from inferload.manifest import read_cell as _read_cell
-from inferload.manifest import read_manifest as _read_manifest
-from loadtest import EncodingRecord, LoadSummary, SchemaError, read_payloads_json
+from inferload_formats import MANIFEST_FILE, CellRecord, Manifest, SchemaError
+from inferload_formats import read_cell as _read_cell
+from loadtest import EncodingRecord, LoadSummary, read_payloads_json
 from loadtest._summary import LOAD_FILE
-from models.floor import FloorFormatError, FloorRecord
+from models.floor import FloorRecord
 from models.floor import read_floor as _read_floor
+from serving.metrics_file import METRICS_FILE, ServerSample, read_server_samples
 
 PAYLOADS_FILE = "payloads.json"
 FLOOR_FILE = "floor.json"
@@ -39,12 +39,12 @@ def _owned(read: Callable[..., T], *args: Any) -> T:
     """Call an owner's reader; its refusal becomes the analysis' ResultsError, word for word."""
     try:
         return read(*args)
-    except (SchemaError, FloorFormatError) as exc:
+    except SchemaError as exc:
         raise ResultsError(str(exc)) from exc
 
 
 def read_manifest(results_dir: Path) -> Manifest:
-    return _owned(_read_manifest, results_dir / MANIFEST_FILE)
+    return _owned(Manifest.read, results_dir / MANIFEST_FILE)
 
 
 def read_cell(run_dir: Path) -> CellRecord | None:
@@ -102,6 +102,11 @@ def read_floor(results_dir: Path) -> list[FloorTime]:
     return [FloorTime.of(record) for record in _owned(_read_floor, path)]
 
 
+def read_samples(run_dir: Path) -> list[ServerSample]:
+    """The run's server_metrics.jsonl samples ([] without the file)."""
+    return _owned(read_server_samples, run_dir / METRICS_FILE)
+
+
 @dataclass(frozen=True)
 class ServerUsage:
     """CPU and memory of each server process while a run's load was on."""
@@ -118,7 +123,7 @@ def read_server_usage(
 ) -> list[ServerUsage]:
     """Summarize `server_metrics.jsonl` samples (within `start_ns..end_ns` when given) per server.
 
-    Read through the file's owner, `serving.monitor.read_server_samples`; samples without a CPU
+    Read through the file's owner, `serving.metrics_file.read_server_samples`; samples without a CPU
     percentage (an external server, source "none") are left out.
     """
     per_server: dict[str, list[tuple[float, int]]] = {}

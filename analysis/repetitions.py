@@ -201,9 +201,7 @@ def summarize_cells(runs: Iterable[RunSummary], slo: Slo | None = None) -> list[
         if slo is not None and status == "met" and slo_estimate.high is not None:
             met_surely = slo_estimate.high <= slo.latency_ms
         if slo is not None and status == "missed":
-            failed = any(
-                r.error_rate + r.drop_rate > slo.max_failure_rate or r.ok == 0 for r in usable
-            )
+            failed = any(slo.failures_exceed(r.error_rate, r.drop_rate) or r.ok == 0 for r in usable)
             missed_surely = failed or (slo_estimate.low is not None and slo_estimate.low > slo.latency_ms)
         notes = tuple(dict.fromkeys(r.slo_note for r in usable if r.slo_note))
         cells.append(

@@ -20,7 +20,7 @@ from analysis.decomposition import Decomposition, ServerDecomposition, decompose
 from analysis.intervals import ORDER_STATISTIC, THROUGHPUT_SLICES, Estimate
 from analysis.percentiles import CONFIDENCE, REPORTED_PERCENTILES, min_samples
 from analysis.repetitions import GroupKey
-from analysis.results import Experiment, load_experiment
+from analysis.results import Results, read_results
 from analysis.topology import TopologyReport, topology_report
 from analysis.verdicts import (
     BatchingVerdict,
@@ -69,7 +69,7 @@ class FloorTable:
 class ReportModel:
     """Everything the three report views show, computed once."""
 
-    experiment: Experiment
+    results: Results
     verdicts: tuple[SweepVerdict, ...]
     best: BestConfiguration
     batching: tuple[BatchingVerdict, ...]
@@ -81,15 +81,15 @@ class ReportModel:
 
     @property
     def tfserving_label(self) -> str:
-        kind = self.experiment.tfserving_kind
+        kind = self.results.tfserving_kind
         if kind is None:
-            return "not recorded" if any(r.server == "tfserving" for r in self.experiment.runs) else "not run"
+            return "not recorded" if any(r.server == "tfserving" for r in self.results.runs) else "not run"
         return TFSERVING_KIND_LABELS.get(kind, kind)
 
     @property
     def floor_table(self) -> FloorTable | None:
         """The in-process floor as batch rows x framework columns."""
-        floor = self.experiment.floor
+        floor = self.results.floor
         if not floor:
             return None
         frameworks = tuple(sorted({f.framework for f in floor}))
@@ -101,8 +101,8 @@ class ReportModel:
     @property
     def machine_description(self) -> str:
         """The manifest's machine facts, sizes in GiB, for the report header."""
-        machine = self.experiment.manifest.get("machine")
-        if not isinstance(machine, dict) or not machine:
+        machine = self.results.manifest.machine if self.results.manifest is not None else {}
+        if not machine:
             return "not recorded"
         parts = []
         for key, value in machine.items():
@@ -118,14 +118,8 @@ class ReportModel:
     @property
     def cpu_sets_description(self) -> str:
         """Where servers and load processes ran (manifest `cpus`, written by the runner)."""
-        cpus = self.experiment.manifest.get("cpus")
-        if not isinstance(cpus, dict):
-            return "not recorded"
-        servers, load = cpus.get("servers"), cpus.get("load")
-        how = {"given": "as the matrix says", "default": "default split", "none": "unpinned"}
-        source = how.get(str(cpus.get("source")), str(cpus.get("source")))
-        return (f"servers: {servers or 'any CPU'} · load: {load or 'any CPU'} ({source}; "
-                f"machine offers {cpus.get('available', '?')})")
+        cpus = self.results.manifest.cpus if self.results.manifest is not None else None
+        return cpus.describe() if cpus is not None else "not recorded"
 
     def sweep_lines(self) -> dict[str, list[BatchSweepPoint]]:
         """Batch-sweep points grouped by server x protocol x configuration x concurrency."""
@@ -212,12 +206,12 @@ class ReportModel:
     def early_stop_rule(self) -> str | None:
         """The matrix's stopping rule in words ("ran >= 20 s and until the p99's 95 % interval was within
         ±10 % of it, at most 120 s"), or None when its cells ran a fixed duration."""
-        matrix = self.experiment.manifest.get("experiment")
-        rule = matrix.get("early_stop") if isinstance(matrix, dict) else None
-        if isinstance(rule, dict):
-            return EarlyStop(percentile=self.experiment.slo.percentile, **rule).describe(
-                float(matrix["duration_s"]))  # type: ignore[index]
-        outcomes = [r.early_stop for r in self.experiment.runs if r.early_stop]
+        matrix = self.results.manifest.matrix if self.results.manifest is not None else None
+        if matrix is not None and matrix.early_stop is not None and matrix.duration_s is not None:
+            rule = matrix.early_stop
+            return EarlyStop(percentile=self.results.slo.percentile, interval_within=rule.interval_within,
+                             max_duration_s=rule.max_duration_s).describe(matrix.duration_s)
+        outcomes = [r.early_stop for r in self.results.runs if r.early_stop]
         if not outcomes:  # a bare load run records its rule in its own load.json
             return None
         first = outcomes[0]
@@ -226,7 +220,7 @@ class ReportModel:
 
     def early_stop_rows(self) -> list[tuple[str, int, str]]:
         """Per run with the rule: cell id, repetition, and how it ended in words."""
-        return [(r.cell_id, r.repetition, r.early_stop_note or "") for r in self.experiment.runs
+        return [(r.cell_id, r.repetition, r.early_stop_note or "") for r in self.results.runs
                 if r.early_stop_note]
 
     def regression_lines(self) -> list[str]:
@@ -308,11 +302,11 @@ def _rate_bracket(verdict: SweepVerdict) -> str:
 
 
 def build_model(results_dir: Path | str, compare_with: Path | str | None = None) -> ReportModel:
-    experiment = load_experiment(results_dir)
+    experiment = read_results(results_dir)
     verdicts = sweep_verdicts(experiment.cells)
     comparison = None
     if compare_with is not None:
-        before = load_experiment(compare_with)
+        before = read_results(compare_with)
         check_comparable(before, experiment)
         comparison = compare(
             before.name,
@@ -323,7 +317,7 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None)
             verdicts,
         )
     return ReportModel(
-        experiment=experiment,
+        results=experiment,
         verdicts=tuple(verdicts),
         best=best_configuration(verdicts),
         batching=tuple(batching_verdicts(experiment.cells, verdicts)),
@@ -344,7 +338,7 @@ def _group_fields(group: GroupKey | None) -> dict[str, Any]:
 
 def summary_document(model: ReportModel) -> dict[str, Any]:
     """The machine-readable summary. Verdict fields are always present; null comes with a `*_note` reason."""
-    experiment = model.experiment
+    experiment = model.results
     verdicts = []
     for v in model.verdicts:
         entry = _group_fields(v.group)
@@ -431,13 +425,14 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
         "name": experiment.name,
         "results_dir": str(experiment.path),
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "slo": asdict(experiment.slo),
-        "model": experiment.manifest.get("model"),
+        "slo": experiment.slo.model_dump(),
+        "model": experiment.model.model_dump() if experiment.model is not None else None,
         "tfserving_kind": experiment.tfserving_kind,
         "tfserving_label": model.tfserving_label,
-        "versions": experiment.manifest.get("versions"),
-        "machine": experiment.manifest.get("machine"),
-        "cpus": experiment.manifest.get("cpus"),
+        "versions": experiment.manifest.versions if experiment.manifest is not None else None,
+        "machine": experiment.manifest.machine if experiment.manifest is not None else None,
+        "cpus": experiment.manifest.cpus.model_dump() if experiment.manifest and experiment.manifest.cpus
+        else None,
         "uncertainty": uncertainty_methods(),
         "verdicts": verdicts,
         "best_configuration": best,
@@ -465,7 +460,7 @@ def _early_stop_document(model: ReportModel) -> dict[str, Any] | None:
     if rule is None:
         return None
     runs = [{"cell_id": r.cell_id, "repetition": r.repetition, **r.early_stop}
-            for r in model.experiment.runs if r.early_stop]
+            for r in model.results.runs if r.early_stop]
     return {"rule": f"cells {rule}", "runs": runs}
 
 
@@ -506,12 +501,12 @@ def _environment(autoescape: bool) -> jinja2.Environment:
 
 
 def _figures(model: ReportModel) -> dict[str, str | None]:
-    cells = model.experiment.cells
+    cells = model.results.cells
     return {
-        "latency": plots.latency_vs_load(cells, model.experiment.slo),
+        "latency": plots.latency_vs_load(cells, model.results.slo),
         "throughput": plots.throughput_vs_load(cells),
         "batch_sweep": plots.batch_sweep(model.sweep),
-        "payloads": plots.payload_costs(model.experiment.payloads),
+        "payloads": plots.payload_costs(model.results.payloads),
         "decomposition": plots.decomposition(model.decomposition),
         "server_usage": plots.server_usage(cells),
     }
@@ -532,14 +527,14 @@ def write_report(
 
 def render_report(model: ReportModel, out_dir: Path | str | None = None) -> ReportPaths:
     """Write the three views of `model` into `out_dir` (default: the results directory itself)."""
-    out = Path(out_dir) if out_dir is not None else model.experiment.path
+    out = Path(out_dir) if out_dir is not None else model.results.path
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(out / "report.html", out / "summary.md", out / "summary.json")
     document = summary_document(model)
     paths.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     context = {
         "m": model,
-        "e": model.experiment,
+        "e": model.results,
         "doc": document,
         "rest_binary_note": REST_BINARY_NOTE,
     }

@@ -1,6 +1,6 @@
 """The server's own view of one run: deltas of its cumulative counters over the measuring window.
 
-Read from `server_metrics.jsonl` through its owner's reader (`serving.monitor.read_server_samples`).
+Read from `server_metrics.jsonl` through its owner's reader (`serving.metrics_file.read_server_samples`).
 Counters are cumulative, so a window's figures are differences between two samples: the last one at
 or before the window's start and the first one at or after its end (the bracket). Every figure is a
 *mean* per request (delta of a time sum / delta of a count): percentiles such as p99 cannot be
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import ResultsError
-from serving.monitor import METRICS_FILE, ServerMetricsError, ServerSample, read_server_samples
+from analysis._files import read_samples
+from serving.metrics_file import ServerSample
 
 TF_KINDS = ("tfs-compat", "tensorflow_model_server")
 _TF = ":tensorflow:serving:"
@@ -60,13 +60,6 @@ class ServerSide:
     cpu_span_s: float | None
     cpu_seconds_per_ok: float | None
     notes: tuple[str, ...] = ()
-
-
-def read_samples(run_dir: Path) -> list[ServerSample]:
-    try:
-        return read_server_samples(run_dir / METRICS_FILE)
-    except ServerMetricsError as exc:
-        raise ResultsError(str(exc)) from exc
 
 
 def bracket(

@@ -1,8 +1,9 @@
 """Per-run statistics: latency, service time, throughput, goodput, failures and the SLO check.
 
 Definitions (all from raw records, see `analysis.percentiles` for the percentile method):
-- The steady window is `measure_start_ns .. measure_end_ns` from the records' header. A request
-  belongs to the window when it was *scheduled* inside it (warm-up and drain are excluded).
+- The measuring window is the run's, as the records' owner defines it from the streams' headers
+  (`loadtest.RunData.window`: where every stream's `measure_start_ns .. measure_end_ns` holds). A
+  request belongs to it when it was *scheduled* inside it (`in_window`; warm-up and drain excluded).
 - Latency = done - scheduled (free of coordinated omission); service time = done - sent;
   lateness = sent - scheduled (the generator's own delay). Percentiles of latency and service
   time are over `ok` requests; failures are counted as rates, never as latencies.
@@ -10,7 +11,8 @@ Definitions (all from raw records, see `analysis.percentiles` for the percentile
 - Throughput = `ok` responses *completed* inside the window per second of window (a saturated
   server cannot look faster than it answered); goodput = the same, counting only `ok` requests
   whose latency met the SLO bound. Predictions/s = throughput x batch.
-- Met SLO: the SLO percentile of latency <= the bound, error + drop rate <= `max_failure_rate`,
+- Met SLO: the SLO percentile of latency <= the bound, error + drop rate <= `max_failure_rate`
+  (`Slo.failures_exceed`),
   at least one `ok` request in the window, and enough `ok` requests for the SLO percentile
   (`percentiles.min_samples`: 368 for p99). With fewer, the run's status is "too few requests": not
   met, and missed only when the data prove it (the percentile's lower confidence bound is above the
@@ -19,12 +21,9 @@ Definitions (all from raw records, see `analysis.percentiles` for the percentile
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from analysis._files import ServerUsage, read_cell, read_load, read_server_usage
 from analysis._records import read_requests
@@ -32,35 +31,13 @@ from analysis.errors import ResultsError
 from analysis.intervals import slice_rate_interval
 from analysis.percentiles import Percentiles, QuantileInterval, quantile_interval
 from analysis.server_side import ServerSide, server_side_of_run
-from loadtest import RunData, SchemaError
+from inferload_formats import SchemaError, Slo
+from loadtest import RunData
+
+__all__ = ["NO_LOAD_JSON", "RunSummary", "Slo", "summarize_records", "summarize_run", "too_few_note"]
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class Slo:
-    """The latency target a configuration must meet: `percentile` of latency <= `latency_ms`."""
-
-    percentile: float = 99.0
-    latency_ms: float = 100.0
-    max_failure_rate: float = 0.01
-
-    def describe(self) -> str:
-        return (
-            f"p{self.percentile:g} latency <= {self.latency_ms:g} ms and "
-            f"errors + drops <= {self.max_failure_rate:.0%}"
-        )
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> Slo:
-        raw = manifest.get("slo") or {}
-        default = cls()
-        return cls(
-            percentile=float(raw.get("percentile", default.percentile)),
-            latency_ms=float(raw.get("latency_ms", default.latency_ms)),
-            max_failure_rate=float(raw.get("max_failure_rate", default.max_failure_rate)),
-        )
 
 
 @dataclass(frozen=True)
@@ -138,22 +115,12 @@ class RunSummary:
         return tuple(reasons)
 
 
-def measurement_window(headers: Sequence[dict[str, Any]], records: pd.DataFrame) -> tuple[int, int]:
-    """The steady window spanning all streams, as the records' owner defines it (`RunData.window`)."""
-    return RunData(list(headers), records).window
-
-
-def summarize_records(
-    records: pd.DataFrame,
-    window: tuple[int, int],
-    slo: Slo,
-    *,
-    batch: int | None = None,
-) -> dict[str, Any]:
-    """The statistics of one run's records within `window` (a dict of `RunSummary` fields)."""
-    start, end = window
-    window_s = (end - start) / NS_PER_S
-    scheduled = records[(records["scheduled_ns"] >= start) & (records["scheduled_ns"] < end)]
+def summarize_records(run: RunData, slo: Slo, *, batch: int | None = None) -> dict[str, Any]:
+    """The statistics of one run's records within its measuring window (a dict of `RunSummary` fields)."""
+    records = run.records
+    window = start, end = run.window
+    window_s = run.window_s
+    scheduled = records[records["in_window"]]
     status = scheduled["status"]
     ok = scheduled[status == "ok"]
     dropped = int((status == "dropped").sum())
@@ -167,8 +134,8 @@ def summarize_records(
     all_ok = records[records["status"] == "ok"]
     completed = all_ok[(all_ok["done_ns"] >= start) & (all_ok["done_ns"] < end)]
     completed_latency_ms = completed["latency_ms"].to_numpy(dtype=float)
-    throughput = len(completed) / window_s
-    goodput = int((completed_latency_ms <= slo.latency_ms).sum()) / window_s
+    throughput = len(completed) / window_s if window_s > 0 else 0.0
+    goodput = int((completed_latency_ms <= slo.latency_ms).sum()) / window_s if window_s > 0 else 0.0
     if batch is None:
         batch = int(records["batch"].iloc[0]) if len(records) else 1  # a records-only caller
 
@@ -188,7 +155,7 @@ def summarize_records(
             f"{name} surely > {slo.latency_ms:g} ms: even its lower confidence bound is "
             f"{slo_interval.low:.1f} ms (only {slo_interval.n} ok requests)"
         )
-    if error_rate + drop_rate > slo.max_failure_rate:
+    if slo.failures_exceed(error_rate, drop_rate):
         misses.append(f"errors + drops {error_rate + drop_rate:.1%} > {slo.max_failure_rate:.0%}")
     note = None
     if not misses and not slo_interval.enough:
@@ -246,7 +213,7 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
     except SchemaError as exc:
         raise ResultsError(str(exc)) from exc
     window = run.window
-    stats = summarize_records(run.records, window, slo, batch=identity.batch)
+    stats = summarize_records(run, slo, batch=identity.batch)
     summary = RunSummary(
         run_dir=str(run_dir),
         cell_id=cell.cell_id if cell else run_dir.name,

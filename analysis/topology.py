@@ -29,6 +29,7 @@ from analysis.repetitions import CellSummary
 from analysis.server_side import read_samples, server_side
 from analysis.stats import RunSummary
 from analysis.verdicts import SweepVerdict
+from inferload_formats import Manifest
 
 CACHE_LIMITS = (
     "gRPC through nginx is not cached: nginx's proxy_cache serves HTTP responses, and grpc_pass has no "
@@ -91,12 +92,9 @@ def _replica_names(run: RunSummary) -> list[str]:
 
 
 def _window_and_ok(run: RunSummary) -> tuple[tuple[int, int], np.ndarray]:
-    from analysis.stats import measurement_window
-
     records = read_requests(Path(run.run_dir))
-    window = measurement_window(records.headers, records.records)
     frame = records.records
-    return window, frame.loc[frame["status"] == "ok", "done_ns"].to_numpy(dtype=np.int64)
+    return records.window, frame.loc[frame["status"] == "ok", "done_ns"].to_numpy(dtype=np.int64)
 
 
 def _replicated_cost(run: RunSummary, names: Sequence[str]) -> CpuCost | None:
@@ -226,16 +224,12 @@ class Topo:
     cache: bool
 
 
-def topologies(manifest: dict[str, Any]) -> dict[str, Topo]:
-    configs = (manifest.get("experiment") or {}).get("server_configs") or []
-    found = {}
-    for config in configs:
-        balancer = config.get("balancer") or {}
-        found[config["name"]] = Topo(config["name"], int(config.get("replicas") or 1),
-                                     str(balancer.get("kind") or "none"),
-                                     str(balancer.get("policy") or "round_robin"),
-                                     (config.get("cache") or {}).get("kind") == "nginx")
-    return found
+def topologies(manifest: Manifest | None) -> dict[str, Topo]:
+    """Each server config's topology, from the matrix the manifest echoes (none for a bare load run)."""
+    configs = manifest.matrix.server_configs if manifest is not None else ()
+    return {config.name: Topo(config.name, config.replicas, config.balancer.kind, config.balancer.policy,
+                              config.cache.kind == "nginx")
+            for config in configs}
 
 
 @dataclass(frozen=True)
@@ -452,7 +446,7 @@ class TopologyReport:
         }
 
 
-def topology_report(manifest: dict[str, Any], cells: Sequence[CellSummary],
+def topology_report(manifest: Manifest | None, cells: Sequence[CellSummary],
                     verdicts: Sequence[SweepVerdict]) -> TopologyReport:
     topo = topologies(manifest)
     rows = cpu_rows(cells)

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from inferload_formats import Slo  # the matrix's `slo:` is the format's SLO, as the manifest records it
+
 __all__ = [
     "SERVERS",
     "PROTOCOLS",
@@ -342,13 +344,6 @@ class ExternalTarget(_Strict):
 
 Target = Annotated[LocalTarget | ComposeTarget | ExternalTarget, Field(discriminator="kind")]
 TARGET_KINDS = ("local", "compose", "external")
-
-
-class Slo(_Strict):
-    """The latency target verdicts are judged against, e.g. p99 <= 100 ms."""
-
-    percentile: float = Field(default=99.0, gt=0, lt=100)
-    latency_ms: float = Field(default=100.0, gt=0)
 
 
 class EarlyStopConfig(_Strict):

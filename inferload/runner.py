@@ -41,7 +41,6 @@ from inferload.search import (
     judge_step,
     longest_step_s,
     search_steps,
-    slo_of,
 )
 from inferload.stages import RealStages, RunError, RunningServers, Stages, load_settings_for
 from inferload.targets import TargetDriver, driver_for
@@ -280,13 +279,12 @@ def run_experiment(
                 bar.note(f"warning: in-process floor not measured: {exc}")
 
         bar.start_cells()
-        slo = slo_of(experiment) if search is not None and judge is None else None
         for (config_name, server), group in itertools.groupby(pending, key=lambda c: c.group):
             cells: Iterable[Cell] = list(group)
             if search is not None:
                 cells = search_steps(
                     cells, search, cells_dir=cells_dir, duration_for=duration_rule(experiment),
-                    judge=judge if judge is not None else lambda step_dir: judge_step(step_dir, slo),
+                    judge=judge or (lambda step_dir: judge_step(step_dir, experiment.slo)),
                     note=bar.note, reused=reused)
             _run_group(cells, out / "servers" / f"{config_name}-{server}", experiment, stages=stages,
                        ports=ports, artifacts=artifacts, out=out, attempts_dir=attempts_dir, bar=bar,

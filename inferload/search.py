@@ -32,12 +32,14 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from analysis.percentiles import min_samples
+from analysis.repetitions import summarize_cells
+from analysis.stats import summarize_run
 from inferload.cells import Cell
 from inferload.experiments import Experiment, RateSearch
-from inferload.manifest import CELL_DONE, cell_status
 from inferload.refine import MIN_RELATIVE_GAP, round_rate
+from inferload_formats import CELL_DONE, Slo, cell_status
 
 __all__ = [
     "MET",
@@ -187,8 +189,6 @@ def step_duration_s(rate: float, *, minimum_s: float, needed: int | None) -> flo
 def duration_rule(experiment: Experiment) -> Callable[[float], float]:
     """The step duration at each rate for this matrix's SLO percentile and `duration_s` (with
     `early_stop`, the step's minimum: it may run on up to max(that, max_duration_s))."""
-    from analysis.percentiles import min_samples
-
     needed = min_samples(experiment.slo.percentile)
     return lambda rate: step_duration_s(rate, minimum_s=experiment.duration_s, needed=needed)
 
@@ -274,11 +274,8 @@ def search_steps(
         note(f"{label}: {describe_result(final)}")
 
 
-def judge_step(cell_dir: Path, slo: Any) -> Judgement:
-    """One step judged by analysis' own definitions (`slo` is an `analysis.stats.Slo`)."""
-    from analysis.repetitions import summarize_cells
-    from analysis.stats import summarize_run
-
+def judge_step(cell_dir: Path, slo: Slo) -> Judgement:
+    """One step judged by analysis' own definitions, against the matrix's SLO."""
     status, error = cell_status(cell_dir)
     if status != CELL_DONE:
         return Judgement(FAILED, error or "the step did not finish")
@@ -302,10 +299,3 @@ def judge_step(cell_dir: Path, slo: Any) -> Judgement:
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
-
-
-def slo_of(experiment: Experiment) -> Any:
-    """The matrix's SLO as analysis reads it from the manifest (one definition of the bound)."""
-    from analysis.stats import Slo
-
-    return Slo.from_manifest({"slo": experiment.slo.model_dump()})

@@ -203,7 +203,7 @@ class ExternalServers:
 
     def monitored(self) -> list[Any]:
         """Metrics URLs only (pid None): their processes are not ours to sample."""
-        from serving.monitor import MonitoredServer
+        from serving.metrics_file import MonitoredServer
 
         return [
             MonitoredServer(name=server, kind=self._endpoints(server).kind or _UNLABELLED_KIND[server],

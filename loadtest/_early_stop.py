@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._percentiles import CONFIDENCE, QuantileInterval, quantile_interval
 from ._schema import RequestRecord
 
-CHECK_INTERVAL_S = 1.0
 StopReason = Literal["rule", "cap", "interrupted"]
 
 
@@ -158,7 +157,7 @@ class EarlyStopJudge:
 
     def observe(self, record: RequestRecord) -> None:
         if record.status == "ok" and record.scheduled_ns >= self._from_ns:
-            latency = record.done_ns - record.scheduled_ns
+            latency = record.latency_ns
             self._scheduled_ns.append(record.scheduled_ns)
             self._latencies_ns.append(latency)
             self._longest_ns = max(self._longest_ns, latency)

@@ -505,7 +505,7 @@ class InferenceUser(User):
         self.environment.events.request.fire(
             request_type=self.protocol,
             name=self.server,
-            response_time=(record.done_ns - record.scheduled_ns) / 1e6,
+            response_time=record.latency_ns / 1e6,
             response_length=record.bytes_in,
             exception=exception,
             context={"scheduled_ns": record.scheduled_ns, "sent_ns": record.sent_ns, "status": record.status},

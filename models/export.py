@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from models.artifacts import MODEL_NAME, ArtifactLayout, ModelJson, ModelJsonError
+from inferload_formats import SchemaError
+from models.artifacts import MODEL_NAME, ArtifactLayout, ModelJson
 from models.linear import LinearSpec
 
 VERSIONED_PACKAGES = ("tensorflow-cpu", "tensorflow", "torch", "torchserve", "torch-model-archiver", "numpy")
@@ -58,7 +59,7 @@ def is_current(layout: ArtifactLayout, spec: LinearSpec) -> bool:
         return False
     try:
         recorded = layout.read_model_json()
-    except (ModelJsonError, OSError):  # another format or version: export again
+    except (SchemaError, OSError):  # another format or version: export again
         return False
     return recorded.spec == spec and recorded.handler_sha256 == handler_digest()
 

@@ -27,8 +27,9 @@ import yaml
 
 from models.artifacts import MODEL_NAME, MODEL_VERSION, ArtifactLayout
 from serving import tfserving, torchserve
-from serving.monitor import MonitoredServer, metrics_url
+from serving.metrics_file import MonitoredServer
 from serving.ports import LOOPBACK, Ports, busy_ports
+from serving.prometheus import metrics_url
 from serving.settings import ServerSettings
 
 __all__ = [

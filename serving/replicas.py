@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from serving import balancer as nginx
-from serving.monitor import MonitoredServer
+from serving.metrics_file import MonitoredServer
 from serving.ports import LOOPBACK, Ports
 from serving.settings import ServerSettings
 from serving.stack import Stack, StackError, up

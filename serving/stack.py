@@ -22,9 +22,10 @@ from pathlib import Path
 from models.artifacts import MODEL_NAME, ArtifactLayout
 from serving import tfserving, torchserve
 from serving.cpusets import CpuSetError, check_available, format_cpu_list
-from serving.monitor import MonitoredServer, metrics_url
+from serving.metrics_file import MonitoredServer
 from serving.ports import LOOPBACK, Ports, busy_ports, connect_host, is_local_address, url_host
 from serving.processes import HealthCheck, LaunchSpec, ProcessHandle, spawn, stop, wait_healthy
+from serving.prometheus import metrics_url
 from serving.settings import ServerSettings
 
 SERVERS = ("tfserving", "torchserve")

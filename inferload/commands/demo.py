@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inferload_formats import Manifest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "experiments" / "demo.yaml"
 SMOKE = REPO_ROOT / "experiments" / "smoke.yaml"
@@ -65,21 +67,20 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def headline(results_dir: Path) -> list[str]:
     """Which server x protocol sustains the most under the SLO, by how much, how sure (from the analysis)."""
-    from analysis import load_experiment
+    from analysis import read_results
     from analysis.verdicts import best_configuration, sweep_verdicts
 
-    results = load_experiment(results_dir)
+    results = read_results(results_dir)
     verdicts = sweep_verdicts(results.cells)
     return headline_lines(verdicts, best_configuration(verdicts), slo=results.slo.describe(),
                           model=_model_words(results.manifest))
 
 
-def _model_words(manifest: dict[str, Any]) -> str:
-    model = (manifest.get("experiment") or {}).get("model") or {}
-    if not model:
+def _model_words(manifest: Manifest | None) -> str:
+    if manifest is None:
         return "the model"
-    reps = (manifest.get("experiment") or {}).get("repetitions", 1)
-    return f"model {model['classes']} x {model['features']:,}, {reps} repetition(s)"
+    model = manifest.model
+    return f"model {model.classes} x {model.features:,}, {manifest.matrix.repetitions} repetition(s)"
 
 
 def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str) -> list[str]:

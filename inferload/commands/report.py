@@ -56,10 +56,10 @@ def run_report(args: argparse.Namespace) -> int:
     print(f"wrote {paths.html}")
     print(f"wrote {paths.markdown}")
     print(f"wrote {paths.json}")
-    print(f"SLO: {model.experiment.slo.describe()}")
+    print(f"SLO: {model.results.slo.describe()}")
     for line in model.verdict_lines():
         print(f"  {line}")
-    excluded = model.experiment.excluded_runs
+    excluded = model.results.excluded_runs
     if excluded:
         print(f"  {len(excluded)} run(s) excluded from verdicts (invalid or failed): see the report")
     if model.comparison is None:

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _refine(args: argparse.Namespace, experiment: Experiment, out: Path, ports: object) -> int:
     """Bisect each line's max rate under the SLO (see inferload/refine.py); returns the cells run."""
-    from analysis import load_experiment as load_results
+    from analysis import read_results
     from analysis.verdicts import sweep_verdicts
     from inferload.refine import refine
     from inferload.runner import run_experiment
@@ -57,7 +57,7 @@ def _refine(args: argparse.Namespace, experiment: Experiment, out: Path, ports: 
                        only=only, ports=ports, measure_floor=False)
 
     def read_verdicts(results: Path) -> list:
-        return sweep_verdicts(load_results(results).cells)
+        return sweep_verdicts(read_results(results).cells)
 
     return len(refine(experiment, out, steps=args.refine, run_cells=run_cells, read_verdicts=read_verdicts))
 

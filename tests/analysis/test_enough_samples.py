@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from synthetic_results import Request, ResultsBuilder, evenly, write_run
 
-from analysis import load_experiment, write_report
+from analysis import read_results, write_report
 from analysis.percentiles import min_samples, quantile_interval
 from analysis.stats import Slo, summarize_run
 from analysis.verdicts import sweep_verdicts
@@ -43,7 +43,7 @@ def test_a_run_needs_368_ok_requests_to_judge_p99(tmp_path: Path, n: int, enough
 def test_a_cell_with_too_few_requests_has_no_p99_and_no_verdict(results: ResultsBuilder) -> None:
     """100 requests at 10/s, all 5 ms: well within the SLO, but p99 cannot be judged from 100."""
     results.cell(rate=10, requests=evenly(100, 5.0))
-    (cell,) = load_experiment(results.root).cells
+    (cell,) = read_results(results.root).cells
     assert cell.p99.value is None and cell.p99_ms.mean is None
     assert cell.p99.note == "too few requests for p99: 100 ok, 368 needed for a 95% interval"
     assert (cell.slo_status, cell.met_slo) == ("too few requests", False)
@@ -61,7 +61,7 @@ def test_the_max_rate_walk_skips_cells_with_too_few_requests(results: ResultsBui
     results.cell(rate=10, requests=evenly(100, 5.0))
     results.cell(rate=40, latency_ms=20.0)
     results.cell(rate=80, latency_ms=250.0)
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert (verdict.max_rate_under_slo, verdict.first_miss_rate) == (40.0, 80.0)
     assert len(verdict.not_judged) == 1 and "@ 10/s: too few requests for p99" in verdict.not_judged[0]
 

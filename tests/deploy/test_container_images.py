@@ -28,8 +28,9 @@ DISTRIBUTIONS = {
     "uvloop": "uvloop",
     "locust": "locust",
 }
-# loadtest/ and the stubs package it encodes with; never the CLI package `inferload` (DESIGN.md 8).
-OWN_PACKAGES = {"loadtest", "inferload_protos"}
+# loadtest/, the stubs package it encodes with and the formats package it writes records with; never
+# the CLI package `inferload` (DESIGN.md 8).
+OWN_PACKAGES = {"loadtest", "inferload_protos", "inferload_formats"}
 # Imported inside functions that Locust users never call: not needed in the Locust image.
 NOT_ON_THE_LOCUST_PATH = {
     "pandas": "loadtest._schema.read_run (reading results)",

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from inferload.manifest import Manifest, read_cell, read_manifest, write_cell, write_manifest
+from inferload_formats import Manifest, read_cell, read_manifest, write_cell, write_manifest
 from loadtest import (
     EncodingRecord,
     LoadSettings,
@@ -30,7 +30,7 @@ from loadtest._summary import summarize
 from models.artifacts import ModelJson
 from models.calibration import CalibrationWriter, PredictTiming, ProbeSample, new_header, read_calibration
 from models.floor import FloorRecord, read_floor, write_floor
-from serving.monitor import MonitoredServer, ServerSample, header, read_server_samples
+from serving.metrics_file import MonitoredServer, ServerSample, header, read_server_samples
 
 S = 1_000_000_000
 SETTINGS = LoadSettings(server="torchserve", protocol="grpc", rate=2.0, duration_s=1.0, features=8)
@@ -65,7 +65,7 @@ def _records(directory: Path) -> tuple[Path, Any]:
     with RecordWriter(path, run_header) as writer:
         for r in records:
             writer.add(r)
-    return path, (run_header.to_dict(), records)
+    return path, (run_header, records)
 
 
 def _read_records(path: Path) -> Any:

@@ -109,7 +109,7 @@ def test_two_locust_processes_split_the_rate_and_achieve_the_total(port_of, smal
     assert result.returncode == 0, result.stderr[-2000:]
     streams = run_streams(records_dir)
     assert len(streams) == 4  # one per user, over both worker processes
-    per_user_rates = {read_header(path)["settings"]["rate"] for path in streams}
+    per_user_rates = {read_header(path).settings["rate"] for path in streams}
     assert per_user_rates == {rate / 4}
     scheduled = [np.array([r.scheduled_ns for r in read_records(path)]) for path in streams]
     start = max(s.min() for s in scheduled)

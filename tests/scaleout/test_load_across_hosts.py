@@ -94,7 +94,7 @@ def test_three_hosts_send_one_poisson_run_at_the_total_rate(three_hosts: ServerH
 
     data = read_run(run)
     window = data.records[data.records["in_window"]]
-    starts = [h["measure_start_ns"] for h in data.headers]
+    starts = [h.measure_start_ns for h in data.headers]
     assert max(starts) - min(starts) < 2_000_000  # one common start (one machine: one wall clock)
     arrivals = np.sort(window["scheduled_ns"].to_numpy())
     expected = TOTAL_RATE * DURATION_S

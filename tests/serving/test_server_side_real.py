@@ -13,7 +13,7 @@ from analysis.stats import Slo, summarize_run
 from loadtest import LoadSettings, run_load
 from models.artifacts import ArtifactLayout
 from serving import ServerMonitor, ServerSettings, Stack
-from serving.monitor import read_server_samples
+from serving.metrics_file import read_server_samples
 
 pytestmark = pytest.mark.servers
 

@@ -12,7 +12,8 @@ from loadtest import encode_body, make_inputs
 from loadtest._payloads import CONTENT_TYPES
 from loadtest._transports import GrpcTransport, HttpTransport, Outcome, rest_path
 from serving import balancer as nginx
-from serving.monitor import metrics_url, parse_series_key, scrape_series
+from serving.metrics_file import parse_series_key
+from serving.prometheus import metrics_url, scrape_series
 from serving.replicas import ReplicatedServers
 from serving.stack import Stack
 
