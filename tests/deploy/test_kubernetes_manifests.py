@@ -448,8 +448,9 @@ def test_load_parameters_are_sane(stack_docs: list[dict[str, Any]]) -> None:
 
 
 def _user_classes() -> set[str]:
-    """The locustfile's concrete user classes, from its source (importing it would patch gevent)."""
-    text = (ROOT / "loadtest" / "locustfile.py").read_text()
+    """The locustfile's concrete user classes, from the table they are generated from (importing it
+    would patch gevent)."""
+    text = (ROOT / "loadtest" / "_locust_users.py").read_text()
     servers = dict(re.findall(r'"(tfserving|torchserve)": "(\w+)"', text))
     protocols = dict(re.findall(r'"(rest-json|rest-binary|grpc)": "(\w+)"', text))
     if servers and protocols:
