@@ -35,6 +35,8 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# ruff, mypy, and DESIGN.md section 8's import rules (import-linter, [tool.importlinter] in pyproject.toml)
 check: setup
-	$(VENV)/bin/ruff check models serving loadtest analysis inferload inferload_protos tests benchmarks
-	$(VENV)/bin/mypy models serving loadtest analysis inferload
+	$(VENV)/bin/ruff check models serving loadtest analysis inferload inferload_formats inferload_protos tests benchmarks
+	$(VENV)/bin/mypy models serving loadtest analysis inferload inferload_formats
+	$(VENV)/bin/lint-imports
