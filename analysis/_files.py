@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from analysis.errors import ResultsError
-from inferload_formats import MANIFEST_FILE, CellRecord, Manifest, SchemaError
+from inferload_formats import MANIFEST_FILE, CellRecord, Manifest, SchemaError, strict_fields
 from inferload_formats import read_cell as _read_cell
 from loadtest import EncodingRecord, LoadSummary, read_payloads_json
 from loadtest._summary import LOAD_FILE
@@ -107,6 +107,7 @@ def read_samples(run_dir: Path) -> list[ServerSample]:
     return _owned(read_server_samples, run_dir / METRICS_FILE)
 
 
+@strict_fields
 @dataclass(frozen=True)
 class ServerUsage:
     """CPU and memory of each server process while a run's load was on."""

@@ -105,7 +105,8 @@ def check_comparable(before: Results, after: Results) -> None:
     """Refuse two `analysis.results.Results` measured under different models, SLOs or TF Serving
     kinds (or a directory whose TF Serving cells mix kinds): their numbers answer different questions."""
     for experiment in (before, after):
-        kinds = sorted({r.server_kind for r in experiment.runs if r.server == "tfserving" and r.server_kind})
+        kinds = sorted({r.server_kind for r in experiment.runs
+                        if r.key.server == "tfserving" and r.server_kind})
         if len(kinds) > 1:
             raise ResultsError(
                 f"{experiment.path}: its TF Serving cells ran on different kinds ({', '.join(kinds)}); "

@@ -22,7 +22,7 @@ from analysis._files import (
 )
 from analysis._records import request_files
 from analysis.errors import ResultsError
-from analysis.percentiles import Percentiles
+from analysis.keys import CellKey
 from analysis.repetitions import CellSummary, summarize_cells
 from analysis.stats import RunSummary, Slo, summarize_run
 from inferload_formats import CellRecord, Manifest, ManifestModel
@@ -65,7 +65,7 @@ class Results:
         kind = self.manifest.tfserving_kind if self.manifest is not None else None
         if kind in KNOWN_TFSERVING_KINDS:
             return str(kind)
-        recorded = Counter(r.server_kind for r in self.runs if r.server == "tfserving" and r.server_kind)
+        recorded = Counter(r.server_kind for r in self.runs if r.key.server == "tfserving" and r.server_kind)
         if recorded:
             return recorded.most_common(1)[0][0]
         return str(kind) if kind else None
@@ -89,10 +89,7 @@ class Results:
 def _not_run_summary(run_dir: Path, cell: CellRecord | None, status: str, reason: str) -> RunSummary:
     """A cell that left no readable records (failed before load, or interrupted before writing): what
     it was is known only from its cell.json (nothing at all for an interrupted one)."""
-    empty = Percentiles.of([])
-    return RunSummary(
-        run_dir=str(run_dir),
-        cell_id=cell.cell_id if cell else run_dir.name,
+    key = CellKey(
         server=cell.server if cell else "None",
         protocol=cell.protocol if cell else "None",
         mode=cell.mode if cell else "closed",
@@ -100,26 +97,17 @@ def _not_run_summary(run_dir: Path, cell: CellRecord | None, status: str, reason
         concurrency=cell.concurrency if cell else None,
         batch=cell.batch if cell else 1,
         server_config_name=cell.server_config_name if cell else "default",
-        repetition=cell.repetition if cell else 0,
         repeat_share=cell.repeat_share if cell else None,
+    )
+    return RunSummary(
+        run_dir=str(run_dir),
+        cell_id=cell.cell_id if cell else run_dir.name,
+        key=key,
+        repetition=cell.repetition if cell else 0,
         status=status,
         error=reason,
-        window_s=0.0,
-        scheduled=0,
-        ok=0,
-        errors=0,
-        dropped=0,
-        latency_ms=empty,
-        service_ms=empty,
-        lateness_ms=empty,
-        throughput_rps=0.0,
-        goodput_rps=0.0,
-        predictions_per_s=0.0,
-        error_rate=0.0,
-        drop_rate=0.0,
-        slo_latency_ms=None,
-        met_slo=False,
-        slo_misses=(reason,),
+        server_kind=None,
+        stats=None,
         generator_valid=None,
         invalid_reasons=(),
     )

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from analysis._files import read_samples
+from inferload_formats import strict_fields
 from serving.metrics_file import ServerSample
 
 TF_KINDS = ("tfs-compat", "tensorflow_model_server")
@@ -42,6 +43,7 @@ _TS_INFERENCE = "ts_inference_latency_microseconds_total"
 _TS_REQUESTS = "ts_inference_requests_total"
 
 
+@strict_fields
 @dataclass(frozen=True)
 class ServerSide:
     """One server's view of one run's window; None where the server does not export a figure."""

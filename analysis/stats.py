@@ -21,45 +21,55 @@ Definitions (all from raw records, see `analysis.percentiles` for the percentile
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from analysis._files import ServerUsage, read_cell, read_load, read_server_usage
 from analysis._records import read_requests
 from analysis.errors import ResultsError
 from analysis.intervals import slice_rate_interval
+from analysis.keys import CellKey
 from analysis.percentiles import Percentiles, QuantileInterval, quantile_interval
 from analysis.server_side import ServerSide, server_side_of_run
-from inferload_formats import SchemaError, Slo
-from loadtest import RunData
+from inferload_formats import SchemaError, Slo, strict_fields
+from loadtest import EarlyStopOutcome, RunData
 
-__all__ = ["NO_LOAD_JSON", "RunSummary", "Slo", "summarize_records", "summarize_run", "too_few_note"]
+__all__ = ["NO_LOAD_JSON", "RunStats", "RunSummary", "Slo", "SloCheck", "judge", "summarize_records",
+           "summarize_run", "too_few_note"]
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 
 
+@strict_fields
 @dataclass(frozen=True)
-class RunSummary:
-    """Everything the reports need about one load run (one cell repetition)."""
+class SloCheck:
+    """One run judged against the SLO (see the module docstring)."""
 
-    run_dir: str
-    cell_id: str
-    server: str
-    protocol: str
-    mode: str
-    rate: float | None
-    concurrency: int | None
-    batch: int
-    server_config_name: str
-    repetition: int
-    status: str
-    error: str | None
+    status: str  # "met" | "missed" | "too few requests" (for the SLO percentile)
+    misses: tuple[str, ...]  # why it missed (empty unless missed)
+    note: str | None  # why the status is "too few requests"
+    interval: QuantileInterval  # the SLO percentile with its order-statistic interval
+
+    @property
+    def met(self) -> bool:
+        return self.status == "met"
+
+    @property
+    def latency_ms(self) -> float | None:
+        """The SLO percentile of latency (None without ok requests)."""
+        return self.interval.value
+
+
+@strict_fields
+@dataclass(frozen=True)
+class RunStats:
+    """What one run's records say, within the run's measuring window."""
+
     window_s: float
     scheduled: int
     ok: int
-    errors: int
+    errors: int  # error + timeout
     dropped: int
     latency_ms: Percentiles
     service_ms: Percentiles
@@ -69,30 +79,43 @@ class RunSummary:
     predictions_per_s: float
     error_rate: float
     drop_rate: float
-    slo_latency_ms: float | None
-    met_slo: bool
-    slo_misses: tuple[str, ...]
-    generator_valid: bool | None
+    slo: SloCheck
+    p99_interval: QuantileInterval
+    throughput_interval: tuple[float, float] | None  # batch means over slices of the window
+
+
+@strict_fields
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything the reports need about one load run (one cell repetition): what it measured (`key`,
+    from the records' headers, or the cell.json of a cell that left none), how the cell ended, the
+    generator's verdict (load.json), and the statistics of its records (`stats`, None without any)."""
+
+    run_dir: str
+    cell_id: str
+    key: CellKey
+    repetition: int
+    status: str  # the cell's: "done" | "failed" | "incomplete" (no cell.json: interrupted)
+    error: str | None
+    server_kind: str | None
+    stats: RunStats | None  # None: the run left no records (failed before load, or interrupted)
+    generator_valid: bool | None  # load.json's verdict; None: unknown (no load.json)
     invalid_reasons: tuple[str, ...]
     server_usage: tuple[ServerUsage, ...] = field(default=())
-    server_kind: str | None = None
-    # "met" | "missed" | "too few requests" (for the SLO percentile); met_slo is status == "met"
-    slo_status: str = "missed"
-    slo_note: str | None = None  # why the status is "too few requests"
-    slo_interval: QuantileInterval | None = None  # the SLO percentile with its order-statistic interval
-    p99_interval: QuantileInterval | None = None
-    throughput_interval: tuple[float, float] | None = None  # batch means over slices of the window
     server_side: ServerSide | None = None  # the server's own counters over the window
-    repeat_share: float | None = None  # share of requests that reused an input (None: uniform pool)
-    # early stopping's outcome from load.json (`loadtest.EarlyStopOutcome`, as its owner dumps it):
-    # measured_s, reason (rule | cap | interrupted), at_stop (the interval then); None: no rule
-    early_stop: dict[str, Any] | None = None
-    early_stop_note: str | None = None  # the same in words: "40.0 s, stopped by the rule (p99 ...)"
+    early_stop: EarlyStopOutcome | None = None  # from load.json; None: the run had no stopping rule
 
     @property
     def usable(self) -> bool:
-        """Counts towards verdicts: the cell finished and its generator kept the schedule."""
-        return self.status == "done" and self.generator_valid is True
+        """Counts towards verdicts: the cell finished, its generator kept the schedule, and it has records."""
+        return self.status == "done" and self.generator_valid is True and self.stats is not None
+
+    @property
+    def measured(self) -> RunStats:
+        """The run's statistics; only a run that left no records has none (ask `usable` first)."""
+        if self.stats is None:
+            raise ValueError(f"{self.cell_id}: the run left no records, so no statistics")
+        return self.stats
 
     @property
     def exclusion_label(self) -> str | None:
@@ -101,7 +124,7 @@ class RunSummary:
             return f"cell {self.status}"
         if self.generator_valid is False:
             return "generator invalid"
-        if self.generator_valid is None:
+        if self.generator_valid is None or self.stats is None:
             return "generator health unknown"
         return None
 
@@ -114,9 +137,14 @@ class RunSummary:
             reasons.extend(self.invalid_reasons or ("generator marked the run invalid",))
         return tuple(reasons)
 
+    @property
+    def early_stop_note(self) -> str | None:
+        """How the stopping rule ended the run, in words ("40.0 s, stopped by the rule (p99 ...)")."""
+        return self.early_stop.describe() if self.early_stop is not None else None
 
-def summarize_records(run: RunData, slo: Slo, *, batch: int | None = None) -> dict[str, Any]:
-    """The statistics of one run's records within its measuring window (a dict of `RunSummary` fields)."""
+
+def summarize_records(run: RunData, slo: Slo, *, batch: int | None = None) -> RunStats:
+    """The statistics of one run's records within its measuring window."""
     records = run.records
     window = start, end = run.window
     window_s = run.window_s
@@ -142,48 +170,47 @@ def summarize_records(run: RunData, slo: Slo, *, batch: int | None = None) -> di
     count = len(scheduled)
     error_rate = errors / count if count else 0.0
     drop_rate = dropped / count if count else 0.0
-    slo_interval = quantile_interval(latency_ms, slo.percentile)
-    slo_latency = slo_interval.value
+    return RunStats(
+        window_s=window_s,
+        scheduled=count,
+        ok=len(ok),
+        errors=errors,
+        dropped=dropped,
+        latency_ms=Percentiles.of(latency_ms),
+        service_ms=Percentiles.of(service_ms),
+        lateness_ms=Percentiles.of(lateness_ms),
+        throughput_rps=throughput,
+        goodput_rps=goodput,
+        predictions_per_s=throughput * batch,
+        error_rate=error_rate,
+        drop_rate=drop_rate,
+        slo=judge(quantile_interval(latency_ms, slo.percentile), error_rate, drop_rate, slo),
+        p99_interval=quantile_interval(latency_ms, 99.0),
+        throughput_interval=slice_rate_interval(completed["done_ns"].to_numpy(), window),
+    )
+
+
+def judge(interval: QuantileInterval, error_rate: float, drop_rate: float, slo: Slo) -> SloCheck:
+    """A run's SLO check from its SLO percentile's interval and its failure rates (the module docstring)."""
+    value = interval.value
     name = f"p{slo.percentile:g}"
     misses: list[str] = []
-    if slo_latency is None:
+    if value is None:
         misses.append("no ok responses in the measurement window")
-    elif slo_interval.enough and slo_latency > slo.latency_ms:
-        misses.append(f"{name} {slo_latency:.1f} ms > {slo.latency_ms:g} ms")
-    elif not slo_interval.enough and slo_interval.low is not None and slo_interval.low > slo.latency_ms:
+    elif interval.enough and value > slo.latency_ms:
+        misses.append(f"{name} {value:.1f} ms > {slo.latency_ms:g} ms")
+    elif not interval.enough and interval.low is not None and interval.low > slo.latency_ms:
         misses.append(
             f"{name} surely > {slo.latency_ms:g} ms: even its lower confidence bound is "
-            f"{slo_interval.low:.1f} ms (only {slo_interval.n} ok requests)"
+            f"{interval.low:.1f} ms (only {interval.n} ok requests)"
         )
     if slo.failures_exceed(error_rate, drop_rate):
         misses.append(f"errors + drops {error_rate + drop_rate:.1%} > {slo.max_failure_rate:.0%}")
     note = None
-    if not misses and not slo_interval.enough:
-        note = too_few_note(slo_interval)
+    if not misses and not interval.enough:
+        note = too_few_note(interval)
     status = "missed" if misses else ("too few requests" if note else "met")
-    return {
-        "window_s": window_s,
-        "scheduled": count,
-        "ok": len(ok),
-        "errors": errors,
-        "dropped": dropped,
-        "latency_ms": Percentiles.of(latency_ms),
-        "service_ms": Percentiles.of(service_ms),
-        "lateness_ms": Percentiles.of(lateness_ms),
-        "throughput_rps": throughput,
-        "goodput_rps": goodput,
-        "predictions_per_s": throughput * batch,
-        "error_rate": error_rate,
-        "drop_rate": drop_rate,
-        "slo_latency_ms": slo_latency,
-        "met_slo": status == "met",
-        "slo_misses": tuple(misses),
-        "slo_status": status,
-        "slo_note": note,
-        "slo_interval": slo_interval,
-        "p99_interval": quantile_interval(latency_ms, 99.0),
-        "throughput_interval": slice_rate_interval(completed["done_ns"].to_numpy(), window),
-    }
+    return SloCheck(status=status, misses=tuple(misses), note=note, interval=interval)
 
 
 def too_few_note(interval: QuantileInterval) -> str:
@@ -213,10 +240,7 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
     except SchemaError as exc:
         raise ResultsError(str(exc)) from exc
     window = run.window
-    stats = summarize_records(run, slo, batch=identity.batch)
-    summary = RunSummary(
-        run_dir=str(run_dir),
-        cell_id=cell.cell_id if cell else run_dir.name,
+    key = CellKey(
         server=identity.server,
         protocol=identity.protocol,
         mode=identity.mode,
@@ -224,17 +248,20 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
         concurrency=identity.concurrency,
         batch=identity.batch,
         server_config_name=cell.server_config_name if cell else "default",
-        repetition=cell.repetition if cell else 0,
         repeat_share=identity.repeat_share,
+    )
+    return RunSummary(
+        run_dir=str(run_dir),
+        cell_id=cell.cell_id if cell else run_dir.name,
+        key=key,
+        repetition=cell.repetition if cell else 0,
         status=cell.status if cell else "done",
         error=cell.error if cell else None,
+        server_kind=identity.server_kind,
+        stats=summarize_records(run, slo, batch=identity.batch),
         generator_valid=load.valid if load else None,
         invalid_reasons=(() if load.valid else tuple(load.invalid_reasons)) if load else (NO_LOAD_JSON,),
         server_usage=tuple(read_server_usage(run_dir, *window)),
-        server_kind=identity.server_kind,
-        early_stop=load.early_stop.model_dump() if load and load.early_stop else None,
-        early_stop_note=load.early_stop.describe() if load and load.early_stop else None,
-        **stats,
+        server_side=server_side_of_run(run_dir, window, run.records, key.server, key.protocol),
+        early_stop=load.early_stop if load else None,
     )
-    server_side = server_side_of_run(run_dir, window, run.records, summary.server, summary.protocol)
-    return replace(summary, server_side=server_side)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from analysis._records import read_requests
-from analysis.percentiles import min_samples, percentile
+from analysis.percentiles import reportable_percentile
 from analysis.repetitions import CellSummary
 from analysis.server_side import read_samples, server_side
 from analysis.stats import RunSummary
@@ -74,21 +74,21 @@ def cpu_cost(run: RunSummary) -> CpuCost | None:
     if run.status != "done":
         return None
     names = _replica_names(run)
-    if names == [run.server]:  # one server: H3's server-side figure, computed once there
+    if names == [run.key.server]:  # one server: H3's server-side figure, computed once there
         side = run.server_side
         if side is None or side.cpu_seconds is None or side.cpu_seconds_per_ok is None:
             return None
         ok = round(side.cpu_seconds / side.cpu_seconds_per_ok) if side.cpu_seconds_per_ok else 0
         balancer = _balancer_cpu(run)
-        return CpuCost(side.cpu_seconds, ok, 1, run.batch, balancer)
+        return CpuCost(side.cpu_seconds, ok, 1, run.key.batch, balancer)
     return _replicated_cost(run, names)
 
 
 def _replica_names(run: RunSummary) -> list[str]:
     samples = read_samples(Path(run.run_dir))
     names = sorted({s.server for s in samples
-                    if s.server == run.server or s.server.startswith(run.server + "-")})
-    return names or [run.server]
+                    if s.server == run.key.server or s.server.startswith(run.key.server + "-")})
+    return names or [run.key.server]
 
 
 def _window_and_ok(run: RunSummary) -> tuple[tuple[int, int], np.ndarray]:
@@ -103,7 +103,7 @@ def _replicated_cost(run: RunSummary, names: Sequence[str]) -> CpuCost | None:
     window, ok_done = _window_and_ok(run)
     total, starts, ends = 0.0, [], []
     for name in names:
-        side = server_side(samples, window, ok_done, name, run.protocol)
+        side = server_side(samples, window, ok_done, name, run.key.protocol)
         if side is None or side.cpu_seconds is None or side.cpu_span_s is None:
             return None
         total += side.cpu_seconds
@@ -113,7 +113,7 @@ def _replicated_cost(run: RunSummary, names: Sequence[str]) -> CpuCost | None:
         starts.append(before[-1] if before else mine[0])
         ends.append(after[0] if after else mine[-1])
     ok = int(((ok_done > min(starts)) & (ok_done <= max(ends))).sum())
-    return CpuCost(total, ok, len(names), run.batch, _balancer_cpu(run))
+    return CpuCost(total, ok, len(names), run.key.batch, _balancer_cpu(run))
 
 
 def _balancer_cpu(run: RunSummary) -> float | None:
@@ -121,7 +121,7 @@ def _balancer_cpu(run: RunSummary) -> float | None:
     if not any(s.server == "nginx" for s in samples):
         return None
     window, ok_done = _window_and_ok(run)
-    side = server_side(samples, window, ok_done, "nginx", run.protocol)
+    side = server_side(samples, window, ok_done, "nginx", run.key.protocol)
     return side.cpu_seconds if side is not None else None
 
 
@@ -390,16 +390,10 @@ def cache_rows(cells: Sequence[CellSummary], topo: dict[str, Topo]) -> list[Cach
         rows.append(CacheRow(cell.key.server, cell.key.protocol, cell.key.server_config_name,
                              cell.key.repeat_share, cell.key.rate, int(hits.size + misses.size),
                              int(hits.size),
-                             _reportable(hits, 50), _reportable(hits, 99),
-                             _reportable(misses, 50), _reportable(misses, 99)))
+                             reportable_percentile(hits, 50), reportable_percentile(hits, 99),
+                             reportable_percentile(misses, 50), reportable_percentile(misses, 99)))
     return sorted(rows, key=lambda r: (r.server, r.protocol, r.server_config_name, r.repeat_share or 0,
                                        r.rate))
-
-
-def _reportable(samples: np.ndarray, p: float) -> float | None:
-    """The percentile only with enough samples for its interval (the reports' sample rule), else None."""
-    need = min_samples(p)
-    return percentile(samples, p) if need is not None and samples.size >= need else None
 
 
 def max_rate_by_share(verdicts: Sequence[SweepVerdict]) -> list[tuple[str, str, str, float, float | None]]:

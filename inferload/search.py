@@ -288,13 +288,14 @@ def judge_step(cell_dir: Path, slo: Slo) -> Judgement:
     (cell,) = summarize_cells([run], slo)
     estimate = cell.slo_estimate
     name = f"p{slo.percentile:g}"
+    stats = run.measured
     if cell.slo_status == MET:
         sure = "" if cell.met_surely is not False else ", not surely (interval straddles the bound)"
         return Judgement(MET, f"{name} {_ms(estimate.value)} ms [{_ms(estimate.low)}, {_ms(estimate.high)}]"
-                              f" over {run.ok} ok{sure}")
+                              f" over {stats.ok} ok{sure}")
     if cell.slo_status == MISSED:
-        return Judgement(MISSED, "; ".join(run.slo_misses))
-    return Judgement(TOO_FEW, "; ".join(cell.notes) or f"{run.ok} ok requests")
+        return Judgement(MISSED, "; ".join(stats.slo.misses))
+    return Judgement(TOO_FEW, "; ".join(cell.notes) or f"{stats.ok} ok requests")
 
 
 def _ms(value: float | None) -> str:

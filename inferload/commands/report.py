@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     from analysis.errors import ResultsError
-    from analysis.report import build_model, render_report
+    from analysis.report import render_report
+    from analysis.report_model import build_model
     from inferload.cli import UsageError
 
     if args.fail_on_regression and args.compare is None:

@@ -33,11 +33,11 @@ def test_minimum_requests_per_percentile(p: float, needed: int | None) -> None:
 @pytest.mark.parametrize(("n", "enough"), [(367, False), (368, True)])
 def test_a_run_needs_368_ok_requests_to_judge_p99(tmp_path: Path, n: int, enough: bool) -> None:
     summary = summarize_run(write_run(tmp_path / "run", evenly(n, 5.0)), Slo())
-    assert summary.slo_interval is not None and summary.slo_interval.enough is enough
-    assert summary.slo_status == ("met" if enough else "too few requests")
-    assert summary.met_slo is enough
+    assert summary.measured.slo.interval is not None and summary.measured.slo.interval.enough is enough
+    assert summary.measured.slo.status == ("met" if enough else "too few requests")
+    assert summary.measured.slo.met is enough
     if not enough:
-        assert summary.slo_note == "too few requests for p99: 367 ok, 368 needed for a 95% interval"
+        assert summary.measured.slo.note == "too few requests for p99: 367 ok, 368 needed for a 95% interval"
 
 
 def test_a_cell_with_too_few_requests_has_no_p99_and_no_verdict(results: ResultsBuilder) -> None:
@@ -72,5 +72,5 @@ def test_too_few_requests_still_prove_a_clear_miss(tmp_path: Path) -> None:
     requests = [Request(r.at_ms, 500.0 if i >= 90 else 5.0) for i, r in enumerate(evenly(100, 0.0))]
     summary = summarize_run(write_run(tmp_path / "run", requests), Slo())
     assert quantile_interval([r.latency_ms for r in requests], 99.0).low_rank == 97
-    assert summary.slo_status == "missed"
-    assert "p99 surely > 100 ms" in summary.slo_misses[0]
+    assert summary.measured.slo.status == "missed"
+    assert "p99 surely > 100 ms" in summary.measured.slo.misses[0]

@@ -85,4 +85,4 @@ def test_a_torn_last_line_from_an_interrupted_run_is_ignored(tmp_path: Path) -> 
     run_dir = write_run(tmp_path / "run", evenly(100, 1.0))
     with (run_dir / "requests.jsonl").open("a") as handle:
         handle.write('{"seq": 100, "stream": 0, "ser')
-    assert summarize_run(run_dir, Slo()).scheduled == 100
+    assert summarize_run(run_dir, Slo()).measured.scheduled == 100

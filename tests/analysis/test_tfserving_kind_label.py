@@ -8,7 +8,7 @@ import pytest
 from synthetic_results import ResultsBuilder
 
 from analysis import read_results
-from analysis.report import build_model
+from analysis.report_model import build_model
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ from synthetic_results import Request, ResultsBuilder, evenly
 
 from analysis import read_results
 from analysis.percentiles import quantile_interval
-from analysis.report import build_model, summary_document
+from analysis.report_model import build_model
+from analysis.summary import summary_document
 from analysis.verdicts import best_configuration, sweep_verdicts
 
 # SLO of the synthetic experiments: p99 <= 100 ms
@@ -94,5 +95,5 @@ def test_the_best_batch_is_indistinguishable_when_predictions_tie(results: Resul
     (sentence,) = build_model(results.root).batch_sweep_sentences()
     assert "most predictions/s 400 [400–400]" in sentence
     assert "indistinguishable here from batch" in sentence
-    (best,) = summary_document(build_model(results.root))["batch_sweep_best"]
-    assert (best["predictions_per_s"]["value"], len(best["indistinguishable_from_batches"])) == (400.0, 1)
+    (best,) = summary_document(build_model(results.root)).batch_sweep_best
+    assert (best.predictions_per_s.value, len(best.indistinguishable_from_batches)) == (400.0, 1)
