@@ -25,9 +25,7 @@ from analysis.errors import ResultsError
 from analysis.keys import CellKey
 from analysis.repetitions import CellSummary, summarize_cells
 from analysis.stats import RunSummary, Slo, summarize_run
-from inferload_formats import CellRecord, Manifest, ManifestModel
-
-KNOWN_TFSERVING_KINDS = ("tensorflow_model_server", "tfs-compat")
+from inferload_formats import TFSERVING_KINDS, CellRecord, Manifest, ManifestModel
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class Results:
         """The TF Serving kind that ran: the manifest's, unless it holds a setting (e.g. "auto") rather
         than a resolved kind; then the kind the TF Serving cells recorded."""
         kind = self.manifest.tfserving_kind if self.manifest is not None else None
-        if kind in KNOWN_TFSERVING_KINDS:
+        if kind in TFSERVING_KINDS:
             return str(kind)
         recorded = Counter(r.server_kind for r in self.runs if r.key.server == "tfserving" and r.server_kind)
         if recorded:

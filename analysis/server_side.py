@@ -33,10 +33,9 @@ import numpy as np
 import pandas as pd
 
 from analysis._files import read_samples
-from inferload_formats import strict_fields
+from inferload_formats import TFSERVING_KINDS, strict_fields
 from serving.metrics_file import ServerSample
 
-TF_KINDS = ("tfs-compat", "tensorflow_model_server")
 _TF = ":tensorflow:serving:"
 _TS_QUEUE = "ts_queue_latency_microseconds_total"
 _TS_INFERENCE = "ts_inference_latency_microseconds_total"
@@ -173,7 +172,7 @@ def torchserve_figures(first: ServerSample, last: ServerSample, protocol: str) -
 
 def _exported_by(sample: ServerSample) -> str | None:
     """Whose families a scrape holds (an external server's kind may be unknown; its metrics tell)."""
-    if sample.kind in TF_KINDS or any(key.startswith(_TF) for key in sample.metrics):
+    if sample.kind in TFSERVING_KINDS or any(key.startswith(_TF) for key in sample.metrics):
         return "tfserving"
     if sample.kind == "torchserve" or any(key.startswith(_TS_REQUESTS) for key in sample.metrics):
         return "torchserve"

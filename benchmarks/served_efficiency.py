@@ -40,6 +40,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
 
 from single_request_latency import bodies, class_ids, senders  # noqa: E402
 
+from inferload_formats import PROTOCOLS, SERVERS  # noqa: E402
 from loadtest import LoadSummary  # noqa: E402
 from loadtest._summary import LOAD_FILE  # noqa: E402
 from models.artifacts import ArtifactLayout  # noqa: E402
@@ -49,8 +50,6 @@ from serving import Ports, ServerSettings, Stack, up  # noqa: E402
 from serving.limits import RequestTooLargeError, check_request_size  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
-SERVERS = ("tfserving", "torchserve")
-PROTOCOLS = ("rest-json", "rest-binary", "grpc")
 FRAMEWORK = {"tfserving": "tensorflow", "torchserve": "torch"}
 BUSY_LOAD_PER_CPU = 0.5  # a 1-minute load average above this many runnable tasks per CPU: "busy"
 

@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from inferload_formats import Slo  # the matrix's `slo:` is the format's SLO, as the manifest records it
+from inferload_formats import (  # the matrix's `slo:` is the format's SLO, as the manifest records it
+    PROTOCOLS,
+    SERVERS,
+    Protocol,
+    Server,
+    Slo,
+    TfServingKind,
+)
 
 __all__ = [
     "SERVERS",
@@ -42,12 +49,7 @@ __all__ = [
     "parse_experiment",
 ]
 
-SERVERS: tuple[str, ...] = ("tfserving", "torchserve")
-PROTOCOLS: tuple[str, ...] = ("rest-json", "rest-binary", "grpc")
-
-Server = Literal["tfserving", "torchserve"]
-Protocol = Literal["rest-json", "rest-binary", "grpc"]
-TFServingKind = Literal["tensorflow_model_server", "tfs-compat"]
+TFServingKind = TfServingKind  # the matrix's name for it
 
 Path_ = tuple[str | int, ...]
 _CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")

@@ -86,11 +86,8 @@ class TargetDriver(Protocol):
 
 
 def _local_endpoint(server: str, protocol: str, ports: Any) -> Endpoint:
-    if server == "tfserving":
-        port = ports.tfserving_grpc if protocol == "grpc" else ports.tfserving_rest
-        return Endpoint(LOOPBACK, int(port), f"http://{LOOPBACK}:{ports.tfserving_rest}")
-    port = ports.torchserve_grpc if protocol == "grpc" else ports.torchserve_inference
-    return Endpoint(LOOPBACK, int(port), f"http://{LOOPBACK}:{ports.torchserve_management}")
+    metadata = f"http://{LOOPBACK}:{ports.metadata_port(server)}"
+    return Endpoint(LOOPBACK, ports.serving_port(server, protocol), metadata)
 
 
 class LocalDriver:

@@ -15,6 +15,8 @@ inferload, so every format owner can build on it (DESIGN.md section 8):
 | `cell.json` | `inferload.cell` | here (`CellRecord`), written by the runner |
 | `summary.json` | `inferload.summary` | `analysis.summary` (`SummaryDocument`) |
 
+`kinds.py` holds the vocabulary they record (servers, protocols, TF Serving kinds), defined once.
+
 Each owner reads its file with the same three steps (`read_json`, `check_version`, `validate`), so
 every refusal names the file, the version it says and the version(s) read here, or each bad field.
 """
@@ -46,6 +48,14 @@ from inferload_formats.cell import (
     read_cell,
     write_cell,
 )
+from inferload_formats.kinds import (
+    PROTOCOLS,
+    SERVERS,
+    TFSERVING_KINDS,
+    Protocol,
+    Server,
+    TfServingKind,
+)
 from inferload_formats.manifest import (
     MANIFEST_FILE,
     MANIFEST_READABLE,
@@ -76,6 +86,9 @@ __all__ = [
     "MANIFEST_SCHEMA",
     "MANIFEST_VERSION",
     "NEWER_HINT",
+    "PROTOCOLS",
+    "SERVERS",
+    "TFSERVING_KINDS",
     "OLDER_HINT",
     "CellCalibration",
     "CellMachine",
@@ -84,6 +97,9 @@ __all__ = [
     "CpuPlanEntry",
     "Document",
     "Manifest",
+    "Protocol",
+    "Server",
+    "TfServingKind",
     "ManifestModel",
     "MatrixEcho",
     "RoundRecord",

@@ -5,6 +5,8 @@ Only `locustfile.py` has a public module name here (`locust -f loadtest/` import
 Never imports TensorFlow, torch, serving/ or analysis/: load processes stay light.
 """
 
+from inferload_formats import PROTOCOLS, SERVERS
+
 from ._arrivals import ConstantArrivals, PoissonArrivals, StepArrivals, ramp, schedule_ns, stream_seed
 from ._discovery import DiscoveryError, ServedModel, describe_served_model, served_features
 from ._early_stop import EarlyStop, EarlyStopOutcome
@@ -47,8 +49,6 @@ from ._schema import (
     run_identity,
 )
 from ._settings import (
-    PROTOCOLS,
-    SERVERS,
     STANDARD_PORTS,
     LoadSettings,
     describe_validation_error,

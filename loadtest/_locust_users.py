@@ -18,6 +18,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from pydantic import ValidationError
 
+from inferload_formats import PROTOCOLS, SERVERS
 from loadtest._arrivals import make_arrivals, stream_seed
 from loadtest._discovery import DiscoveryError
 from loadtest._engine import Engine
@@ -26,7 +27,7 @@ from loadtest._locust_options import default_host, total_users
 from loadtest._locust_width import feature_count
 from loadtest._payloads import PayloadPool, build_pool
 from loadtest._schema import RecordWriter, RequestRecord, RunHeader, stream_path
-from loadtest._settings import PROTOCOLS, SERVERS, LoadSettings, describe_validation_error, split_host
+from loadtest._settings import LoadSettings, describe_validation_error, split_host
 from loadtest._transports import Transport, make_transport
 from loadtest._versions import versions
 

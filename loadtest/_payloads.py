@@ -19,10 +19,10 @@ import orjson
 from pydantic import Field
 
 import inferload_protos as protos
-from inferload_formats import Document, strict_fields
+from inferload_formats import PROTOCOLS, SERVERS, Document, strict_fields
 
 from ._percentiles import percentile
-from ._settings import PROTOCOLS, SERVERS, LoadSettings
+from ._settings import LoadSettings
 
 PAYLOADS_SCHEMA: Final = "inferload.payloads"
 PAYLOADS_SCHEMA_VERSION = 1

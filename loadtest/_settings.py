@@ -14,12 +14,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ._early_stop import EarlyStop
+from inferload_formats import Protocol, Server
 
-SERVERS = ("tfserving", "torchserve")
-PROTOCOLS = ("rest-json", "rest-binary", "grpc")
-Server = Literal["tfserving", "torchserve"]
-Protocol = Literal["rest-json", "rest-binary", "grpc"]
+from ._early_stop import EarlyStop
 
 STANDARD_PORTS: dict[tuple[str, str], int] = {
     ("tfserving", "rest-json"): 8501,

@@ -461,11 +461,9 @@ class ComposeStack:
             raise ComposeError(
                 f"{server} is not part of this compose stack (it has {', '.join(self.servers)})"
             )
-        rest = self.ports.tfserving_rest if server == "tfserving" else self.ports.torchserve_inference
-        grpc = self.ports.tfserving_grpc if server == "tfserving" else self.ports.torchserve_grpc
         return {
-            "rest": f"http://{LOOPBACK}:{rest}",
-            "grpc": f"{LOOPBACK}:{grpc}",
+            "rest": f"http://{LOOPBACK}:{self.ports.serving_port(server, 'rest')}",
+            "grpc": f"{LOOPBACK}:{self.ports.serving_port(server, 'grpc')}",
             "metrics": metrics_url(server, self.ports.of(server)),
         }
 

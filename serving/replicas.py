@@ -20,15 +20,13 @@ from pathlib import Path
 
 from serving import balancer as nginx
 from serving.metrics_file import MonitoredServer
-from serving.ports import LOOPBACK, Ports
+from serving.ports import LOOPBACK, Ports, serving_field
 from serving.settings import ServerSettings
 from serving.stack import Stack, StackError, up
 
-# Which Ports fields carry client traffic, by server: (REST, gRPC).
-FRONT_FIELDS = {
-    "tfserving": ("tfserving_rest", "tfserving_grpc"),
-    "torchserve": ("torchserve_inference", "torchserve_grpc"),
-}
+# Which Ports fields carry client traffic, by server: (REST, gRPC), from the one map (serving.ports).
+FRONT_FIELDS = {server: (serving_field(server, "rest"), serving_field(server, "grpc"))
+                for server in ("tfserving", "torchserve")}
 MAX_REPLICAS = 16
 
 

@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-TfServingKind = Literal["auto", "tensorflow_model_server", "tfs-compat"]
+from inferload_formats import TfServingKind
+
+TfServingSetting = Literal["auto", TfServingKind]  # "auto": the real binary when on PATH, else tfs-compat
 
 
 class ServerSettings(BaseModel):
@@ -42,7 +44,7 @@ class ServerSettings(BaseModel):
     tfserving_batch_timeout_us: int = Field(default=1000, ge=0, le=60_000_000)
     tfserving_num_batch_threads: int = Field(default=2, ge=1, le=256)
     tfserving_max_enqueued_batches: int = Field(default=1000, ge=1, le=1_000_000)
-    tfserving_kind: TfServingKind = Field(
+    tfserving_kind: TfServingSetting = Field(
         default="auto", description="auto = the real tensorflow_model_server if on PATH, else tfs-compat"
     )
     cpus: tuple[int, ...] | None = Field(

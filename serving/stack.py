@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from inferload_formats import SERVERS
 from models.artifacts import MODEL_NAME, ArtifactLayout
 from serving import tfserving, torchserve
 from serving.cpusets import CpuSetError, check_available, format_cpu_list
@@ -28,7 +29,6 @@ from serving.processes import HealthCheck, LaunchSpec, ProcessHandle, spawn, sto
 from serving.prometheus import metrics_url
 from serving.settings import ServerSettings
 
-SERVERS = ("tfserving", "torchserve")
 STATE_FILE = "servers.json"
 STATE_SCHEMA = "inferload.servers"
 STATE_VERSION = 1
@@ -67,14 +67,15 @@ def endpoints(name: str, ports: Ports, bind: str = LOOPBACK) -> dict[str, str]:
     A wildcard bind (0.0.0.0, ::) is shown as loopback: other hosts use one of this machine's addresses.
     """
     host = url_host(connect_host(bind))
+    rest, grpc = ports.serving_port(name, "rest"), ports.serving_port(name, "grpc")
     if name == "tfserving":
         return {
-            "rest": f"http://{host}:{ports.tfserving_rest}/v1/models/{MODEL_NAME}:predict",
-            "grpc": f"{host}:{ports.tfserving_grpc}",
+            "rest": f"http://{host}:{rest}/v1/models/{MODEL_NAME}:predict",
+            "grpc": f"{host}:{grpc}",
         }
     return {
-        "rest": f"http://{host}:{ports.torchserve_inference}/predictions/{MODEL_NAME}",
-        "grpc": f"{host}:{ports.torchserve_grpc}",
+        "rest": f"http://{host}:{rest}/predictions/{MODEL_NAME}",
+        "grpc": f"{host}:{grpc}",
         "management": f"http://{host}:{ports.torchserve_management}/models/{MODEL_NAME}",
         "metrics": f"http://{host}:{ports.torchserve_metrics}/metrics",
     }
