@@ -169,7 +169,7 @@ class ComposeDriver:
 
 
 def _compose_limits(spec: ComposeTarget) -> Any:
-    from serving.compose import ComposeLimits
+    from serving.compose_override import ComposeLimits
 
     return ComposeLimits(cpus=spec.cpus, memory=spec.memory)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from models.artifacts import ArtifactLayout
-from serving.compose import ComposeError, ComposeLimits, ComposeStack
+from serving.compose import ComposeError, ComposeStack
+from serving.compose_override import ComposeLimits
 from serving.ports import Ports
 from serving.settings import ServerSettings
 
