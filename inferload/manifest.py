@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from inferload_formats import (
     write_cell,
     write_manifest,
 )
+from inferload_formats.versions import installed_versions
 
 __all__ = [
     "MANIFEST_FILE",
@@ -89,15 +89,9 @@ def now_iso() -> str:
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that shape the numbers (servers, runtimes, generator)."""
-    versions: dict[str, str] = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    versions["java"] = _java_version()
-    return versions
+    """Installed versions of the packages that shape the numbers (servers, runtimes, generator), and
+    the Java that runs TorchServe."""
+    return {**installed_versions(_PACKAGES), "java": _java_version()}
 
 
 def _java_version() -> str:

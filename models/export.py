@@ -13,10 +13,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 from inferload_formats import SchemaError
+from inferload_formats.versions import installed_versions
 from models.artifacts import MODEL_NAME, ArtifactLayout, ModelJson
 from models.linear import LinearSpec
 
@@ -25,13 +25,7 @@ VERSIONED_PACKAGES = ("tensorflow-cpu", "tensorflow", "torch", "torchserve", "to
 
 def exporter_versions() -> dict[str, str]:
     """Installed versions of the libraries that write or serve the artifacts (without importing them)."""
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return installed_versions(VERSIONED_PACKAGES, python=False)
 
 
 @contextmanager
