@@ -16,7 +16,7 @@ those refusals into `ResultsError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -119,31 +119,29 @@ class ServerUsage:
     samples: int
 
 
-def read_server_usage(
-    run_dir: Path, start_ns: int | None = None, end_ns: int | None = None
+def server_usage(
+    samples: Sequence[ServerSample], start_ns: int | None = None, end_ns: int | None = None
 ) -> list[ServerUsage]:
-    """Summarize `server_metrics.jsonl` samples (within `start_ns..end_ns` when given) per server.
-
-    Read through the file's owner, `serving.metrics_file.read_server_samples`; samples without a CPU
-    percentage (an external server, source "none") are left out.
+    """Summarize a run's `server_metrics.jsonl` samples (`read_samples`; within `start_ns..end_ns` when
+    given) per server; samples without a CPU percentage (an external server, source "none") are left out.
     """
     per_server: dict[str, list[tuple[float, int]]] = {}
-    for sample in read_samples(run_dir):
+    for sample in samples:
         if sample.cpu_percent is None:
             continue
         if start_ns is not None and end_ns is not None and not start_ns <= sample.t_ns <= end_ns:
             continue
         per_server.setdefault(sample.server, []).append((sample.cpu_percent, sample.rss_bytes or 0))
     usage = []
-    for server, samples in sorted(per_server.items()):
-        cpus = [c for c, _ in samples]
+    for server, readings in sorted(per_server.items()):
+        cpus = [c for c, _ in readings]
         usage.append(
             ServerUsage(
                 server=server,
                 cpu_percent_mean=sum(cpus) / len(cpus),
                 cpu_percent_max=max(cpus),
-                rss_bytes_max=max(r for _, r in samples),
-                samples=len(samples),
+                rss_bytes_max=max(r for _, r in readings),
+                samples=len(readings),
             )
         )
     return usage

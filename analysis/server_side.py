@@ -27,12 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis._files import read_samples
 from inferload_formats import TFSERVING_KINDS, strict_fields
 from serving.metrics_file import ServerSample
 
@@ -251,10 +249,10 @@ def server_side(
 
 
 def server_side_of_run(
-    run_dir: Path, window: tuple[int, int], records: pd.DataFrame, server: str, protocol: str
+    samples: Sequence[ServerSample], window: tuple[int, int], records: pd.DataFrame, server: str,
+    protocol: str,
 ) -> ServerSide | None:
-    """`server_side` for one run directory and its request records (None without server_metrics.jsonl)."""
-    samples = read_samples(run_dir)
+    """`server_side` for one run's samples and request records (None without server_metrics.jsonl)."""
     if not samples:
         return None
     ok_done = records.loc[records["status"] == "ok", "done_ns"].to_numpy(dtype=np.int64)

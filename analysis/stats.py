@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis._files import ServerUsage, read_cell, read_load, read_server_usage
+from analysis._files import ServerUsage, read_cell, read_load, read_samples, server_usage
 from analysis._records import read_requests
 from analysis.errors import ResultsError
 from analysis.intervals import slice_rate_interval
@@ -240,6 +240,7 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
     except SchemaError as exc:
         raise ResultsError(str(exc)) from exc
     window = run.window
+    samples = read_samples(run_dir)  # server_metrics.jsonl, read once for both views of it
     key = CellKey(
         server=identity.server,
         protocol=identity.protocol,
@@ -261,7 +262,7 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
         stats=summarize_records(run, slo, batch=identity.batch),
         generator_valid=load.valid if load else None,
         invalid_reasons=(() if load.valid else tuple(load.invalid_reasons)) if load else (NO_LOAD_JSON,),
-        server_usage=tuple(read_server_usage(run_dir, *window)),
-        server_side=server_side_of_run(run_dir, window, run.records, key.server, key.protocol),
+        server_usage=tuple(server_usage(samples, *window)),
+        server_side=server_side_of_run(samples, window, run.records, key.server, key.protocol),
         early_stop=load.early_stop if load else None,
     )
