@@ -36,6 +36,15 @@ TOTAL_RATE = 45.0  # three streams (one per host): 15/s each
 DURATION_S = 6
 
 
+def secret_file(where: Path) -> Path:
+    """The run's shared secret, as the coordinator's host would make it and copy to the workers."""
+    path = where / "run.secret"
+    if not path.exists():
+        path.write_text("a-test-secret-for-this-run-0123456789\n")
+        path.chmod(0o600)
+    return path
+
+
 def coordinator(env: ServerHost, out: Path, log: Path) -> subprocess.Popen[bytes]:
     address = env.lab.server.address
     with open(log, "wb") as handle:
@@ -44,7 +53,7 @@ def coordinator(env: ServerHost, out: Path, log: Path) -> subprocess.Popen[bytes
              "--port", str(env.grpc_port), "--features", "1024", "--rate", str(TOTAL_RATE),
              "--duration", str(DURATION_S), "--warmup", "0.5", "--workers", "2",
              "--listen", f"{address}:{COORDINATOR_PORT}", "--join-timeout", "120", "--cpus", "all",
-             "--out", str(out), "--quiet"],
+             "--secret-file", str(secret_file(log.parent)), "--out", str(out), "--quiet"],
             stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
 
 
@@ -53,7 +62,7 @@ def worker(host: LabHost, master: str, out: Path, log: Path,
     with open(log, "wb") as handle:
         return host.popen(
             [*INFERLOAD, "load-worker", "--connect", f"{master}:{COORDINATOR_PORT}", "--out", str(out),
-             "--connect-timeout", str(timeout_s)],
+             "--connect-timeout", str(timeout_s), "--secret-file", str(secret_file(log.parent))],
             stdout=handle, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
 
 

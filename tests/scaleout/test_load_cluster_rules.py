@@ -52,10 +52,15 @@ def test_missing_workers_are_reported_with_the_command_to_run() -> None:
         address = f"127.0.0.1:{server.getsockname()[1]}"
         started = time.monotonic()
         with pytest.raises(ClusterError) as caught:
-            _accept(server, 2, 0.5, address)
+            _accept(server, 2, 0.5, address, b"x" * 32)
     assert time.monotonic() - started < 5
     assert "only 0 of 2 load worker(s) joined within 0.5 s" in str(caught.value)
     assert f"inferload load-worker --connect {address}" in str(caught.value)
+
+
+@pytest.fixture(autouse=True)
+def run_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFERLOAD_CLUSTER_SECRET", "a-test-secret-for-this-run-0123456789")
 
 
 def test_a_worker_without_its_coordinator_stops_after_its_timeout(tmp_path: Path) -> None:
