@@ -12,6 +12,8 @@ from models.artifacts import ArtifactLayout
 from models.export import export_all
 from models.linear import LinearSpec
 
+pytest_plugins = ["lanes"]  # the lanes' rules: markers kept honest, capabilities (tests/lanes.py)
+
 
 @pytest.fixture(scope="session")
 def small_artifacts(tmp_path_factory: pytest.TempPathFactory) -> ArtifactLayout:

@@ -11,8 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from k8s_render import find, pod_spec, split_image
+from k8s_render import ROOT, find, pod_spec, split_image
 
 DOCKER = ROOT / "deploy" / "docker"
 # Import name -> distribution, for what loadtest/ (and the generated stubs it loads) may import.
