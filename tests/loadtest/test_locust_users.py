@@ -95,7 +95,7 @@ def test_two_locust_processes_split_the_rate_and_achieve_the_total(port_of, smal
         "-r",
         "100",
         "-t",
-        "5s",
+        "3s",
         "--rate",
         str(rate),
         "--features",
