@@ -86,6 +86,8 @@ CAPABILITIES: dict[str, Callable[[], str | None]] = {
     "nginx": _nginx,
     "netns": _netns_reason,
     "unshare": _on_path("unshare", "util-linux"),
+    "tc": _on_path("tc", "iproute2: traffic shaping on namespace links"),
+    "iptables": _on_path("iptables", "apt-get install iptables"),
     "compose": _on_path("docker-compose", "apt-get install docker-compose; `make setup` installs it as root"),
     "kubectl": _on_path("kubectl", "the Python renderer is then not cross-checked against kustomize"),
     "cgroup-v1": _cgroup_v1,
