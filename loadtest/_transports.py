@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import functools
 import select
+import socket
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ._security import Credentials, Security, grpc_channel_options, grpc_credentials, ssl_context
@@ -114,6 +115,21 @@ def _idle_socket_alive(sock: Any) -> bool:
         return False
 
 
+def _no_delay(pool: Any) -> None:
+    """TCP_NODELAY on each new connection of `pool`. Over TLS a request is two writes (head, body: an
+    SSL socket has no sendmsg); with Nagle on, the body waits for the ACK of the head, which the server
+    delays (~40 ms on Linux): measured, TorchServe HTTPS p50 8 -> 53 ms at 4 KiB bodies. geventhttpclient
+    leaves Nagle on; plaintext sends head and body in one sendmsg and is not affected."""
+    create = pool._create_tcp_socket
+
+    def create_no_delay(family: int, socktype: int, protocol: int) -> Any:
+        sock = create(family, socktype, protocol)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    pool._create_tcp_socket = create_no_delay
+
+
 class HttpTransport:
     """POST bodies to one URL over kept-alive connections (geventhttpclient), over TLS when `security`
     says so, with the credentials' headers on every request."""
@@ -158,6 +174,8 @@ class HttpTransport:
             **tls,
         )
         self._client._connection_pool._is_socket_alive = _idle_socket_alive  # type: ignore[method-assign]  # no yield per request
+        if self._tls:
+            _no_delay(self._client._connection_pool)
 
     def send(self, body: bytes) -> Outcome:
         import gevent
