@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from netns import netns_host, skip_reason
+from capabilities import need
+from netns import netns_host
 from secured_hosts import (
     REPO,
     START_TIMEOUT_S,
@@ -26,11 +26,8 @@ from serving.certs import issue, make_ca, make_tls_material
 
 @pytest.fixture(scope="session")
 def secured_host(small_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredHost]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
-        pytest.skip("nginx is not installed (make setup installs it)")
+    need("netns")
+    need("nginx")
     root = tmp_path_factory.mktemp("secured")
     with netns_host() as host:
         tls = make_tls_material(root / "tls", names=(host.address, "secured.test"))
