@@ -112,6 +112,7 @@ class _Echo(BaseModel):
 class EchoedBalancer(_Echo):
     kind: Literal["none", "nginx"]
     policy: str
+    tls: bool = False  # nginx terminates TLS (matrices from before TLS have none)
 
 
 class EchoedCache(_Echo):
@@ -125,6 +126,7 @@ class EchoedServerConfig(_Echo):
     replicas: int
     balancer: EchoedBalancer
     cache: EchoedCache
+    tls: bool = False  # the servers' own TLS (matrices from before TLS have none)
 
 
 class EchoedEarlyStop(_Echo):

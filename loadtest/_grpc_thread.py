@@ -28,7 +28,19 @@ CallResult = tuple[int, Any, "BaseException | None"]  # (started_ns, response by
 class AioGrpcThread:
     """One grpc.aio channel served by a thread of its own; `call` blocks only the calling greenlet."""
 
-    def __init__(self, target: str, method: str, *, options: list[tuple[str, Any]]) -> None:
+    def __init__(
+        self,
+        target: str,
+        method: str,
+        *,
+        options: list[tuple[str, Any]],
+        credentials: Any = None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> None:
+        """`credentials`: grpc.ChannelCredentials for a TLS channel (None: plaintext); `metadata` goes
+        with every call (credentials as data)."""
+        self._credentials = credentials
+        self._metadata = metadata
         self._hub = gevent.get_hub()
         self._done: collections.deque[tuple[Waiter, CallResult]] = collections.deque()
         self._wake = self._hub.loop.async_()
@@ -63,7 +75,10 @@ class AioGrpcThread:
             loop = uvloop.new_event_loop()
             asyncio.set_event_loop(loop)
             self._loop = loop
-            self._channel = grpc.aio.insecure_channel(target, options=options)
+            if self._credentials is None:
+                self._channel = grpc.aio.insecure_channel(target, options=options)
+            else:
+                self._channel = grpc.aio.secure_channel(target, self._credentials, options=options)
             self._call = self._channel.unary_unary(
                 method, request_serializer=None, response_deserializer=None
             )
@@ -87,7 +102,7 @@ class AioGrpcThread:
     async def _one(self, waiter: Waiter, body: bytes, timeout: float) -> None:
         started_ns = time.monotonic_ns()
         try:
-            response = await self._call(body, timeout=timeout)
+            response = await self._call(body, timeout=timeout, metadata=self._metadata)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller as itself
             self._done.append((waiter, (started_ns, None, exc)))
         else:

@@ -18,6 +18,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from loadtest._schema import RequestRecord
+from loadtest._security import RefusalWatch
 from loadtest._settings import LoadSettings
 
 FAIL_FAST_REQUESTS = 5  # the first N completed requests to a target all failed: stop the run
@@ -64,11 +65,20 @@ class FailFast:
 
     def __init__(self) -> None:
         self.watched: dict[tuple[Any, ...], FirstRequests] = {}
+        self.refusals: dict[tuple[Any, ...], RefusalWatch] = {}
         self.stopping = False
 
     def reset(self) -> None:
         self.watched.clear()
+        self.refusals.clear()
         self.stopping = False
+
+    def watch_refusals(self, settings: LoadSettings, window: int) -> RefusalWatch | None:
+        """Credentials refused mid-run (e.g. a rotated key) stop the run too, unless --fail-fast 0."""
+        if window <= 0:
+            return None
+        key = (settings.server, settings.protocol, settings.target, settings.model_name)
+        return self.refusals.setdefault(key, RefusalWatch(settings.url))
 
     def watch(self, settings: LoadSettings, window: int) -> FirstRequests | None:
         if window <= 0:

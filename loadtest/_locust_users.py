@@ -23,10 +23,11 @@ from loadtest._arrivals import make_arrivals, stream_seed
 from loadtest._discovery import DiscoveryError
 from loadtest._engine import Engine
 from loadtest._locust_fail_fast import FAIL_FAST, FirstRequests, fail_fast_message
-from loadtest._locust_options import default_host, total_users
+from loadtest._locust_options import default_host, security_of, total_users
 from loadtest._locust_width import feature_count
 from loadtest._payloads import PayloadPool, build_pool
 from loadtest._schema import RecordWriter, RequestRecord, RunHeader, stream_path
+from loadtest._security import RefusalWatch
 from loadtest._settings import LoadSettings, describe_validation_error, split_host
 from loadtest._transports import Transport, make_transport
 from loadtest._versions import versions
@@ -67,6 +68,7 @@ class InferenceUser(User):
         self._writer: RecordWriter | None = None
         self._engine: Engine | None = None
         self._first_requests: FirstRequests | None = None
+        self._refusals: RefusalWatch | None = None
         self._setup_error: str | None = None
         try:
             self.settings = self._load_settings(environment)
@@ -76,10 +78,13 @@ class InferenceUser(User):
             return
         options = environment.parsed_options
         self._first_requests = FAIL_FAST.watch(self.settings, int(getattr(options, "fail_fast", 0)))
+        self._refusals = FAIL_FAST.watch_refusals(self.settings, int(getattr(options, "fail_fast", 0)))
 
     def _load_settings(self, environment: Environment) -> LoadSettings:
         options = environment.parsed_options
-        host, port = split_host(self.host or default_host(self.server, self.protocol))
+        host_text = self.host or default_host(self.server, self.protocol)
+        host, port = split_host(host_text)
+        security = security_of(options, host_text)
         mode = getattr(options, "mode", "open")
         users = total_users(environment)
         return LoadSettings(
@@ -92,7 +97,7 @@ class InferenceUser(User):
             concurrency=1 if mode == "closed" else None,
             duration_s=float(getattr(options, "run_time", 0) or 0) or 1e9,
             batch=int(getattr(options, "batch", 1)),
-            features=feature_count(options, self.server, self.protocol, host, port).features,
+            features=feature_count(options, self.server, self.protocol, host, port, security).features,
             model_name=getattr(options, "model_name", "linear"),
             pool_size=int(getattr(options, "pool_size", 16)),
             seed=int(getattr(options, "seed", 0)),
@@ -100,6 +105,7 @@ class InferenceUser(User):
             max_in_flight=int(getattr(options, "max_in_flight", 512)),
             timeout_s=float(getattr(options, "request_timeout", 30.0)),
             run="locust",
+            security=security,
         )
 
     def on_stop(self) -> None:
@@ -115,7 +121,7 @@ class InferenceUser(User):
 
     def _transport(self) -> Transport:
         s = self.settings
-        key = (s.server, s.protocol, s.host, s.resolved_port, s.model_name, s.timeout_s)
+        key = (s.server, s.protocol, s.host, s.resolved_port, s.model_name, s.timeout_s, s.security)
         if key not in _transports:
             _transports[key] = make_transport(s)
         return _transports[key]
@@ -154,6 +160,10 @@ class InferenceUser(User):
         watched = self._first_requests
         if watched is not None and watched.add(record):
             FAIL_FAST.stop_run(self.environment, fail_fast_message(self.settings, watched))
+        if self._refusals is not None:
+            refused = self._refusals.add(record.protocol, record.status, record.code, record.error)
+            if refused is not None:
+                FAIL_FAST.stop_run(self.environment, refused)
 
     @task
     def load(self) -> None:

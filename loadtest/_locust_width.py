@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest._discovery import DiscoveryError, ModelNotServed, describe_served_model, served_features
+from loadtest._discovery import (
+    AccessRefused,
+    DiscoveryError,
+    ModelNotServed,
+    describe_served_model,
+    served_features,
+)
+from loadtest._security import Credentials, Security
 from loadtest._settings import metadata_url_for
 
 logger = logging.getLogger("inferload")
@@ -36,7 +43,9 @@ def metadata_url(options: Any, server: str) -> str | None:
     return given or os.environ.get(f"INFERLOAD_{server.upper()}_METADATA_URL") or None
 
 
-def resolve_features(options: Any, server: str, protocol: str, host: str, port: int | None) -> FeatureCount:
+def resolve_features(
+    options: Any, server: str, protocol: str, host: str, port: int | None, security: Security | None = None
+) -> FeatureCount:
     """--features, else --artifacts' model.json, else ask the server (raises DiscoveryError).
 
     model.json is read for its `features` only: the Locust image carries loadtest/, not models/."""
@@ -55,33 +64,38 @@ def resolve_features(options: Any, server: str, protocol: str, host: str, port: 
     model_name = getattr(options, "model_name", "linear")
     try:
         features = served_features(
-            server, host=host, port=port, protocol=protocol, model_name=model_name, metadata_url=url
+            server, host=host, port=port, protocol=protocol, model_name=model_name, metadata_url=url,
+            security=security, credentials=Credentials.load(security),
         )
     except DiscoveryError as exc:
         raise DiscoveryError(
             f"{exc}. (Neither --features nor --artifacts was given, so the feature count was asked "
             "from the server; --metadata-url names where it describes its model.)"
         ) from exc
-    described_at = url or metadata_url_for(server, protocol, host, port)
+    tls = security is not None and security.tls
+    described_at = url or metadata_url_for(server, protocol, host, port, tls=tls)
     source = f"the server's description of model {model_name!r} ({described_at})"
     return FeatureCount(features, source, given=False)
 
 
 def check_against_server(
-    options: Any, server: str, protocol: str, host: str, port: int | None, given: FeatureCount
+    options: Any, server: str, protocol: str, host: str, port: int | None, given: FeatureCount,
+    security: Security | None = None,
 ) -> None:
     """A feature count given by the user must be the served model's, where the server can tell.
 
     Raises DiscoveryError (before any load) when the server serves no such model or another
     width; when its description API cannot be read, warns and leaves it to the fail-fast check.
     """
-    url = metadata_url(options, server) or metadata_url_for(server, protocol, host, port)
+    tls = security is not None and security.tls
+    url = metadata_url(options, server) or metadata_url_for(server, protocol, host, port, tls=tls)
     if url is None:
         return  # e.g. TorchServe at non-standard ports without --metadata-url: nothing to ask
     model_name = getattr(options, "model_name", "linear")
     try:
-        served = describe_served_model(server, url, model_name)
-    except ModelNotServed:
+        served = describe_served_model(server, url, model_name, security=security,
+                                       credentials=Credentials.load(security))
+    except (ModelNotServed, AccessRefused):
         raise
     except DiscoveryError as exc:
         logger.warning("%s %s: cannot check %s against the server: %s", server, protocol, given.source, exc)
@@ -103,7 +117,9 @@ def forget_feature_counts() -> None:
     _feature_counts.clear()
 
 
-def feature_count(options: Any, server: str, protocol: str, host: str, port: int | None) -> FeatureCount:
+def feature_count(
+    options: Any, server: str, protocol: str, host: str, port: int | None, security: Security | None = None
+) -> FeatureCount:
     """resolve_features, once per target and test in this process; raises DiscoveryError."""
     key = (
         server,
@@ -117,9 +133,9 @@ def feature_count(options: Any, server: str, protocol: str, host: str, port: int
     )
     if key not in _feature_counts:
         try:
-            resolved = resolve_features(options, server, protocol, host, port)
+            resolved = resolve_features(options, server, protocol, host, port, security)
             if resolved.given:
-                check_against_server(options, server, protocol, host, port, resolved)
+                check_against_server(options, server, protocol, host, port, resolved, security)
         except DiscoveryError as exc:
             _feature_counts[key] = exc
         else:

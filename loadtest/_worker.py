@@ -36,6 +36,7 @@ from ._early_stop import EarlyStopJudge, judge  # noqa: E402
 from ._engine import Engine, StopWhen  # noqa: E402
 from ._payloads import build_pool, repeat_choice  # noqa: E402
 from ._schema import RecordWriter, RequestRecord, RunHeader, rewrite_header, stream_path  # noqa: E402
+from ._security import RefusalWatch  # noqa: E402
 from ._settings import LoadSettings  # noqa: E402
 from ._transports import make_transport  # noqa: E402
 from ._versions import versions  # noqa: E402
@@ -85,7 +86,17 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         versions=versions(),
     )
     writer = RecordWriter(stream_path(out_dir, stream), header)
-    sink = writer.add
+    refusals = RefusalWatch(settings.url)
+    refused: list[str] = []
+
+    def watched(record: RequestRecord) -> None:
+        writer.add(record)
+        reason = refusals.add(record.protocol, record.status, record.code, record.error)
+        if reason is not None:  # credentials refused mid-run: stop the schedule, keep the records
+            refused.append(reason)
+            engine.stop()
+
+    sink = watched
     stop_when = early = None
     if settings.early_stop is not None:  # processes == 1 (LoadSettings): this stream is the whole run
         early = EarlyStopJudge(
@@ -99,7 +110,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         observe = early.observe
 
         def sink(record: RequestRecord) -> None:
-            writer.add(record)
+            watched(record)
             observe(record)
 
         cap_s = max(settings.early_stop.max_duration_s, settings.duration_s)  # a search step may be longer
@@ -185,6 +196,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         cpu_percent=100.0 * busy_s / wall_s,
         counters=engine.counters.as_dict(),
         early_stop=early_stop,
+        refused=refused[0] if refused else None,
     )
     return 0
 

@@ -36,7 +36,7 @@ from locust import events
 from locust.env import Environment
 
 from loadtest._locust_fail_fast import FAIL_FAST
-from loadtest._locust_options import add_arguments, share_total_users, worker_reaches_master
+from loadtest._locust_options import add_arguments, guard_web_ui, share_total_users, worker_reaches_master
 from loadtest._locust_users import flush_records, user_classes
 from loadtest._locust_width import forget_feature_counts
 
@@ -48,6 +48,7 @@ worker_reaches_master()
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
+    guard_web_ui(environment)  # --web-login, or a warning for an exposed web UI
     # libev caches "now" until the loop runs; start-up (imports) left it stale, which made
     # `--run-time` timers (spawn_later) fire early by the start-up time. Refresh it.
     gevent.get_hub().loop.update_now()
