@@ -31,7 +31,7 @@ from analysis.repetitions import CellSummary
 from analysis.server_side import server_side
 from analysis.stats import RunSummary
 from analysis.verdicts import SweepVerdict
-from inferload_formats import Manifest
+from inferload_formats import Manifest, MatrixEcho
 from loadtest import RunData
 from serving.metrics_file import ServerSample
 
@@ -247,9 +247,9 @@ class Topo:
         return (self.replicas, self.balancer, self.policy if self.balancer == "nginx" else "", self.cache)
 
 
-def topologies(manifest: Manifest | None) -> dict[str, Topo]:
-    """Each server config's topology, from the matrix the manifest echoes (none for a bare load run)."""
-    configs = manifest.matrix.server_configs if manifest is not None else ()
+def topologies(matrix: MatrixEcho | None) -> dict[str, Topo]:
+    """Each server config's topology, from the matrix a manifest echoes (none for a bare load run)."""
+    configs = matrix.server_configs if matrix is not None else ()
     return {config.name: Topo(config.name, config.replicas, config.balancer.kind, config.balancer.policy,
                               config.cache.kind == "nginx", config.tls or config.balancer.tls)
             for config in configs}
@@ -519,7 +519,7 @@ class TopologyReport:
 
 def topology_report(manifest: Manifest | None, cells: Sequence[CellSummary],
                     verdicts: Sequence[SweepVerdict]) -> TopologyReport:
-    topo = topologies(manifest)
+    topo = topologies(manifest.matrix if manifest is not None else None)
     opened: dict[str, RunFiles] = {}  # each run's files read once for the whole section
 
     def files(run: RunSummary) -> RunFiles:
