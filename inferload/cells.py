@@ -48,11 +48,20 @@ class Cell:
     body_bytes: int
     repeat_share: float | None = None  # share of requests reusing an input already sent (None: uniform pool)
     duration_s: float | None = None  # a search step's own measured duration (None: the matrix's duration_s)
+    arm: str | None = None  # an A/A line's arm, "a" or "b" (None: the line has no twin)
 
     @property
     def group(self) -> tuple[str, str]:
         """Cells of one group share a running server: (config name, server)."""
         return (self.server_config_name, self.server)
+
+    @property
+    def line_id(self) -> str:
+        """The line this cell belongs to, across load levels and repetitions: `tfserving-grpc-b1-default`
+        (a repeat share and an A/A arm b are part of it: `...-rs0.5`, `...-armb`)."""
+        share = "" if self.repeat_share is None else f"-rs{format_level(self.repeat_share)}"
+        arm = "-armb" if self.arm == "b" else ""
+        return f"{self.server}-{self.protocol}-b{self.batch}-{self.server_config_name}{share}{arm}"
 
     @property
     def level(self) -> str:
@@ -65,12 +74,14 @@ class Cell:
         """The same line at another Poisson rate (a max-rate search step): an ordinary open-loop cell."""
         tag = f"r{format_level(rate)}"
         cell_id = _cell_id(self.server, self.protocol, self.batch, self.server_config_name, tag,
-                           self.repetition, self.repeat_share)
+                           self.repetition, self.repeat_share, self.arm)
         return replace(self, cell_id=cell_id, rate=float(rate), duration_s=duration_s)
 
     def describe(self) -> dict[str, Any]:
         """The cell's settings as `cell.json` records them (docs/architecture.md)."""
-        extra = {} if self.duration_s is None else {"duration_s": self.duration_s}
+        extra: dict[str, Any] = {} if self.duration_s is None else {"duration_s": self.duration_s}
+        if self.arm is not None:
+            extra["arm"] = self.arm
         return {
             **extra,
             "cell_id": self.cell_id,
@@ -161,9 +172,10 @@ def _fallback_coefficients(server: str, protocol: str) -> tuple[float, float, fl
 
 
 def _cell_id(server: str, protocol: str, batch: int, config: str, level: str, repetition: int,
-             repeat_share: float | None = None) -> str:
+             repeat_share: float | None = None, arm: str | None = None) -> str:
     share = "" if repeat_share is None else f"-rs{format_level(repeat_share)}"
-    return f"{server}-{protocol}-b{batch}-{config}-{level}{share}-rep{repetition}"
+    twin = "-armb" if arm == "b" else ""  # arm a keeps the plain id: it is the line itself
+    return f"{server}-{protocol}-b{batch}-{config}-{level}{share}-rep{repetition}{twin}"
 
 
 def _server_limit(experiment: Experiment, server: str, protocol: str) -> int | None:
@@ -202,7 +214,7 @@ def expand_cells(experiment: Experiment) -> CellPlan:
                                     f"limit of {server_limit / 1e6:,.1f} MB as inferload configures it "
                                     f"(serving/limits.py; batch {batch})")))
                                 continue
-                            cells.append(Cell(
+                            cell = Cell(
                                 cell_id=cell_id,
                                 server=server,
                                 protocol=protocol,
@@ -215,16 +227,36 @@ def expand_cells(experiment: Experiment) -> CellPlan:
                                 repetition=repetition,
                                 body_bytes=body,
                                 repeat_share=share,
-                            ))
+                            )
+                            cells.extend(_arms(cell, experiment))
     return CellPlan(tuple(cells), tuple(skipped))
+
+
+def _arms(cell: Cell, experiment: Experiment) -> tuple[Cell, ...]:
+    """The cell, or, for a line the matrix's `aa` names, its arms a (the line itself) and b (its twin)."""
+    if experiment.aa is None or not _matches(cell.line_id, experiment.aa.lines):
+        return (cell,)
+    twin_id = _cell_id(cell.server, cell.protocol, cell.batch, cell.server_config_name, _level_tag(cell),
+                       cell.repetition, cell.repeat_share, "b")
+    return (replace(cell, arm="a"), replace(cell, arm="b", cell_id=twin_id))
+
+
+def _level_tag(cell: Cell) -> str:
+    """`r40` (Poisson rate) or `c4` (concurrency): the load level as cell ids write it."""
+    return f"r{format_level(cell.rate or 0)}" if cell.mode == "open" else f"c{cell.concurrency}"
+
+
+def _matches(text: str, pattern: str) -> bool:
+    """A shell-style pattern (`*grpc*`); a pattern without wildcards matches as a substring."""
+    glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+    return fnmatch.fnmatchcase(text, glob)
 
 
 def select_cells(plan: CellPlan, pattern: str | None) -> CellPlan:
     """Keep the cells whose id matches a shell-style pattern (`*grpc*`); substrings match too."""
     if not pattern:
         return plan
-    glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
     return CellPlan(
-        tuple(cell for cell in plan.cells if fnmatch.fnmatchcase(cell.cell_id, glob)),
-        tuple(skip for skip in plan.skipped if fnmatch.fnmatchcase(skip.cell_id, glob)),
+        tuple(cell for cell in plan.cells if _matches(cell.cell_id, pattern)),
+        tuple(skip for skip in plan.skipped if _matches(skip.cell_id, pattern)),
     )

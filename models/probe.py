@@ -6,9 +6,9 @@ drives over stdin/stdout, one JSON object per line:
 - `{"calibrate": "before round 0"}`: time the model's predict at every batch (up to `repeats` calls
   within `budget_s`) and a large array copy (memory bandwidth); appends a `CalibrationPoint` and
   answers it. A probe that was on pauses meanwhile.
-- `{"probe": true}` / `{"probe": false}`: start / stop the low-duty probe: one timed predict at the
-  smallest batch every `probe_interval_s`, each appended as a `ProbeSample` (at 3 ms a call every
-  0.5 s that is under 1 % of one core).
+- `{"probe": true}` / `{"probe": false}`: start / stop the low-duty probe: a burst of 3 timed predicts
+  at the smallest batch every `probe_interval_s`, each burst's median appended as a `ProbeSample` (at
+  3 ms a call every 0.5 s that is under 2 % of one core).
 - `{"quit": true}` or end of input: stop.
 Every answer is `{"ok": ...}` or `{"error": "..."}`. The file format is `models/calibration.py`'s.
 
@@ -46,6 +46,7 @@ __all__ = ["Probe", "memory_bandwidth_gb_s", "main"]
 
 BANDWIDTH_BYTES = 64 * 1024 * 1024  # the full-size model's weights: what one predict streams from memory
 BANDWIDTH_COPIES = 5
+PROBE_BURST = 3  # calls per probe sample: their median, so one preempted call does not count
 PredictFn = Callable[[np.ndarray], Any]
 
 
@@ -134,8 +135,9 @@ class Probe:
         while not self._stop.wait(self.interval_s):
             with self._lock:
                 t_ns = time.monotonic_ns()
-                ms = self._timed(batch)
-            self.writer.add_probe(ProbeSample(t_ns=t_ns, batch=batch, ms=ms))
+                times = sorted(self._timed(batch) for _ in range(PROBE_BURST))
+            self.writer.add_probe(ProbeSample(t_ns=t_ns, batch=batch, ms=times[len(times) // 2],
+                                              calls=PROBE_BURST))
 
 
 def _open(args: argparse.Namespace) -> Probe:

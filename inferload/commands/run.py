@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from serving.ports import Ports
 
     ports = Ports.free() if args.free_ports else Ports()
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:
         result = run_experiment(experiment, out, progress=not args.no_progress,
                                 artifacts_dir=args.artifacts, only=args.only, ports=ports,
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
+def interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM stops like Ctrl-C: servers down, finished cells kept."""
     raise KeyboardInterrupt
 
