@@ -85,9 +85,16 @@ class CalibrationProbe:
                                              stderr=log, text=True,
                                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
         threading.Thread(target=self._read, args=(self._process.stdout,), daemon=True).start()
-        ready = self._answer(READY_TIMEOUT_S)
-        if ready is None or ready.get("ok") != "ready":
-            self._fail(f"the calibration probe did not start ({self._why(ready)})")
+        self._ready = False  # waited for at the first command: torch loads while the servers start
+
+    def _wait_ready(self) -> bool:
+        if not self._ready and self._broken is None:
+            ready = self._answer(READY_TIMEOUT_S)
+            if ready is None or ready.get("ok") != "ready":
+                self._fail(f"the calibration probe did not start ({self._why(ready)})")
+                return False
+            self._ready = True
+        return self._broken is None
 
     def _read(self, stdout: IO[str] | None) -> None:
         assert stdout is not None
@@ -117,7 +124,7 @@ class CalibrationProbe:
         self.close()
 
     def _ask(self, command: dict[str, Any]) -> dict[str, Any] | None:
-        if self._broken is not None or self._process.stdin is None:
+        if not self._wait_ready() or self._process.stdin is None:
             return None
         try:
             self._process.stdin.write(json.dumps(command) + "\n")

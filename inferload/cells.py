@@ -118,17 +118,38 @@ class CellPlan:
     skipped: tuple[SkippedCell, ...]
 
     def estimated_seconds(self, experiment: Experiment, *, server_start_s: float = 20.0,
-                          cell_overhead_s: float = 4.0) -> float:
-        """Rough wall time: warm-up + duration + overhead per cell, plus one server start per group
-        (a max-rate search: its typical steps per line, `inferload.search.estimated_seconds`)."""
-        groups = {cell.group for cell in self.cells}
-        if experiment.load.search is not None:
-            from inferload.search import estimated_seconds
+                          cell_overhead_s: float = 4.0, chunk_overhead_s: float = 1.5) -> float:
+        """Rough wall time: warm-up + duration + overhead per cell (a max-rate search: its typical steps
+        per line, `inferload.search.estimated_seconds`), plus for every block of a repetition x server
+        config (inferload/rounds.py) one server start (its servers start together) and the servers'
+        warm-ups until stable (counted at one chunk each), plus a calibration before the first round
+        and after each."""
+        blocks = {(cell.repetition, cell.server_config_name) for cell in self.cells}
+        if experiment.rounds.isolation == "rewarm" and len(experiment.server_configs) == 1:
+            starts = 1
+        else:
+            starts = len(blocks)
+        rule = experiment.server_warmup
+        warmed = 0
+        if rule.enabled:
+            per_block = {(cell.repetition, cell.server_config_name,
+                          cell.server if rule.per == "server" else cell.line_id) for cell in self.cells}
+            warmed = len(per_block)
+        warm_s = warmed * (rule.window_s * (rule.windows + 1) + chunk_overhead_s)
+        search = experiment.load.search
+        if search is not None:
+            from inferload.search import estimated_seconds, expected_steps
 
-            return (estimated_seconds(experiment, len(self.cells), cell_overhead_s=cell_overhead_s)
-                    + len(groups) * server_start_s)
-        per_cell = experiment.warmup_s + experiment.longest_duration_s + cell_overhead_s  # early_stop: cap
-        return len(self.cells) * per_cell + len(groups) * server_start_s
+            rounds = len(blocks) * expected_steps(search)
+            cells_s = estimated_seconds(experiment, len(self.cells), cell_overhead_s=cell_overhead_s)
+        else:
+            rounds = len(blocks) * len(experiment.load.levels)
+            per_cell = experiment.warmup_s + experiment.longest_duration_s + cell_overhead_s  # early_stop
+            # counts its cap
+            cells_s = len(self.cells) * per_cell
+        calibration = experiment.calibration
+        calibrate_s = (rounds + 1) * (calibration.budget_s + 0.5) if calibration.enabled else 0.0
+        return cells_s + starts * server_start_s + warm_s + calibrate_s
 
 
 def format_level(value: float) -> str:

@@ -439,14 +439,18 @@ class RoundsConfig(_Strict):
 
 
 class ServerWarmup(_Strict):
-    """Warm every line after its server starts (inferload/warmup.py), until it is stable.
+    """Warm every server after it starts (inferload/warmup.py), until it is stable.
 
     Closed-loop load, one request at a time, in windows of `window_s`; stable when the median service
     times of the last `windows` windows all lie within ±`within` of their mean (perf_analyzer's rule
-    is 3 windows within 10 %), at most `max_s` seconds per line (the record says which ended it).
+    is 3 windows within 10 %), at most `max_s` seconds of load (the record says which ended it).
+    `per: server` warms each server on one of its lines (gRPC where it has it): the model, its runtime
+    and the server's threads are warm after that, and each cell's own `warmup_s` covers the rest of a
+    protocol's path; `per: line` warms every line (thorough, a few seconds more per line).
     """
 
     enabled: bool = True
+    per: Literal["server", "line"] = "server"
     window_s: float = Field(default=0.5, gt=0, le=30)
     windows: int = Field(default=3, ge=2, le=20)
     within: float = Field(default=0.10, gt=0, lt=1)

@@ -15,6 +15,7 @@ import itertools
 import shutil
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from inferload.calibration import Calibration, NoCalibration
 from inferload.cells import Cell, CellPlan, SkippedCell, expand_cells, select_cells
 from inferload.cpus import experiment_plan
 from inferload.experiments import Experiment, ExperimentError, ModelSpec, RateSearch, load_experiment
-from inferload.machine import MachineWatch, MachineWindow
+from inferload.machine import MachineWatch, MachineWindow, wait_until_idle
 from inferload.manifest import (
     CELL_DONE,
     CELL_FAILED,
@@ -480,37 +481,61 @@ class _Session:
 
     def _start(self, server: str, cell: Cell) -> RunningServers | str:
         """Start `server` under the cell's config; the running servers, or why they did not start."""
-        old = self.servers.pop(server, None)
-        if old is not None:
-            with contextlib.suppress(Exception):
-                old.down()
+        return self._start_all({server: cell})[server]
+
+    def _start_all(self, starts: dict[str, Cell]) -> dict[str, RunningServers | str]:
+        """Start several servers at once (each under its cell's config): the running servers of each, or
+        why it did not start. Starting in parallel saves the slowest start's worth of waiting."""
+        for server in starts:
+            old = self.servers.pop(server, None)
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    old.down()
         verb = "checking" if self.driver.kind == "external" else "starting"
-        self.bar.show(f"{verb} {server} ({cell.server_config_name}, repetition {cell.repetition})")
-        try:
-            servers = self.driver.bring_up(
-                server, cell.server_config, stages=self.stages, experiment=self.experiment, ports=self.ports,
-                artifacts=self.artifacts, state_dir=self._state_dir(server), cpus=self.cpus.servers)
-        except Exception as exc:  # noqa: BLE001 - recorded in the cells, the matrix goes on
-            return self.driver.start_failure(server, exc)
-        self.servers[server] = servers
-        self.warmed.discard(server)
-        kind = self.stages.server_kind(servers, server)
-        if kind and self.manifest.get("tfserving_kind") in (None, "auto"):
-            self.manifest["tfserving_kind"] = kind
-            write_manifest(self.manifest_path, self.manifest)
-        return servers
+        first = next(iter(starts.values()))
+        self.bar.show(f"{verb} {', '.join(starts)} ({first.server_config_name}, "
+                      f"repetition {first.repetition})")
+
+        def bring_up(server: str) -> RunningServers | str:
+            cell = starts[server]
+            try:
+                return self.driver.bring_up(
+                    server, cell.server_config, stages=self.stages, experiment=self.experiment,
+                    ports=self.ports, artifacts=self.artifacts, state_dir=self._state_dir(server),
+                    cpus=self.cpus.servers)
+            except Exception as exc:  # noqa: BLE001 - recorded in the cells, the matrix goes on
+                return self.driver.start_failure(server, exc)
+
+        if len(starts) == 1:
+            results = {server: bring_up(server) for server in starts}
+        else:
+            with ThreadPoolExecutor(max_workers=len(starts)) as pool:
+                futures = {server: pool.submit(bring_up, server) for server in starts}
+                results = {server: future.result() for server, future in futures.items()}
+        for server, started in results.items():
+            if isinstance(started, str):
+                continue
+            self.servers[server] = started
+            self.warmed.discard(server)
+            kind = self.stages.server_kind(started, server)
+            if kind and self.manifest.get("tfserving_kind") in (None, "auto"):
+                self.manifest["tfserving_kind"] = kind
+                write_manifest(self.manifest_path, self.manifest)
+        return results
 
     def _ready(self, block: Block) -> None:
-        """Every server of the block up, and every line of a server started since warmed."""
+        """Every server of the block up, and every server started since warmed."""
         lines = block.lines()
+        down = {}
         for server in block.servers:
             running = self.servers.get(server)
             if running is None or not running.alive(server):
-                first = next(cell for cell in lines.values() if cell.server == server)
-                self._start(server, first)
+                down[server] = next(cell for cell in lines.values() if cell.server == server)
+        if down:
+            self._start_all(down)
         for server in block.servers:
             if server in self.servers and server not in self.warmed:
-                self._warm(server, [cell for cell in lines.values() if cell.server == server])
+                self._warm(server, block)
 
     def _server_pids(self) -> list[int]:
         pids = []
@@ -521,11 +546,17 @@ class _Session:
 
     # ---------------------------------------------------------------- warm-up
 
-    def _warm(self, server: str, lines: list[Cell]) -> None:
+    def _warm(self, server: str, block: Block) -> None:
+        """Warm a server just started (or kept from the repetition before) until it is stable: on one of
+        its lines (`server_warmup.per: server`: its gRPC line if it has one, the lightest for the load
+        generator, else its first) or on each of them (`per: line`)."""
         self.warmed.add(server)
         rule = self.experiment.server_warmup
         if not rule.enabled:
             return
+        lines = [cell for cell in block.lines().values() if cell.server == server and cell.arm != "b"]
+        if rule.per == "server":
+            lines = [next((cell for cell in lines if cell.protocol == "grpc"), lines[0])]
         for cell in lines:
             self.bar.show(f"warming {cell.server} {cell.protocol} b{cell.batch} until stable")
             started_at = now_iso()
@@ -633,8 +664,8 @@ class _Session:
                 self._fail(cell, cell_dir, started, None, started_at, {**place, "target": target})
                 return
             servers = started
-            if self.block is not None:  # warm the restarted server's lines before measuring again
-                self._warm(cell.server, [c for c in self.block.lines().values() if c.server == cell.server])
+            if self.block is not None:  # warm the restarted server before measuring again
+                self._warm(cell.server, self.block)
         kind = self.stages.server_kind(servers, cell.server)
         problem = self.driver.before_cell(servers, cell, self.experiment)  # external: the served model
         if problem is not None:
@@ -649,6 +680,8 @@ class _Session:
                                    driver=self.driver, around=(watch, self.calibration.probing()))
         machine = self._machine(cell, watch.window, self._calibration_log())
         self._round_cells.append(cell)
+        with contextlib.suppress(Exception):  # the next cell of the round starts on an idle server
+            wait_until_idle([m.pid for m in servers.monitored() if m.pid is not None])
         if error is None:
             write_cell(cell_dir, _record(
                 cell, CELL_DONE, None, tfserving_kind=kind, started_at=started_at,

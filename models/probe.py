@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -67,7 +68,8 @@ def torch_predictor(weights: np.ndarray, threads: int) -> PredictFn:
     """What the TorchServe handler computes (argmax of x @ Wᵀ), on `threads` intra-op threads."""
     import torch
 
-    torch.set_num_threads(threads)
+    if threads > 0:  # 0: torch's default (one per core)
+        torch.set_num_threads(threads)
     weights_t = torch.from_numpy(weights).T
 
     def run(x: np.ndarray) -> Any:
@@ -235,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, action="append", help="a served batch size (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="calibration.jsonl to append to")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per batch and calibration")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of predict per calibration")
     parser.add_argument("--probe-interval", type=float, default=0.5)
@@ -243,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--watch", type=float, default=None, help="seconds to watch the machine's drift")
     parser.add_argument("--every", type=float, default=4.0, help="seconds between calibrations with --watch")
     args = parser.parse_args(argv)
+    if args.watch is None:  # driven by the runner: Ctrl-C reaches it too, and the runner closes it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     probe = _open(args)
     if args.watch is not None:
         print(json.dumps(watch(probe, args.watch, args.every), indent=2))

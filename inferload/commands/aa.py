@@ -1,7 +1,7 @@
 """`inferload aa MATRIX`: an A/A check: the smallest difference this machine can tell apart right now.
 
-Runs the matrix with its lines (those matching `--lines`) measured twice in every round, as arms `a`
-and `b` of the same configuration (the matrix's `aa:` section; inferload/rounds.py interleaves them),
+Runs the matrix's lines matching `--lines` (default: all), each measured twice in every round, as arms
+`a` and `b` of the same configuration (the matrix's `aa:` section; inferload/rounds.py interleaves them),
 then prints, per metric, how far the arms differ (analysis/aa.py): a difference between two lines
 below that figure is "indistinguishable here". `--repetitions`, `--rates` and `--duration` shorten or
 lengthen the matrix for the check without editing it.
@@ -50,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--free-ports", action="store_true", help="servers on free ports, not the standard ones"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the cells and the time estimate, run nothing")
     parser.set_defaults(func=run_aa)
 
 
@@ -105,7 +107,7 @@ def run_aa(args: argparse.Namespace) -> int:
         )
     except ExperimentError as exc:
         raise UsageError(f"invalid experiment:\n{exc}") from None
-    from inferload.cells import expand_cells
+    from inferload.cells import expand_cells, select_cells
 
     if not any(cell.arm == "b" for cell in expand_cells(experiment).cells):
         raise UsageError(
@@ -113,6 +115,11 @@ def run_aa(args: argparse.Namespace) -> int:
             "`tfserving-grpc-b1-default`)"
         )
     out = args.out or Path("results") / f"{experiment.name}-aa"
+    if args.dry_run:
+        from inferload.commands.run import print_plan
+
+        print_plan(select_cells(expand_cells(experiment), args.lines), experiment, out)
+        return 0
     from inferload.commands.run import interrupt_on_sigterm
     from inferload.runner import RunError, run_experiment
     from serving.ports import Ports
@@ -127,6 +134,7 @@ def run_aa(args: argparse.Namespace) -> int:
             artifacts_dir=args.artifacts,
             ports=ports,
             measure_floor=False,
+            only=args.lines,  # the A/A lines only: both arms of each
         )
     except ExperimentError as exc:
         raise UsageError(str(exc)) from None

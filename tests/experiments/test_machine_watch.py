@@ -18,7 +18,8 @@ BUSY = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() 
 def foreign_busy(seconds: float, pid_file: Path) -> None:
     """A busy process that is nobody's child here: started by a shell that exits at once (daemonized)."""
     code = BUSY.format(seconds=seconds)
-    subprocess.run(["sh", "-c", f'{sys.executable} -c "{code}" & echo $! > {pid_file}'], check=True)
+    subprocess.run(["sh", "-c", f'{sys.executable} -c "{code}" >/dev/null 2>&1 & echo $! > {pid_file}'],
+                   check=True)
 
 
 def test_other_processes_count_and_ours_and_the_servers_do_not(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ name: rounds
 model: {classes: 4, features: 8, seed: 0}
 servers: [tfserving, torchserve]
 protocols: [rest-json, rest-binary, grpc]
-load: {mode: open, rates: [10, 20, 40]}
+load: {mode: open, rates: [10, 20]}
 batch_sizes: [1]
 warmup_s: 0
 duration_s: 1
@@ -58,7 +58,7 @@ def test_every_round_visits_every_line_once_in_its_recorded_order(tmp_path: Path
     assert manifest["schedule"] == {"seed": 3, "isolation": "restart", "arms": 1}
     rounds = manifest["rounds"]
     assert [(r["round"], r["repetition"], r["level"]) for r in rounds] == [
-        (0, 0, 10.0), (1, 0, 20.0), (2, 0, 40.0), (3, 1, 10.0), (4, 1, 20.0), (5, 1, 40.0)]
+        (0, 0, 10.0), (1, 0, 20.0), (2, 1, 10.0), (3, 1, 20.0)]
     cells = {cell.cell_id: cell for cell in expand_cells(parse_experiment(MATRIX)).cells}
     expected_loads = []
     for entry in rounds:
@@ -79,15 +79,23 @@ def test_each_repetition_runs_on_servers_started_afresh_and_warmed(tmp_path: Pat
     assert stages.started == [("default", "tfserving"), ("default", "torchserve")] * 2
     assert all(server.stopped == 1 for server in stages.servers)
     warmups = manifest["warmups"]
-    assert len(warmups) == 2 * LINES and {w["repetition"] for w in warmups} == {0, 1}
+    # each server on its gRPC line, once per repetition
+    assert [(w["line"], w["repetition"]) for w in warmups] == [
+        (f"{server}-grpc-b1-default", repetition)
+        for repetition in (0, 1) for server in ("tfserving", "torchserve")]
     assert all(w["stable"] and "within ±10%" in w["rule"] and len(w["windows_ms"]) >= 3 for w in warmups)
 
 
-def test_rewarm_keeps_the_servers_and_warms_every_line_again(tmp_path: Path) -> None:
+def test_rewarm_keeps_the_servers_and_warms_them_again(tmp_path: Path) -> None:
     stages = FakeStages()
     manifest = run(tmp_path, stages, "rounds: {isolation: rewarm}\n")
     assert manifest["schedule"]["isolation"] == "rewarm"
     assert stages.started == [("default", "tfserving"), ("default", "torchserve")]
+    assert len(manifest["warmups"]) == 2 * 2
+
+
+def test_warm_up_per_line_warms_every_line(tmp_path: Path) -> None:
+    manifest = run(tmp_path, FakeStages(), "server_warmup: {per: line}\n")
     assert len(manifest["warmups"]) == 2 * LINES
 
 
@@ -104,9 +112,9 @@ def test_the_machine_is_calibrated_before_the_first_round_and_after_each(tmp_pat
     stages = FakeStages()
     manifest = run(tmp_path, stages)
     (calibration,) = stages.calibrations
-    assert calibration.labels == ["before round 0", *(f"after round {k}" for k in range(6))]
+    assert calibration.labels == ["before round 0", *(f"after round {k}" for k in range(4))]
     assert [(r["calibration_before"], r["calibration_after"]) for r in manifest["rounds"]] == [
-        (0, 1), (None, 2), (None, 3), (None, 4), (None, 5), (None, 6)]
+        (0, 1), (None, 2), (None, 3), (None, 4)]
     for entry in manifest["rounds"]:
         for line in entry["order"]:
             cell_id = next(c.cell_id for c in expand_cells(parse_experiment(MATRIX)).cells
