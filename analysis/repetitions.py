@@ -56,7 +56,7 @@ class CellKey:
     batch: int
     server_config_name: str
     repeat_share: float | None = None  # cache experiments: share of requests reusing an input
-    arm: str | None = None  # an A/A check's arm ("a", "b"): the twins are two lines, never repetitions
+    arm: str = ""  # "b": an A/A check's twin, a line of its own (never more repetitions)
 
     @property
     def group(self) -> GroupKey:
@@ -78,11 +78,11 @@ class GroupKey:
     batch: int
     mode: str
     repeat_share: float | None = None  # one line per repeat share (None: the pool's uniform choice)
-    arm: str | None = None  # an A/A check's arm, "a" or "b" (None: the line has no twin)
+    arm: str = ""  # "b": an A/A check's twin of the line ("": the line itself; a string, so keys sort)
 
     def label(self) -> str:
         share = "" if self.repeat_share is None else f" repeat {self.repeat_share:g}"
-        arm = "" if self.arm is None else f" (A/A arm {self.arm})"
+        arm = " (A/A twin)" if self.arm == "b" else ""
         return f"{self.server} {self.protocol} [{self.server_config_name}] batch {self.batch}{share}{arm}"
 
 
@@ -138,7 +138,7 @@ class CellSummary:
 def cell_key(run: RunSummary) -> CellKey:
     return CellKey(
         run.server, run.protocol, run.mode, run.rate, run.concurrency, run.batch, run.server_config_name,
-        run.repeat_share, run.arm,
+        run.repeat_share, "b" if run.arm == "b" else "",  # arm a is the line itself, its twin apart
     )
 
 

@@ -125,3 +125,4 @@ def test_excluded_steps_and_a_winner_met_not_surely_are_said_out_loud() -> None:
     assert any(text.startswith("  caution: 1 of 2 measured rates were excluded") for text in lines)
     clean = headline(line("tfserving", "grpc", 140, 120, 160))
     assert not any("caution" in text for text in clean)
+
