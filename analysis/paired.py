@@ -107,6 +107,11 @@ def compare_lines(
     flagged: set[str] | frozenset[str] = frozenset(),
 ) -> PairedComparison:
     """Compare two lines' cells (each line's runs, arms kept apart by the caller) on `metric`."""
+    if not runs_a or not runs_b:  # a line without cells (e.g. every one excluded): nothing to pair
+        a = line_label(runs_a[0]) if runs_a else "?"
+        b = line_label(runs_b[0]) if runs_b else "?"
+        why = f"{'the first' if not runs_a else 'the second'} line has no cells to pair"
+        return PairedComparison(a, b, metric, (), 0, None, None, None, "indistinguishable here", why)
     a, b = line_label(runs_a[0]), line_label(runs_b[0])
     pairs, excluded = _pairs(runs_a, runs_b, METRICS[metric], set(flagged))
     if not pairs:

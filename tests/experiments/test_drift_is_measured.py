@@ -46,6 +46,7 @@ repetitions: 3
 rounds: {isolation: rewarm}
 server_warmup: {max_s: 2}
 calibration: {probe_interval_s: 0.25}
+lateness_limit_ms: 25     # the generator shares a busy 2-core machine with the servers (and the hogs)
 """
 HOGGED_ROUND = 1
 BUSY = "while True: pass"
@@ -110,7 +111,7 @@ def test_each_round_was_calibrated_and_each_line_warmed(drifted: Path) -> None:
     assert all(w["windows_ms"] and w["error"] is None for w in manifest["warmups"])
 
 
-def test_the_hogged_round_is_flagged_and_only_it(drifted: Path) -> None:
+def test_the_hogged_round_is_flagged(drifted: Path) -> None:
     runs = load_results(drifted).runs
     hogged = {run.cell_id for run in runs if run.round == HOGGED_ROUND}
     assert len(hogged) == 2
