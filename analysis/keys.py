@@ -21,11 +21,12 @@ class CellKey:
     batch: int
     server_config_name: str
     repeat_share: float | None = None  # cache experiments: share of requests reusing an input
+    arm: str = ""  # "b": an A/A check's twin, a line of its own (never more repetitions)
 
     @property
     def group(self) -> GroupKey:
         return GroupKey(self.server, self.protocol, self.server_config_name, self.batch, self.mode,
-                        self.repeat_share)
+                        self.repeat_share, self.arm)
 
     def label(self) -> str:
         load = f"{self.rate:g}/s" if self.rate is not None else f"concurrency {self.concurrency}"
@@ -43,7 +44,9 @@ class GroupKey:
     batch: int
     mode: str
     repeat_share: float | None = None  # one line per repeat share (None: the pool's uniform choice)
+    arm: str = ""  # "b": an A/A check's twin of the line ("": the line itself; a string, so keys sort)
 
     def label(self) -> str:
         share = "" if self.repeat_share is None else f" repeat {self.repeat_share:g}"
-        return f"{self.server} {self.protocol} [{self.server_config_name}] batch {self.batch}{share}"
+        arm = " (A/A twin)" if self.arm == "b" else ""
+        return f"{self.server} {self.protocol} [{self.server_config_name}] batch {self.batch}{share}{arm}"

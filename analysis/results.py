@@ -96,6 +96,7 @@ def _not_run_summary(run_dir: Path, cell: CellRecord | None, status: str, reason
         batch=cell.batch if cell else 1,
         server_config_name=cell.server_config_name if cell else "default",
         repeat_share=cell.repeat_share if cell else None,
+        arm="b" if cell and cell.arm == "b" else "",
     )
     return RunSummary(
         run_dir=str(run_dir),
@@ -108,6 +109,10 @@ def _not_run_summary(run_dir: Path, cell: CellRecord | None, status: str, reason
         stats=None,
         generator_valid=None,
         invalid_reasons=(),
+        round=cell.round if cell else None,
+        position=cell.position if cell else None,
+        arm=cell.arm if cell else None,
+        machine=cell.machine if cell else None,
     )
 
 

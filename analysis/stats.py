@@ -31,7 +31,7 @@ from analysis.intervals import slice_rate_interval
 from analysis.keys import CellKey
 from analysis.percentiles import Percentiles, QuantileInterval, quantile_interval
 from analysis.server_side import ServerSide, server_side_of_run
-from inferload_formats import SchemaError, Slo, strict_fields
+from inferload_formats import CellMachine, SchemaError, Slo, strict_fields
 from loadtest import EarlyStopOutcome, RunData
 
 __all__ = ["NO_LOAD_JSON", "RunStats", "RunSummary", "Slo", "SloCheck", "judge", "summarize_records",
@@ -104,6 +104,11 @@ class RunSummary:
     server_usage: tuple[ServerUsage, ...] = field(default=())
     server_side: ServerSide | None = None  # the server's own counters over the window
     early_stop: EarlyStopOutcome | None = None  # from load.json; None: the run had no stopping rule
+    # where the cell ran in the matrix's rounds (cell.json v2; None: an older cell or a bare load run)
+    round: int | None = None
+    position: int | None = None
+    arm: str | None = None  # an A/A line's arm, "a" or "b" (None: the line has no twin)
+    machine: CellMachine | None = None  # the machine while the cell's load ran (cell.json `machine`)
 
     @property
     def usable(self) -> bool:
@@ -250,6 +255,7 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
         batch=identity.batch,
         server_config_name=cell.server_config_name if cell else "default",
         repeat_share=identity.repeat_share,
+        arm="b" if cell and cell.arm == "b" else "",  # arm a is the line itself, its twin a line apart
     )
     return RunSummary(
         run_dir=str(run_dir),
@@ -265,4 +271,8 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
         server_usage=tuple(server_usage(samples, *window)),
         server_side=server_side_of_run(samples, window, run.records, key.server, key.protocol),
         early_stop=load.early_stop if load else None,
+        round=cell.round if cell else None,
+        position=cell.position if cell else None,
+        arm=cell.arm if cell else None,
+        machine=cell.machine if cell else None,
     )

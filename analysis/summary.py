@@ -1,8 +1,8 @@
-"""summary.json (`inferload.summary` v4): the report's machine-readable view, one typed definition.
+"""summary.json (`inferload.summary` v5): the report's machine-readable view, one typed definition.
 
 Built from the one `ReportModel` (analysis/report_model.py) by `summary_document`, written by the report,
 and read back through `SummaryDocument.read` (`.ci/check_smoke_report.py` does). Verdict fields are
-always present; a null comes with a `*_note` saying why. Version 4: `runs` are `RunSummary` records as
+always present; a null comes with a `*_note` saying why. Version 5: `runs` are `RunSummary` records as
 analysis holds them (`key`: what the run measured; `stats`: its statistics, null without records).
 """
 
@@ -26,8 +26,9 @@ from inferload_formats import CpuPlanEntry, Document, ManifestModel, SkippedCell
 
 SUMMARY_FILE = "summary.json"
 SUMMARY_SCHEMA: Final = "inferload.summary"
-# 2: intervals on every verdict and cell, the sample rule; 3: early_stop; 4: runs as RunSummary (key, stats)
-SUMMARY_SCHEMA_VERSION = 4
+# 2: intervals on every verdict and cell, the sample rule; 3: early_stop; 4: each run's round, position,
+# arm and machine (cell.json v2), and every group's A/A arm; 5: runs as RunSummary (key, stats)
+SUMMARY_SCHEMA_VERSION = 5
 
 
 class _Entry(BaseModel):
@@ -43,6 +44,7 @@ class VerdictEntry(_Entry):
     batch: int
     mode: str
     repeat_share: float | None
+    arm: str  # "b": an A/A check's twin of a line ("": the line itself)
     max_rate_under_slo: float | None
     max_rate_under_slo_note: str | None
     p99_at_max_rate_ms: float | None
@@ -73,6 +75,7 @@ class BestEntry(_Entry):
     batch: int | None
     mode: str | None
     repeat_share: float | None
+    arm: str | None
     predictions_per_s: float | None
     max_rate_under_slo: float | None
     note: str | None
@@ -101,6 +104,7 @@ class CellEntry(_Entry):
     batch: int
     server_config_name: str
     repeat_share: float | None
+    arm: str
     repetitions: int
     usable: bool
     met_slo: bool
@@ -191,7 +195,7 @@ class SummaryDocument(Document):
 
 
 def _group_fields(group: GroupKey | None) -> dict[str, Any]:
-    keys = ("server", "protocol", "server_config_name", "batch", "mode", "repeat_share")
+    keys = ("server", "protocol", "server_config_name", "batch", "mode", "repeat_share", "arm")
     if group is None:
         return dict.fromkeys(keys)
     return asdict(group)

@@ -157,8 +157,8 @@ def _calibration(directory: Path) -> tuple[Path, Any]:
                         batches=[1], cpus=[0], probe_interval_s=0.5)
     with CalibrationWriter(path, header) as writer:
         point = writer.add_point("before round 0", S, 0.4, [PredictTiming(1, 0.02, 0.03, 30)], 9.5)
-        writer.add_probe(ProbeSample(t_ns=2 * S, batch=1, ms=0.021))
-    return path, (header, (point,), (ProbeSample(t_ns=2 * S, batch=1, ms=0.021),))
+        writer.add_probe(ProbeSample(t_ns=2 * S, batch=1, ms=0.021, calls=3))
+    return path, (header, (point,), (ProbeSample(t_ns=2 * S, batch=1, ms=0.021, calls=3),))
 
 
 def _read_calibration(path: Path) -> Any:
@@ -183,5 +183,5 @@ CASES = [
     Case("server_metrics.jsonl", _server_metrics, read_server_samples, "cpu_seconds", "version 1"),
     Case("model.json", _model_json, ModelJson.read, "handler_sha256", "version 1"),
     Case("calibration.jsonl", _calibration, _read_calibration, "bandwidth_gb_s", "version 1"),
-    Case("summary.json", _summary, read_summary, "tfserving_label", "version 4"),
+    Case("summary.json", _summary, read_summary, "tfserving_label", "version 5"),
 ]
