@@ -15,16 +15,14 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from capabilities import need
 from fault_host import REPO, START_TIMEOUT_S, FaultHost, inferload
-from hostile_link import missing_tools
-from netns import default_prefix, netns_host, skip_reason
+from netns import default_prefix, netns_host
 
 
 @pytest.fixture(scope="session")
 def fault_host(small_artifacts, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultHost]:
-    reason = skip_reason() or missing_tools()
-    if reason:
-        pytest.skip(reason)
+    need("netns", "tc")
     state_dir = tmp_path_factory.mktemp("fault-host")
     with netns_host(f"{default_prefix()}f") as host:
         up = host.run(

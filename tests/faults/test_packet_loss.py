@@ -15,7 +15,7 @@ from fault_host import FaultHost
 from fault_runs import load
 from hostile_link import later, packet_loss, run_started
 
-pytestmark = pytest.mark.servers
+pytestmark = [pytest.mark.servers, pytest.mark.needs("iptables")]
 
 TIMEOUT_S = 2.0
 

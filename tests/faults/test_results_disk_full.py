@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from fault_host import REPO, FaultHost
 from fault_runs import load
-from tiny_disk import resize, skip_reason, tiny_disk
+from tiny_disk import resize, tiny_disk
 
 from loadtest import read_records
 
-pytestmark = [pytest.mark.servers, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
+pytestmark = [pytest.mark.servers, pytest.mark.needs("tmpfs")]
 
 DISK_FULL = "No space left on device"
 
