@@ -47,9 +47,10 @@ def test_a_full_disk_stops_the_matrix_keeps_the_done_cells_and_says_how_to_resum
     assert "the results disk failed, so the matrix stopped" in message
     assert "No space left on device" in message and "cells/x/" in message
     assert "run the same command again" in message
-    assert stages.loads == ids[:2]  # nothing after the failing cell was tried
-    assert status(tmp_path / "out", ids[0]) == "done"
+    assert stages.loads[-1] == ids[1]  # nothing after the failing cell was tried (in whatever order)
+    assert all(status(tmp_path / "out", cell_id) == "done" for cell_id in stages.loads[:-1])
     assert status(tmp_path / "out", ids[1]) is None  # not "failed": it is redone on resume
+    assert len(stages.loads) < len(ids)
     assert all(server.stopped for server in stages.servers)  # the servers were stopped on the way out
 
 
