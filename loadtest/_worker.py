@@ -35,7 +35,8 @@ from ._arrivals import make_arrivals, stream_seed  # noqa: E402
 from ._early_stop import EarlyStopJudge, judge  # noqa: E402
 from ._engine import Engine, StopWhen  # noqa: E402
 from ._payloads import build_pool, repeat_choice  # noqa: E402
-from ._schema import RecordWriter, RequestRecord, RunHeader, rewrite_header, stream_path  # noqa: E402
+from ._safeguards import GuardedWriter, watch_parent  # noqa: E402
+from ._schema import RequestRecord, RunHeader, rewrite_header, stream_path  # noqa: E402
 from ._security import RefusalWatch  # noqa: E402
 from ._settings import LoadSettings  # noqa: E402
 from ._transports import make_transport  # noqa: E402
@@ -43,6 +44,7 @@ from ._versions import versions  # noqa: E402
 
 PROGRESS_INTERVAL_S = 0.5
 DRAIN_GRACE_ON_STOP_S = 2.0
+EXIT_RESULTS_NOT_WRITTEN = 3  # the records could not be written (a full disk): `done` says where
 
 
 def _emit(event: str, **data: Any) -> None:
@@ -85,7 +87,13 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         server_kind=settings.server_kind,
         versions=versions(),
     )
-    writer = RecordWriter(stream_path(out_dir, stream), header)
+    engine: Engine | None = None
+
+    def stop_load() -> None:  # a failed write or refused credentials end the run, keeping the records
+        if engine is not None:
+            engine.stop()
+
+    writer = GuardedWriter(stream_path(out_dir, stream), header, on_failure=stop_load)
     refusals = RefusalWatch(settings.url)
     refused: list[str] = []
 
@@ -94,7 +102,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         reason = refusals.add(record.protocol, record.status, record.code, record.error)
         if reason is not None:  # credentials refused mid-run: stop the schedule, keep the records
             refused.append(reason)
-            engine.stop()
+            stop_load()
 
     sink = watched
     stop_when = early = None
@@ -102,7 +110,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         early = EarlyStopJudge(
             settings.early_stop,
             measure_start_ns=measure_start,
-            in_flight=lambda: engine.in_flight_scheduled(),
+            in_flight=lambda: engine.in_flight_scheduled() if engine is not None else [],
             offload=gevent.get_hub().threadpool.apply,  # a big partial sort must not hold up the schedule
         )
         minimum_end = measure_end
@@ -129,6 +137,9 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, engine.stop)
+    watch_parent()  # a killed parent (stdin's EOF) stops the run as SIGTERM does
+    if writer.failure is not None:  # not even the header could be written
+        engine.stop()
 
     def report_progress() -> None:
         while True:
@@ -164,7 +175,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         writer.close()
         transport.close()
     early_stop = None
-    if early is not None:
+    if early is not None and writer.failure is None:
         # the window the run really had: the header said the minimum until the end was known
         # (interrupted: at least the minimum window, as a run without the rule keeps)
         measured_end = min(engine.end_ns, max(time.monotonic_ns(), minimum_end))
@@ -197,8 +208,10 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         counters=engine.counters.as_dict(),
         early_stop=early_stop,
         refused=refused[0] if refused else None,
+        write_error=writer.failure,  # the parent says it: our own log may be on that full disk too
+        unwritten=writer.unwritten,
     )
-    return 0
+    return 0 if writer.failure is None else EXIT_RESULTS_NOT_WRITTEN
 
 
 def main(argv: list[str] | None = None) -> int:
