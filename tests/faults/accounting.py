@@ -13,7 +13,7 @@ import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtest import read_header, read_records, stream_seed
+from loadtest import RunHeader, read_header, read_records, stream_seed
 from loadtest._arrivals import make_arrivals
 from loadtest._schema import run_streams
 
@@ -21,14 +21,14 @@ NS = 1_000_000_000
 TIMEOUT_SLACK_S = 0.05  # a timer fires a little after its due time
 
 
-def expected_arrivals(header: dict) -> int:
+def expected_arrivals(header: RunHeader) -> int:
     """Arrivals the stream's schedule put in [start, measure_end): what a complete stream holds."""
-    settings = header["settings"]
+    settings = header.settings
     rate = settings["rate"] / settings["processes"]
-    start_ns = header["measure_start_ns"] - round(settings["warmup_s"] * NS)
-    limit = header["measure_end_ns"] - start_ns
+    start_ns = header.measure_start_ns - round(settings["warmup_s"] * NS)
+    limit = header.measure_end_ns - start_ns
     count = 0
-    arrivals = make_arrivals(settings["arrival"], rate, stream_seed(settings["seed"], header["stream"]))
+    arrivals = make_arrivals(settings["arrival"], rate, stream_seed(settings["seed"], header.stream))
     for offset in arrivals.offsets_ns():
         if offset >= limit:
             return count
@@ -68,7 +68,7 @@ def audit(run_dir: str | Path) -> RunAudit:
     for path in run_streams(run_dir):
         header = read_header(path)
         expected = expected_arrivals(header)
-        timeout_ns = round((header["settings"]["timeout_s"] + TIMEOUT_SLACK_S) * NS)
+        timeout_ns = round((header.settings["timeout_s"] + TIMEOUT_SLACK_S) * NS)
         seqs: collections.Counter[int] = collections.Counter()
         for record in read_records(path):
             seqs[record.seq] += 1
