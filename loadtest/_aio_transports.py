@@ -324,10 +324,12 @@ class AioGrpcTransport:
         await self._channel.close()
 
 
-def make_aio_transport(
-    spec: TransportSpec, loop: asyncio.AbstractEventLoop
-) -> AioHttpTransport | AioGrpcTransport:
+def make_aio_transport(spec: TransportSpec, loop: asyncio.AbstractEventLoop) -> Any:
     """The asyncio sender for a spec (made on, and used only from, `loop`)."""
     if spec.kind == "grpc":
-        return AioGrpcTransport(spec, loop)
+        if spec.grpc_client == "grpc.aio":
+            return AioGrpcTransport(spec, loop)
+        from ._h2grpc import H2GrpcTransport
+
+        return H2GrpcTransport(spec, loop)
     return AioHttpTransport(spec, loop)

@@ -9,6 +9,7 @@ or credentials (headers, metadata, TLS) are new values here, not new code in eac
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
 TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
+GRPC_CLIENT_VARIABLE = "INFERLOAD_GRPC_CLIENT"  # benchmarks compare the asyncio engine's two gRPC clients
 GRPC_MAX_MESSAGE = 2**31 - 1  # as TF Serving and tfs-compat accept: the servers decide what is too big
 
 # Every generator gRPC channel's options (all transports); benchmarks/generator_cpu.py extends it to
@@ -77,6 +79,9 @@ class TransportSpec:
     metadata: tuple[tuple[str, str], ...] = ()  # gRPC: call metadata (e.g. credentials)
     tls: TlsSpec | None = None
     channel_options: tuple[tuple[str, Any], ...] = field(default_factory=lambda: tuple(GRPC_CHANNEL_OPTIONS))
+    # the asyncio engine's gRPC client: HTTP/2 framed by inferload ("h2", the default: half the CPU per
+    # call, benchmarks/results/profiles/README.md) or grpc.aio on the loop ("grpc.aio", channel_options)
+    grpc_client: Literal["h2", "grpc.aio"] = "h2"
 
     @property
     def authority(self) -> str:
@@ -110,7 +115,11 @@ def transport_spec(settings: LoadSettings) -> TransportSpec:
         "channel_options": tuple(GRPC_CHANNEL_OPTIONS),
     }
     if settings.protocol == "grpc":
-        return TransportSpec(kind="grpc", grpc_method=grpc_method(settings.server), **common)
+        client = os.environ.get(GRPC_CLIENT_VARIABLE, "h2")
+        if client not in ("h2", "grpc.aio"):
+            raise ValueError(f"{GRPC_CLIENT_VARIABLE}={client!r}: use h2 (the default) or grpc.aio")
+        return TransportSpec(kind="grpc", grpc_method=grpc_method(settings.server),
+                             grpc_client="grpc.aio" if client == "grpc.aio" else "h2", **common)
     return TransportSpec(
         kind="http",
         path=rest_path(settings.server, settings.model_name),

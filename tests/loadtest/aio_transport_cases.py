@@ -26,6 +26,7 @@ from gevent import monkey
 from loadtest._aio_engine import new_loop
 from loadtest._aio_transports import AioGrpcTransport, AioHttpTransport, make_aio_transport
 from loadtest._core import Ticket
+from loadtest._h2grpc import H2GrpcTransport
 from loadtest._spec import TransportSpec
 from loadtest._transports import Outcome
 
@@ -168,6 +169,8 @@ seen_metadata: list[dict[str, str]] = []
 
 def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
     seen_metadata.append(dict(context.invocation_metadata()))
+    if request == b"missing":
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
     if request == b"fail":
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the input has the wrong width")
     if request == b"slow":
@@ -192,24 +195,32 @@ def grpc_port() -> Iterator[int]:
         server.stop(grace=None)
 
 
-def grpc_transport(port: int, **overrides: Any) -> tuple[AioGrpcTransport, Any]:
+@pytest.fixture(params=["h2", "grpc.aio"])
+def client(request: pytest.FixtureRequest) -> str:
+    """The asyncio engine's two gRPC clients: HTTP/2 framed by inferload, and grpc.aio; same records."""
+    return str(request.param)
+
+
+def grpc_transport(port: int, client: str, **overrides: Any) -> tuple[Any, Any]:
     values: dict[str, Any] = {"kind": "grpc", "host": "127.0.0.1", "port": port, "timeout_s": 30.0, "pool": 4,
-                              "grpc_method": METHOD}
+                              "grpc_method": METHOD, "grpc_client": client}
     values.update(overrides)
     loop = new_loop()
     transport = make_aio_transport(TransportSpec(**values), loop)
-    assert isinstance(transport, AioGrpcTransport)
+    assert isinstance(transport, H2GrpcTransport if client == "h2" else AioGrpcTransport)
     return transport, loop
 
 
-def test_concurrent_grpc_calls_each_get_their_own_answer_with_the_specs_metadata(grpc_port: int) -> None:
-    transport, loop = grpc_transport(grpc_port, metadata=(("x-api-key", "s3cret"),))
-    bodies = [f"request {k}".encode() * (k + 1) for k in range(50)]
+def test_concurrent_grpc_calls_each_get_their_own_answer_with_the_specs_metadata(
+    grpc_port: int, client: str
+) -> None:
+    transport, loop = grpc_transport(grpc_port, client, metadata=(("x-api-key", "s3cret"),))
+    bodies = [f"request {k}".encode() * (k + 1) for k in range(50)] + [bytes(range(256)) * 8192]  # 2 MiB
     outcomes = exchange(transport, loop, bodies, prime=True)
     assert [(o.status, o.code, o.bytes_in, o.error) for o in outcomes] == [
         ("ok", 0, len(b"echo:" + body), None) for body in bodies
     ]
-    assert all(m.get("x-api-key") == "s3cret" for m in seen_metadata[-50:])
+    assert all(m.get("x-api-key") == "s3cret" for m in seen_metadata[-len(bodies):])
 
 
 @pytest.mark.parametrize(
@@ -219,9 +230,21 @@ def test_concurrent_grpc_calls_each_get_their_own_answer_with_the_specs_metadata
         (b"slow", 0.3, "timeout", 4, "DEADLINE_EXCEEDED"),
     ],
 )
-def test_grpc_failures_come_back_as_records(grpc_port, body, timeout_s, status, code, error_start) -> None:
-    transport, loop = grpc_transport(grpc_port, timeout_s=timeout_s)
+def test_grpc_failures_come_back_as_records(  # type: ignore[no-untyped-def]
+    grpc_port, client, body, timeout_s, status, code, error_start
+) -> None:
+    transport, loop = grpc_transport(grpc_port, client, timeout_s=timeout_s)
     outcome, after = exchange(transport, loop, [body, b"ok"])  # the other call is unaffected
     assert (outcome.status, outcome.code) == (status, code)
     assert (outcome.error or "").startswith(error_start)
     assert after.status == "ok"
+
+
+def test_an_unreachable_grpc_server_is_an_unavailable_record_not_a_crash(client: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        transport, loop = grpc_transport(port, client, timeout_s=5.0)
+        outcomes = exchange(transport, loop, [b"a", b"b"])
+    assert {(o.status, o.code) for o in outcomes} == {("error", 14)}
+    assert all((o.error or "").startswith("UNAVAILABLE") for o in outcomes)
