@@ -348,8 +348,8 @@ class H2GrpcTransport:
     def start(self, body: bytes, ticket: Ticket, done: Any) -> None:
         deadline = time.monotonic_ns() + self._timeout_ns
         connection = self._connection
-        if (connection is not None and connection.transport is not None and not self._waiting
-                and len(connection.streams) < connection.max_streams):
+        if (connection is not None and connection.transport is not None and not connection.going_away
+                and not self._waiting and len(connection.streams) < connection.max_streams):
             connection.start(self._block, body, ticket, done, deadline)
         else:
             self._waiting.append((body, ticket, done, deadline))

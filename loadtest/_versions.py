@@ -6,7 +6,10 @@ import platform
 from functools import cache
 from importlib import metadata
 
-_PACKAGES = ("inferload", "gevent", "geventhttpclient", "grpcio", "protobuf", "orjson", "numpy", "locust")
+_PACKAGES = (
+    "inferload", "gevent", "geventhttpclient", "uvloop", "httptools", "hpack", "grpcio", "protobuf", "orjson",
+    "numpy", "locust",
+)
 
 
 @cache
