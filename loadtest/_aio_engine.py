@@ -23,12 +23,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
-
-import numpy as np
+from typing import Any, Protocol
 
 from ._arrivals import Arrivals
-from ._core import Counters, Ledger, Sink, StopWhen, Ticket
+from ._core import LedgerEngine, StopWhen, Ticket
 from ._timerfd import Timerfd
 from ._transports import Outcome
 
@@ -61,32 +59,15 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-class AioEngine:
+class AioEngine(LedgerEngine):
     """Sends pooled bodies through one asyncio transport on a schedule and hands records to a sink."""
 
-    def __init__(
-        self,
-        *,
-        transport: AioTransport,
-        bodies: list[bytes],
-        sink: Sink,
-        server: str,
-        protocol: str,
-        batch: int,
-        stream: int,
-        payload_seed: np.random.SeedSequence | int,
-        max_in_flight: int,
-        loop: asyncio.AbstractEventLoop,
-        choose: Callable[[], bytes] | None = None,
-    ) -> None:
-        """`loop`: the loop the transport was made on; `choose`: as `_engine.Engine`'s."""
+    def __init__(self, *, transport: AioTransport, loop: asyncio.AbstractEventLoop, **ledger: Any) -> None:
+        """`loop`: the loop the transport was made on; `ledger`: bodies, sink, server, protocol, batch,
+        stream, payload_seed, max_in_flight, choose (`_core.LedgerEngine`)."""
+        super().__init__(**ledger)
         self._transport = transport
         self._loop = loop
-        self._ledger = Ledger(
-            bodies=bodies, sink=sink, server=server, protocol=protocol, batch=batch, stream=stream,
-            payload_seed=payload_seed, max_in_flight=max_in_flight, choose=choose,
-        )
-        self.counters: Counters = self._ledger.counters
         self._timerfd: Timerfd | None = None
         self._offsets: Iterator[int] = iter(())
         self._start_ns = 0
@@ -98,26 +79,10 @@ class AioEngine:
     def loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
-    # -- control ------------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop launching requests (SIGTERM/SIGINT); in-flight ones get a grace period in drain()."""
-        self._ledger.stopping = True
+        super().stop()
         self._wake_pacer()
-
-    @property
-    def stopping(self) -> bool:
-        return self._ledger.stopping
-
-    def in_flight_scheduled(self) -> list[int]:
-        return self._ledger.in_flight_scheduled()
-
-    @property
-    def end_ns(self) -> int:
-        return self._ledger.end_ns
-
-    @property
-    def ended_early(self) -> bool:
-        return self._ledger.ended_early
 
     def close(self) -> None:
         if self._timerfd is not None:
@@ -129,9 +94,8 @@ class AioEngine:
         """Ask `stop_when` from its `after_ns` on, about every `every_s`, until it says stop."""
         due = stop_when.after_ns
         while True:
-            delay = due - time.monotonic_ns()
-            if delay > 0:
-                await asyncio.sleep(delay / 1e9)
+            while (delay := due - time.monotonic_ns()) > 0:  # the loop's timers may fire up to 1 ms early
+                await asyncio.sleep(max(delay / 1e9, 0.0002))
             if self._ledger.ask(stop_when, time.monotonic_ns()):
                 self._wake_pacer()
                 return
@@ -215,10 +179,14 @@ class AioEngine:
         self._senders = concurrency
 
         def begin() -> None:
+            early = start_ns - time.monotonic_ns()
+            if early > 0:  # the loop's timers may fire up to 1 ms early
+                self._loop.call_later(max(early / 1e9, 0.0002), begin)
+                return
             for _ in range(concurrency):
                 self._send_closed()
 
-        self._loop.call_later(max(0, start_ns - time.monotonic_ns()) / 1e9, begin)
+        begin()
         self._run(self._finished, stop_when)
 
     def _send_closed(self) -> None:

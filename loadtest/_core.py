@@ -225,3 +225,49 @@ class Ledger:
                 outcome.cache,
             )
         )
+
+
+class LedgerEngine:
+    """What both engines share: their ledger, its counters, the controls and the schedule's end."""
+
+    def __init__(
+        self,
+        *,
+        bodies: list[bytes],
+        sink: Sink,
+        server: str,
+        protocol: str,
+        batch: int,
+        stream: int,
+        payload_seed: np.random.SeedSequence | int,
+        max_in_flight: int,
+        choose: Callable[[], bytes] | None = None,
+    ) -> None:
+        """`choose` picks each request's body (e.g. `RepeatingChoice`); None: uniform over `bodies`."""
+        self._ledger = Ledger(
+            bodies=bodies, sink=sink, server=server, protocol=protocol, batch=batch, stream=stream,
+            payload_seed=payload_seed, max_in_flight=max_in_flight, choose=choose,
+        )
+        self.counters: Counters = self._ledger.counters
+
+    def stop(self) -> None:
+        """Stop launching requests (SIGTERM/SIGINT); in-flight ones get a grace period in drain()."""
+        self._ledger.stopping = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._ledger.stopping
+
+    def in_flight_scheduled(self) -> list[int]:
+        """When each request now in flight was scheduled (early stopping's judge reads their ages)."""
+        return self._ledger.in_flight_scheduled()
+
+    @property
+    def end_ns(self) -> int:
+        """When the schedule ended (or will end): the run's end_ns, or the instant a StopWhen chose."""
+        return self._ledger.end_ns
+
+    @property
+    def ended_early(self) -> bool:
+        """A StopWhen ended the schedule before its end_ns."""
+        return self._ledger.ended_early

@@ -9,13 +9,12 @@ interrupted, and when the schedule ends, is `_core`'s (see its docstring).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from typing import Any
 
 import gevent
-import numpy as np
 
 from ._arrivals import Arrivals
-from ._core import INTERRUPTED, Counters, Ledger, Sink, StopWhen, Ticket
+from ._core import INTERRUPTED, Counters, LedgerEngine, StopWhen, Ticket
 from ._timerfd import Timerfd
 from ._transports import Transport
 
@@ -102,30 +101,14 @@ class ThreadAlarm:
             pass  # already released: the thread will see _closed on its next acquire
 
 
-class Engine:
-    """Sends pooled bodies through one transport on a schedule and hands records to a sink."""
+class Engine(LedgerEngine):
+    """Sends pooled bodies through one transport on a schedule and hands records to a sink (gevent)."""
 
-    def __init__(
-        self,
-        *,
-        transport: Transport,
-        bodies: list[bytes],
-        sink: Sink,
-        server: str,
-        protocol: str,
-        batch: int,
-        stream: int,
-        payload_seed: np.random.SeedSequence | int,
-        max_in_flight: int,
-        choose: Callable[[], bytes] | None = None,
-    ) -> None:
-        """`choose` picks each request's body (e.g. `RepeatingChoice`); None: uniform over `bodies`."""
+    def __init__(self, *, transport: Transport, **ledger: Any) -> None:
+        """`ledger`: bodies, sink, server, protocol, batch, stream, payload_seed, max_in_flight, choose
+        (`_core.LedgerEngine`)."""
+        super().__init__(**ledger)
         self._transport = transport
-        self._ledger = Ledger(
-            bodies=bodies, sink=sink, server=server, protocol=protocol, batch=batch, stream=stream,
-            payload_seed=payload_seed, max_in_flight=max_in_flight, choose=choose,
-        )
-        self.counters: Counters = self._ledger.counters
         self._alarm_clock: TimerfdAlarm | ThreadAlarm | None = None
 
     @property
@@ -133,29 +116,6 @@ class Engine:
         if self._alarm_clock is None:
             self._alarm_clock = make_alarm()
         return self._alarm_clock
-
-    # -- control ---------------------------------------------------------------------------
-    def stop(self) -> None:
-        """Stop launching requests (SIGTERM/SIGINT); in-flight ones get a grace period in drain()."""
-        self._ledger.stopping = True
-
-    @property
-    def stopping(self) -> bool:
-        return self._ledger.stopping
-
-    def in_flight_scheduled(self) -> list[int]:
-        """When each request now in flight was scheduled (early stopping's judge reads their ages)."""
-        return self._ledger.in_flight_scheduled()
-
-    @property
-    def end_ns(self) -> int:
-        """When the schedule ended (or will end): the run's end_ns, or the instant a StopWhen chose."""
-        return self._ledger.end_ns
-
-    @property
-    def ended_early(self) -> bool:
-        """A StopWhen ended the schedule before its end_ns."""
-        return self._ledger.ended_early
 
     def _watch(self, stop_when: StopWhen | None) -> gevent.Greenlet | None:
         """Ask `stop_when` from its `after_ns` on, about every `every_s`, until it says stop."""
