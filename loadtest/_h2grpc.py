@@ -71,6 +71,34 @@ def grpc_timeout(seconds: float) -> str:
     return f"{millis}m" if millis < 10**8 else f"{max(1, round(seconds))}S"
 
 
+class HeaderDecoder:
+    """hpack's decoding (stateful: the server's dynamic table), remembered for the blocks that leave the
+    table as it was: a server's answers repeat the same few indexed fields, and decoding each again in
+    pure Python costs tens of microseconds per call."""
+
+    def __init__(self) -> None:
+        import hpack
+
+        self._decoder = hpack.Decoder()
+        self._decoder.max_header_list_size = 1 << 24
+        self._table = self._decoder.header_table.dynamic_entries
+        self._decoded: dict[bytes, list[tuple[bytes, bytes]]] = {}
+
+    def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        decoded = self._decoded.get(block)
+        if decoded is not None:
+            return decoded
+        table = self._table
+        before = (len(table), id(table[0]) if table else 0)
+        decoded = [(bytes(name), bytes(value)) for name, value in self._decoder.decode(block, raw=True)]
+        if (len(table), id(table[0]) if table else 0) == before:
+            if len(self._decoded) < 256:
+                self._decoded[block] = decoded
+        else:  # the table changed: what was remembered may now decode differently
+            self._decoded.clear()
+        return decoded
+
+
 class _Stream:
     __slots__ = ("id", "ticket", "done", "deadline_ns", "window", "pending", "status", "grpc_status",
                  "message", "bytes_in")
@@ -92,11 +120,8 @@ class _Connection(asyncio.Protocol):
     """One HTTP/2 connection carrying many unary calls."""
 
     def __init__(self, owner: H2GrpcTransport) -> None:
-        import hpack
-
         self._owner = owner
-        self._decoder = hpack.Decoder()
-        self._decoder.max_header_list_size = 1 << 24
+        self._decode = HeaderDecoder().decode
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}  # in the order they started
         self._next_id = 1
@@ -220,7 +245,7 @@ class _Connection(asyncio.Protocol):
             self._complete(stream)
 
     def _headers(self, sid: int, flags: int, block: bytearray) -> None:
-        headers = self._decoder.decode(bytes(block), raw=True)
+        headers = self._decode(bytes(block))
         stream = self.streams.get(sid)
         if stream is None:
             return
