@@ -89,7 +89,9 @@ def serve_grpc(port: int) -> None:
         await server.start()
         await server.wait_for_termination()
 
-    asyncio.run(main())
+    import uvloop
+
+    uvloop.run(main())  # the faster loop: the endpoint saturates before the generator does
 
 
 def start_http_endpoint(workdir: Path) -> tuple[subprocess.Popen[bytes], int, str]:
@@ -154,10 +156,44 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+# -- the machine's own wake-up lateness ------------------------------------------------------------
+def wakeup_floor(seconds: float = 3.0, rate: float = 300.0) -> dict[str, float]:
+    """Lateness of a bare timerfd sleep (Poisson instants at `rate`, timer slack 1 us, nothing else
+    to do): what the kernel and the virtual machine add to any generator's wake-ups, the floor under
+    every lateness in the table."""
+    import select
+
+    import numpy as np
+
+    from loadtest._timerfd import Timerfd, tighten_timer_slack
+
+    tighten_timer_slack()
+    timer, poller = Timerfd(), select.epoll()
+    poller.register(timer.fd, select.EPOLLIN)
+    rng = np.random.default_rng(0)
+    late, end = [], time.monotonic_ns() + int(seconds * 1e9)
+    while time.monotonic_ns() < end:
+        due = time.monotonic_ns() + int(rng.exponential(1e9 / rate))
+        timer.arm(due)
+        poller.poll(1.0)
+        timer.consume()
+        late.append((time.monotonic_ns() - due) / 1e6)
+    timer.close()
+    poller.close()
+    values = np.array(late)
+    return {"p50_ms": round(float(np.percentile(values, 50)), 3),
+            "p99_ms": round(float(np.percentile(values, 99)), 3),
+            "max_ms": round(float(values.max()), 3), "wakeups": len(values)}
+
+
 # -- our generator ------------------------------------------------------------------------------
 def step_rates(
-    protocol: str, port: int, rates: list[int], duration_s: float, out: Path
+    protocol: str, port: int, rates: list[int], duration_s: float, out: Path, endpoint_pid: int | None = None
 ) -> list[dict[str, Any]]:
+    """Our generator at each rate until it falls behind. `endpoint_pid`: the endpoint's CPU is recorded
+    per step (near 100 %: the endpoint, not the generator, sets the limit)."""
+    import psutil
+
     from loadtest import LoadSettings, run_load
 
     steps = []
@@ -175,7 +211,13 @@ def step_rates(
             run=f"capacity-{protocol}-{rate}",
         )
         load_before = os.getloadavg()[0]
+        endpoint = psutil.Process(endpoint_pid) if endpoint_pid else None
+        endpoint_before = sum(endpoint.cpu_times()[:2]) if endpoint else 0.0
         summary = run_load(settings, out / f"{protocol}-{rate}", progress=False)
+        endpoint_cpu = (
+            round(100 * (sum(endpoint.cpu_times()[:2]) - endpoint_before) / (duration_s + 0.5), 1)
+            if endpoint else None
+        )
         errors = summary.counts["error"] + summary.counts["timeout"]
         p99 = summary.lateness_ms["p99"]
         keeps_up = (
@@ -206,6 +248,7 @@ def step_rates(
             "invalid_reasons": summary.invalid_reasons,
             "loadavg_1min": round(os.getloadavg()[0], 2),
             "loadavg_1min_before": round(load_before, 2),
+            "endpoint_cpu_percent": endpoint_cpu,
         }
         steps.append(step)
         print(
@@ -213,6 +256,7 @@ def step_rates(
             f"{(step['lateness_p50_ms'] or 0):6.3f} p99 {(p99 or 0):7.3f} ms  CPU "
             f"{step['generator_cpu_percent']:5.1f}% ({step['cpu_us_per_request'] or 0:.0f} us/req)  "
             f"load {step['loadavg_1min_before']:.1f}->{step['loadavg_1min']:.1f}  "
+            f"endpoint CPU {endpoint_cpu}%  "
             f"{'keeps up' if keeps_up else 'FALLS BEHIND'}{', valid' if step['valid'] else ''}",
             flush=True,
         )
@@ -239,7 +283,15 @@ def httperf_steps(port: int, rates: list[int], duration_s: float, workdir: Path)
             "--add-header", "Content-Type: application/octet-stream\\n",
             f"--wsesslog={count},0,{sessions}", f"--period=e{1 / rate:.9f}",
         ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=duration_s * 4 + 60)
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=duration_s * 3 + 30)
+        except subprocess.TimeoutExpired:  # stuck (e.g. out of descriptors: it selects on at most 1024)
+            step = {"rate": rate, "sessions": count, "ok": 0, "errors": None, "duration_s": None,
+                    "achieved_send_rate": 0.0, "cpu_us_per_request": None, "keeps_up": False,
+                    "exit_code": None, "note": f"did not finish within {duration_s * 3 + 30:g} s"}
+            steps.append(step)
+            print(f"  httperf     {rate:>6}/s: did not finish (FALLS BEHIND)", flush=True)
+            break
         step = parse_httperf(result.stdout, rate, count)
         step["exit_code"] = result.returncode
         steps.append(step)
@@ -470,12 +522,16 @@ def main(argv: list[str] | None = None) -> int:
         },
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    floor_before = wakeup_floor()
+    print(f"this machine's wake-up lateness (bare timerfd): p50 {floor_before['p50_ms']} p99 "
+          f"{floor_before['p99_ms']} max {floor_before['max_ms']} ms", flush=True)
     with tempfile.TemporaryDirectory(prefix="inferload-capacity-") as tmp:
         workdir = Path(tmp)
         http, http_port, http_kind = start_http_endpoint(workdir)
         try:
             print(f"HTTP endpoint: {http_kind} on 127.0.0.1:{http_port}", flush=True)
-            http_steps = step_rates("rest-binary", http_port, rates, args.duration, workdir / "runs")
+            http_steps = step_rates("rest-binary", http_port, rates, args.duration, workdir / "runs",
+                                    http.pid)
             stock = [
                 stock_locust(cls, http_port, args.users, args.duration, workdir)
                 for cls in ("StockHttpUser", "StockFastHttpUser")
@@ -486,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
         grpc_server, grpc_port, grpc_kind = start_grpc_endpoint()
         try:
             print(f"gRPC endpoint: {grpc_kind} on 127.0.0.1:{grpc_port}", flush=True)
-            grpc_steps = step_rates("grpc", grpc_port, rates, args.duration, workdir / "runs")
+            grpc_steps = step_rates("grpc", grpc_port, rates, args.duration, workdir / "runs",
+                                    grpc_server.pid)
         finally:
             stop(grpc_server)
     results["endpoints"] = {"http": http_kind, "grpc": grpc_kind}
@@ -506,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                              "table": table_of(before)}
     results["table"] = table_of(results)
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["wakeup_lateness"] = {"before": floor_before, "after": wakeup_floor()}
     busy = busy_reason(load_before[0], http_steps + grpc_steps, os.cpu_count() or 1)
     results["machine"]["busy"] = busy is not None
     results["machine"]["busy_reason"] = busy
@@ -524,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
         print_table(results["before"]["table"])
         print("\nAFTER (this run)")
     print_table(results["table"])
+    floor = results["machine"]["wakeup_lateness"]
+    print(f"this machine's wake-up lateness p99 (bare timerfd, no work): {floor['before']['p99_ms']} ms "
+          f"before, {floor['after']['p99_ms']} ms after: no generator here can be below it")
     print(f"\nwritten to {out}")
     return 0
 
