@@ -27,7 +27,6 @@ quiet results with silently worse numbers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
