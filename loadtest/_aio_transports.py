@@ -4,9 +4,8 @@ HTTP: a pool of kept-alive connections, each an `asyncio.Protocol` with one requ
 request is the cached head for its body length and the pre-encoded body, written together (one
 writev, no concatenated copy); the answer is parsed by `httptools` (llhttp, C) as it arrives, the
 body only counted (and its first bytes kept when the status is an error). No task per request:
-the connection's callbacks finish it. Timeouts are swept every few milliseconds over the busy
-connections in the order they were started (one timeout for all: the oldest are first), instead
-of a timer per request.
+the connection's callbacks finish it. Timeouts: one timer at the oldest request's deadline (one
+timeout for all, so the oldest expire first), instead of a timer per request.
 
 gRPC: grpc.aio on the same loop, raw bytes in and out (no stubs, no serializers); the outcome is
 read in the call's completion callback.
@@ -20,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import socket
 import time
 from typing import Any
@@ -31,7 +31,7 @@ from ._transports import CACHE_HEADER, Outcome, cache_status, describe_failure, 
 _ERROR_TEXT = 300
 _HEAD_CACHE = 64  # distinct body lengths whose request head is kept
 _CACHE_HEADER = CACHE_HEADER.lower().encode()
-SWEEP_S = 0.005  # how often in-flight HTTP requests are checked against the timeout
+SWEEP_S = 0.002  # a timeout is recorded at most this long after its deadline (and the loop's 1 ms timers)
 
 
 class _Connection(asyncio.Protocol):
@@ -167,7 +167,13 @@ class AioHttpTransport:
             self._waiting.append((body, ticket, done, deadline))
             self._grow()
         if self._sweeper is None:
-            self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
+            self._arm_sweeper(deadline)
+
+    def _arm_sweeper(self, deadline_ns: int) -> None:
+        """Wake at the oldest request's deadline (one timeout for all: the oldest expire first), not
+        every few milliseconds: at low rates the sweeps would cost more than the requests."""
+        delay = max(deadline_ns - time.monotonic_ns(), 0) / 1e9 + SWEEP_S
+        self._sweeper = self.loop.call_later(delay, self._sweep)
 
     def _grow(self) -> None:
         """One more connection for each waiting request no connection is being opened for."""
@@ -232,8 +238,10 @@ class AioHttpTransport:
         while self._waiting and self._waiting[0][3] <= now:
             _, ticket, done, _ = self._waiting.popleft()
             done(ticket, Outcome("timeout", 0, 0, f"no response within {self._timeout_s} s"))
-        if (self._busy or self._waiting) and not self._closed:
-            self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
+        oldest = [c.deadline_ns for c in itertools.islice(busy, 1)]
+        oldest += [w[3] for w in itertools.islice(self._waiting, 1)]
+        if oldest and not self._closed:
+            self._arm_sweeper(min(oldest))
 
     async def prime(self) -> None:
         try:  # resolved once, here: every later connection goes to this address

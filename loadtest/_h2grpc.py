@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import struct
 import time
 from typing import Any
@@ -41,7 +42,7 @@ SETTING = struct.Struct(">HI")
 WINDOW = struct.Struct(">I")
 MAX_WINDOW = 2**31 - 1
 SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE = 0x3, 0x4, 0x5
-SWEEP_S = 0.005
+SWEEP_S = 0.002  # a timeout is recorded at most this long after its deadline (and the loop's 1 ms timers)
 _ERROR_TEXT = 300
 
 STATUS_NAMES = (
@@ -380,7 +381,12 @@ class H2GrpcTransport:
             self._waiting.append((body, ticket, done, deadline))
             self._open()
         if self._sweeper is None:
-            self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
+            self._arm_sweeper(deadline)
+
+    def _arm_sweeper(self, deadline_ns: int) -> None:
+        """Wake at the oldest call's deadline (one timeout for all), not every few milliseconds."""
+        delay = max(deadline_ns - time.monotonic_ns(), 0) / 1e9 + SWEEP_S
+        self._sweeper = self.loop.call_later(delay, self._sweep)
 
     def room(self, connection: _Connection) -> None:
         """A stream ended or the limits changed: start what waits, as far as the connection takes."""
@@ -449,9 +455,11 @@ class H2GrpcTransport:
         while self._waiting and self._waiting[0][3] <= now:
             _, ticket, done, _ = self._waiting.popleft()
             done(ticket, late)
-        busy = self._waiting or (connection is not None and connection.streams)
-        if busy and not self._closed:
-            self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
+        oldest = [w[3] for w in itertools.islice(self._waiting, 1)]
+        if connection is not None:
+            oldest += [s.deadline_ns for s in itertools.islice(connection.streams.values(), 1)]
+        if oldest and not self._closed:
+            self._arm_sweeper(min(oldest))
 
     # -- life -------------------------------------------------------------------------------------
     async def prime(self) -> None:
