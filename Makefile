@@ -1,10 +1,11 @@
-# inferload: `make demo` does all set-up and runs the main job; `make test` runs the tests.
+# inferload: `make demo` does all set-up and runs the main job; `make test` runs the tests
+# (`make test-fast`: the inner loop, no server starts).
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.inferload-installed
 
-.PHONY: setup demo test check protos clean-results
+.PHONY: setup demo test test-fast check protos clean-results
 
 setup: $(STAMP) protos
 
@@ -24,6 +25,11 @@ $(STAMP): pyproject.toml
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-http-js >/dev/null) || \
 		echo "note: nginx not installed (apt-get install nginx libnginx-mod-http-js): replica and cache experiments and their tests need it"; }
+	@# headless Chromium: the report's layout check takes a screenshot of report.html (tests/analysis).
+	@{ command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "note: chromium not installed (apt-get install chromium): the report screenshot test needs it"; }
 	touch $(STAMP)
 
 protos: $(STAMP)
@@ -34,6 +40,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# No server starts, no test over ~20 s (markers checked by tests/lanes.py): under 2 minutes on 2 cores.
+test-fast: setup
+	$(PY) -m pytest -m "not servers and not slow"
 
 check: setup
 	$(VENV)/bin/ruff check models serving loadtest analysis inferload inferload_protos tests benchmarks

@@ -46,6 +46,8 @@ def _error_bars(estimates: Sequence[Estimate]) -> list[list[float]]:
 
 
 def _to_data_uri(figure: Figure) -> str:
+    if figure.get_layout_engine() is None:  # titles, suptitle and legends laid out clear of each other
+        figure.set_layout_engine("constrained")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)

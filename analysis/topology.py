@@ -224,6 +224,12 @@ class Topo:
     balancer: str
     policy: str
     cache: bool
+    tls: bool = False  # the servers' own TLS or nginx's: the load reached this config over TLS
+
+    @property
+    def shape(self) -> tuple[int, str, str, bool]:
+        """Everything but TLS: two configs of one shape differ only in whether TLS is on."""
+        return (self.replicas, self.balancer, self.policy if self.balancer == "nginx" else "", self.cache)
 
 
 def topologies(manifest: dict[str, Any]) -> dict[str, Topo]:
@@ -234,7 +240,8 @@ def topologies(manifest: dict[str, Any]) -> dict[str, Topo]:
         found[config["name"]] = Topo(config["name"], int(config.get("replicas") or 1),
                                      str(balancer.get("kind") or "none"),
                                      str(balancer.get("policy") or "round_robin"),
-                                     (config.get("cache") or {}).get("kind") == "nginx")
+                                     (config.get("cache") or {}).get("kind") == "nginx",
+                                     bool(config.get("tls") or balancer.get("tls")))
     return found
 
 
@@ -295,14 +302,9 @@ def _efficiency(n: int, line: SweepVerdict, one: SweepVerdict | None) -> tuple[f
     return line.throughput_at_max_rps / (n * one.throughput_at_max_rps), None
 
 
-@dataclass(frozen=True)
-class BalancerCost:
-    """The same single replica with and without nginx in front, at one rate both measured."""
+class _AddedLatency:
+    """p50/p99 of a line with something added (nginx, TLS) minus the same line without it."""
 
-    server: str
-    protocol: str
-    policy: str
-    rate: float
     p50_without_ms: float | None
     p50_with_ms: float | None
     p99_without_ms: float | None
@@ -317,6 +319,20 @@ class BalancerCost:
         return _minus(self.p99_with_ms, self.p99_without_ms)
 
 
+@dataclass(frozen=True)
+class BalancerCost(_AddedLatency):
+    """The same single replica with and without nginx in front, at one rate both measured."""
+
+    server: str
+    protocol: str
+    policy: str
+    rate: float
+    p50_without_ms: float | None
+    p50_with_ms: float | None
+    p99_without_ms: float | None
+    p99_with_ms: float | None
+
+
 def _minus(a: float | None, b: float | None) -> float | None:
     return a - b if a is not None and b is not None else None
 
@@ -328,7 +344,7 @@ def _same_load(cell: CellSummary) -> tuple[Any, ...]:
 
 def balancer_costs(cells: Sequence[CellSummary], topo: dict[str, Topo]) -> list[BalancerCost]:
     """Δp50/Δp99 of one replica behind nginx (each policy) against one replica alone, per common rate."""
-    single = {name: t for name, t in topo.items() if t.replicas == 1 and not t.cache}
+    single = {name: t for name, t in topo.items() if t.replicas == 1 and not t.cache and not t.tls}
     plain = {name for name, t in single.items() if t.balancer == "none"}
     fronted = {name: t for name, t in single.items() if t.balancer == "nginx"}
     alone: dict[tuple[str, str, int, float | None, float], CellSummary] = {}
@@ -346,6 +362,45 @@ def balancer_costs(cells: Sequence[CellSummary], topo: dict[str, Topo]) -> list[
         costs.append(BalancerCost(cell.key.server, cell.key.protocol, t.policy, cell.key.rate,
                                   base.p50_ms.mean, cell.p50_ms.mean, base.p99_ms.mean, cell.p99_ms.mean))
     return sorted(costs, key=lambda c: (c.server, c.protocol, c.policy, c.rate))
+
+
+@dataclass(frozen=True)
+class TlsCost(_AddedLatency):
+    """The same line with and without TLS (two configs that differ only in it), at one rate both measured."""
+
+    server: str
+    protocol: str
+    plain_config: str
+    tls_config: str
+    rate: float
+    p50_without_ms: float | None
+    p50_with_ms: float | None
+    p99_without_ms: float | None
+    p99_with_ms: float | None
+
+
+def tls_costs(cells: Sequence[CellSummary], topo: dict[str, Topo]) -> list[TlsCost]:
+    """Δp50/Δp99 of each TLS config against the plaintext config of the same shape, per common rate
+    (means over repetitions; the report's per-cell intervals say how far apart they are)."""
+    plain_of = {}
+    for name, t in topo.items():
+        twins = [other for other, o in topo.items() if not o.tls and o.shape == t.shape]
+        if t.tls and twins:
+            plain_of[name] = twins[0]
+    by_load = {(c.key.server_config_name, *_same_load(c)): c
+               for c in cells if c.usable and c.key.rate is not None}
+    costs = []
+    for cell in cells:
+        plain = plain_of.get(cell.key.server_config_name)
+        if plain is None or cell.key.rate is None or not cell.usable:
+            continue
+        base = by_load.get((plain, *_same_load(cell)))
+        if base is None:
+            continue
+        costs.append(TlsCost(cell.key.server, cell.key.protocol, plain, cell.key.server_config_name,
+                             cell.key.rate, base.p50_ms.mean, cell.p50_ms.mean, base.p99_ms.mean,
+                             cell.p99_ms.mean))
+    return sorted(costs, key=lambda c: (c.server, c.protocol, c.tls_config, c.rate))
 
 
 # ---------------------------------------------------------------- cache
@@ -426,10 +481,11 @@ class TopologyReport:
     cache: tuple[CacheRow, ...]
     max_rate_by_share: tuple[tuple[str, str, str, float, float | None], ...]
     cache_limits: tuple[str, ...]
+    tls: tuple[TlsCost, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.cpu or self.scaling or self.balancer or self.cache)
+        return not (self.cpu or self.scaling or self.balancer or self.cache or self.tls)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -444,6 +500,9 @@ class TopologyReport:
                 {**c.__dict__, "added_p50_ms": c.added_p50_ms, "added_p99_ms": c.added_p99_ms}
                 for c in self.balancer],
             "cache": [{**r.__dict__, "hit_ratio": r.hit_ratio} for r in self.cache],
+            "tls_added_latency": [
+                {**c.__dict__, "added_p50_ms": c.added_p50_ms, "added_p99_ms": c.added_p99_ms}
+                for c in self.tls],
             "max_rate_by_repeat_share": [
                 {"server": s, "protocol": p, "server_config_name": c, "repeat_share": share,
                  "max_rate_under_slo": m}
@@ -465,4 +524,5 @@ def topology_report(manifest: dict[str, Any], cells: Sequence[CellSummary],
         cache=tuple(cache),
         max_rate_by_share=tuple(max_rate_by_share(verdicts)),
         cache_limits=CACHE_LIMITS,
+        tls=tuple(tls_costs(cells, topo)),
     )

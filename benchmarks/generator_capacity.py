@@ -15,10 +15,11 @@ before a change, measured in a run of its own).
 
 Each step also records the generator's CPU per request (its CPU time / requests sent: robust to
 other work on the machine, unlike the rates) and the 1-minute load average before and after it.
-A machine already busy before the run (load average over BUSY_LOADAVG_PER_CPU per CPU) or during
-a step is said so in the table and the file (`machine.busy`, with the reason), and such a run is
-written to generator_capacity.busy.json unless --out names a file: a busy run never replaces the
-quiet results with silently worse numbers.
+Other work on the machine is sampled during the whole run (benchmarks/busy.py: CPU taken by processes
+outside this benchmark's own process tree). A busy run is said so in the table and the file
+(`machine.busy`, with the reason, and `machine.other_work`), and is written to
+generator_capacity.busy.json unless --out names a file: a busy run never replaces the quiet results
+with silently worse numbers.
 
     python benchmarks/generator_capacity.py [--duration 3] [--max-rate 12000] [--users 32] [--rates 1000,4000]
         [--before benchmarks/results/generator_capacity.before-engine.json] [--no-reference]
@@ -42,9 +43,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from busy import OtherWork  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results" / "generator_capacity.json"
 BUSY_RESULTS = RESULTS.with_suffix(".busy.json")
-BUSY_LOADAVG_PER_CPU = 0.75  # 1-minute load average per CPU above which the machine is busy
 LATENESS_P99_LIMIT_MS = 1.0  # the strict criterion asked for
 VALIDITY_LATENESS_P99_MS = 5.0  # inferload's default validity limit (LoadSettings.lateness_p99_limit_ms)
 KEEPS_UP = 0.95  # send rate at least 95 % of the target, no drops, no errors
@@ -415,18 +418,6 @@ def cpu_per_request_at(steps: list[dict[str, Any]], rate: int) -> float | None:
     return next((s["cpu_us_per_request"] for s in steps if s["rate"] == rate), None)
 
 
-def busy_reason(before: float, steps: list[dict[str, Any]], cpus: int) -> str | None:
-    """Why this run's numbers are a lower bound (other work on the machine), or None if quiet."""
-    limit = BUSY_LOADAVG_PER_CPU * cpus
-    if before > limit:
-        return f"1-minute load average {before:.2f} before the run, over {limit:.2f} ({cpus} CPUs)"
-    # during a step the generator and the endpoint add up to ~2 runnable processes themselves
-    busiest = max((s["loadavg_1min_before"] for s in steps), default=0.0)
-    if busiest > limit + 2:
-        return f"1-minute load average {busiest:.2f} before a step, over {limit + 2:.2f} (benchmark included)"
-    return None
-
-
 def capacity(steps: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "max_rate_lateness_p99_under_1ms": highest(steps, "p99_under_1ms"),
@@ -524,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     floor_before = wakeup_floor()
     print(f"this machine's wake-up lateness (bare timerfd): p50 {floor_before['p50_ms']} p99 "
           f"{floor_before['p99_ms']} max {floor_before['max_ms']} ms", flush=True)
-    with tempfile.TemporaryDirectory(prefix="inferload-capacity-") as tmp:
+    with OtherWork() as other, tempfile.TemporaryDirectory(prefix="inferload-capacity-") as tmp:
         workdir = Path(tmp)
         http, http_port, http_kind = start_http_endpoint(workdir)
         try:
@@ -563,9 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     results["table"] = table_of(results)
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     results["machine"]["wakeup_lateness"] = {"before": floor_before, "after": wakeup_floor()}
-    busy = busy_reason(load_before[0], http_steps + grpc_steps, os.cpu_count() or 1)
+    busy = other.busy_reason
     results["machine"]["busy"] = busy is not None
     results["machine"]["busy_reason"] = busy
+    results["machine"]["other_work"] = other.result()
     results["cpu_us_per_request"] = {
         protocol: {str(rate): cpu_per_request_at(steps, rate) for rate in rates}
         for protocol, steps in (("http", http_steps), ("grpc", grpc_steps))

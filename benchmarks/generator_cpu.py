@@ -45,7 +45,9 @@ from typing import Any
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT)]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
+
+from busy import OtherWork  # noqa: E402
 
 
 def free_port() -> int:
@@ -303,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "benchmark": "generator_cpu", "protocol": args.protocol, "features": model["features"],
         "rate": args.rate, "duration_s": args.duration, "reps": args.reps,
-        "loadavg_before": os.getloadavg()[0], "runs": [],
+        "runs": [],
     }
     server_sets = {name: extra.pop("_server", {}) for name, extra in variants.items()}
     with tempfile.TemporaryDirectory(prefix="generator-cpu-") as tmp:
@@ -338,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                         args.profile.mkdir(parents=True, exist_ok=True)
                         profile = args.profile / f"{args.protocol}-{name}.collapsed.txt"
                     server_cpu = psutil.Process(server.pid).cpu_times()
-                    done = one_run(settings, workdir / f"{name}-{rep}", extra, profile, args.profile_rate)
+                    with OtherWork() as other:
+                        done = one_run(settings, workdir / f"{name}-{rep}", extra, profile, args.profile_rate)
                     server_after = psutil.Process(server.pid).cpu_times()
                     requests = max(1, int(done["counters"]["done"]))
                     lateness = lateness_ms(workdir / f"{name}-{rep}")
@@ -354,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                         "context_switches_per_request": done.get("context_switches", 0) / requests,
                         "server_cpu_us_per_request": 1e6 * server_s / requests,
                         "lateness_p50_ms": lateness[0], "lateness_p99_ms": lateness[1],
-                        "loadavg": os.getloadavg()[0],
+                        "other_work": other.result(),
                     }
                     results["runs"].append(run)
                     print(
@@ -365,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{run['minor_faults_per_request']:3.0f}  switches "
                         f"{run['context_switches_per_request']:4.1f}"
                         f"  server {run['server_cpu_us_per_request']:5.0f} us/req  lateness p50/p99 "
-                        f"{lateness[0]:.2f}/{lateness[1]:.2f} ms  load {run['loadavg']:.1f}",
+                        f"{lateness[0]:.2f}/{lateness[1]:.2f} ms  other work "
+                        f"{run['other_work']['other_cpu_percent_mean']} %{' BUSY' if other.busy else ''}",
                         flush=True,
                     )
                     if profile is not None and PROFILER == "perf":

@@ -12,9 +12,11 @@ For every server config given (each a fresh pair of servers), per server and pro
   + one in-process copy of that protocol's body, min of many `bytearray(body)`), and the server's
   CPU time per request (psutil, its whole process tree) — a figure contention inflates far less
   than wall-clock time.
-The machine's load average is recorded before and after. Above half a load per CPU the run is
-marked "busy", the table says so, and by default it is written to served_efficiency.busy.json
-instead of served_efficiency.json: a busy machine never silently makes the final numbers.
+Other work on the machine is sampled during the whole run (benchmarks/busy.py: CPU taken by processes
+outside this benchmark's own process tree; its servers and load processes are inside it). A run with
+other work is marked "busy", the table says so, and by default it is written to
+served_efficiency.busy.json instead of served_efficiency.json: a busy machine never silently makes the
+final numbers.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
 
+from busy import OtherWork  # noqa: E402
 from single_request_latency import bodies, class_ids, senders  # noqa: E402
 
 from models.artifacts import ArtifactLayout  # noqa: E402
@@ -50,7 +53,6 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 SERVERS = ("tfserving", "torchserve")
 PROTOCOLS = ("rest-json", "rest-binary", "grpc")
 FRAMEWORK = {"tfserving": "tensorflow", "torchserve": "torch"}
-BUSY_LOAD_PER_CPU = 0.5  # a 1-minute load average above this many runnable tasks per CPU: "busy"
 
 
 @dataclass(frozen=True)
@@ -75,14 +77,6 @@ def parse_config(text: str) -> ServerConfig:
             raise ValueError(f"--config {text!r}: {item!r} is not key=value")
         fields[key.strip()] = json.loads(value) if value.strip()[:1] in "0123456789-tf[" else value
     return ServerConfig(name, ServerSettings(**fields))
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-def is_busy(load: float, cpus: int) -> bool:
-    return load > BUSY_LOAD_PER_CPU * cpus
 
 
 def copy_ms(body: bytes, repeats: int = 9) -> float:
@@ -185,8 +179,15 @@ def throughput_cell(
 
 
 def run(args: argparse.Namespace, configs: list[ServerConfig]) -> dict[str, Any]:
+    with OtherWork() as other:
+        result = _run(args, configs)
+    result["machine"]["other_work"] = other.result()
+    result["status"] = "busy" if other.busy else "quiet"
+    return result
+
+
+def _run(args: argparse.Namespace, configs: list[ServerConfig]) -> dict[str, Any]:
     cpus = len(os.sched_getaffinity(0))
-    load_before = load_average()
     layout = ArtifactLayout(args.artifacts)
     spec = layout.check().spec()
     print(f"in-process floor for {spec}, batches {args.batches} ...", file=sys.stderr, flush=True)
@@ -224,16 +225,10 @@ def run(args: argparse.Namespace, configs: list[ServerConfig]) -> dict[str, Any]
                             cells[-1].update(cell)
             finally:
                 stack.down()
-    load_after = load_average()
-    busy = is_busy(load_before, cpus) or is_busy(load_after, cpus)
     return {
         "benchmark": "served_efficiency",
-        "status": "busy" if busy else "quiet",
         "model": spec.to_dict(),
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": cpus},
-        "load_average_1m": {
-            "before": load_before, "after": load_after, "busy_above": BUSY_LOAD_PER_CPU * cpus
-        },  # fmt: skip
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings": {
             "batches": args.batches, "concurrency": args.concurrency, "duration_s": args.duration,
@@ -284,13 +279,10 @@ def summarize(
 
 
 def print_table(result: dict[str, Any]) -> None:
-    load = result["load_average_1m"]
+    other = result["machine"]["other_work"]
     if result["status"] == "busy":
-        print(
-            f"BUSY MACHINE: load average {load['before']} before, {load['after']} after "
-            f"(> {load['busy_above']}): these numbers are inflated by other work, not final"
-        )
-    print(f"model {result['model']}, load average {load['before']} -> {load['after']}")
+        print(f"BUSY MACHINE: {other['busy_reason']}: these numbers are inflated by other work, not final")
+    print(f"model {result['model']}, other work {other['other_cpu_percent_mean']} % of one core (mean)")
     print(
         f"{'server':<11} {'protocol':<12} {'best pred/s':>11} {'floor pred/s':>12} {'ratio':>6} {'batch':>5}"
         f" {'b1 med ms':>9} {'floor+copy':>10} {'ratio':>6} {'srv cpu ms':>10}"

@@ -24,6 +24,7 @@ import grpc
 import numpy as np
 import orjson
 import requests
+from busy import OtherWork
 
 from inferload_protos import load
 from models.artifacts import ArtifactLayout
@@ -131,32 +132,32 @@ def run(artifacts: ArtifactLayout, n: int, warmup: int, state_dir: Path, timeout
     )  # fmt: skip
     startup_s = time.perf_counter() - started
     kind = stack.tfserving_kind
-    load_before = os.getloadavg()[0]
     rows = []
     try:
-        sends, closables = senders(stack.ports)
-        for (server, protocol), send in sends.items():
-            body = payloads[server, protocol]
-            got = class_ids(server, protocol, send(body))
-            if got != reference:
-                raise SystemExit(f"{server} {protocol} answered {got}, reference {reference}")
-            print(f"  {server} {protocol}: {n} requests ...", file=sys.stderr, flush=True)
-            ms = measure(send, body, n, warmup)
-            rows.append(
-                {
-                    "server": server,
-                    "protocol": protocol,
-                    "n": n,
-                    "request_bytes": len(body),
-                    "median_ms": round(float(np.median(ms)), 3),
-                    "p99_ms": round(float(np.percentile(ms, 99)), 3),
-                    "mean_ms": round(float(ms.mean()), 3),
-                    "min_ms": round(float(ms.min()), 3),
-                    "max_ms": round(float(ms.max()), 3),
-                }
-            )
-        for closable in closables:
-            closable.close()  # type: ignore[attr-defined]
+        with OtherWork() as other:
+            sends, closables = senders(stack.ports)
+            for (server, protocol), send in sends.items():
+                body = payloads[server, protocol]
+                got = class_ids(server, protocol, send(body))
+                if got != reference:
+                    raise SystemExit(f"{server} {protocol} answered {got}, reference {reference}")
+                print(f"  {server} {protocol}: {n} requests ...", file=sys.stderr, flush=True)
+                ms = measure(send, body, n, warmup)
+                rows.append(
+                    {
+                        "server": server,
+                        "protocol": protocol,
+                        "n": n,
+                        "request_bytes": len(body),
+                        "median_ms": round(float(np.median(ms)), 3),
+                        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+                        "mean_ms": round(float(ms.mean()), 3),
+                        "min_ms": round(float(ms.min()), 3),
+                        "max_ms": round(float(ms.max()), 3),
+                    }
+                )
+            for closable in closables:
+                closable.close()  # type: ignore[attr-defined]
     finally:
         stack.down()
     return {
@@ -167,8 +168,8 @@ def run(artifacts: ArtifactLayout, n: int, warmup: int, state_dir: Path, timeout
         "warmup": warmup,
         "server_startup_s": round(startup_s, 1),
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()},
-        # The machine may be shared: a load average above the CPU count means the numbers are inflated.
-        "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        # The machine may be shared: other work during the timed requests inflates the numbers.
+        "other_work": other.result(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": rows,
     }
@@ -176,6 +177,8 @@ def run(artifacts: ArtifactLayout, n: int, warmup: int, state_dir: Path, timeout
 
 def print_table(result: dict) -> None:
     n = result["results"][0]["n"]
+    if result["other_work"]["busy"]:
+        print(f"BUSY MACHINE: {result['other_work']['busy_reason']}: these numbers are inflated, not final")
     print(f"model {result['model']}, TF Serving kind: {result['tfserving_kind']}, batch 1, n={n}")
     print(f"{'server':<11} {'protocol':<12} {'body bytes':>11} {'median ms':>10} {'p99 ms':>9}")
     for row in result["results"]:

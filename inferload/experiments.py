@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from loadtest._security import Security
+
 __all__ = [
     "SERVERS",
     "PROTOCOLS",
@@ -166,6 +168,8 @@ class BalancerConfig(_Strict):
 
     kind: Literal["none", "nginx"] = "none"
     policy: Literal["round_robin", "least_conn"] = "round_robin"
+    tls: bool = Field(default=False, description="nginx terminates TLS on REST and gRPC (certificates made "
+                      "for this machine, serving/certs.py); the replicas behind it stay plaintext")
 
 
 class CacheConfig(_Strict):
@@ -194,6 +198,23 @@ class ServerConfig(_Strict):
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     balancer: BalancerConfig = BalancerConfig()
     cache: CacheConfig = CacheConfig()
+    tls: bool = Field(default=False, description="the servers' own TLS: TorchServe's REST and gRPC, TF "
+                      "Serving's gRPC (its REST API has none: use `balancer: {kind: nginx, tls: true}`)")
+
+    @property
+    def tls_on(self) -> bool:
+        """Whether the load reaches this config over TLS (the servers' own, or nginx's)."""
+        return self.tls or self.balancer.tls
+
+    @model_validator(mode="after")
+    def _tls_in_one_place(self) -> ServerConfig:
+        if self.balancer.tls and self.balancer.kind != "nginx":
+            raise FieldProblem(("balancer", "tls"), "TLS on the balancer needs one: `balancer: {kind: nginx, "
+                                                    "tls: true}`")
+        if self.tls and self.balancer.kind == "nginx":
+            raise FieldProblem("tls", "with nginx in front, TLS ends at nginx: set `balancer.tls: true` "
+                                      "instead of `tls` (the replicas behind it stay plaintext)")
+        return self
 
     @model_validator(mode="after")
     def _topology_holds(self) -> ServerConfig:
@@ -220,6 +241,8 @@ class ServerConfig(_Strict):
             text += f" nginx {self.balancer.policy}"
         if self.cache.kind == "nginx":
             text += " + cache"
+        if self.tls_on:
+            text += " + TLS"
         return text
 
     @field_validator("name")
@@ -282,7 +305,11 @@ class ComposeTarget(_Strict):
 
 
 class ExternalEndpoints(_Strict):
-    """Where one of the user's servers answers. `kind` is only a label for the records."""
+    """Where one of the user's servers answers. `kind` is only a label for the records.
+
+    `https://` / `grpcs://` turn TLS on for that API; `security` holds the CA, client certificate,
+    server name and credentials (file paths and variable names only: loadtest/_security.py).
+    """
 
     rest: str = Field(description="base URL of the REST API, e.g. http://10.0.0.5:8501")
     grpc: str = Field(description="gRPC address, e.g. 10.0.0.5:8500")
@@ -291,6 +318,31 @@ class ExternalEndpoints(_Strict):
     )
     metrics: str | None = Field(default=None, description="Prometheus endpoint, scraped during each cell")
     kind: str | None = Field(default=None, max_length=64, description='e.g. "tensorflow_model_server"')
+    security: Security = Field(default_factory=Security, description="TLS files and credentials")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tls_from_the_urls(cls, data: Any) -> Any:
+        """TLS is said by each URL's scheme (security_for); the TLS files are checked as for a TLS API."""
+        if not isinstance(data, dict) or not isinstance(data.get("security"), dict):
+            return data
+        from loadtest._settings import scheme_tls
+
+        if "tls" in data["security"]:
+            raise FieldProblem(("security", "tls"), "TLS is said by the URLs (https://, grpcs://): "
+                                                    "remove tls")
+        urls = [data.get(key) for key in ("rest", "grpc", "management")]
+        tls = any(scheme_tls(url) for url in urls if isinstance(url, str))
+        return {**data, "security": {**data["security"], "tls": tls}}
+
+    def security_for(self, url: str) -> Security:
+        """The security of one API: TLS as its URL's scheme says; TLS files only where TLS is on."""
+        from loadtest._settings import scheme_tls
+
+        if scheme_tls(url):
+            return self.security.model_copy(update={"tls": True})
+        return self.security.model_copy(update={"tls": False, "ca_cert": None, "client_cert": None,
+                                                "client_key": None, "server_name": None})
 
     @field_validator("rest", "management", "metrics")
     @classmethod
@@ -479,6 +531,26 @@ class Experiment(_Strict):
                                 f"than the cache's body buffer ({config.cache.body_buffer_mb:g} MB): nginx "
                                 "would key them all on an empty body; raise body_buffer_mb to at least "
                                 f"{body / 1e6 * 1.05:.1f}"))
+        return self
+
+    @model_validator(mode="after")
+    def _tls_configs_fit(self) -> Experiment:
+        for index, config in enumerate(self.server_configs):
+            if not config.tls_on:
+                continue
+            field = ("server_configs", index, "tls" if config.tls else "balancer")
+            if self.target.kind != "local":
+                raise FieldProblem(field, (
+                    f"TLS in a server config is set up by inferload on the servers it starts: it needs "
+                    f"`target: {{kind: local}}`, not {self.target.kind} (an external target gives https:// "
+                    "and grpcs:// URLs and `security:` instead)"))
+            rest = [p for p in self.protocols if p != "grpc"]
+            if config.tls and "tfserving" in self.servers and rest:
+                raise FieldProblem(field, (
+                    f"TF Serving's REST API has no TLS (neither has the real binary), but the matrix "
+                    "sends it "
+                    f"{', '.join(rest)}: put nginx in front (`balancer: {{kind: nginx, tls: true}}`), or "
+                    "measure TF Serving over gRPC only"))
         return self
 
     @model_validator(mode="after")

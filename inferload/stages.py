@@ -83,19 +83,34 @@ def server_settings_for(config: ServerConfig, tfserving_kind: str | None,
         "tfserving_batch_timeout_us": config.tfserving.batch_timeout_us,
         "tfserving_num_batch_threads": config.tfserving.num_batch_threads,
         "tfserving_kind": tfserving_kind or "auto",
+        **({"tls": _local_tls()} if config.tls else {}),
     }
+
+
+def _local_tls() -> dict[str, str]:
+    """The servers' TLS files: this machine's local CA and certificate (serving/certs.py: made once per
+    user in the temp dir, never in a results directory)."""
+    from serving.certs import local_material
+
+    material = local_material()
+    return {"cert_file": str(material.server.cert), "key_file": str(material.server.key),
+            "ca_file": str(material.ca_cert)}
 
 
 def topology_for(config: ServerConfig) -> Any:
     """The config's replicas, balancer and cache as `serving.replicas.Topology`."""
-    from serving.balancer import CacheSettings
+    from serving.balancer import BalancerTls, CacheSettings
     from serving.replicas import Topology
 
     cache = None
     if config.cache.kind == "nginx":
         cache = CacheSettings(body_buffer_bytes=int(config.cache.body_buffer_mb * 1_000_000))
+    tls = None
+    if config.balancer.tls:
+        files = _local_tls()
+        tls = BalancerTls(cert_file=files["cert_file"], key_file=files["key_file"])
     return Topology(replicas=config.replicas, balancer=config.balancer.kind, policy=config.balancer.policy,
-                    cache=cache)
+                    cache=cache, tls=tls)
 
 
 def _port_for(ports: Any, server: str, protocol: str) -> int:
@@ -137,6 +152,15 @@ def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
     }
     if endpoint is not None:
         fields.update(host=endpoint.host, port=endpoint.port, metadata_url=endpoint.metadata_url)
+        if endpoint.security is not None:
+            fields["security"] = endpoint.security
+    if cell.server_config.tls_on:  # servers started here with TLS: trust this machine's local CA
+        fields["security"] = {"tls": True, "ca_cert": _local_tls()["ca_file"]}
+        # where the model is described speaks TLS too: TorchServe's own management API, or nginx's
+        # front of TF Serving's REST API (TorchServe's management port and TF Serving's own REST stay plain)
+        tls_description = cell.server == ("torchserve" if cell.server_config.tls else "tfserving")
+        if endpoint is not None and endpoint.metadata_url and tls_description:
+            fields["metadata_url"] = endpoint.metadata_url.replace("http://", "https://", 1)
     model_name = getattr(experiment.target, "model_name", None)
     if model_name is not None:  # an external target names the model it serves
         fields["model_name"] = model_name

@@ -54,14 +54,21 @@ class TargetError(ExperimentError):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where one server x protocol of a target answers, and where its model is described."""
+    """Where one server x protocol of a target answers, where its model is described, and how it is
+    secured (loadtest.Security: TLS files and where the credentials are; None: plaintext, none)."""
 
     host: str
     port: int
     metadata_url: str | None
+    security: Any = None
 
     def describe(self) -> dict[str, Any]:
-        return asdict(self)
+        """For manifests and cell files: credentials by presence and fingerprint, never a value."""
+        data = asdict(self)
+        data.pop("security")
+        if self.security is not None and not self.security.plain:
+            data["security"] = self.security.describe()
+        return data
 
 
 class TargetDriver(Protocol):
@@ -216,20 +223,37 @@ class ExternalServers:
 
 
 def health_problem(server: str, endpoints: ExternalEndpoints, model_name: str) -> str | None:
-    """TF Serving: the model has a version AVAILABLE. TorchServe: /ping says Healthy."""
+    """TF Serving: the model has a version AVAILABLE. TorchServe: /ping says Healthy. Over TLS and
+    with the credentials the endpoints name (a refusal or a TLS failure is named as such)."""
+    import ssl
+
+    from loadtest._discovery import is_refusal
+    from loadtest._security import CredentialError, Credentials, describe_tls_failure, open_url
+
     if server == "tfserving":
         url = f"{endpoints.rest}/v1/models/{model_name}"
     else:
         url = f"{endpoints.rest}/ping"
+    security = endpoints.security_for(endpoints.rest)
     try:
-        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:
+        credentials = Credentials.load(security)
+        with open_url(url, security=security, credentials=credentials,
+                      timeout_s=HEALTH_TIMEOUT_S) as response:
             document = json.loads(response.read())
+    except CredentialError as exc:
+        return f"{server} at {url}: {exc}"
     except urllib.error.HTTPError as exc:
+        text = credentials.redact(exc.read()[:300].decode("utf-8", "replace"))
+        if is_refusal(exc.code, text):
+            return (f"{server} at {url} refused the credentials (HTTP {exc.code}: {' '.join(text.split())}); "
+                    f"sent: {credentials.describe()}")
         if server == "tfserving" and exc.code == 404:
             return f"tfserving at {endpoints.rest} serves no model named {model_name!r} ({url}: HTTP 404)"
         return f"{server} at {url} answered HTTP {exc.code}"
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLError):
+            return describe_tls_failure(reason, url)
         return f"{server} does not answer at {url} ({reason})"
     if server == "tfserving":
         states = [v.get("state") for v in document.get("model_version_status", [])] \
@@ -281,10 +305,11 @@ class ExternalDriver:
         from loadtest import split_host
 
         endpoints: ExternalEndpoints = self.spec.servers[server]  # type: ignore[index]
-        host, port = split_host(endpoints.grpc if protocol == "grpc" else endpoints.rest)
+        url = endpoints.grpc if protocol == "grpc" else endpoints.rest
+        host, port = split_host(url)
         assert port is not None  # the schema requires ports
         metadata = endpoints.rest if server == "tfserving" else endpoints.management
-        return Endpoint(host, port, metadata)
+        return Endpoint(host, port, metadata, endpoints.security_for(url))
 
     def before_cell(self, servers: RunningServers, cell: Cell, experiment: Experiment) -> str | None:
         """The server may have been redeployed since the last cell: check the served model again."""
@@ -295,13 +320,16 @@ class ExternalDriver:
 
     def _model_problem(self, server: str, features: int) -> str | None:
         from loadtest import DiscoveryError, describe_served_model
+        from loadtest._security import CredentialError, Credentials
 
         endpoints: ExternalEndpoints = self.spec.servers[server]  # type: ignore[index]
         url = endpoints.rest if server == "tfserving" else endpoints.management
         assert url is not None  # the schema requires TorchServe's management URL
+        security = endpoints.security_for(url)
         try:
-            served = describe_served_model(server, url, self.spec.model_name)
-        except DiscoveryError as exc:
+            served = describe_served_model(server, url, self.spec.model_name, security=security,
+                                           credentials=Credentials.load(security))
+        except (DiscoveryError, CredentialError) as exc:
             return str(exc)
         if served.features is None:
             return (f"{server} at {served.source} does not say the input width of model "

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from ._core import Ticket
+from ._security import grpc_channel_options, grpc_credentials, ssl_context
 from ._spec import TransportSpec
 from ._transports import CACHE_HEADER, Outcome, cache_status, describe_failure, grpc_outcome
 
@@ -61,14 +62,14 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except self._errors as exc:
-            self._fail(Outcome("error", 0, self._bytes_in, describe_failure(exc)))
+            self._fail(Outcome("error", 0, self._bytes_in, self._pool.redact(describe_failure(exc))))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self._pool.forget(self)
         if self.ticket is not None:
             reason = exc or ConnectionResetError("the server closed the connection before answering")
-            self._finish(Outcome("error", 0, self._bytes_in, describe_failure(reason)))
+            self._finish(Outcome("error", 0, self._bytes_in, self._pool.redact(describe_failure(reason))))
 
     # -- httptools callbacks ----------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -89,7 +90,7 @@ class _Connection(asyncio.Protocol):
             outcome = Outcome("ok", code, self._bytes_in, None, self._cache)
         else:  # any other status is an error, never a latency: also a balancer's own 502/503/504
             text = self._text[:_ERROR_TEXT].decode("utf-8", "replace") or f"HTTP {code}"
-            outcome = Outcome("error", code, self._bytes_in, text, self._cache)
+            outcome = Outcome("error", code, self._bytes_in, self._pool.redact(text), self._cache)
         keep = self._parser.should_keep_alive()
         self._finish(outcome)
         if keep:
@@ -130,10 +131,9 @@ class AioHttpTransport:
         self._spec = spec
         self._timeout_s = spec.timeout_s
         self._timeout_ns = round(spec.timeout_s * 1e9)
-        self._ssl = spec.tls.ssl_context() if spec.tls is not None else None
-        self._server_hostname = (
-            (spec.tls.server_hostname or spec.bare_host) if spec.tls is not None else None
-        )
+        self._ssl = ssl_context(spec.security) if spec.tls and spec.security is not None else None
+        self._server_hostname = spec.server_hostname
+        self.redact = spec.credentials.redact  # a server may echo the credentials in its error text
         self._address: tuple[str, int] = (spec.bare_host, spec.port)
         extra = "".join(f"{name}: {value}\r\n" for name, value in spec.headers)
         self._head_start = (
@@ -193,7 +193,7 @@ class AioHttpTransport:
             self._opening -= 1
             if self._waiting:
                 _, ticket, done, _ = self._waiting.popleft()
-                done(ticket, Outcome("error", 0, 0, describe_failure(exc)))
+                done(ticket, Outcome("error", 0, 0, self.redact(describe_failure(exc))))
             self._grow()
             return
         self._opening -= 1
@@ -289,10 +289,12 @@ class AioGrpcTransport:
         self._grpc = grpc
         self._timeout_s = spec.timeout_s
         self._metadata = tuple(spec.metadata) or None
+        self._redact = spec.credentials.redact
         options = list(spec.channel_options)
         asyncio.set_event_loop(loop)  # grpc.aio binds its channel to the current loop
-        if spec.tls is not None:
-            credentials = spec.tls.grpc_credentials()
+        if spec.tls and spec.security is not None:
+            options += grpc_channel_options(spec.security)
+            credentials = grpc_credentials(spec.security)
             self._channel = grpc.aio.secure_channel(spec.authority, credentials, options=options)
         else:
             self._channel = grpc.aio.insecure_channel(spec.authority, options=options)
@@ -309,7 +311,7 @@ class AioGrpcTransport:
         except asyncio.CancelledError:
             return  # aborted: drain has recorded it
         except Exception as exc:  # grpc.aio.AioRpcError is a grpc.RpcError: status and details
-            outcome = grpc_outcome(self._grpc, exc)
+            outcome = grpc_outcome(self._grpc, exc, self._redact)
         else:
             outcome = Outcome("ok", 0, len(response), None)
         finally:

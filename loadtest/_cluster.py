@@ -15,14 +15,27 @@ names lost workers. Open loop only: a closed loop's concurrency does not split i
 Messages are JSON lines. Worker -> coordinator: {"hello": {"host", "processes"}}, {"ready": {}},
 {"append": {"file", "text"}}, {"done": <load.json>}, {"failed": "why"}. Coordinator -> worker:
 {"assign": {"settings", "stream_offset"}}, {"start_at_ns": <time.time_ns() of the start>}.
+
+Doors: coordinator and workers share a secret made for the run (`--secret-file`, or the environment
+variable INFERLOAD_CLUSTER_SECRET; the coordinator makes one when given none and says where it is).
+It never crosses the wire: each side proves it holds it (HMAC-SHA256 over both sides' fresh nonces,
+`challenge` -> `hello.proof` -> `welcome`), and every later line carries an HMAC under a key derived
+for that connection, with a sequence number. A peer without the secret is refused before it is given
+anything; a line that fails its check ends that connection; so no record from an unauthenticated
+peer (or altered on the way) ever enters the run, and a worker takes its settings (where to send
+load) only from a coordinator that proved it knows the secret.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import signal
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,7 +49,8 @@ from ._schema import read_run
 from ._settings import LoadSettings
 from ._summary import LoadSummary, summarize
 
-__all__ = ["ClusterError", "WorkerError", "parse_address", "run_load_cluster", "serve_as_worker"]
+__all__ = ["SECRET_ENV", "ClusterError", "WorkerError", "cluster_secret", "parse_address", "run_load_cluster",
+           "serve_as_worker"]
 
 JOIN_TIMEOUT_S = 120.0
 READY_TIMEOUT_S = 300.0  # remote payload pools take as long as local ones
@@ -45,12 +59,89 @@ TAIL_INTERVAL_S = 0.25
 FINISH_GRACE_S = 15.0  # after the coordinator's own load: remote drains, last records, load.json
 
 
+SECRET_ENV = "INFERLOAD_CLUSTER_SECRET"
+HANDSHAKE_TIMEOUT_S = 10.0
+
+
 class ClusterError(LoadError):
     """The multi-host run cannot start or lost its workers before the start."""
 
 
 class WorkerError(LoadError):
     """A remote load worker cannot join its coordinator (or was told to stop)."""
+
+
+def cluster_secret(secret_file: str | Path | None, *, create: bool) -> tuple[bytes, str]:
+    """(the run's shared secret, where it is, for messages). From `secret_file`, else the environment
+    variable INFERLOAD_CLUSTER_SECRET; with `create` (the coordinator), a missing file is made with a
+    fresh secret (mode 0600), and with neither a new file is made in a private temp directory."""
+    if secret_file is None and os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV].strip().encode(), f"the environment variable {SECRET_ENV}"
+    if secret_file is None:
+        if not create:
+            raise WorkerError(f"the coordinator's secret is needed to join: give --secret-file PATH (a "
+                              "copy of "
+                              f"the file the coordinator names) or set {SECRET_ENV}")
+        secret_file = Path(tempfile.mkdtemp(prefix="inferload-cluster-")) / "secret"
+    path = Path(secret_file)
+    if create and not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    try:
+        value = path.read_text().strip().encode()
+    except OSError as exc:
+        raise (ClusterError if create else WorkerError)(
+            f"cannot read the run's secret file {path}: {exc.strerror or exc}") from None
+    if len(value) < 16:
+        raise (ClusterError if create else WorkerError)(
+            f"the secret in {path} is too short ({len(value)} characters, at least 16): make a new one")
+    return value, f"the file {path}"
+
+
+def _mac(key: bytes, *parts: str) -> str:
+    return hmac.new(key, "|".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+class _Channel:
+    """JSON lines with an HMAC each (a key of this connection, a sequence number per direction)."""
+
+    def __init__(self, stream: IO[str], key: bytes, role: str) -> None:
+        self.stream = stream
+        self.key = key
+        self.out_label, self.in_label = (role, "worker" if role == "coordinator" else "coordinator")
+        self.sent = 0
+        self.received = 0
+        self.lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self.lock:
+            body = json.dumps(message)
+            mac = _mac(self.key, self.out_label, str(self.sent), body)
+            self.sent += 1
+            self.stream.write(json.dumps({"m": body, "mac": mac}) + "\n")
+            self.stream.flush()
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next message, None at the end of the stream; ValueError for a line that fails its check."""
+        line = self.stream.readline()
+        if not line:
+            return None
+        frame = json.loads(line)
+        body = str(frame.get("m", ""))
+        expected = _mac(self.key, self.in_label, str(self.received), body)
+        if not hmac.compare_digest(expected, str(frame.get("mac", ""))):
+            raise ValueError("a message failed its authentication check")
+        self.received += 1
+        message: dict[str, Any] = json.loads(body)
+        return message
+
+    def __iter__(self) -> Any:
+        while True:
+            message = self.receive()
+            if message is None:
+                return
+            yield message
 
 
 def parse_address(text: str, *, what: str) -> tuple[str, int]:
@@ -62,22 +153,15 @@ def parse_address(text: str, *, what: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _send(lock: threading.Lock, stream: IO[str], message: dict[str, Any]) -> None:
-    with lock:
-        stream.write(json.dumps(message) + "\n")
-        stream.flush()
-
-
 @dataclass
 class _Peer:
-    """One connected remote worker, seen from the coordinator."""
+    """One connected, authenticated remote worker, seen from the coordinator."""
 
     sock: socket.socket
-    stream: IO[str]
+    channel: _Channel
     host: str
     processes: int
     offset: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
     ready: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     done: dict[str, Any] | None = None
@@ -85,7 +169,7 @@ class _Peer:
 
     def send(self, message: dict[str, Any]) -> None:
         try:
-            _send(self.lock, self.stream, message)
+            self.channel.send(message)
         except OSError:
             self.finished.set()
 
@@ -93,7 +177,31 @@ class _Peer:
         return f"load worker on {self.host} (streams {self.offset}-{self.offset + self.processes - 1})"
 
 
-def _accept(server: socket.socket, count: int, timeout_s: float, address: str) -> list[_Peer]:
+def _handshake(sock: socket.socket, secret: bytes) -> _Peer | str:
+    """The coordinator's side: challenge, check the worker's proof, prove ours. The peer, or why not."""
+    sock.settimeout(HANDSHAKE_TIMEOUT_S)  # a peer that connects and says nothing cannot hold the door
+    stream = sock.makefile("rw", encoding="utf-8", newline="\n")
+    ours = secrets.token_hex(16)
+    try:
+        stream.write(json.dumps({"challenge": ours}) + "\n")
+        stream.flush()
+        hello = json.loads(stream.readline() or "{}").get("hello") or {}
+        theirs = str(hello.get("nonce", ""))
+        proof = _mac(secret, "worker", ours, theirs)
+        if not theirs or not hmac.compare_digest(proof, str(hello.get("proof", ""))):
+            stream.write(json.dumps({"refused": "this peer does not know the run's secret"}) + "\n")
+            stream.flush()
+            return "it does not know the run's secret"
+        stream.write(json.dumps({"welcome": _mac(secret, "coordinator", theirs, ours)}) + "\n")
+        stream.flush()
+    except (OSError, ValueError) as exc:
+        return f"it broke off the handshake ({exc})"
+    sock.settimeout(None)
+    channel = _Channel(stream, bytes.fromhex(_mac(secret, "session", ours, theirs)), "coordinator")
+    return _Peer(sock, channel, str(hello.get("host", "?")), int(hello.get("processes", 1)))
+
+
+def _accept(server: socket.socket, count: int, timeout_s: float, address: str, secret: bytes) -> list[_Peer]:
     peers: list[_Peer] = []
     deadline = time.monotonic() + timeout_s
     while len(peers) < count:
@@ -108,19 +216,30 @@ def _accept(server: socket.socket, count: int, timeout_s: float, address: str) -
                 f"`inferload load-worker --connect {address} --out DIR` on each generator host, check "
                 "that they reach this address (firewall, --listen address) or lower --workers"
             ) from None
-        sock.settimeout(None)
-        stream = sock.makefile("rw", encoding="utf-8", newline="\n")
-        hello = json.loads(stream.readline() or "{}").get("hello") or {}
-        peers.append(_Peer(sock, stream, str(hello.get("host", "?")), int(hello.get("processes", 1))))
+        joined = _handshake(sock, secret)
+        if isinstance(joined, str):
+            where = _peer_address(sock, address)
+            sock.close()
+            print(f"inferload load: refused a peer from {where}: {joined} "
+                  "(its records, if any, never enter the run)", flush=True)
+            continue
+        peers.append(joined)
     return peers
+
+
+def _peer_address(sock: socket.socket, fallback: str) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "an unknown address"
+    return f"{host}:{port}" if host else fallback
 
 
 def _receive(peer: _Peer, out_dir: Path) -> None:
     """Reader thread: ready, forwarded records (appended to the run directory), done or failure."""
     files: dict[str, IO[str]] = {}
     try:
-        for line in peer.stream:
-            message = json.loads(line)
+        for message in peer.channel:  # a line that fails its check ends the connection here
             if "append" in message:
                 name = Path(message["append"]["file"]).name  # never a path outside the run directory
                 if name not in files:
@@ -169,8 +288,10 @@ def run_load_cluster(
     workers: int,
     join_timeout_s: float = JOIN_TIMEOUT_S,
     progress: bool = True,
+    secret_file: str | Path | None = None,
 ) -> LoadSummary:
-    """Coordinate `workers` remote load workers plus this host's own `settings.processes` streams."""
+    """Coordinate `workers` remote load workers plus this host's own `settings.processes` streams;
+    only workers that prove they hold the run's secret (`cluster_secret`) take part."""
     if settings.mode != "open":
         raise ClusterError("load from several hosts is open loop only (--rate): a closed loop's "
                            "concurrency cannot be split into independent parts")
@@ -181,9 +302,12 @@ def run_load_cluster(
     check_cpus(settings)
     preflight(settings)
     host, port = parse_address(listen, what="--listen")
+    secret, where = cluster_secret(secret_file, create=True)
+    print(f"inferload load: workers join with the run's secret from {where} (copy it to each generator host: "
+          f"`inferload load-worker --connect {listen} --secret-file PATH`, or set {SECRET_ENV})", flush=True)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.create_server((host, port), family=family) as server:
-        peers = _accept(server, workers, join_timeout_s, listen)
+        peers = _accept(server, workers, join_timeout_s, listen, secret)
     out.mkdir(parents=True, exist_ok=True)
     total = settings.processes + sum(p.processes for p in peers)
     assert settings.rate is not None
@@ -279,29 +403,29 @@ def serve_as_worker(
     processes: int = 1,
     cpus: tuple[int, ...] | None = None,
     connect_timeout_s: float = 60.0,
+    secret_file: str | Path | None = None,
 ) -> LoadSummary:
-    """Join the coordinator at `connect`, run its share of the load here, forward every record."""
+    """Join the coordinator at `connect` (both proving they hold the run's secret), run its share of
+    the load here, forward every record."""
     out = Path(out_dir)
     host, port = parse_address(connect, what="--connect")
+    secret, _ = cluster_secret(secret_file, create=False)
     if list(out.glob("requests*.jsonl")):
         raise WorkerError(f"{out} holds records of an earlier run: give load-worker an empty --out directory")
     sock = _connect(host, port, connect_timeout_s, connect)
-    sock.settimeout(None)
-    stream = sock.makefile("rw", encoding="utf-8", newline="\n")
-    lock = threading.Lock()
+    channel = _join(sock, secret, processes, connect)
 
     def send(message: dict[str, Any]) -> None:
-        _send(lock, stream, message)
+        channel.send(message)
 
-    send({"hello": {"host": os.uname().nodename, "processes": processes}})
-    assign = json.loads(stream.readline() or "{}").get("assign")
+    assign = (channel.receive() or {}).get("assign")
     if not assign:
         raise WorkerError(f"the coordinator at {connect} closed the connection before assigning a share")
     settings = LoadSettings.model_validate({**assign["settings"], "processes": processes, "cpus": cpus})
 
     def gate() -> int:
         send({"ready": {}})
-        start = json.loads(stream.readline() or "{}").get("start_at_ns")
+        start = (channel.receive() or {}).get("start_at_ns")
         if start is None:
             raise WorkerError(f"the coordinator at {connect} went away before the start")
         return wall_to_monotonic(int(start))
@@ -346,6 +470,33 @@ def serve_as_worker(
     finally:
         stop.set()
         sock.close()
+
+
+def _join(sock: socket.socket, secret: bytes, processes: int, address: str) -> _Channel:
+    """The worker's side of the handshake: answer the challenge, check the coordinator's proof."""
+    sock.settimeout(HANDSHAKE_TIMEOUT_S)
+    stream = sock.makefile("rw", encoding="utf-8", newline="\n")
+    try:
+        challenge = str(json.loads(stream.readline() or "{}").get("challenge", ""))
+        if not challenge:
+            raise WorkerError(f"{address} did not greet as an inferload coordinator does")
+        ours = secrets.token_hex(16)
+        hello = {"host": os.uname().nodename, "processes": processes, "nonce": ours,
+                 "proof": _mac(secret, "worker", challenge, ours)}
+        stream.write(json.dumps({"hello": hello}) + "\n")
+        stream.flush()
+        answer = json.loads(stream.readline() or "{}")
+    except (OSError, ValueError) as exc:
+        raise WorkerError(f"the handshake with the coordinator at {address} broke off ({exc})") from None
+    if "refused" in answer:
+        raise WorkerError(f"the coordinator at {address} refused this worker: {answer['refused']}: give the "
+                          f"secret file the coordinator printed (--secret-file) or {SECRET_ENV}")
+    if not hmac.compare_digest(str(answer.get("welcome", "")), _mac(secret, "coordinator", ours, challenge)):
+        raise WorkerError(f"the peer at {address} does not know the run's secret: not joining it (it "
+                          "could send "
+                          "this host's load anywhere)")
+    sock.settimeout(None)
+    return _Channel(stream, bytes.fromhex(_mac(secret, "session", challenge, ours)), "worker")
 
 
 def _tell(send: Any, why: str) -> None:

@@ -12,14 +12,24 @@ Plain HTTP with the standard library: no TensorFlow, no protobuf, so load proces
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from ._security import (
+    AUTH_REFUSED_HTTP_CODES,
+    TORCHSERVE_REFUSAL,
+    Api,
+    Credentials,
+    Security,
+    describe_tls_failure,
+    open_url,
+)
 from ._settings import metadata_url_for
 
 __all__ = [
+    "AccessRefused",
     "DescriptionUnavailable",
     "DiscoveryError",
     "ModelNotServed",
@@ -45,6 +55,17 @@ class ModelNotServed(DiscoveryError):
     """The server answers, but serves no model of that name."""
 
 
+class AccessRefused(DiscoveryError):
+    """The description API refused our credentials (or wants some): HTTP 401/403, or TorchServe's
+    token message."""
+
+
+def is_refusal(code: int, text: str) -> bool:
+    """An HTTP answer that refuses the credentials: 401/403, or TorchServe 0.12's token message (which
+    comes with another status)."""
+    return code in AUTH_REFUSED_HTTP_CODES or TORCHSERVE_REFUSAL in text
+
+
 @dataclass(frozen=True)
 class ServedModel:
     """The served model as its server describes it."""
@@ -65,20 +86,24 @@ def served_features(
     model_name: str = "linear",
     metadata_url: str | None = None,
     timeout_s: float = TIMEOUT_S,
+    security: Security | None = None,
+    credentials: Credentials | None = None,
 ) -> int:
     """The served model's input feature count, for a load target given as host/port (+ protocol).
 
     `metadata_url` (TF Serving's REST base, or TorchServe's management API) is needed when the
     target is not at the standard ports; raises DiscoveryError naming what to fix.
     """
-    url = metadata_url or metadata_url_for(server, protocol, host, port)
+    tls = security is not None and security.tls
+    url = metadata_url or metadata_url_for(server, protocol, host, port, tls=tls)
     if url is None:
         api = "TF Serving's REST API" if server == "tfserving" else "TorchServe's management API"
         raise DiscoveryError(
             f"cannot tell where {server} describes its model for a {protocol} target at port {port}: "
             f"give the metadata URL ({api}, e.g. http://{host}:{8501 if server == 'tfserving' else 8081})"
         )
-    described = describe_served_model(server, url, model_name, timeout_s=timeout_s)
+    described = describe_served_model(server, url, model_name, timeout_s=timeout_s, security=security,
+                                      credentials=credentials)
     if described.features is None:
         raise DiscoveryError(
             f"{server} at {described.source} does not say the input width of model {model_name!r}: "
@@ -88,30 +113,57 @@ def served_features(
 
 
 def describe_served_model(
-    server: str, metadata_url: str, model_name: str, *, timeout_s: float = TIMEOUT_S
+    server: str,
+    metadata_url: str,
+    model_name: str,
+    *,
+    timeout_s: float = TIMEOUT_S,
+    security: Security | None = None,
+    credentials: Credentials | None = None,
 ) -> ServedModel:
-    """Ask `server` at `metadata_url` (no path) what `model_name` is; raises DiscoveryError."""
+    """Ask `server` at `metadata_url` (no path) what `model_name` is; raises DiscoveryError.
+
+    `security`/`credentials`: TLS for an https:// URL, and the headers to send (TorchServe's
+    management key for its management API)."""
     base = metadata_url.rstrip("/")
     name = quote(model_name, safe="")
+    access = (security, credentials)
     if server == "tfserving":
         url = f"{base}/v1/models/{name}/metadata"
-        document = _get_json(url, server, model_name, timeout_s)
+        document = _get_json(url, server, model_name, timeout_s, access)
         features, classes = _tfserving_shape(document, url)
     elif server == "torchserve":
         url = f"{base}/models/{name}?customized=true"
-        document = _get_json(url, server, model_name, timeout_s)
+        document = _get_json(url, server, model_name, timeout_s, access)
         features, classes = _torchserve_shape(document, url)
     else:
         raise ValueError(f"unknown server {server!r}: expected tfserving or torchserve")
     return ServedModel(server, model_name, features, classes, url)
 
 
-def _get_json(url: str, server: str, model_name: str, timeout_s: float) -> object:
+def _get_json(
+    url: str, server: str, model_name: str, timeout_s: float,
+    access: tuple[Security | None, Credentials | None] = (None, None),
+) -> object:
+    security, credentials = access
+    if url.startswith("https://") and (security is None or not security.tls):
+        security = Security(tls=True)  # the system's CAs
+    api: Api = "management" if server == "torchserve" else "inference"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        with open_url(url, security=security, credentials=credentials, api=api,
+                      timeout_s=timeout_s) as response:
             body = response.read()
     except urllib.error.HTTPError as exc:
         text = _error_text(exc)
+        if credentials is not None:
+            text = credentials.redact(text)
+        if is_refusal(exc.code, text):
+            sent = credentials.describe() if credentials is not None and credentials.present else "none"
+            raise AccessRefused(
+                f"{server} at {url} refused the request (HTTP {exc.code}: {text}); credentials sent: {sent}: "
+                + ("give TorchServe's key file (--torchserve-key-file), whose management key its management "
+                   "API takes" if server == "torchserve" else "give the token or headers the server takes")
+            ) from None
         if exc.code == 404:
             raise ModelNotServed(
                 f"{server} at {url} serves no model named {model_name!r} (HTTP 404: {text}): "
@@ -123,6 +175,8 @@ def _get_json(url: str, server: str, model_name: str, timeout_s: float) -> objec
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLError):
+            raise DescriptionUnavailable(describe_tls_failure(reason, url)) from None
         raise DescriptionUnavailable(f"nothing answers at {url} ({reason})") from None
     try:
         return json.loads(body)

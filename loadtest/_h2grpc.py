@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ._core import Ticket
+from ._security import ssl_context
 from ._spec import TransportSpec
 from ._transports import Outcome, describe_failure
 
@@ -324,6 +325,8 @@ class _Connection(asyncio.Protocol):
         stream = self.streams.pop(sid, None)
         if stream is None:
             return
+        if outcome.error is not None:
+            outcome = outcome._replace(error=self._owner.redact(outcome.error))
         stream.done(stream.ticket, outcome)
         self._owner.room(self)
 
@@ -351,13 +354,13 @@ class H2GrpcTransport:
         self._timeout_s = spec.timeout_s
         self._timeout_ns = round(spec.timeout_s * 1e9)
         self._ssl = None
-        if spec.tls is not None:
-            self._ssl = spec.tls.ssl_context()
-            self._ssl.set_alpn_protocols(["h2"])
-        self._server_hostname = (spec.tls.server_hostname or spec.bare_host) if spec.tls is not None else None
+        if spec.tls and spec.security is not None:
+            self._ssl = ssl_context(spec.security, alpn=("h2",))
+        self._server_hostname = spec.server_hostname
+        self.redact = spec.credentials.redact  # a server may echo the credentials in its error text
         self._address: tuple[str, int] = (spec.bare_host, spec.port)
         headers = [
-            (":method", "POST"), (":scheme", "https" if spec.tls is not None else "http"),
+            (":method", "POST"), (":scheme", "https" if spec.tls else "http"),
             (":path", spec.grpc_method), (":authority", spec.authority),
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "inferload"),
             ("grpc-timeout", grpc_timeout(spec.timeout_s)), *spec.metadata,

@@ -297,6 +297,9 @@ def run_load(
         early_stop=EarlyStopOutcome.model_validate(early) if early else None,
     )
     summary.write(out_dir / "load.json")
+    refused = next((w.done["refused"] for w in workers if w.done.get("refused")), None)
+    if refused:
+        raise LoadError(f"{refused} (records in {out_dir})")
     if failed:
         k, worker = failed[0]
         raise LoadError(

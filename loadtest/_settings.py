@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._early_stop import EarlyStop
+from ._security import Security
 
 SERVERS = ("tfserving", "torchserve")
 PROTOCOLS = ("rest-json", "rest-binary", "grpc")
@@ -98,6 +99,11 @@ class LoadSettings(BaseModel):
         description="run past duration_s until the percentile's interval is tight, at most "
         "max_duration_s (_early_stop.py); None: exactly duration_s",
     )
+    security: Security = Field(
+        default_factory=Security,
+        description="TLS and credentials (_security.py): file paths and variable names, never secrets; "
+        "an https:// or grpcs:// host turns TLS on",
+    )
 
     @model_validator(mode="after")
     def _early_stop_fits(self) -> LoadSettings:
@@ -118,15 +124,28 @@ class LoadSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _split_url_host(cls, data: object) -> object:
-        """`host` may be a URL or `host:port` (e.g. http://10.0.0.5:8501): its port fills `port`."""
+        """`host` may be a URL or `host:port` (e.g. http://10.0.0.5:8501): its port fills `port`;
+        an https:// or grpcs:// scheme turns TLS on (http:// or grpc:// with TLS on is a conflict)."""
         if not isinstance(data, dict) or not isinstance(data.get("host"), str):
             return data
-        host, port = split_host(data["host"])
+        text = data["host"]
+        host, port = split_host(text)
         if port is not None and data.get("port") not in (None, port):
+            raise ValueError(f"host {text!r} names port {port} but port is {data['port']}: give the "
+                             "port once")
+        data = {**data, "host": host, "port": port if port is not None else data.get("port")}
+        tls = scheme_tls(text)
+        if tls is None:
+            return data
+        security = data.get("security")
+        security = dict(security.model_dump() if isinstance(security, Security) else security or {})
+        if "tls" in security and bool(security["tls"]) != tls:
             raise ValueError(
-                f"host {data['host']!r} names port {port} but port is {data['port']}: give the port once"
+                f"host {text!r} says {'TLS' if tls else 'plaintext'}, but TLS is "
+                f"{'on' if security['tls'] else 'off'} "
+                "in the security settings: give it once (the scheme: https:// or grpcs:// for TLS)"
             )
-        return {**data, "host": host, "port": port if port is not None else data.get("port")}
+        return {**data, "security": {**security, "tls": tls}}
 
     @model_validator(mode="after")
     def _metadata_url_is_http(self) -> LoadSettings:
@@ -173,7 +192,14 @@ class LoadSettings(BaseModel):
         """The API that describes the served model (see `metadata_url_for`), or None if unknown."""
         if self.metadata_url is not None:
             return self.metadata_url.rstrip("/")
-        return metadata_url_for(self.server, self.protocol, self.host, self.port)
+        return metadata_url_for(self.server, self.protocol, self.host, self.port, tls=self.security.tls)
+
+    @property
+    def url(self) -> str:
+        """The target as a URL, its scheme saying whether TLS is on (for messages)."""
+        if self.protocol == "grpc":
+            return f"{'grpcs' if self.security.tls else 'grpc'}://{self.target}"
+        return f"{'https' if self.security.tls else 'http'}://{self.target}"
 
     @property
     def effective_pool_size(self) -> int:
@@ -192,11 +218,16 @@ class LoadSettings(BaseModel):
             del data["early_stop"]  # runs without the rule echo the same settings as before it existed
         data["port"] = self.resolved_port
         data["effective_pool_size"] = self.effective_pool_size
+        if self.security.plain:
+            del data["security"]  # plaintext runs without credentials echo the same settings as before
+        else:
+            data["security"] = self.security.describe()  # presence and fingerprints, never a value
         return data
 
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
-_SCHEMES = ("http", "grpc")
+_SCHEMES = ("http", "grpc", "https", "grpcs")
+_TLS_SCHEMES = ("https", "grpcs")
 _HOST_EXAMPLES = "e.g. 10.0.0.5, serving.example.internal, ::1, http://10.0.0.5:8501 or 10.0.0.5:8500"
 
 
@@ -237,8 +268,10 @@ def split_host(text: str) -> tuple[str, int | None]:
         raise ValueError(f"host {text.removeprefix('//')!r} is malformed ({exc}; {_HOST_EXAMPLES})") from None
     shown = text.removeprefix("//")
     if parts.scheme and parts.scheme not in _SCHEMES:
-        hint = "TLS is not supported" if parts.scheme in ("https", "grpcs") else "use http:// or grpc://"
-        raise ValueError(f"host {shown!r}: scheme {parts.scheme!r} is not supported ({hint})")
+        raise ValueError(
+            f"host {shown!r}: scheme {parts.scheme!r} is not supported (use http://, https://, grpc:// "
+            "or grpcs://)"
+        )
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(
             f"host {shown!r} has a path or query: give only the scheme, host and port "
@@ -253,32 +286,48 @@ def split_host(text: str) -> tuple[str, int | None]:
     return check_host_name(parts.hostname), port
 
 
+def scheme_tls(text: str) -> bool | None:
+    """True for an https:// or grpcs:// host, False for http:// or grpc://, None without a scheme."""
+    scheme, sep, _ = text.strip().partition("://")
+    if not sep:
+        return None
+    return scheme.lower() in _TLS_SCHEMES
+
+
 def split_http_url(url: str, *, what: str) -> tuple[str, int | None]:
-    """An http:// base URL (a path is allowed): (host, port); ValueError naming `what` otherwise."""
+    """An http:// or https:// base URL (a path is allowed): (host, port); ValueError naming `what`."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise ValueError(f"{what} {url!r} is malformed ({exc}): e.g. http://10.0.0.5:8081") from None
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"{what} {url!r} must be an http:// URL with a host, e.g. http://10.0.0.5:8081")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{what} {url!r} must be an http:// or https:// URL with a host, e.g. http://10.0.0.5:8081"
+        )
     return check_host_name(parts.hostname), port
 
 
-def metadata_url_for(server: str, protocol: str, host: str, port: int | None) -> str | None:
+def metadata_url_for(
+    server: str, protocol: str, host: str, port: int | None, *, tls: bool = False
+) -> str | None:
     """Where `server` describes its model, from the load target's host and port, or None if unknown.
 
     TF Serving REST: the target itself. Its gRPC port, or TorchServe (whose management API is a
     port of its own): only when the target is at the standard port; a guess at a non-standard
-    layout could describe some other server.
+    layout could describe some other server. With TLS: https, except TF Serving's REST API behind
+    its gRPC port (the real binary has no TLS on REST), which is not guessed.
     """
     bracketed = f"[{host}]" if ":" in host else host
     standard = STANDARD_PORTS[(server, protocol)]
+    scheme = "https" if tls else "http"
     if server == "tfserving" and protocol != "grpc":
-        return f"http://{bracketed}:{port or standard}"
+        return f"{scheme}://{bracketed}:{port or standard}"
     if port is not None and port != standard:
         return None
-    return f"http://{bracketed}:{STANDARD_METADATA_PORTS[server]}"
+    if tls and server == "tfserving":
+        return None
+    return f"{scheme}://{bracketed}:{STANDARD_METADATA_PORTS[server]}"
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -4,20 +4,19 @@ Why data: the gevent transports (Locust) and the asyncio transports (`inferload 
 send exactly the same requests. Everything protocol-specific (the HTTP path, content type and extra
 headers; the gRPC method and metadata; TLS; the channel options) is decided here, once, from
 `LoadSettings`; the transports only carry it. A new server API (e.g. the Open Inference Protocol)
-or credentials (headers, metadata, TLS) are new values here, not new code in each engine.
+is new values here, not new code in each engine; TLS and credentials are `_security`'s objects,
+carried here to every transport.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ._payloads import CONTENT_TYPES
+from ._security import Credentials, Security
 from ._settings import LoadSettings
-
-if TYPE_CHECKING:
-    import ssl
 
 TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
 TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
@@ -32,38 +31,6 @@ GRPC_CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 @dataclass(frozen=True)
-class TlsSpec:
-    """TLS to the target (HTTPS, gRPC over TLS, mutual TLS with a client certificate).
-
-    Paths, never key material: the files are read when a connection is made, and a spec can be
-    echoed (`describe`) without a secret in it."""
-
-    ca_file: str | None = None  # None: the system's trust store
-    cert_file: str | None = None  # client certificate (mutual TLS), with key_file
-    key_file: str | None = None
-    server_hostname: str | None = None  # the name the certificate must carry (None: the host)
-
-    def ssl_context(self) -> ssl.SSLContext:
-        import ssl
-
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if self.cert_file:
-            context.load_cert_chain(self.cert_file, self.key_file)
-        return context
-
-    def grpc_credentials(self) -> Any:
-        import grpc
-
-        def read(path: str | None) -> bytes | None:
-            if path is None:
-                return None
-            with open(path, "rb") as handle:
-                return handle.read()
-
-        return grpc.ssl_channel_credentials(read(self.ca_file), read(self.key_file), read(self.cert_file))
-
-
-@dataclass(frozen=True)
 class TransportSpec:
     """One load target's requests: where, what and how, for any engine's transport."""
 
@@ -74,10 +41,9 @@ class TransportSpec:
     pool: int  # connections an HTTP transport may keep (the in-flight bound, or the concurrency)
     path: str = ""  # HTTP: request path
     content_type: str = ""  # HTTP
-    headers: tuple[tuple[str, str], ...] = ()  # HTTP: extra request headers (e.g. credentials)
     grpc_method: str = ""  # gRPC: /package.Service/Method
-    metadata: tuple[tuple[str, str], ...] = ()  # gRPC: call metadata (e.g. credentials)
-    tls: TlsSpec | None = None
+    security: Security | None = None  # TLS (CA, client certificate, server name): `_security`
+    credentials: Credentials = field(default_factory=Credentials)  # headers / metadata, read once
     channel_options: tuple[tuple[str, Any], ...] = field(default_factory=lambda: tuple(GRPC_CHANNEL_OPTIONS))
     # the asyncio engine's gRPC client: HTTP/2 framed by inferload ("h2", the default: half the CPU per
     # call, benchmarks/results/profiles/README.md) or grpc.aio on the loop ("grpc.aio", channel_options)
@@ -93,6 +59,28 @@ class TransportSpec:
     def bare_host(self) -> str:
         return self.host.strip("[]")
 
+    @property
+    def tls(self) -> bool:
+        return self.security is not None and self.security.tls
+
+    @property
+    def server_hostname(self) -> str | None:
+        """The name TLS verifies (and sends as SNI): the security's server_name, else the host."""
+        if not self.tls:
+            return None
+        assert self.security is not None
+        return self.security.server_name or self.bare_host
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """HTTP: the credentials' request headers."""
+        return tuple(self.credentials.headers("inference").items())
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """gRPC: the credentials as call metadata."""
+        return self.credentials.grpc_metadata()
+
 
 def rest_path(server: str, model_name: str) -> str:
     if server == "tfserving":
@@ -104,8 +92,9 @@ def grpc_method(server: str) -> str:
     return TFSERVING_PREDICT if server == "tfserving" else TORCHSERVE_PREDICT
 
 
-def transport_spec(settings: LoadSettings) -> TransportSpec:
-    """The requests of settings.server x settings.protocol at settings.host:resolved_port."""
+def transport_spec(settings: LoadSettings, credentials: Credentials | None = None) -> TransportSpec:
+    """The requests of settings.server x settings.protocol at settings.host:resolved_port, with the
+    target's TLS and credentials (read here unless the caller read them already)."""
     pool = settings.max_in_flight if settings.mode == "open" else (settings.concurrency or 1)
     common: dict[str, Any] = {
         "host": settings.host,
@@ -113,6 +102,8 @@ def transport_spec(settings: LoadSettings) -> TransportSpec:
         "timeout_s": settings.timeout_s,
         "pool": pool,
         "channel_options": tuple(GRPC_CHANNEL_OPTIONS),
+        "security": settings.security,
+        "credentials": credentials if credentials is not None else Credentials.load(settings.security),
     }
     if settings.protocol == "grpc":
         client = os.environ.get(GRPC_CLIENT_VARIABLE, "h2")

@@ -31,6 +31,7 @@ from ._core import StopWhen
 from ._early_stop import EarlyStopJudge, judge
 from ._payloads import build_pool, repeat_choice
 from ._schema import RecordWriter, RequestRecord, RunHeader, rewrite_header, stream_path
+from ._security import RefusalWatch
 from ._settings import LoadSettings
 from ._spec import transport_spec
 from ._timerfd import tighten_timer_slack
@@ -103,7 +104,17 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         versions=versions(),
     )
     writer = RecordWriter(stream_path(out_dir, stream), header)
-    sink = writer.add
+    refusals = RefusalWatch(settings.url)
+    refused: list[str] = []
+
+    def watched(record: RequestRecord) -> None:
+        writer.add(record)
+        reason = refusals.add(record.protocol, record.status, record.code, record.error)
+        if reason is not None:  # credentials refused mid-run: stop the schedule, keep the records
+            refused.append(reason)
+            engine.stop()
+
+    sink = watched
     stop_when = early = None
     if settings.early_stop is not None:  # processes == 1 (LoadSettings): this stream is the whole run
         early = EarlyStopJudge(
@@ -118,7 +129,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         observe = early.observe
 
         def sink(record: RequestRecord) -> None:
-            writer.add(record)
+            watched(record)
             observe(record)
 
         cap_s = max(settings.early_stop.max_duration_s, settings.duration_s)  # a search step may be longer
@@ -205,6 +216,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         cpu_percent=100.0 * busy_s / wall_s,
         counters=engine.counters.as_dict(),
         early_stop=early_stop,
+        refused=refused[0] if refused else None,
     )
     return 0
 

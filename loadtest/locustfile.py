@@ -49,11 +49,18 @@ from locust.stats import CSV_STATS_INTERVAL_SEC
 from pydantic import ValidationError
 
 from loadtest._arrivals import make_arrivals, stream_seed
-from loadtest._discovery import DiscoveryError, ModelNotServed, describe_served_model, served_features
+from loadtest._discovery import (
+    AccessRefused,
+    DiscoveryError,
+    ModelNotServed,
+    describe_served_model,
+    served_features,
+)
 from loadtest._engine import Engine
 from loadtest._master import DEFAULT_MASTER_TIMEOUT_S, MasterUnreachable, master_of_worker, wait_for_master
 from loadtest._payloads import PayloadPool, build_pool
 from loadtest._schema import RecordWriter, RequestRecord, RunHeader, stream_path
+from loadtest._security import Credentials, RefusalWatch, Security, security_fields
 from loadtest._settings import (
     PROTOCOLS,
     SERVERS,
@@ -128,9 +135,35 @@ def _add_arguments(parser: Any) -> None:
         default=DEFAULT_MASTER_TIMEOUT_S,
         help="worker: seconds to wait for the master's port before stopping with a clear error",
     )
+    # TLS and credentials (loadtest/_security.py): secrets come from the environment or files, never
+    # from an option value (it would show in `ps`); an https:// or grpcs:// --host turns TLS on.
+    parser.add_argument("--ca-cert", default="", env_var="INFERLOAD_CA_CERT",
+                        help="TLS: CA certificate(s) to verify the servers with (default: the system's)")
+    parser.add_argument("--client-cert", default="", env_var="INFERLOAD_CLIENT_CERT",
+                        help="mutual TLS: client certificate (PEM)")
+    parser.add_argument("--client-key", default="", env_var="INFERLOAD_CLIENT_KEY",
+                        help="mutual TLS: key of --client-cert (PEM)")
+    parser.add_argument("--server-name", default="", env_var="INFERLOAD_SERVER_NAME",
+                        help="TLS: name to verify in the server's certificate, when not the host's")
+    parser.add_argument("--token", default="", env_var="INFERLOAD_TOKEN",
+                        help="bearer token, as env:VARIABLE or file:PATH (never the token itself)")
+    parser.add_argument("--torchserve-key-file", default="", env_var="INFERLOAD_TORCHSERVE_KEY_FILE",
+                        help="TorchServe's key_file.json (inference key for requests, management key to "
+                        "describe the model)")
+    parser.add_argument("--header", default="", env_var="INFERLOAD_HEADERS",
+                        help="more headers / gRPC metadata: NAME=env:VAR or NAME=file:PATH, comma-separated")
     # The web UI offers the six user classes in its class picker without `--class-picker` on the
     # command line (a config file, LOCUST_USERCLASS_PICKER or the flag still decide when given).
     parser.set_defaults(class_picker=True)
+    # The web UI starts runs against any host typed into it: it listens on this machine only unless told
+    # (--web-host), and `--web-login` protects it with a password read from a file or the environment
+    # (Locust's own login page; loadtest/_web_login.py).
+    parser.set_defaults(web_host=os.environ.get("LOCUST_WEB_HOST", "127.0.0.1"))
+    parser.add_argument("--web-password-file", default="", env_var="INFERLOAD_WEB_PASSWORD_FILE",
+                        help="with --web-login: file holding the web UI's password (or "
+                             "INFERLOAD_WEB_PASSWORD)")
+    parser.add_argument("--web-user", default="locust", env_var="INFERLOAD_WEB_USER",
+                        help="with --web-login: the web UI's user name")
 
 
 def _worker_reaches_master() -> None:
@@ -146,6 +179,25 @@ def _worker_reaches_master() -> None:
 
 
 _worker_reaches_master()
+
+
+@events.init.add_listener
+def _guard_web_ui(environment: Environment, **_: Any) -> None:
+    """--web-login: our password login (loadtest/_web_login.py); an exposed UI without it: a warning."""
+    from loadtest._web_login import WebLoginError, install_login, warn_if_exposed
+
+    options = environment.parsed_options
+    if environment.web_ui is None or options is None:
+        return
+    if not getattr(options, "web_login", False):
+        warn_if_exposed(str(getattr(options, "web_host", "") or ""), logger)
+        return
+    try:
+        install_login(environment, password_file=getattr(options, "web_password_file", "") or None,
+                      user=str(getattr(options, "web_user", "locust")))
+    except WebLoginError as exc:
+        sys.stderr.write(f"inferload: {exc}\n")
+        raise SystemExit(2) from None
 
 
 @events.init.add_listener
@@ -185,13 +237,35 @@ class FeatureCount:
     given: bool = True  # by the user (--features / --artifacts), not read from the server
 
 
+def security_of(options: Any, host_text: str) -> Security:
+    """The TLS and credential options as one Security (raises ValueError for a secret given as a value)."""
+    headers = [h for h in str(getattr(options, "header", "") or "").split(",") if h.strip()]
+    fields = security_fields(
+        host=host_text,
+        ca_cert=getattr(options, "ca_cert", "") or None,
+        client_cert=getattr(options, "client_cert", "") or None,
+        client_key=getattr(options, "client_key", "") or None,
+        server_name=getattr(options, "server_name", "") or None,
+        token=getattr(options, "token", "") or None,
+        torchserve_key_file=getattr(options, "torchserve_key_file", "") or None,
+        headers=headers,
+    ) or {}
+    from loadtest._settings import scheme_tls
+
+    if scheme_tls(host_text):
+        fields["tls"] = True
+    return Security.model_validate(fields)
+
+
 def metadata_url(options: Any, server: str) -> str | None:
     """--metadata-url, else INFERLOAD_<SERVER>_METADATA_URL, else None (derived from the target)."""
     given = getattr(options, "metadata_url", "")
     return given or os.environ.get(f"INFERLOAD_{server.upper()}_METADATA_URL") or None
 
 
-def resolve_features(options: Any, server: str, protocol: str, host: str, port: int | None) -> FeatureCount:
+def resolve_features(
+    options: Any, server: str, protocol: str, host: str, port: int | None, security: Security | None = None
+) -> FeatureCount:
     """--features, else --artifacts' model.json, else ask the server (raises DiscoveryError)."""
     if getattr(options, "features", 0):
         return FeatureCount(int(options.features), "--features")
@@ -208,33 +282,38 @@ def resolve_features(options: Any, server: str, protocol: str, host: str, port: 
     model_name = getattr(options, "model_name", "linear")
     try:
         features = served_features(
-            server, host=host, port=port, protocol=protocol, model_name=model_name, metadata_url=url
+            server, host=host, port=port, protocol=protocol, model_name=model_name, metadata_url=url,
+            security=security, credentials=Credentials.load(security),
         )
     except DiscoveryError as exc:
         raise DiscoveryError(
             f"{exc}. (Neither --features nor --artifacts was given, so the feature count was asked "
             "from the server; --metadata-url names where it describes its model.)"
         ) from exc
-    described_at = url or metadata_url_for(server, protocol, host, port)
+    tls = security is not None and security.tls
+    described_at = url or metadata_url_for(server, protocol, host, port, tls=tls)
     source = f"the server's description of model {model_name!r} ({described_at})"
     return FeatureCount(features, source, given=False)
 
 
 def check_against_server(
-    options: Any, server: str, protocol: str, host: str, port: int | None, given: FeatureCount
+    options: Any, server: str, protocol: str, host: str, port: int | None, given: FeatureCount,
+    security: Security | None = None,
 ) -> None:
     """A feature count given by the user must be the served model's, where the server can tell.
 
     Raises DiscoveryError (before any load) when the server serves no such model or another
     width; when its description API cannot be read, warns and leaves it to the fail-fast check.
     """
-    url = metadata_url(options, server) or metadata_url_for(server, protocol, host, port)
+    tls = security is not None and security.tls
+    url = metadata_url(options, server) or metadata_url_for(server, protocol, host, port, tls=tls)
     if url is None:
         return  # e.g. TorchServe at non-standard ports without --metadata-url: nothing to ask
     model_name = getattr(options, "model_name", "linear")
     try:
-        served = describe_served_model(server, url, model_name)
-    except ModelNotServed:
+        served = describe_served_model(server, url, model_name, security=security,
+                                       credentials=Credentials.load(security))
+    except (ModelNotServed, AccessRefused):
         raise
     except DiscoveryError as exc:
         logger.warning("%s %s: cannot check %s against the server: %s", server, protocol, given.source, exc)
@@ -259,7 +338,9 @@ def default_host(server: str, protocol: str) -> str:
 _feature_counts: dict[tuple[Any, ...], FeatureCount | DiscoveryError] = {}
 
 
-def feature_count(options: Any, server: str, protocol: str, host: str, port: int | None) -> FeatureCount:
+def feature_count(
+    options: Any, server: str, protocol: str, host: str, port: int | None, security: Security | None = None
+) -> FeatureCount:
     """resolve_features, once per target and test in this process; raises DiscoveryError."""
     key = (
         server,
@@ -273,9 +354,9 @@ def feature_count(options: Any, server: str, protocol: str, host: str, port: int
     )
     if key not in _feature_counts:
         try:
-            resolved = resolve_features(options, server, protocol, host, port)
+            resolved = resolve_features(options, server, protocol, host, port, security)
             if resolved.given:
-                check_against_server(options, server, protocol, host, port, resolved)
+                check_against_server(options, server, protocol, host, port, resolved, security)
         except DiscoveryError as exc:
             _feature_counts[key] = exc
         else:
@@ -329,11 +410,20 @@ class _FailFast:
 
     def __init__(self) -> None:
         self.watched: dict[tuple[Any, ...], FirstRequests] = {}
+        self.refusals: dict[tuple[Any, ...], RefusalWatch] = {}
         self.stopping = False
 
     def reset(self) -> None:
         self.watched.clear()
+        self.refusals.clear()
         self.stopping = False
+
+    def watch_refusals(self, settings: LoadSettings, window: int) -> RefusalWatch | None:
+        """Credentials refused mid-run (e.g. a rotated key) stop the run too, unless --fail-fast 0."""
+        if window <= 0:
+            return None
+        key = (settings.server, settings.protocol, settings.target, settings.model_name)
+        return self.refusals.setdefault(key, RefusalWatch(settings.url))
 
     def watch(self, settings: LoadSettings, window: int) -> FirstRequests | None:
         if window <= 0:
@@ -428,6 +518,7 @@ class InferenceUser(User):
         self._writer: RecordWriter | None = None
         self._engine: Engine | None = None
         self._first_requests: FirstRequests | None = None
+        self._refusals: RefusalWatch | None = None
         self._setup_error: str | None = None
         try:
             self.settings = self._load_settings(environment)
@@ -437,10 +528,13 @@ class InferenceUser(User):
             return
         options = environment.parsed_options
         self._first_requests = _fail_fast.watch(self.settings, int(getattr(options, "fail_fast", 0)))
+        self._refusals = _fail_fast.watch_refusals(self.settings, int(getattr(options, "fail_fast", 0)))
 
     def _load_settings(self, environment: Environment) -> LoadSettings:
         options = environment.parsed_options
-        host, port = split_host(self.host or default_host(self.server, self.protocol))
+        host_text = self.host or default_host(self.server, self.protocol)
+        host, port = split_host(host_text)
+        security = security_of(options, host_text)
         mode = getattr(options, "mode", "open")
         users = total_users(environment)
         return LoadSettings(
@@ -453,7 +547,7 @@ class InferenceUser(User):
             concurrency=1 if mode == "closed" else None,
             duration_s=float(getattr(options, "run_time", 0) or 0) or 1e9,
             batch=int(getattr(options, "batch", 1)),
-            features=feature_count(options, self.server, self.protocol, host, port).features,
+            features=feature_count(options, self.server, self.protocol, host, port, security).features,
             model_name=getattr(options, "model_name", "linear"),
             pool_size=int(getattr(options, "pool_size", 16)),
             seed=int(getattr(options, "seed", 0)),
@@ -461,6 +555,7 @@ class InferenceUser(User):
             max_in_flight=int(getattr(options, "max_in_flight", 512)),
             timeout_s=float(getattr(options, "request_timeout", 30.0)),
             run="locust",
+            security=security,
         )
 
     def on_stop(self) -> None:
@@ -476,7 +571,7 @@ class InferenceUser(User):
 
     def _transport(self) -> Transport:
         s = self.settings
-        key = (s.server, s.protocol, s.host, s.resolved_port, s.model_name, s.timeout_s)
+        key = (s.server, s.protocol, s.host, s.resolved_port, s.model_name, s.timeout_s, s.security)
         if key not in _transports:
             _transports[key] = make_transport(s)
         return _transports[key]
@@ -515,6 +610,10 @@ class InferenceUser(User):
         watched = self._first_requests
         if watched is not None and watched.add(record):
             _fail_fast.stop_run(self.environment, fail_fast_message(self.settings, watched))
+        if self._refusals is not None:
+            refused = self._refusals.add(record.protocol, record.status, record.code, record.error)
+            if refused is not None:
+                _fail_fast.stop_run(self.environment, refused)
 
     @task
     def load(self) -> None:

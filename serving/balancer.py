@@ -93,6 +93,16 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class BalancerTls:
+    """nginx terminates TLS on both front ports; `client_ca_file` requires client certificates signed by
+    that CA (mutual TLS: nginx answers 400 "No required SSL certificate was sent" without one)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
+@dataclass(frozen=True)
 class BalancerSettings:
     """What one nginx instance listens on and forwards to."""
 
@@ -107,6 +117,7 @@ class BalancerSettings:
     keepalive: int = 64
     timeout_s: int = 120
     extra_notes: tuple[str, ...] = field(default_factory=tuple)
+    tls: BalancerTls | None = None  # None: plaintext; the replicas behind are plaintext either way
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -182,6 +193,20 @@ def render_config(settings: BalancerSettings, prefix: Path) -> str:
             "            proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires;\n"
             f"            add_header {CACHE_HEADER} $upstream_cache_status always;\n"
         )
+    rest_listen, grpc_listen, tls_lines = "", " http2", ""
+    if settings.tls is not None:
+        rest_listen, grpc_listen = " ssl", " ssl http2"
+        tls_lines = (
+            f"    ssl_certificate {Path(settings.tls.cert_file).resolve()};\n"
+            f"    ssl_certificate_key {Path(settings.tls.key_file).resolve()};\n"
+            "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+            "    ssl_session_cache shared:inferload_tls:10m;\n"
+        )
+        if settings.tls.client_ca_file is not None:
+            tls_lines += (
+                f"    ssl_client_certificate {Path(settings.tls.client_ca_file).resolve()};\n"
+                "    ssl_verify_client on;\n"
+            )
     # Started as root, nginx's workers would become `nobody`, who cannot reach a state dir under a
     # private directory (e.g. pytest's /tmp/pytest-of-root): they keep the starting user instead.
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -210,13 +235,13 @@ http {{
     http2_body_preread_size 1m;
     proxy_buffer_size 64k;
     proxy_buffers 64 64k;
-{http_cache}
+{tls_lines}{http_cache}
 {_upstream_block("inferload_rest", settings.policy, settings.rest_upstreams, settings.keepalive)}
 
 {_upstream_block("inferload_grpc", settings.policy, settings.grpc_upstreams, settings.keepalive)}
 
     server {{
-        listen {listen}:{settings.rest_port} reuseport;
+        listen {listen}:{settings.rest_port}{rest_listen} reuseport;
         location = {HEALTH_PATH} {{
             access_log off;
             return 200 "ok\\n";
@@ -233,7 +258,7 @@ http {{
     }}
 
     server {{
-        listen {listen}:{settings.grpc_port} http2 reuseport;
+        listen {listen}:{settings.grpc_port}{grpc_listen} reuseport;
         location / {{
             grpc_pass grpc://inferload_grpc;
             grpc_read_timeout {settings.timeout_s}s;
@@ -345,6 +370,14 @@ def health(settings: BalancerSettings) -> str | None:
     import urllib.request
 
     host = f"[{settings.listen_host}]" if ":" in settings.listen_host else settings.listen_host
+    if settings.tls is not None:  # TLS (maybe wanting client certificates): accepting on both is enough
+        try:
+            for port in (settings.rest_port, settings.grpc_port):
+                with socket.create_connection((settings.listen_host, port), timeout=2):
+                    pass
+        except OSError as exc:
+            return f"not answering yet ({exc})"
+        return None
     try:
         with urllib.request.urlopen(f"http://{host}:{settings.rest_port}{HEALTH_PATH}", timeout=2) as r:
             if r.status != 200:

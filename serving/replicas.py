@@ -40,6 +40,7 @@ class Topology:
     balancer: str = "none"  # "none" | "nginx"
     policy: nginx.Policy = "round_robin"
     cache: nginx.CacheSettings | None = None
+    tls: nginx.BalancerTls | None = None  # nginx terminates TLS; the replicas behind it stay plaintext
 
     @property
     def plain(self) -> bool:
@@ -230,6 +231,7 @@ def up_replicated(
             policy=topology.policy,
             listen_host=host,
             cache=topology.cache,
+            tls=topology.tls,
         )
         servers.balancer = nginx.start(settings_nginx, state_dir / "nginx")
     except BaseException:

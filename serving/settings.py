@@ -9,6 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 TfServingKind = Literal["auto", "tensorflow_model_server", "tfs-compat"]
 
 
+class ServerTls(BaseModel):
+    """TLS for a server started here: its certificate and key, the CA clients trust (health checks
+    verify with it), and, for mutual TLS, the CA whose client certificates it requires."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_file: str = Field(description="PEM server certificate (chain)")
+    key_file: str = Field(description="PEM key of cert_file (PKCS#8 or RSA)")
+    ca_file: str = Field(description="PEM CA that signed cert_file: what clients (and health checks) trust")
+    client_ca_file: str | None = Field(
+        default=None, description="require client certificates signed by this CA (mutual TLS); None: "
+                                  "none asked"
+    )
+
+
 class ServerSettings(BaseModel):
     """Workers and batching of both servers; echoed into servers.json and every results header."""
 
@@ -44,6 +59,16 @@ class ServerSettings(BaseModel):
     tfserving_max_enqueued_batches: int = Field(default=1000, ge=1, le=1_000_000)
     tfserving_kind: TfServingKind = Field(
         default="auto", description="auto = the real tensorflow_model_server if on PATH, else tfs-compat"
+    )
+    tls: ServerTls | None = Field(
+        default=None,
+        description="TLS on: TorchServe's REST (inference, management) and gRPC; TF Serving's gRPC "
+        "(--ssl_config_file; its REST API has no TLS, as the real binary's)",
+    )
+    torchserve_token_auth: bool = Field(
+        default=False,
+        description="TorchServe's token authorization on: it writes key_file.json (inference and "
+        "management keys) into its working directory",
     )
     cpus: tuple[int, ...] | None = Field(
         default=None,

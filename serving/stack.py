@@ -60,21 +60,24 @@ class ServerInfo:
         return ProcessHandle(self.pid, self.create_time)
 
 
-def endpoints(name: str, ports: Ports, bind: str = LOOPBACK) -> dict[str, str]:
+def endpoints(name: str, ports: Ports, bind: str = LOOPBACK, *, tls: bool = False) -> dict[str, str]:
     """Where clients reach a server, by protocol (for printing and for the state file).
 
     A wildcard bind (0.0.0.0, ::) is shown as loopback: other hosts use one of this machine's addresses.
+    With `tls`, TorchServe's REST and both gRPC APIs speak TLS (TF Serving's REST API never does).
     """
     host = url_host(connect_host(bind))
+    grpc = "grpcs://" if tls else ""
     if name == "tfserving":
         return {
             "rest": f"http://{host}:{ports.tfserving_rest}/v1/models/{MODEL_NAME}:predict",
-            "grpc": f"{host}:{ports.tfserving_grpc}",
+            "grpc": f"{grpc}{host}:{ports.tfserving_grpc}",
         }
+    http = "https" if tls else "http"
     return {
-        "rest": f"http://{host}:{ports.torchserve_inference}/predictions/{MODEL_NAME}",
-        "grpc": f"{host}:{ports.torchserve_grpc}",
-        "management": f"http://{host}:{ports.torchserve_management}/models/{MODEL_NAME}",
+        "rest": f"{http}://{host}:{ports.torchserve_inference}/predictions/{MODEL_NAME}",
+        "grpc": f"{grpc}{host}:{ports.torchserve_grpc}",
+        "management": f"{http}://{host}:{ports.torchserve_management}/models/{MODEL_NAME}",
         "metrics": f"http://{host}:{ports.torchserve_metrics}/metrics",
     }
 
@@ -136,7 +139,8 @@ class Stack:
         return server in self.servers and self.servers[server].handle.alive()
 
     def healthy(self, server: str) -> bool:
-        return self.alive(server) and _health_check(server, self.ports, self.settings, self.host)() is None
+        return self.alive(server) and _health_check(
+            server, self.ports, self.settings, self.host, self.state_dir)() is None
 
     def down(self) -> list[str]:
         """Stop every server, release its ports, remove its temp dir and the state file. Idempotent."""
@@ -219,7 +223,7 @@ def up(
         for name in names:
             info, spec = _spawn(name, kinds[name], layout, settings, ports, state_dir, host)
             stack.servers[name] = info
-            launching[name] = (info.handle, spec, _health_check(name, ports, settings, host))
+            launching[name] = (info.handle, spec, _health_check(name, ports, settings, host, state_dir))
             report(f"started {info.kind} (pid {info.pid}), log {info.log_file}")
             if info.kind == tfserving.REAL_BINARY:
                 report("note: tensorflow_model_server has no address flag: it listens on 0.0.0.0")
@@ -266,6 +270,16 @@ def preflight(
             problems.append(
                 "Java not found (TorchServe's frontend needs it): install Java 17, e.g. "
                 "`apt-get install openjdk-17-jre-headless`, or set JAVA_HOME"
+            )
+    if settings.tls is not None:
+        for path in (settings.tls.cert_file, settings.tls.key_file, settings.tls.ca_file,
+                     settings.tls.client_ca_file):
+            if path is not None and not Path(path).is_file():
+                problems.append(f"TLS file {path} does not exist: give an existing PEM file")
+        if settings.tls.client_ca_file is not None and "torchserve" in names:
+            problems.append(
+                "TorchServe 0.12 cannot require client certificates (mutual TLS): put nginx in front "
+                "(a server config with `balancer: {kind: nginx, tls: true}`), or start TF Serving alone"
             )
     if settings.cpus is not None:
         try:
@@ -357,10 +371,15 @@ def _java() -> str | None:
     return shutil.which("java")
 
 
-def _health_check(name: str, ports: Ports, settings: ServerSettings, host: str = LOOPBACK) -> HealthCheck:
+def _health_check(
+    name: str, ports: Ports, settings: ServerSettings, host: str = LOOPBACK, state_dir: Path | None = None
+) -> HealthCheck:
     if name == "tfserving":
         return lambda: tfserving.health(ports, host=host)
-    return lambda: torchserve.health(ports, settings.torchserve_workers, host=host)
+    ca_file = settings.tls.ca_file if settings.tls is not None else None
+    workdir = state_dir / name if settings.torchserve_token_auth and state_dir is not None else None
+    return lambda: torchserve.health(ports, settings.torchserve_workers, host=host, tls_ca_file=ca_file,
+                                     workdir=workdir)
 
 
 def _spawn(
@@ -391,7 +410,7 @@ def _spawn(
         pid=handle.pid,
         create_time=handle.create_time,
         ports=ports.of(name),
-        endpoints=endpoints(name, ports, host),
+        endpoints=endpoints(name, ports, host, tls=settings.tls is not None),
         log_file=str(spec.log_path),
         workdir=str(workdir),
         tmpdir=tmpdir,
@@ -413,7 +432,7 @@ def _start(
     info, spec = _spawn(name, kind, layout, settings, ports, state_dir, host)
     try:
         wait_healthy(
-            {name: (info.handle, spec, _health_check(name, ports, settings, host))},
+            {name: (info.handle, spec, _health_check(name, ports, settings, host, state_dir))},
             timeout_s,
             progress=progress,
         )

@@ -55,6 +55,22 @@ def batching_parameters(settings: ServerSettings) -> str:
     )
 
 
+def ssl_config(settings: ServerSettings) -> str:
+    """TF Serving's --ssl_config_file (text-format tensorflow.serving.SSLConfig): the PEM *contents* of
+    the server key and certificate, the client CA, and whether a client certificate is required."""
+    tls = settings.tls
+    assert tls is not None
+
+    def pem(path: str) -> str:
+        text = Path(path).read_text()
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    lines = [f"server_key: {pem(tls.key_file)}", f"server_cert: {pem(tls.cert_file)}"]
+    if tls.client_ca_file is not None:
+        lines += [f"custom_ca: {pem(tls.client_ca_file)}", "client_verify: true"]
+    return "\n".join(lines) + "\n"
+
+
 def monitoring_config() -> str:
     """Turns on the Prometheus endpoint (both kinds serve it only when this file enables it)."""
     return f'prometheus_config {{\n  enable: true,\n  path: "{PROMETHEUS_PATH}"\n}}\n'
@@ -69,6 +85,7 @@ def command(
     monitoring_file: Path | None,
     cpus: tuple[int, ...] | None = None,
     host: str = LOOPBACK,
+    ssl_config_file: Path | None = None,
 ) -> tuple[str, ...]:
     """The server's argv; `batching_file` None means batching off."""
     program: tuple[str, ...] = (
@@ -94,6 +111,8 @@ def command(
         argv.append(f"--host={host}")
     if monitoring_file is not None:  # both kinds export Prometheus metrics only when it enables them
         argv.append(f"--monitoring_config_file={monitoring_file.resolve()}")
+    if ssl_config_file is not None:  # gRPC over TLS (REST stays plaintext: neither kind has TLS there)
+        argv.append(f"--ssl_config_file={ssl_config_file.resolve()}")
     return tuple(argv)
 
 
@@ -114,6 +133,12 @@ def launch_spec(
         batching_file.write_text(batching_parameters(settings))
     monitoring_file = workdir / "monitoring.config"
     monitoring_file.write_text(monitoring_config())
+    ssl_config_file = None
+    if settings.tls is not None:  # it holds the server's key: readable by this user only
+        ssl_config_file = workdir / "ssl.config"
+        ssl_config_file.touch(mode=0o600)
+        ssl_config_file.chmod(0o600)
+        ssl_config_file.write_text(ssl_config(settings))
     argv = command(
         kind,
         base_path=artifacts.tf_base_path,
@@ -122,6 +147,7 @@ def launch_spec(
         monitoring_file=monitoring_file,
         cpus=settings.cpus,
         host=host,
+        ssl_config_file=ssl_config_file,
     )
     env = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "1"}
     return LaunchSpec(

@@ -7,6 +7,7 @@ gets its own temp dir (TMPDIR/TEMP) and its own log dir: several instances can t
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -67,16 +68,20 @@ def config_properties(
         }
     }
     address = url_host(host)
+    scheme = "https" if settings.tls is not None else "http"
     return {
-        "inference_address": f"http://{address}:{ports.torchserve_inference}",
-        "management_address": f"http://{address}:{ports.torchserve_management}",
+        "inference_address": f"{scheme}://{address}:{ports.torchserve_inference}",
+        "management_address": f"{scheme}://{address}:{ports.torchserve_management}",
         "metrics_address": f"http://{address}:{ports.torchserve_metrics}",
         "grpc_inference_address": host,
         "grpc_inference_port": str(ports.torchserve_grpc),
         "grpc_management_address": host,
         "grpc_management_port": str(ports.torchserve_grpc_management),
-        # Token auth guards the management API against other users; we bind loopback only.
-        "disable_token_authorization": "true",
+        # Token auth (key_file.json in the working directory) only when asked: bound to loopback
+        # by default, and a benchmark's requests should not pay for a check nobody needs.
+        "disable_token_authorization": str(not settings.torchserve_token_auth).lower(),
+        **token_settings(settings),
+        **tls_settings(settings),
         "enable_model_api": "false",
         "max_request_size": str(max_message_bytes),
         "max_response_size": str(max_message_bytes),
@@ -100,6 +105,32 @@ def config_properties(
         "vmargs": f"{JAVA_HEAP} -XX:+UseG1GC",
         **pinned_threads(settings),
     }
+
+
+KEY_FILE = "key_file.json"
+TOKEN_EXPIRATION_MIN = 24 * 60  # TorchServe's default is 60 minutes: a long matrix would see its keys expire
+
+
+def token_settings(settings: ServerSettings) -> dict[str, str]:
+    if not settings.torchserve_token_auth:
+        return {}
+    return {"token_expiration_min": str(TOKEN_EXPIRATION_MIN)}
+
+
+def tls_settings(settings: ServerSettings) -> dict[str, str]:
+    """HTTPS for inference and management, TLS for gRPC (the same certificate); metrics stay plain."""
+    if settings.tls is None:
+        return {}
+    return {
+        "certificate_file": str(Path(settings.tls.cert_file).resolve()),
+        "private_key_file": str(Path(settings.tls.key_file).resolve()),
+        "enable_grpc_ssl": "true",
+    }
+
+
+def key_file(workdir: Path) -> Path:
+    """Where TorchServe writes its keys: key_file.json in its working directory (`user.dir`)."""
+    return workdir / KEY_FILE
 
 
 def pinned_threads(settings: ServerSettings) -> dict[str, str]:
@@ -192,17 +223,38 @@ def launch_spec(
     )
 
 
-def health(ports: Ports, workers: int, timeout_s: float = 2.0, host: str = LOOPBACK) -> str | None:
-    """None when /ping says Healthy and all `workers` of the model are READY; else what is missing."""
-    base = f"http://{url_host(connect_host(host))}"
+def health(
+    ports: Ports,
+    workers: int,
+    timeout_s: float = 2.0,
+    host: str = LOOPBACK,
+    *,
+    tls_ca_file: str | None = None,
+    workdir: Path | None = None,
+) -> str | None:
+    """None when /ping says Healthy and all `workers` of the model are READY; else what is missing.
+
+    `tls_ca_file`: the server speaks HTTPS, verified with this CA. `workdir`: token auth is on, and
+    the management API takes the management key of the key file TorchServe wrote there."""
+    scheme = "https" if tls_ca_file is not None else "http"
+    base = f"{scheme}://{url_host(connect_host(host))}"
+    keys: dict[str, dict[str, str]] = {"inference": {}, "management": {}}
+    if workdir is not None:  # every API but metrics takes its own key (a wrong or none: HTTP 400)
+        try:
+            document = json.loads(key_file(workdir).read_text())
+            keys = {api: {"Authorization": f"Bearer {document[api]['key']}"} for api in keys}
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"its key file {key_file(workdir)} (token authorization is on)"
     try:
-        ping = _get_json(f"{base}:{ports.torchserve_inference}/ping", timeout_s)
+        ping = _get_json(f"{base}:{ports.torchserve_inference}/ping", timeout_s, tls_ca_file,
+                         keys["inference"])
     except OSError as exc:
         return f"GET /ping on port {ports.torchserve_inference} ({_reason(exc)})"
     if not isinstance(ping, dict) or ping.get("status") != "Healthy":
         return f"GET /ping to say Healthy (it said {ping!r})"
     try:
-        described = _get_json(f"{base}:{ports.torchserve_management}/models/{MODEL_NAME}", timeout_s)
+        described = _get_json(f"{base}:{ports.torchserve_management}/models/{MODEL_NAME}", timeout_s,
+                              tls_ca_file, keys["management"])
     except OSError as exc:
         return f"model {MODEL_NAME!r} to be registered ({_reason(exc)})"
     ready = sum(
@@ -216,8 +268,11 @@ def health(ports: Ports, workers: int, timeout_s: float = 2.0, host: str = LOOPB
     return None
 
 
-def _get_json(url: str, timeout_s: float) -> object:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+def _get_json(url: str, timeout_s: float, tls_ca_file: str | None = None,
+              headers: dict[str, str] | None = None) -> object:
+    context = ssl.create_default_context(cafile=tls_ca_file) if tls_ca_file is not None else None
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:
         return json.loads(response.read())
 
 

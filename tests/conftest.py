@@ -1,5 +1,13 @@
-"""Shared fixtures for every test area: one session-wide small export and one running pair of servers
-on it (add nothing area-specific here)."""
+"""Shared fixtures for every test area: one session-wide small export and one running server stack per
+kind on it (add nothing area-specific here).
+
+- `small_stack`: TF Serving (tfs-compat here) and TorchServe, default settings, free loopback ports;
+  tests/tfs_compat use its tfs-compat too. A test that only sends requests uses the shared stack; one
+  that stops, restarts or reconfigures a server starts its own (tests/serving/serving_stacks.py).
+- A fixture that starts (or hands out) a server belongs in tests/lanes.py's SERVER_FIXTURES, and a test
+  that starts a server carries @pytest.mark.servers (and `slow` over ~20 s): `make test-fast` runs the
+  rest. A test that needs something the machine may lack asks tests/capabilities.py (`needs` marker).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,8 @@ import pytest
 from models.artifacts import ArtifactLayout
 from models.export import export_all
 from models.linear import LinearSpec
+
+pytest_plugins = ["lanes"]  # the lanes' rules: markers kept honest, capabilities (tests/lanes.py)
 
 
 @pytest.fixture(scope="session")

@@ -49,8 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--host",
         default="127.0.0.1",
-        help="the server: host name, IPv4 or IPv6 address, HOST:PORT or http://HOST:PORT",
+        help="the server: host name, IPv4 or IPv6 address, HOST:PORT, http://HOST:PORT; https://HOST:PORT "
+        "or grpcs://HOST:PORT for TLS",
     )
+    add_security_arguments(parser)
     parser.add_argument("--port", type=int, help="default: the standard port for server x protocol")
     parser.add_argument("--model-name", default="linear", help="model name on the server")
     parser.add_argument(
@@ -72,6 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--listen", metavar="HOST:PORT", help="with --workers: where the workers connect")
     parser.add_argument("--join-timeout", type=float, default=120.0, metavar="S", help="wait for --workers")
+    parser.add_argument("--secret-file", metavar="PATH",
+                        help="with --workers: the run's shared secret (made there, mode 0600, if "
+                             "missing; default: "
+                        "INFERLOAD_CLUSTER_SECRET, else a new file whose path is printed); workers "
+                        "without it are "
+                        "refused")
     parser.add_argument("--cpus", default="auto", metavar="LIST", help=_cpus_help())
     parser.add_argument(
         "--state-dir",
@@ -82,6 +90,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run directory to write")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.set_defaults(func=run)
+
+
+def add_security_arguments(parser: argparse.ArgumentParser) -> None:
+    """TLS and credential flags (loadtest/_security.py). Secrets are never flag values: a flag names
+    where the secret is (`env:VARIABLE` or `file:PATH`), since a value would show in `ps`."""
+    group = parser.add_argument_group("TLS and credentials (secrets come from files or the environment)")
+    group.add_argument("--tls", action="store_true", help="TLS without a scheme in --host (same as https://)")
+    group.add_argument("--ca-cert", metavar="PEM", help="CA certificate(s) to verify the server with "
+                       "(default: the system's)")
+    group.add_argument("--client-cert", metavar="PEM", help="client certificate for mutual TLS")
+    group.add_argument("--client-key", metavar="PEM", help="key of --client-cert")
+    group.add_argument("--server-name", metavar="NAME", help="name to verify in the server's certificate "
+                       "(and send as SNI) when it is not the host connected to")
+    group.add_argument("--token", metavar="env:VAR|file:PATH", help="bearer token: Authorization header "
+                       "(REST) and authorization metadata (gRPC)")
+    group.add_argument("--torchserve-key-file", metavar="PATH", help="TorchServe's key_file.json: its "
+                       "inference key for requests, management key for its management API")
+    group.add_argument("--header", action="append", default=[], metavar="NAME=env:VAR|file:PATH",
+                       help="one more header (REST) / metadata entry (gRPC); repeatable")
+
+
+def security_settings(args: argparse.Namespace) -> dict[str, object] | None:
+    """The --tls/--ca-cert/... flags as `loadtest.Security` fields (None: none given); UsageError for a
+    secret given as a value."""
+    from inferload.cli import UsageError
+    from loadtest._security import security_fields
+
+    try:
+        return security_fields(
+            host=args.host, tls=args.tls, ca_cert=args.ca_cert, client_cert=args.client_cert,
+            client_key=args.client_key, server_name=args.server_name, token=args.token,
+            torchserve_key_file=args.torchserve_key_file, headers=args.header,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _cpus_help() -> str:
@@ -158,6 +201,9 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
     features = _features(args)
     if features is not None:
         values["features"] = features
+    security = security_settings(args)
+    if security is not None:
+        values["security"] = security
     try:
         return LoadSettings.model_validate(values)
     except ValidationError as exc:
@@ -172,6 +218,11 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
             "repeat_share": "repeat-share",
             "zipf_s": "zipf",
             "catalog_size": "catalog",
+            "security.ca_cert": "ca-cert",
+            "security.client_cert": "client-cert",
+            "security.server_name": "server-name",
+            "security.torchserve_key_file": "torchserve-key-file",
+            "security": "tls/credentials",
         }
         message = describe_validation_error(exc)
         for field, flag in flags.items():
@@ -197,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
             from loadtest._cluster import run_load_cluster
 
             summary = run_load_cluster(settings, args.out, listen=args.listen, workers=args.workers,
-                                       join_timeout_s=args.join_timeout, progress=not args.quiet)
+                                       join_timeout_s=args.join_timeout, progress=not args.quiet,
+                                       secret_file=args.secret_file)
         else:
             summary = run_load(settings, args.out, progress=not args.quiet)
     except TargetError as exc:

@@ -1,6 +1,6 @@
 """`inferload load-worker`: send a share of an `inferload load --workers N` run from this host.
 
-    inferload load-worker --connect 10.0.0.5:5600 --out /tmp/load-share [--processes 2] [--cpus 2-3]
+    inferload load-worker --connect 10.0.0.5:5600 --secret-file run.secret --out /tmp/share [--processes 2]
 
 The coordinator (`inferload load ... --workers N --listen 10.0.0.5:5600`) gives this host its share
 of the rate and its stream numbers, and starts all hosts together; the records are written here and
@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="empty directory for this host's records")
     parser.add_argument("--processes", type=int, default=1, help="load processes on this host")
     parser.add_argument("--cpus", default="all", metavar="LIST", help="pin this host's load processes")
+    parser.add_argument("--secret-file", metavar="PATH",
+                        help="a copy of the secret file the coordinator printed (default: "
+                             "INFERLOAD_CLUSTER_SECRET)")
     parser.add_argument(
         "--connect-timeout", type=float, default=60.0, metavar="S", help="wait this long for the coordinator"
     )
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cpus = load_cpus(args.cpus)
         summary = serve_as_worker(args.connect, args.out, processes=args.processes, cpus=cpus,
-                                  connect_timeout_s=args.connect_timeout)
+                                  connect_timeout_s=args.connect_timeout, secret_file=args.secret_file)
     except (WorkerError, CpuSetError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     except (TargetError, LoadError) as exc:

@@ -54,6 +54,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pick free ports on the bind address, not the standard ones (printed, kept in servers.json)",
     )
     up.add_argument("--timeout", type=float, default=180.0, metavar="S", help="health wait per start")
+    secure = up.add_argument_group("security (TorchServe: HTTPS and gRPC TLS; TF Serving: gRPC TLS)")
+    secure.add_argument("--tls", action="store_true",
+                        help="TLS on with a fresh CA and certificates made under --state-dir/tls (for "
+                             "the bind "
+                        "address, 127.0.0.1 and localhost); clients trust its ca.crt")
+    secure.add_argument("--tls-cert", metavar="PEM", help="your server certificate instead of --tls's")
+    secure.add_argument("--tls-key", metavar="PEM", help="its key (PKCS#8 or RSA PEM)")
+    secure.add_argument("--tls-ca", metavar="PEM", help="the CA that signed --tls-cert (health checks "
+                                                        "trust it)")
+    secure.add_argument("--mutual-tls", action="store_true",
+                        help="require client certificates signed by --tls-client-ca (or --tls's CA): TF "
+                             "Serving "
+                        "gRPC only (TorchServe cannot; put nginx in front)")
+    secure.add_argument("--tls-client-ca", metavar="PEM", help="CA of the client certificates (--mutual-tls)")
+    secure.add_argument("--torchserve-token-auth", action="store_true",
+                        help="TorchServe's token authorization on: its keys go to key_file.json in its "
+                        "working directory (printed)")
     up.add_argument("--cpus", default="auto", metavar="LIST", help=_cpus_help())
     up.set_defaults(func=_up)
 
@@ -83,8 +100,11 @@ def _up(args: argparse.Namespace) -> int:
         cpus = server_cpus(args.cpus)
     except CpuSetError as exc:
         raise UsageError(str(exc)) from None
+    tls = _server_tls(args)
     try:
         settings = ServerSettings(
+            tls=tls,
+            torchserve_token_auth=args.torchserve_token_auth,
             cpus=cpus,
             torchserve_workers=args.torchserve_workers,
             torchserve_batch_size=args.torchserve_batch_size,
@@ -115,6 +135,32 @@ def _up(args: argparse.Namespace) -> int:
     _print_stack(stack)
     print(f"stop them with: inferload serve down --state-dir {args.state_dir}")
     return 0
+
+
+def _server_tls(args: argparse.Namespace):  # -> serving.settings.ServerTls | None
+    """--tls (generated certificates) or --tls-cert/--tls-key/--tls-ca (yours); --mutual-tls on top."""
+    from serving.settings import ServerTls
+
+    given = [args.tls_cert, args.tls_key, args.tls_ca]
+    if args.tls and any(given):
+        raise UsageError("give either --tls (certificates made for you) or --tls-cert/--tls-key/--tls-ca")
+    if any(given) and not all(given):
+        raise UsageError("your own certificate needs all of --tls-cert, --tls-key and --tls-ca")
+    if (args.mutual_tls or args.tls_client_ca) and not (args.tls or any(given)):
+        raise UsageError("--mutual-tls needs TLS on: add --tls (or --tls-cert/--tls-key/--tls-ca)")
+    if args.tls:
+        from serving.certs import make_tls_material
+
+        wanted = dict.fromkeys([args.bind, "127.0.0.1", "localhost"])
+        names = [name for name in wanted if name not in ("0.0.0.0", "::")]
+        material = make_tls_material(Path(args.state_dir) / "tls", names=names)
+        cert, key, ca = str(material.server.cert), str(material.server.key), str(material.ca.cert)
+    elif all(given):
+        cert, key, ca = args.tls_cert, args.tls_key, args.tls_ca
+    else:
+        return None
+    client_ca = args.tls_client_ca or (ca if args.mutual_tls else None)
+    return ServerTls(cert_file=cert, key_file=key, ca_file=ca, client_ca_file=client_ca)
 
 
 def _cpus_help() -> str:
@@ -174,6 +220,19 @@ def _print_stack(stack: object) -> None:
         print(f"TF Serving kind: {stack.tfserving_kind}")
     wildcard = stack.host in ("0.0.0.0", "::")
     print(f"bound to: {stack.host}" + (" (all addresses of this machine)" if wildcard else ""))
+    if stack.settings.tls is not None:
+        tls = stack.settings.tls
+        print(f"TLS: clients trust {tls.ca_file}" + (
+            f"; client certificates required (CA {tls.client_ca_file})" if tls.client_ca_file else ""))
+        client = Path(tls.ca_file).parent / "client.crt"
+        if tls.client_ca_file and client.exists():
+            print(f"  a client certificate for mutual TLS: {client} (key {client.with_suffix('.key')})")
+    if stack.settings.torchserve_token_auth and "torchserve" in stack.servers:
+        from serving.torchserve import key_file
+
+        print(f"TorchServe token authorization on: keys in "
+              f"{key_file(Path(stack.servers['torchserve'].workdir))}"
+              " (give it to the load: --torchserve-key-file)")
     if stack.settings.cpus is not None:
         from serving.cpusets import format_cpu_list
 

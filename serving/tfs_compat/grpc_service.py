@@ -21,6 +21,7 @@ from serving.tfs_compat import servable
 from serving.tfs_compat.errors import ServingError
 from serving.tfs_compat.metrics import Metrics
 from serving.tfs_compat.predictor import Predictor
+from serving.tfs_compat.startup import SslConfig
 from serving.tfs_compat.tensor_proto import split_tensor_contents, tensor_from_proto, tensor_to_proto
 
 __all__ = ["make_grpc_server", "MAX_MESSAGE_BYTES"]
@@ -122,10 +123,27 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             _abort(context, exc)
 
 
+def server_credentials(ssl: SslConfig) -> grpc.ServerCredentials:
+    """As BuildServerCredentialsFromSSLConfigFile: the key and certificate; with client_verify a client
+    certificate is required and verified against custom_ca."""
+    return grpc.ssl_server_credentials(
+        [(ssl.server_key.encode(), ssl.server_cert.encode())],
+        root_certificates=ssl.custom_ca.encode() if ssl.custom_ca else None,
+        require_client_auth=ssl.client_verify,
+    )
+
+
 def make_grpc_server(
-    predictor: Predictor, *, address: str, threads: int, metrics: Metrics, tensor_content_outputs: bool
+    predictor: Predictor,
+    *,
+    address: str,
+    threads: int,
+    metrics: Metrics,
+    tensor_content_outputs: bool,
+    ssl: SslConfig | None = None,
 ) -> grpc.Server:
-    """A started-later grpc.Server bound to address; raises RuntimeError if the port is taken."""
+    """A started-later grpc.Server bound to address (over TLS when `ssl` is given); raises RuntimeError
+    if the port is taken."""
     server = grpc.server(
         ThreadPoolExecutor(threads, thread_name_prefix="grpc"),
         options=[
@@ -148,7 +166,10 @@ def make_grpc_server(
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(predictor), server)
     try:
-        port = server.add_insecure_port(address)
+        if ssl is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, server_credentials(ssl))
     except RuntimeError as exc:
         raise RuntimeError(f"cannot bind gRPC to {address}: {exc}; pick a free --port") from None
     if port == 0:

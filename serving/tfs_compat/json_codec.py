@@ -573,6 +573,10 @@ def _plain(node: Any) -> Any:
         return {key: _plain(value) for key, value in node.items()}
     if isinstance(node, list):
         return [_plain(value) for value in node]
+    if isinstance(node, np.floating):  # one row's value of a multi-output row-format answer
+        return float(str(node))
+    if isinstance(node, np.generic):
+        return node.item()
     return node
 
 

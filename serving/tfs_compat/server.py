@@ -49,11 +49,12 @@ async def _serve(flags: ServerFlags, plan: StartupPlan, predictor: Predictor, me
             threads=flags.grpc_max_threads,
             metrics=metrics,
             tensor_content_outputs=flags.enable_serialization_as_tensor_content,
+            ssl=plan.ssl,
         )
     except RuntimeError as exc:  # the real binary: BuildAndStart() returned no server
         raise StartError("INVALID_ARGUMENT", f"Failed to BuildAndStart gRPC server ({exc})") from None
     grpc_server.start()
-    _log.info("Running gRPC ModelServer at %s ...", grpc_address)
+    _log.info("Running gRPC ModelServer at %s%s ...", grpc_address, " (TLS)" if plan.ssl else "")
     for note in plan.notes:
         _log.error("%s", note)
     runner: web.AppRunner | None = None

@@ -25,7 +25,9 @@ from serving.tfs_compat.batching_config import (
 )
 from serving.tfs_compat.flags import ServerFlags
 
-__all__ = ["StartError", "StartupPlan", "plan_startup", "find_latest_version", "DEFAULT_PROMETHEUS_PATH"]
+__all__ = [
+    "SslConfig", "StartError", "StartupPlan", "plan_startup", "find_latest_version", "DEFAULT_PROMETHEUS_PATH"
+]
 
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # PrometheusExporter::kPrometheusPath
 _log = logging.getLogger("tfs_compat")
@@ -33,7 +35,6 @@ _log = logging.getLogger("tfs_compat")
 # Flags tfs-compat takes (the real binary does) but does not implement: refused when set, by name.
 _NOT_IMPLEMENTED = {
     "grpc_socket_path": "gRPC on a UNIX socket",
-    "ssl_config_file": "TLS for gRPC",
     "use_alts_credentials": "ALTS credentials",
     "platform_config_file": "platform configs",
     "tensorflow_session_config_file": "session config files",
@@ -59,6 +60,16 @@ class StartError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class SslConfig:
+    """tensorflow.serving.SSLConfig (ssl_config.proto): PEM contents, not file names."""
+
+    server_key: str
+    server_cert: str
+    custom_ca: str = ""
+    client_verify: bool = False
+
+
+@dataclass(frozen=True)
 class StartupPlan:
     """What to load and serve, decided from the flags before anything starts."""
 
@@ -70,6 +81,7 @@ class StartupPlan:
     rest: bool  # False: no REST port, or it equals the gRPC port (skipped, as the real binary does)
     metrics_path: str | None  # None: Prometheus metrics not exported (no monitoring config enabling them)
     notes: tuple[str, ...] = field(default=())  # errors/warnings the real binary logs and starts anyway
+    ssl: SslConfig | None = None  # gRPC over TLS (--ssl_config_file); REST stays plaintext, as in the binary
 
 
 def _invalid(message: str) -> StartError:
@@ -119,6 +131,43 @@ def _monitoring_config_class() -> type[Message]:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
+
+
+def _ssl_config_class() -> type[Message]:
+    """tensorflow.serving.SSLConfig (tensorflow_serving/config/ssl_config.proto): not shipped in the API
+    wheel. Fields: server_key = 1, server_cert = 2, custom_ca = 3 (strings), client_verify = 4 (bool)."""
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tfs_compat/ssl_config.proto", package="tensorflow.serving", syntax="proto3"
+    )
+    optional = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+    message = proto.message_type.add(name="SSLConfig")
+    for number, name in enumerate(("server_key", "server_cert", "custom_ca"), start=1):
+        message.field.add(
+            name=name, number=number, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING, label=optional
+        )
+    message.field.add(
+        name="client_verify", number=4, type=descriptor_pb2.FieldDescriptorProto.TYPE_BOOL, label=optional
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.SSLConfig"))
+
+
+def _ssl(flags: ServerFlags) -> SslConfig | None:
+    """BuildServerCredentialsFromSSLConfigFile (server.cc): no file, an insecure port; else the parsed
+    SSLConfig, whose client_verify requires and verifies a client certificate (against custom_ca).
+    The real binary parses it with TF_CHECK_OK (a bad file aborts the process); tfs-compat reports it
+    as a start failure naming the file."""
+    path = flags.values.get("ssl_config_file") or ""
+    if not path:
+        return None
+    config = _parse_text_proto(Path(path), _ssl_config_class()())
+    return SslConfig(
+        server_key=config.server_key,  # type: ignore[attr-defined]
+        server_cert=config.server_cert,  # type: ignore[attr-defined]
+        custom_ca=config.custom_ca,  # type: ignore[attr-defined]
+        client_verify=config.client_verify,  # type: ignore[attr-defined]
+    )
 
 
 def _model(flags: ServerFlags) -> tuple[str, Path]:
@@ -218,6 +267,7 @@ def plan_startup(flags: ServerFlags) -> StartupPlan:
                 f"tfs-compat does not implement --{name} ({what}): remove it, or use the real "
                 "tensorflow_model_server",
             )
+    ssl = _ssl(flags)
     model_name, base_path = _model(flags)
     batching = _batching(flags)
     intra, inter = _threads(flags)
@@ -241,6 +291,7 @@ def plan_startup(flags: ServerFlags) -> StartupPlan:
         rest=rest,
         metrics_path=metrics_path,
         notes=tuple(notes),
+        ssl=ssl,
     )
 
 

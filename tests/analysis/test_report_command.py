@@ -45,7 +45,8 @@ def test_out_and_compare(results: ResultsBuilder, tmp_path: Path) -> None:
     [
         ("missing", "no such results directory"),
         ("empty", "the directory is empty"),
-        ("newer", "format version 3; this inferload reads version 1 or 2: it was written by a newer inferload"),
+        ("newer",
+         "format version 3; this inferload reads version 1 or 2: it was written by a newer inferload"),
     ],
 )
 def test_bad_results_directories_exit_2_with_a_clear_message(

@@ -121,7 +121,8 @@ def test_report_html_leads_with_verdicts_and_flags_exclusions(report: ReportPath
     assert "64 classes × 1024 features" in html
     assert 'class="bad"' in html and "generator CPU saturated" in html
     assert "tfserving-rest-json-b1024</code>: a 5 GB JSON body" in html
-    assert 'excluded: generator invalid (<a href="#excluded">why</a>)' in html
+    assert '<span class="bad-text">excluded: generator invalid</span>: generator CPU saturated' in html
+    assert 'so none is shown here (<a href="#excluded">why</a>)' in html
 
 
 def test_summary_md_has_verdict_table(report: ReportPaths) -> None:

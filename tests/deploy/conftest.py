@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_render import render
-
-ROOT = Path(__file__).resolve().parents[2]
+from k8s_render import JOB, KUBERNETES, ROOT, render
 
 
 def _repository_packages_first() -> None:
@@ -26,8 +23,6 @@ def _repository_packages_first() -> None:
 
 
 _repository_packages_first()
-KUBERNETES = ROOT / "deploy" / "kubernetes"
-JOB = KUBERNETES / "inferload-job"
 
 
 @pytest.fixture(scope="session")

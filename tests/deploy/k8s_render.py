@@ -19,6 +19,10 @@ from typing import Any
 
 import yaml
 
+ROOT = Path(__file__).resolve().parents[2]
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+JOB = KUBERNETES / "inferload-job"
+
 SUPPORTED = {
     "apiVersion",
     "kind",

@@ -12,8 +12,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import KUBERNETES, ROOT
-from k8s_render import container, find, kubectl_kustomize, render, strip_hash_suffixes
+from capabilities import unavailable
+from k8s_render import KUBERNETES, ROOT, container, find, kubectl_kustomize, render, strip_hash_suffixes
 
 BATCHING = KUBERNETES / "components" / "batching"
 FLAGS = ("--enable_batching=true", "--batching_parameters_file=/config/batching_parameters.txt")
@@ -75,7 +75,7 @@ def test_python_rendering_matches_kustomize(tmp_path: Path, batching_docs: list[
     )
     theirs = kubectl_kustomize(overlay)
     if isinstance(theirs, str):
-        pytest.skip(theirs)
+        unavailable("kubectl", theirs)
     names = [d["metadata"]["name"] for d in batching_docs if d["kind"] == "ConfigMap"]
     key = lambda doc: (doc["kind"], doc["metadata"]["name"])  # noqa: E731
     assert sorted(strip_hash_suffixes(theirs, names), key=key) == sorted(

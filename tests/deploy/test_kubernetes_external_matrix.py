@@ -10,20 +10,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import KUBERNETES
-from k8s_render import find, pod_spec
+from k8s_render import KUBERNETES, find, pod_spec
 
 from inferload import experiments
 
 MATRIX = KUBERNETES / "external-matrix.yaml"
 # README.md's port-forward line: sed -E 's#(//|grpc: )(tfserving|torchserve):#\1127.0.0.1:#'
 PORT_FORWARD = (r"(//|grpc: )(tfserving|torchserve):", r"\g<1>127.0.0.1:")
-
-pytestmark = pytest.mark.skipif(
-    "external" not in getattr(experiments, "TARGET_KINDS", ()),
-    reason="inferload/experiments.py has no `target: {kind: external}` yet (issue 8): "
-    "external-matrix.yaml cannot be validated against the schema",
-)
 
 # Each endpoint of the target -> (Service, port name) that must serve it.
 ENDPOINTS = {

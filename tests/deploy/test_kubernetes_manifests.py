@@ -14,8 +14,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import KUBERNETES, ROOT
-from k8s_render import container, find, load_kustomization, pod_spec, render
+from k8s_render import KUBERNETES, ROOT, container, find, load_kustomization, pod_spec, render
 
 from serving.ports import Ports
 

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import JOB, KUBERNETES
+from capabilities import unavailable
 from k8s_render import (
+    JOB,
+    KUBERNETES,
     kubectl_kustomize,
     load_kustomization,
     render,
@@ -23,7 +25,7 @@ from k8s_render import (
 def _kubectl_kustomize(root: Path) -> list[dict[str, Any]]:
     docs = kubectl_kustomize(root)
     if isinstance(docs, str):
-        pytest.skip(docs)
+        unavailable("kubectl", docs)
     return docs
 
 

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
-from k8s_render import container, find
+from k8s_render import ROOT, container, find
 
 pytestmark = pytest.mark.slow
 

@@ -60,7 +60,9 @@ def test_a_real_search_runs_on_one_server_start_and_the_report_agrees(
     assert result.ok, result.failed
     assert stages.starts == 1
     steps = sorted((out / "cells").iterdir())
-    assert 3 <= len(steps) <= 5  # 160, 320, 640 at most, then one bisection (or down from a missed 160)
+    # how many steps depends on where this machine's max rate lies (160, 320, 640, one bisection; more
+    # down from a missed 160 on a slow one): the planner's own plan over the outcomes is checked below
+    assert len(steps) >= 2
     outcomes = {}
     for step in steps:
         cell = json.loads((step / "cell.json").read_text())

@@ -22,6 +22,7 @@ SHIPPED = [
     ("external-example.yaml", 18, 0, 10),
     ("scaling.yaml", 24, 0, 36),  # max-rate search lines
     ("caching.yaml", 12, 0, 18),  # max-rate search lines
+    ("tls-cost.yaml", 48, 0, 30),
 ]
 
 

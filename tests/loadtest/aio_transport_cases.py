@@ -27,6 +27,7 @@ from loadtest._aio_engine import new_loop
 from loadtest._aio_transports import AioGrpcTransport, AioHttpTransport, make_aio_transport
 from loadtest._core import Ticket
 from loadtest._h2grpc import H2GrpcTransport
+from loadtest._security import Credentials
 from loadtest._spec import TransportSpec
 from loadtest._transports import Outcome
 
@@ -115,7 +116,8 @@ def http(port: int, path: str = "/predict", **overrides: Any) -> tuple[AioHttpTr
 
 
 def test_http_posts_the_exact_bodies_as_the_spec_says_and_reads_each_answer(http_port: int) -> None:
-    transport, loop = http(http_port, headers=(("Authorization", "Bearer t0ken"),))
+    credentials = Credentials(inference_headers=(("Authorization", "Bearer t0ken"),))
+    transport, loop = http(http_port, credentials=credentials)
     bodies = [b"\x00\x01" * 100, bytes(range(256)) * 4096, b"\x00\x01" * 100]
     outcomes = exchange(transport, loop, bodies)
     assert sorted(body for _, _, body in Recorder.requests) == sorted(bodies)
@@ -214,7 +216,8 @@ def grpc_transport(port: int, client: str, **overrides: Any) -> tuple[Any, Any]:
 def test_concurrent_grpc_calls_each_get_their_own_answer_with_the_specs_metadata(
     grpc_port: int, client: str
 ) -> None:
-    transport, loop = grpc_transport(grpc_port, client, metadata=(("x-api-key", "s3cret"),))
+    credentials = Credentials(inference_headers=(("X-Api-Key", "s3cret"),))
+    transport, loop = grpc_transport(grpc_port, client, credentials=credentials)
     bodies = [f"request {k}".encode() * (k + 1) for k in range(50)] + [bytes(range(256)) * 8192]  # 2 MiB
     outcomes = exchange(transport, loop, bodies, prime=True)
     assert [(o.status, o.code, o.bytes_in, o.error) for o in outcomes] == [

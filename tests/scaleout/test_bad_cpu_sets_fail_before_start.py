@@ -72,6 +72,7 @@ def test_a_cpu_the_machine_lacks_stops_the_matrix_before_any_stage(tmp_path: Pat
     assert not (tmp_path / "out" / "cells").exists()
 
 
+@pytest.mark.servers  # `inferload serve up`, which refuses before it starts anything
 def test_serve_up_refuses_an_absent_cpu_before_starting(tmp_path: Path) -> None:
     state = tmp_path / "state"
     done = inferload("serve", "up", "--artifacts", str(tmp_path), "--cpus", f"0,{ABSENT_CPU}",

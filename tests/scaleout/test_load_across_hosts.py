@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,17 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from arrival_counts import missing_arrivals
 from lab_network import LabHost, ServerHost
-from netns import skip_reason
 from scipy import stats
 
+from loadtest._cluster import START_MARGIN_S
 from loadtest._schema import read_run
 
 pytestmark = [
     pytest.mark.servers,
     pytest.mark.slow,
-    pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason())),
-    pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare is needed"),
+    pytest.mark.needs("netns", "unshare"),
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +33,15 @@ INFERLOAD = [sys.executable, "-m", "inferload"]
 COORDINATOR_PORT = 15600
 TOTAL_RATE = 45.0  # three streams (one per host): 15/s each
 DURATION_S = 6
+
+
+def secret_file(where: Path) -> Path:
+    """The run's shared secret, as the coordinator's host would make it and copy to the workers."""
+    path = where / "run.secret"
+    if not path.exists():
+        path.write_text("a-test-secret-for-this-run-0123456789\n")
+        path.chmod(0o600)
+    return path
 
 
 def coordinator(env: ServerHost, out: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -44,7 +52,7 @@ def coordinator(env: ServerHost, out: Path, log: Path) -> subprocess.Popen[bytes
              "--port", str(env.grpc_port), "--features", "1024", "--rate", str(TOTAL_RATE),
              "--duration", str(DURATION_S), "--warmup", "0.5", "--workers", "2",
              "--listen", f"{address}:{COORDINATOR_PORT}", "--join-timeout", "120", "--cpus", "all",
-             "--out", str(out), "--quiet"],
+             "--secret-file", str(secret_file(log.parent)), "--out", str(out), "--quiet"],
             stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
 
 
@@ -53,7 +61,7 @@ def worker(host: LabHost, master: str, out: Path, log: Path,
     with open(log, "wb") as handle:
         return host.popen(
             [*INFERLOAD, "load-worker", "--connect", f"{master}:{COORDINATOR_PORT}", "--out", str(out),
-             "--connect-timeout", str(timeout_s)],
+             "--connect-timeout", str(timeout_s), "--secret-file", str(secret_file(log.parent))],
             stdout=handle, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
 
 
@@ -95,7 +103,10 @@ def test_three_hosts_send_one_poisson_run_at_the_total_rate(three_hosts: ServerH
     data = read_run(run)
     window = data.records[data.records["in_window"]]
     starts = [h["measure_start_ns"] for h in data.headers]
-    assert max(starts) - min(starts) < 2_000_000  # one common start (one machine: one wall clock)
+    # one common start: every host converts the same wall-clock instant (a host starting on its own,
+    # when the start message arrives or when it is ready, would be off by up to the start margin).
+    # How close the hosts come is a benchmark (benchmarks/speed_targets.py), not this test.
+    assert max(starts) - min(starts) < START_MARGIN_S * 1e9 / 10
     arrivals = np.sort(window["scheduled_ns"].to_numpy())
     expected = TOTAL_RATE * DURATION_S
     assert abs(len(arrivals) - expected) < 3 * np.sqrt(expected), (len(arrivals), expected)
@@ -130,7 +141,12 @@ def test_a_worker_host_killed_mid_run_keeps_its_records_and_is_named_lost(
     assert load["lost_workers"][0].endswith("its connection ended before it finished")
     assert not load["valid"]
     lost = [s for s in load["streams"] if s["host"] == victim_host]
-    assert lost and sum(s["arrivals"] for s in lost) >= 0.5 * (TOTAL_RATE / 3) * (DURATION_S / 3)
+    assert lost and sum(s["arrivals"] for s in lost) > 0
+    records = read_run(run).records
+    for stream in lost:  # its records up to the kill are all there: none lost before its last one
+        scheduled = records[records["stream"] == stream["stream"]]["scheduled_ns"]
+        problem = missing_arrivals(scheduled, TOTAL_RATE / 3)
+        assert problem is None, f"stream {stream['stream']}: {problem}"
     assert load["hosts"][lab.generators[0].hostname]["sent"] > load["hosts"][victim_host]["sent"]
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,8 +22,7 @@ from serving.processes import ProcessHandle
 pytestmark = [
     pytest.mark.servers,
     pytest.mark.slow,
-    pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0),
-                       reason="needs CPUs 0 and 1"),
+    pytest.mark.needs("cpus-0-1"),
 ]
 
 MATRIX = """\

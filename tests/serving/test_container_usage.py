@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from capabilities import need
 
 from serving.monitor import CGROUP_ROOT, CgroupFiles, container_cgroup, parse_docker_stats
 
@@ -21,20 +22,10 @@ HOLD = (
 )
 
 
-def _v1_writable() -> bool:
-    return (
-        os.geteuid() == 0
-        and not (CGROUP_ROOT / "cgroup.controllers").exists()
-        and os.access(CGROUP_ROOT / "cpuacct", os.W_OK)
-        and os.access(CGROUP_ROOT / "memory", os.W_OK)
-    )
-
-
 @pytest.fixture
 def test_cgroup() -> Iterator[str]:
     """A v1 cgroup (cpuacct + memory) of our own, removed afterwards."""
-    if not _v1_writable():
-        pytest.skip("needs root and a writable cgroup v1 hierarchy (cpuacct, memory)")
+    need("cgroup-v1")
     group = f"inferload-test-{os.getpid()}"
     dirs = [CGROUP_ROOT / "cpuacct" / group, CGROUP_ROOT / "memory" / group]
     for directory in dirs:

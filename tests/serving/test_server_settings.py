@@ -22,6 +22,8 @@ def test_defaults() -> None:
         "tfserving_num_batch_threads": 2,
         "tfserving_max_enqueued_batches": 1000,
         "tfserving_kind": "auto",
+        "tls": None,
+        "torchserve_token_auth": False,
         "cpus": None,
     }
 

@@ -11,7 +11,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from netns import NetnsHost, netns_host, skip_reason
+from capabilities import need
+from netns import NetnsHost, netns_host
 from remote_hosts import REPO, RemoteServers, inferload_argv
 
 START_TIMEOUT_S = 400
@@ -20,9 +21,7 @@ START_TIMEOUT_S = 400
 @pytest.fixture(scope="session")
 def server_host() -> Iterator[NetnsHost]:
     """A network namespace joined by a veth pair (198.18.0.0/15); removed at the end of the session."""
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
+    need("netns")
     with netns_host() as host:
         yield host
 

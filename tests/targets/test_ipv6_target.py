@@ -5,7 +5,6 @@ before anything starts with a message saying what to bind instead."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,7 @@ from loadtest import read_run
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
 
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+@pytest.mark.needs("ipv6")
 def test_tf_serving_on_ipv6_loopback_is_measured_over_rest_and_grpc(small_artifacts, tmp_path: Path) -> None:
     state = tmp_path / "state"
     up = run_inferload("serve", "up", "--servers", "tfserving", "--artifacts", str(small_artifacts.root),

@@ -48,7 +48,7 @@ def test_locust_users_load_the_remote_server_and_record_only_successes(
     host_args, env = target(remote_servers, server, protocol)
     command = [
         sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--headless", "--only-summary",
-        "-u", "1", "-r", "1", "-t", "3s", "--rate", "15", *host_args,
+        "-u", "1", "-r", "1", "-t", "2s", "--rate", "15", *host_args,
         "--csv", str(tmp_path / "run"), "--records-dir", str(tmp_path / "records"),
         CLASS_NAMES[(server, protocol)],
     ]  # fmt: skip

@@ -13,9 +13,9 @@ import time
 import urllib.request
 
 import pytest
-from netns import BENCHMARK_NET, create, default_prefix, exists, netns_host, remove_stale, skip_reason
+from netns import BENCHMARK_NET, create, default_prefix, exists, netns_host, remove_stale
 
-pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
+pytestmark = pytest.mark.needs("netns")
 PREFIX = f"{default_prefix()}x"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +15,16 @@ from models.linear import make_inputs, predict
 
 @pytest.fixture(scope="package")
 def tfs_compat(
-    small_artifacts: ArtifactLayout, tmp_path_factory: pytest.TempPathFactory
+    small_artifacts: ArtifactLayout, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    """One server without batching, shared by the test modules of this package (start-up costs seconds)."""
+    """tfs-compat without batching, metrics on: the session's shared one (tests/conftest.py small_stack,
+    one tfs-compat per session), or, where a real tensorflow_model_server runs there, one of our own.
+    The tests only send requests: they leave it as they found it."""
+    stack = request.getfixturevalue("small_stack")
+    if stack.tfserving_kind == "tfs-compat":
+        info = stack.servers["tfserving"]
+        yield RunningServer(None, stack.ports.tfserving_rest, stack.ports.tfserving_grpc, Path(info.log_file))
+        return
     server = start_tfs_compat(small_artifacts.tf_base_path, tmp_path_factory.mktemp("tfs_compat_logs"))
     try:
         yield server

@@ -55,6 +55,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.servers  # starts the server program, which refuses before it listens
 def test_a_value_it_cannot_interpret_prints_the_usage_and_exits_255() -> None:
     result = _run("--model_base_path=/m", "--port=abc")
     assert result.returncode == 255
@@ -74,6 +75,7 @@ def test_version_prints_the_versions_and_exits_0() -> None:
     assert "TensorFlow Library: " in result.stdout
 
 
+@pytest.mark.servers  # starts the server program, which refuses before it listens
 def test_batching_file_without_enable_batching_is_refused_as_the_real_binary_refuses_it() -> None:
     result = _run("--model_base_path=/m", "--batching_parameters_file=/b.txt")
     assert result.returncode == 255

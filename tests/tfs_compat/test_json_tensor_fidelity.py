@@ -544,6 +544,20 @@ def test_non_finite_floats_are_written_as_nan_and_infinity() -> None:
     assert re.sub(r"\s", "", text) == '{"predictions":[[NaN,Infinity],[3.0,-Infinity]]}'
 
 
+def test_non_finite_floats_beside_an_integer_output_are_written_per_instance() -> None:
+    """Row format with two outputs (the linear model's class_ids and scores): each instance's object
+    holds one row's values, NaN/Infinity written as TF Serving's WriteDecimal writes them and the
+    integer as an integer (tfs-compat once answered 500 "Object of type int64 is not JSON serializable")."""
+    outputs = {
+        "class_ids": np.array([3, 1], dtype=np.int64),
+        "scores": np.array([[math.nan, 1.0], [math.inf, -math.inf]], dtype=np.float32),
+    }
+    text = encode_predict_response(outputs, RequestFormat.ROW).decode()
+    assert re.sub(r"\s", "", text) == (
+        '{"predictions":[{"class_ids":3,"scores":[NaN,1.0]},{"class_ids":1,"scores":[Infinity,-Infinity]}]}'
+    )
+
+
 def test_six_digit_floats_are_the_same_numbers() -> None:
     """JsontensorTest.FromJsonSingleFloatTensorSixDigitPrecision, compared as numbers (see above)."""
     values = np.array([[9000000, 999999, 0.5], [0.0003, 0.00003, 555557.5]], dtype=np.float32)

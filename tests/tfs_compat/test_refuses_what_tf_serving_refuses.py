@@ -182,7 +182,6 @@ def test_thread_pools_follow_server_cc(args: list[str], threads: tuple[int, int]
     "arg",
     [
         "--grpc_socket_path=/tmp/s",
-        "--ssl_config_file=/ssl.config",
         "--platform_config_file=/p.config",
         "--rest_api_enable_cors_support",
         "--saved_model_tags=serve,gpu",

@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class RunningServer:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None  # None: the session's shared server, not this test's to stop
     rest_port: int
     grpc_port: int
     log_path: Path

@@ -48,7 +48,7 @@ def test_cells_run_through_nginx_to_both_replicas(nginx: str, small_artifacts: A
         cell_dir = tmp_path / "cells" / cell_id
         cell = json.loads((cell_dir / "cell.json").read_text())
         assert cell["server_config"]["replicas"] == 2
-        assert cell["server_config"]["balancer"] == {"kind": "nginx", "policy": "round_robin"}
+        assert cell["server_config"]["balancer"] == {"kind": "nginx", "policy": "round_robin", "tls": False}
         assert "upstream inferload_rest" in (cell_dir / "nginx.conf").read_text()
         logged = read_access_log(cell_dir / "balancer_access.jsonl")
         # predictions only: the load generator's preflight also GETs the model's metadata through nginx

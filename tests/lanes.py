@@ -1,0 +1,155 @@
+"""The test lanes and their rules (hooks loaded by tests/conftest.py).
+
+- `make test-fast` runs `-m "not servers and not slow"`: no server starts, under two minutes.
+- `servers` marks every test that starts a server process (TF Serving or tfs-compat, TorchServe,
+  Triton, nginx), itself or through a fixture or `inferload serve up` / `run` / `demo`. Two checks keep
+  the marker honest: at collection, a test that uses a fixture of SERVER_FIXTURES without the marker
+  stops the session; while tests run, a test without the marker that starts a server process fails
+  at that start (an audit hook on subprocess.Popen reads the command line).
+- `slow` marks a test over ~20 s; tests that took longer without it are listed at the end of the run.
+- `needs(...)` names capabilities the machine may lack (tests/capabilities.py): skipped where one is
+  missing, failed instead where INFERLOAD_REQUIRE names it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Generator, Iterable, Sequence
+from pathlib import PurePath
+from typing import Any
+
+import pytest
+from capabilities import need, required
+
+# Fixtures that start servers (or hand out a running one): a test that uses one, directly or through
+# another fixture, must carry @pytest.mark.servers. Add yours here.
+SERVER_FIXTURES = frozenset({
+    "small_stack", "both_servers", "servers",  # the session's shared TF Serving + TorchServe
+    "tfs_compat",  # tests/tfs_compat: one tfs-compat
+    "replica_pair",  # tests/topology: two replicas behind nginx
+    "three_hosts",  # tests/scaleout: tfs-compat in a network namespace
+    "remote_servers",  # tests/targets: both servers in a network namespace
+})
+SLOW_S = 20.0  # a test's own run (its call phase) above this wants the `slow` marker
+
+_INFO_FLAGS = frozenset({"--help", "-h", "--version", "-v", "-V", "-t", "-T", "-s"})
+_SERVER_PROGRAMS = frozenset({"tensorflow_model_server", "tritonserver", "nginx"})
+_SERVER_MODULES = frozenset({"serving.tfs_compat", "serving.tfs_compat.__main__"})
+
+
+def server_start(argv: Sequence[Any] | Any) -> str | None:
+    """What server a command line starts, or None: it starts none (a client, a `--version`, `nginx -t`,
+    `torchserve --stop`, `inferload run --dry-run`). Sees through `ip netns exec`, taskset and sudo."""
+    words = [os.fsdecode(a) for a in ([argv] if isinstance(argv, str | bytes | os.PathLike) else argv)]
+    names = [PurePath(w).name for w in words]
+    info = _INFO_FLAGS.intersection(words)
+    for index, name in enumerate(names):
+        if name in _SERVER_PROGRAMS and not info:
+            return name
+        if name == "torchserve" and "--start" in words:
+            return "torchserve"
+        if name == "-m" and index + 1 < len(words):
+            module = words[index + 1]
+            if module == "ts.model_server" and "--start" in words:
+                return "torchserve"
+            if module in _SERVER_MODULES and not info:
+                return "tfs-compat"
+        if name == "inferload" or (name == "-m" and words[index + 1 : index + 2] == ["inferload"]):
+            rest = words[index + (2 if name == "-m" else 1):]
+            command = [w for w in rest if not w.startswith("-")][:2]
+            if command[:2] == ["serve", "up"] or command[:1] == ["demo"]:
+                return f"inferload {' '.join(command[:2] if command[0] == 'serve' else command[:1])}"
+            if command[:1] == ["run"] and "--dry-run" not in rest:
+                return "inferload run"
+    return None
+
+
+class ServerStartWithoutMarker(RuntimeError):
+    """A test without @pytest.mark.servers started a server process."""
+
+
+_current: pytest.Item | None = None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event != "subprocess.Popen" or _current is None or _current.get_closest_marker("servers"):
+        return
+    started = server_start(args[1])
+    if started is not None:
+        raise ServerStartWithoutMarker(
+            f"{_current.nodeid} starts {started} but is not marked @pytest.mark.servers: mark it (and "
+            f"`slow` if it takes over {SLOW_S:g} s), so that `make test-fast` leaves it out"
+        )
+
+
+_slow_unmarked: list[tuple[str, float]] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    required()  # an unknown name in INFERLOAD_REQUIRE stops the session here
+    if not getattr(sys, "_inferload_lanes_audit", False):  # audit hooks cannot be removed: add one
+        sys.addaudithook(_audit)
+        sys._inferload_lanes_audit = True  # type: ignore[attr-defined]
+
+
+def fixtures_of(item: pytest.Item) -> set[str]:
+    """The fixtures a test uses, directly or through others; not its parametrize arguments (a
+    parameter may share a fixture's name)."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", None)
+    if definitions is None:
+        return set(getattr(item, "fixturenames", ()))
+    return {
+        name for name, defs in definitions.items()
+        if defs and getattr(defs[-1].func, "__name__", "") != "get_direct_param_fixture_func"
+    }
+
+
+def unmarked_server_tests(items: Iterable[pytest.Item]) -> list[str]:
+    """Tests that use a server fixture but lack the `servers` marker."""
+    offenders = []
+    for item in items:
+        used = SERVER_FIXTURES.intersection(fixtures_of(item))
+        if used and item.get_closest_marker("servers") is None:
+            offenders.append(f"{item.nodeid} (uses {', '.join(sorted(used))})")
+    return offenders
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    offenders = unmarked_server_tests(items)
+    if offenders:
+        raise pytest.UsageError(
+            "these tests start servers through a fixture but are not marked @pytest.mark.servers "
+            "(tests/lanes.py):\n  " + "\n  ".join(offenders)
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    global _current
+    _current = item
+    try:
+        return (yield)
+    finally:
+        _current = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("needs"):
+        need(*marker.args)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.duration > SLOW_S and "slow" not in report.keywords:
+        _slow_unmarked.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _slow_unmarked:
+        terminalreporter.section(f"tests over {SLOW_S:g} s without @pytest.mark.slow")
+        for nodeid, seconds in sorted(_slow_unmarked, key=lambda entry: -entry[1]):
+            terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")
