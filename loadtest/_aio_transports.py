@@ -35,6 +35,16 @@ _CACHE_HEADER = CACHE_HEADER.lower().encode()
 SWEEP_S = 0.002  # a timeout is recorded at most this long after its deadline (and the loop's 1 ms timers)
 
 
+async def resolve_once(loop: asyncio.AbstractEventLoop, address: tuple[str, int]) -> tuple[str, int]:
+    """The address every later connection goes to, resolved once before the schedule (a failure now
+    leaves the name: each connection tries again, and its error becomes a record)."""
+    try:
+        infos = await loop.getaddrinfo(*address, type=socket.SOCK_STREAM)
+    except OSError:
+        return address
+    return (str(infos[0][4][0]), int(infos[0][4][1]))
+
+
 class _Connection(asyncio.Protocol):
     """One kept-alive HTTP/1.1 connection; at most one request on it at a time."""
 
@@ -244,11 +254,7 @@ class AioHttpTransport:
             self._arm_sweeper(min(oldest))
 
     async def prime(self) -> None:
-        try:  # resolved once, here: every later connection goes to this address
-            infos = await self.loop.getaddrinfo(*self._address, type=socket.SOCK_STREAM)
-            self._address = (str(infos[0][4][0]), int(infos[0][4][1]))
-        except OSError:
-            pass  # resolution failed now: each connection tries again, and its error becomes a record
+        self._address = await resolve_once(self.loop, self._address)
         connection = _Connection(self)
         try:
             await self.loop.create_connection(

@@ -466,13 +466,9 @@ class H2GrpcTransport:
 
     # -- life -------------------------------------------------------------------------------------
     async def prime(self) -> None:
-        try:  # resolved once, here: every later connection goes to this address
-            import socket
+        from ._aio_transports import resolve_once
 
-            infos = await self.loop.getaddrinfo(*self._address, type=socket.SOCK_STREAM)
-            self._address = (str(infos[0][4][0]), int(infos[0][4][1]))
-        except OSError:
-            pass  # the calls will report what is wrong
+        self._address = await resolve_once(self.loop, self._address)
         self._connecting = True
         await self._connect()
 
