@@ -37,23 +37,6 @@ from ._spec import transport_spec
 from ._timerfd import tighten_timer_slack
 from ._versions import versions
 
-WORKER_NICE_VARIABLE = "INFERLOAD_WORKER_NICE"
-WORKER_NICE = -10  # the one thread that paces, sends and records must win the CPU when it wakes
-
-
-def _raise_priority() -> int:
-    """Ask for a higher priority (nice WORKER_NICE, or INFERLOAD_WORKER_NICE): unpinned, the worker's one
-    thread shares the cores with the servers' busy threads, and at equal weight its wake-ups wait for
-    their time slices (milliseconds of lateness at full size). Returns the nice value in force (0 where
-    the system does not allow it: an unprivileged user)."""
-    wanted = int(os.environ.get(WORKER_NICE_VARIABLE, WORKER_NICE))
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, wanted)
-    except (PermissionError, OSError):
-        pass
-    return os.getpriority(os.PRIO_PROCESS, 0)
-
-
 PROGRESS_INTERVAL_S = 0.5
 DRAIN_GRACE_ON_STOP_S = 2.0
 
@@ -75,7 +58,6 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
     settings = LoadSettings.model_validate(_read_message()["settings"])
     pool = build_pool(settings)
     tighten_timer_slack()  # the pacer's timerfd fires within a microsecond, not the default 50
-    nice = _raise_priority()
     loop = new_loop()
     asyncio.set_event_loop(loop)
     transport = make_aio_transport(transport_spec(settings), loop)
@@ -88,7 +70,6 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         encode_s=pool.encode_s,
         body_bytes=[len(b) for b in pool.bodies],
         cpus=sorted(os.sched_getaffinity(0)),  # what the process really runs on (taskset when pinned)
-        nice=nice,
     )
 
     start_ns = int(_read_message()["start_ns"])
