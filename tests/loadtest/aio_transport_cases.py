@@ -27,7 +27,7 @@ from loadtest._aio_engine import new_loop
 from loadtest._aio_transports import AioGrpcTransport, AioHttpTransport, make_aio_transport
 from loadtest._core import Ticket
 from loadtest._h2grpc import H2GrpcTransport
-from loadtest._security import Credentials
+from loadtest._security import Credentials, Security
 from loadtest._spec import TransportSpec
 from loadtest._transports import Outcome
 
@@ -251,3 +251,57 @@ def test_an_unreachable_grpc_server_is_an_unavailable_record_not_a_crash(client:
         outcomes = exchange(transport, loop, [b"a", b"b"])
     assert {(o.status, o.code) for o in outcomes} == {("error", 14)}
     assert all((o.error or "").startswith("UNAVAILABLE") for o in outcomes)
+
+
+# -- TLS ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from serving.certs import make_tls_material
+
+    return make_tls_material(tmp_path_factory.mktemp("tls"))
+
+
+def test_grpc_over_mutual_tls_with_a_token_as_metadata(tls: Any, client: str) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((AnyMethod(),))
+    server_credentials = grpc.ssl_server_credentials(
+        [(tls.server.key.read_bytes(), tls.server.cert.read_bytes())],
+        root_certificates=tls.ca_cert.read_bytes(), require_client_auth=True,
+    )
+    port = server.add_secure_port("127.0.0.1:0", server_credentials)
+    server.start()
+    try:
+        security = Security(tls=True, ca_cert=str(tls.ca_cert), client_cert=str(tls.client.cert),
+                            client_key=str(tls.client.key))
+        credentials = Credentials(inference_headers=(("Authorization", "Bearer t0ken-t0ken"),))
+        transport, loop = grpc_transport(port, client, security=security, credentials=credentials)
+        outcomes = exchange(transport, loop, [b"a" * 100, bytes(range(256)) * 4096, b"fail"])
+    finally:
+        server.stop(grace=None)
+    assert [(o.status, o.code) for o in outcomes] == [("ok", 0), ("ok", 0), ("error", 3)]
+    assert outcomes[1].bytes_in == len(b"echo:") + 256 * 4096
+    assert seen_metadata[-1].get("authorization") == "Bearer t0ken-t0ken"
+
+
+def test_https_with_the_servers_certificate_checked(tls: Any) -> None:
+    import ssl
+
+    server = CountingServer(("127.0.0.1", 0), Recorder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(tls.server.cert), str(tls.server.key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Recorder.requests = []
+    try:
+        port = int(server.server_address[1])
+        transport, loop = http(port, security=Security(tls=True, ca_cert=str(tls.ca_cert)))
+        outcomes = exchange(transport, loop, [b"x" * 4096, b"y" * 10])
+        untrusted, loop = http(port, security=Security(tls=True))  # the system's CAs: not ours
+        refused = exchange(untrusted, loop, [b"z"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(o.status, o.code) for o in outcomes] == [("ok", 200), ("ok", 200)]
+    assert sorted(body for _, _, body in Recorder.requests) == [b"x" * 4096, b"y" * 10]
+    assert refused[0].status == "error" and "CERTIFICATE_VERIFY_FAILED" in (refused[0].error or "")
