@@ -56,11 +56,12 @@ class CellKey:
     batch: int
     server_config_name: str
     repeat_share: float | None = None  # cache experiments: share of requests reusing an input
+    arm: str = ""  # "b": an A/A check's twin, a line of its own (never more repetitions)
 
     @property
     def group(self) -> GroupKey:
         return GroupKey(self.server, self.protocol, self.server_config_name, self.batch, self.mode,
-                        self.repeat_share)
+                        self.repeat_share, self.arm)
 
     def label(self) -> str:
         load = f"{self.rate:g}/s" if self.rate is not None else f"concurrency {self.concurrency}"
@@ -77,10 +78,12 @@ class GroupKey:
     batch: int
     mode: str
     repeat_share: float | None = None  # one line per repeat share (None: the pool's uniform choice)
+    arm: str = ""  # "b": an A/A check's twin of the line ("": the line itself; a string, so keys sort)
 
     def label(self) -> str:
         share = "" if self.repeat_share is None else f" repeat {self.repeat_share:g}"
-        return f"{self.server} {self.protocol} [{self.server_config_name}] batch {self.batch}{share}"
+        arm = " (A/A twin)" if self.arm == "b" else ""
+        return f"{self.server} {self.protocol} [{self.server_config_name}] batch {self.batch}{share}{arm}"
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ class CellSummary:
 def cell_key(run: RunSummary) -> CellKey:
     return CellKey(
         run.server, run.protocol, run.mode, run.rate, run.concurrency, run.batch, run.server_config_name,
-        run.repeat_share,
+        run.repeat_share, "b" if run.arm == "b" else "",  # arm a is the line itself, its twin apart
     )
 
 

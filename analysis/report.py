@@ -7,7 +7,7 @@ JSON can never disagree.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from analysis.intervals import ORDER_STATISTIC, THROUGHPUT_SLICES, Estimate
 from analysis.percentiles import CONFIDENCE, REPORTED_PERCENTILES, min_samples
 from analysis.repetitions import GroupKey
 from analysis.results import Experiment, load_experiment
+from analysis.stats import RunSummary
 from analysis.topology import TopologyReport, topology_report
 from analysis.verdicts import (
     BatchingVerdict,
@@ -36,7 +37,9 @@ from analysis.verdicts import (
 from loadtest import EarlyStop
 
 SUMMARY_SCHEMA = "inferload.summary"
-SUMMARY_SCHEMA_VERSION = 3  # 2: intervals on every verdict and cell, the sample rule; 3: early_stop
+# 2: intervals on every verdict and cell, the sample rule; 3: early_stop; 4: each run's round, position,
+# arm and machine (cell.json v2), and every group's A/A arm
+SUMMARY_SCHEMA_VERSION = 4
 TEMPLATES = Path(__file__).parent / "templates"
 
 TFSERVING_KIND_LABELS = {
@@ -342,6 +345,13 @@ def _group_fields(group: GroupKey | None) -> dict[str, Any]:
     return asdict(group)
 
 
+def _run_entry(run: RunSummary) -> dict[str, Any]:
+    """A run as summary.json holds it: its fields, the machine as cell.json's `machine` (a document)."""
+    entry = asdict(replace(run, machine=None))
+    entry["machine"] = run.machine.to_dict() if run.machine is not None else None
+    return entry
+
+
 def summary_document(model: ReportModel) -> dict[str, Any]:
     """The machine-readable summary. Verdict fields are always present; null comes with a `*_note` reason."""
     experiment = model.experiment
@@ -447,7 +457,7 @@ def summary_document(model: ReportModel) -> dict[str, Any]:
         "decomposition": [asdict(d) for d in model.decomposition],
         "server_decomposition": [asdict(d) for d in model.server_decomposition],
         "cells": cells,
-        "runs": [asdict(r) for r in experiment.runs],
+        "runs": [_run_entry(r) for r in experiment.runs],
         "excluded_runs": [
             {"cell_id": r.cell_id, "run_dir": r.run_dir, "reasons": list(r.exclusion_reasons)}
             for r in experiment.excluded_runs

@@ -32,6 +32,7 @@ from analysis.errors import ResultsError
 from analysis.intervals import slice_rate_interval
 from analysis.percentiles import Percentiles, QuantileInterval, quantile_interval
 from analysis.server_side import ServerSide, server_side_of_run
+from inferload.manifest import CellMachine
 from loadtest import RunData, SchemaError
 
 NS_PER_MS = 1_000_000
@@ -111,6 +112,11 @@ class RunSummary:
     # measured_s, reason (rule | cap | interrupted), at_stop (the interval then); None: no rule
     early_stop: dict[str, Any] | None = None
     early_stop_note: str | None = None  # the same in words: "40.0 s, stopped by the rule (p99 ...)"
+    # where the cell ran in the matrix's rounds (cell.json v2; None: an older cell or a bare load run)
+    round: int | None = None
+    position: int | None = None
+    arm: str | None = None  # an A/A line's arm, "a" or "b" (None: the line has no twin)
+    machine: CellMachine | None = None  # the machine while the cell's load ran (cell.json `machine`)
 
     @property
     def usable(self) -> bool:
@@ -267,6 +273,10 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
         server_kind=identity.server_kind,
         early_stop=load.early_stop.model_dump() if load and load.early_stop else None,
         early_stop_note=load.early_stop.describe() if load and load.early_stop else None,
+        round=cell.round if cell else None,
+        position=cell.position if cell else None,
+        arm=cell.arm if cell else None,
+        machine=cell.machine if cell else None,
         **stats,
     )
     server_side = server_side_of_run(run_dir, window, run.records, summary.server, summary.protocol)

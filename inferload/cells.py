@@ -48,11 +48,20 @@ class Cell:
     body_bytes: int
     repeat_share: float | None = None  # share of requests reusing an input already sent (None: uniform pool)
     duration_s: float | None = None  # a search step's own measured duration (None: the matrix's duration_s)
+    arm: str | None = None  # an A/A line's arm, "a" or "b" (None: the line has no twin)
 
     @property
     def group(self) -> tuple[str, str]:
         """Cells of one group share a running server: (config name, server)."""
         return (self.server_config_name, self.server)
+
+    @property
+    def line_id(self) -> str:
+        """The line this cell belongs to, across load levels and repetitions: `tfserving-grpc-b1-default`
+        (a repeat share and an A/A arm b are part of it: `...-rs0.5`, `...-armb`)."""
+        share = "" if self.repeat_share is None else f"-rs{format_level(self.repeat_share)}"
+        arm = "-armb" if self.arm == "b" else ""
+        return f"{self.server}-{self.protocol}-b{self.batch}-{self.server_config_name}{share}{arm}"
 
     @property
     def level(self) -> str:
@@ -65,12 +74,14 @@ class Cell:
         """The same line at another Poisson rate (a max-rate search step): an ordinary open-loop cell."""
         tag = f"r{format_level(rate)}"
         cell_id = _cell_id(self.server, self.protocol, self.batch, self.server_config_name, tag,
-                           self.repetition, self.repeat_share)
+                           self.repetition, self.repeat_share, self.arm)
         return replace(self, cell_id=cell_id, rate=float(rate), duration_s=duration_s)
 
     def describe(self) -> dict[str, Any]:
         """The cell's settings as `cell.json` records them (docs/architecture.md)."""
-        extra = {} if self.duration_s is None else {"duration_s": self.duration_s}
+        extra: dict[str, Any] = {} if self.duration_s is None else {"duration_s": self.duration_s}
+        if self.arm is not None:
+            extra["arm"] = self.arm
         return {
             **extra,
             "cell_id": self.cell_id,
@@ -107,17 +118,38 @@ class CellPlan:
     skipped: tuple[SkippedCell, ...]
 
     def estimated_seconds(self, experiment: Experiment, *, server_start_s: float = 20.0,
-                          cell_overhead_s: float = 4.0) -> float:
-        """Rough wall time: warm-up + duration + overhead per cell, plus one server start per group
-        (a max-rate search: its typical steps per line, `inferload.search.estimated_seconds`)."""
-        groups = {cell.group for cell in self.cells}
-        if experiment.load.search is not None:
-            from inferload.search import estimated_seconds
+                          cell_overhead_s: float = 4.0, chunk_overhead_s: float = 1.5) -> float:
+        """Rough wall time: warm-up + duration + overhead per cell (a max-rate search: its typical steps
+        per line, `inferload.search.estimated_seconds`), plus for every block of a repetition x server
+        config (inferload/rounds.py) one server start (its servers start together) and the servers'
+        warm-ups until stable (counted at one chunk each), plus a calibration before the first round
+        and after each."""
+        blocks = {(cell.repetition, cell.server_config_name) for cell in self.cells}
+        if experiment.rounds.isolation == "rewarm" and len(experiment.server_configs) == 1:
+            starts = 1
+        else:
+            starts = len(blocks)
+        rule = experiment.server_warmup
+        warmed = 0
+        if rule.enabled:
+            per_block = {(cell.repetition, cell.server_config_name,
+                          cell.server if rule.per == "server" else cell.line_id) for cell in self.cells}
+            warmed = len(per_block)
+        warm_s = warmed * (rule.window_s * (rule.windows + 1) + chunk_overhead_s)
+        search = experiment.load.search
+        if search is not None:
+            from inferload.search import estimated_seconds, expected_steps
 
-            return (estimated_seconds(experiment, len(self.cells), cell_overhead_s=cell_overhead_s)
-                    + len(groups) * server_start_s)
-        per_cell = experiment.warmup_s + experiment.longest_duration_s + cell_overhead_s  # early_stop: cap
-        return len(self.cells) * per_cell + len(groups) * server_start_s
+            rounds = len(blocks) * expected_steps(search)
+            cells_s = estimated_seconds(experiment, len(self.cells), cell_overhead_s=cell_overhead_s)
+        else:
+            rounds = len(blocks) * len(experiment.load.levels)
+            per_cell = experiment.warmup_s + experiment.longest_duration_s + cell_overhead_s  # early_stop
+            # counts its cap
+            cells_s = len(self.cells) * per_cell
+        calibration = experiment.calibration
+        calibrate_s = (rounds + 1) * (calibration.budget_s + 0.5) if calibration.enabled else 0.0
+        return cells_s + starts * server_start_s + warm_s + calibrate_s
 
 
 def format_level(value: float) -> str:
@@ -161,9 +193,10 @@ def _fallback_coefficients(server: str, protocol: str) -> tuple[float, float, fl
 
 
 def _cell_id(server: str, protocol: str, batch: int, config: str, level: str, repetition: int,
-             repeat_share: float | None = None) -> str:
+             repeat_share: float | None = None, arm: str | None = None) -> str:
     share = "" if repeat_share is None else f"-rs{format_level(repeat_share)}"
-    return f"{server}-{protocol}-b{batch}-{config}-{level}{share}-rep{repetition}"
+    twin = "-armb" if arm == "b" else ""  # arm a keeps the plain id: it is the line itself
+    return f"{server}-{protocol}-b{batch}-{config}-{level}{share}-rep{repetition}{twin}"
 
 
 def _server_limit(experiment: Experiment, server: str, protocol: str) -> int | None:
@@ -202,7 +235,7 @@ def expand_cells(experiment: Experiment) -> CellPlan:
                                     f"limit of {server_limit / 1e6:,.1f} MB as inferload configures it "
                                     f"(serving/limits.py; batch {batch})")))
                                 continue
-                            cells.append(Cell(
+                            cell = Cell(
                                 cell_id=cell_id,
                                 server=server,
                                 protocol=protocol,
@@ -215,16 +248,36 @@ def expand_cells(experiment: Experiment) -> CellPlan:
                                 repetition=repetition,
                                 body_bytes=body,
                                 repeat_share=share,
-                            ))
+                            )
+                            cells.extend(_arms(cell, experiment))
     return CellPlan(tuple(cells), tuple(skipped))
+
+
+def _arms(cell: Cell, experiment: Experiment) -> tuple[Cell, ...]:
+    """The cell, or, for a line the matrix's `aa` names, its arms a (the line itself) and b (its twin)."""
+    if experiment.aa is None or not _matches(cell.line_id, experiment.aa.lines):
+        return (cell,)
+    twin_id = _cell_id(cell.server, cell.protocol, cell.batch, cell.server_config_name, _level_tag(cell),
+                       cell.repetition, cell.repeat_share, "b")
+    return (replace(cell, arm="a"), replace(cell, arm="b", cell_id=twin_id))
+
+
+def _level_tag(cell: Cell) -> str:
+    """`r40` (Poisson rate) or `c4` (concurrency): the load level as cell ids write it."""
+    return f"r{format_level(cell.rate or 0)}" if cell.mode == "open" else f"c{cell.concurrency}"
+
+
+def _matches(text: str, pattern: str) -> bool:
+    """A shell-style pattern (`*grpc*`); a pattern without wildcards matches as a substring."""
+    glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+    return fnmatch.fnmatchcase(text, glob)
 
 
 def select_cells(plan: CellPlan, pattern: str | None) -> CellPlan:
     """Keep the cells whose id matches a shell-style pattern (`*grpc*`); substrings match too."""
     if not pattern:
         return plan
-    glob = pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
     return CellPlan(
-        tuple(cell for cell in plan.cells if fnmatch.fnmatchcase(cell.cell_id, glob)),
-        tuple(skip for skip in plan.skipped if fnmatch.fnmatchcase(skip.cell_id, glob)),
+        tuple(cell for cell in plan.cells if _matches(cell.cell_id, pattern)),
+        tuple(skip for skip in plan.skipped if _matches(skip.cell_id, pattern)),
     )

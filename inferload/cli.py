@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("export", "serve", "load", "load-worker", "merge", "run", "report", "floor", "demo")
+COMMANDS = ("export", "serve", "load", "load-worker", "merge", "run", "aa", "report", "floor", "demo")
 
 
 class UsageError(Exception):

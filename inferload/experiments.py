@@ -24,6 +24,10 @@ __all__ = [
     "Experiment",
     "CpuSets",
     "EarlyStopConfig",
+    "AaConfig",
+    "CalibrationConfig",
+    "RoundsConfig",
+    "ServerWarmup",
     "ModelSpec",
     "LoadMatrix",
     "RateSearch",
@@ -419,6 +423,58 @@ class EarlyStopConfig(_Strict):
     max_duration_s: float = Field(gt=0, description="the longest measuring window of a cell, seconds")
 
 
+class RoundsConfig(_Strict):
+    """How cells are ordered (inferload/rounds.py): in rounds that visit every line of a server config once,
+    in a random order drawn from `seed` and the round's index, so a slow minute falls on all lines and
+    not on one. A rate sweep's round runs every line at one rate; a max-rate search's round advances
+    every line still searching by one step.
+
+    `isolation` makes repetitions independent measurements: `restart` (default) starts the servers
+    afresh for every repetition; `rewarm` keeps them running and only warms every line again (faster,
+    but a server's state, e.g. its allocator or JIT, carries over from one repetition to the next).
+    """
+
+    seed: int | None = Field(default=None, ge=0, description="None: the matrix's `seed`")
+    isolation: Literal["restart", "rewarm"] = "restart"
+
+
+class ServerWarmup(_Strict):
+    """Warm every server after it starts (inferload/warmup.py), until it is stable.
+
+    Closed-loop load, one request at a time, in windows of `window_s`; stable when the median service
+    times of the last `windows` windows all lie within ±`within` of their mean (perf_analyzer's rule
+    is 3 windows within 10 %), at most `max_s` seconds of load (the record says which ended it).
+    `per: server` warms each server on one of its lines (gRPC where it has it): the model, its runtime
+    and the server's threads are warm after that, and each cell's own `warmup_s` covers the rest of a
+    protocol's path; `per: line` warms every line (thorough, a few seconds more per line).
+    """
+
+    enabled: bool = True
+    per: Literal["server", "line"] = "server"
+    window_s: float = Field(default=0.5, gt=0, le=30)
+    windows: int = Field(default=3, ge=2, le=20)
+    within: float = Field(default=0.10, gt=0, lt=1)
+    max_s: float = Field(default=8.0, gt=0, le=600)
+
+
+class CalibrationConfig(_Strict):
+    """The calibration probe (models/probe.py): the model's in-process predict on the servers' CPUs and
+    a memory-bandwidth figure before the first round, between rounds and at the end (at most `budget_s`
+    of predict calls each), and one timed predict every `probe_interval_s` while a cell runs."""
+
+    enabled: bool = True
+    probe_interval_s: float = Field(default=0.5, ge=0.05, le=60)
+    budget_s: float = Field(default=1.5, gt=0, le=30)
+
+
+class AaConfig(_Strict):
+    """An A/A check: the lines whose id matches `lines` (a shell pattern such as `*grpc*`; `*`: all) run
+    twice in every round, as arms `a` and `b` of the same configuration; how far the arms differ is the
+    smallest difference this machine can tell apart now (`inferload aa`)."""
+
+    lines: str = Field(default="*", min_length=1)
+
+
 class Experiment(_Strict):
     """A whole matrix: servers x protocols x load levels x batch sizes x server configs x repetitions.
 
@@ -454,6 +510,15 @@ class Experiment(_Strict):
     early_stop: EarlyStopConfig | None = Field(
         default=None, description="cells run >= duration_s and until the SLO percentile's interval is "
         "tight, at most max_duration_s (None: every cell runs exactly duration_s)")
+    rounds: RoundsConfig = RoundsConfig()
+    server_warmup: ServerWarmup = ServerWarmup()
+    calibration: CalibrationConfig = CalibrationConfig()
+    aa: AaConfig | None = Field(default=None, description="lines measured twice per round (an A/A check)")
+
+    @property
+    def schedule_seed(self) -> int:
+        """The seed the rounds' orders are drawn from."""
+        return self.rounds.seed if self.rounds.seed is not None else self.seed
 
     @model_validator(mode="after")
     def _early_stop_fits(self) -> Experiment:

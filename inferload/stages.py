@@ -18,8 +18,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from inferload.calibration import Calibration, CalibrationProbe
 from inferload.cells import Cell
-from inferload.experiments import Experiment, ModelSpec, ServerConfig
+from inferload.experiments import CalibrationConfig, Experiment, ModelSpec, ServerConfig
 
 __all__ = [
     "RunError",
@@ -68,6 +69,12 @@ class Stages(Protocol):
     def make_load_settings(self, **fields: Any) -> Any: ...
 
     def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None: ...
+
+    def calibration(self, artifacts: Path, batches: tuple[int, ...], out_path: Path,
+                    cpus: tuple[int, ...] | None, config: CalibrationConfig,
+                    warn: Callable[[str], None]) -> Calibration: ...
+
+    def warmup_chunk(self, settings: Any, out_dir: Path) -> list[tuple[int, float]]: ...
 
 
 def server_settings_for(config: ServerConfig, tfserving_kind: str | None,
@@ -292,3 +299,18 @@ class RealStages:
     def run_load(self, settings: Any, out_dir: Path) -> Any:
         loadtest = importlib.import_module("loadtest")
         return loadtest.run_load(settings, out_dir, progress=False)  # the runner shows its own
+
+    def calibration(self, artifacts: Path, batches: tuple[int, ...], out_path: Path,
+                    cpus: tuple[int, ...] | None, config: CalibrationConfig,
+                    warn: Callable[[str], None]) -> Calibration:
+        return CalibrationProbe(artifacts=artifacts, batches=batches, out_path=out_path,
+                                log_path=(self.log_dir or out_path.parent) / "calibration.log", cpus=cpus,
+                                probe_interval_s=config.probe_interval_s, budget_s=config.budget_s, warn=warn)
+
+    def warmup_chunk(self, settings: Any, out_dir: Path) -> list[tuple[int, float]]:
+        """One chunk of closed-loop warm-up load: (sent_ns, service ms) of its ok requests, in order."""
+        loadtest = importlib.import_module("loadtest")
+        loadtest.run_load(settings, out_dir, progress=False)
+        records = loadtest.read_run(out_dir).records
+        ok = records[records.status == "ok"].sort_values("sent_ns")
+        return list(zip(ok.sent_ns.astype(int).tolist(), ok.service_ms.astype(float).tolist(), strict=True))

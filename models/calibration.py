@@ -6,8 +6,9 @@ of two within minutes (neighbours' memory traffic does not show as steal time). 
 - a `CalibrationPoint` before the first round, between rounds and at the end: the model's in-process
   predict at each served batch size (median and p90 of up to `n` timed calls) and a memory-bandwidth
   figure (GB/s of a large array copy: bytes read + written over the median copy time);
-- a `ProbeSample` now and then while a cell's load runs (one timed predict at the smallest served
-  batch, `probe_interval_s` apart: a low-duty probe of the machine's speed in the cell's own window).
+- a `ProbeSample` now and then while a cell's load runs (the median of a short burst of `calls` timed
+  predicts at the smallest served batch, `probe_interval_s` apart: a low-duty probe of the machine's
+  speed in the cell's own window; the burst's median keeps one preempted call from counting).
 
 This module owns the format (`inferload.calibration` v1): the typed lines, the writer and the reader,
 and the values derived from them (`CalibrationLog.nearest`, `CalibrationLog.probe_window`), so the
@@ -101,17 +102,19 @@ class CalibrationPoint:
 
 @dataclass(frozen=True)
 class ProbeSample:
-    """One timed predict call of the low-duty probe while a cell ran."""
+    """One burst of the low-duty probe while a cell ran: the median of `calls` back-to-back predicts."""
 
-    t_ns: int  # monotonic time at the start of the call
+    t_ns: int  # monotonic time at the start of the burst
     batch: int
-    ms: float
+    ms: float  # the burst's median call time
+    calls: int
     kind: str = "probe"
 
 
 @dataclass(frozen=True)
 class ProbeWindow:
-    """The probe's calls inside one time window (a cell's): nearest-rank median and p90, ms."""
+    """The probe's bursts inside one time window (a cell's): nearest-rank median and p90 of their
+    medians, ms, over `n` bursts."""
 
     batch: int
     median_ms: float
@@ -146,7 +149,7 @@ class CalibrationLog:
         return min(self.points, key=lambda point: abs(point.t_ns - t_ns))
 
     def probe_window(self, start_ns: int, end_ns: int) -> ProbeWindow | None:
-        """The probe's calls that started in [start_ns, end_ns) at its (smallest) batch; None: none."""
+        """The probe's bursts that started in [start_ns, end_ns) at its (smallest) batch; None: none."""
         inside = [s for s in self.probes if start_ns <= s.t_ns < end_ns]
         if not inside:
             return None

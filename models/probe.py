@@ -6,9 +6,9 @@ drives over stdin/stdout, one JSON object per line:
 - `{"calibrate": "before round 0"}`: time the model's predict at every batch (up to `repeats` calls
   within `budget_s`) and a large array copy (memory bandwidth); appends a `CalibrationPoint` and
   answers it. A probe that was on pauses meanwhile.
-- `{"probe": true}` / `{"probe": false}`: start / stop the low-duty probe: one timed predict at the
-  smallest batch every `probe_interval_s`, each appended as a `ProbeSample` (at 3 ms a call every
-  0.5 s that is under 1 % of one core).
+- `{"probe": true}` / `{"probe": false}`: start / stop the low-duty probe: a burst of 3 timed predicts
+  at the smallest batch every `probe_interval_s`, each burst's median appended as a `ProbeSample` (at
+  3 ms a call every 0.5 s that is under 2 % of one core).
 - `{"quit": true}` or end of input: stop.
 Every answer is `{"ok": ...}` or `{"error": "..."}`. The file format is `models/calibration.py`'s.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -46,6 +47,7 @@ __all__ = ["Probe", "memory_bandwidth_gb_s", "main"]
 
 BANDWIDTH_BYTES = 64 * 1024 * 1024  # the full-size model's weights: what one predict streams from memory
 BANDWIDTH_COPIES = 5
+PROBE_BURST = 3  # calls per probe sample: their median, so one preempted call does not count
 PredictFn = Callable[[np.ndarray], Any]
 
 
@@ -66,7 +68,8 @@ def torch_predictor(weights: np.ndarray, threads: int) -> PredictFn:
     """What the TorchServe handler computes (argmax of x @ Wᵀ), on `threads` intra-op threads."""
     import torch
 
-    torch.set_num_threads(threads)
+    if threads > 0:  # 0: torch's default (one per core)
+        torch.set_num_threads(threads)
     weights_t = torch.from_numpy(weights).T
 
     def run(x: np.ndarray) -> Any:
@@ -134,8 +137,9 @@ class Probe:
         while not self._stop.wait(self.interval_s):
             with self._lock:
                 t_ns = time.monotonic_ns()
-                ms = self._timed(batch)
-            self.writer.add_probe(ProbeSample(t_ns=t_ns, batch=batch, ms=ms))
+                times = sorted(self._timed(batch) for _ in range(PROBE_BURST))
+            self.writer.add_probe(ProbeSample(t_ns=t_ns, batch=batch, ms=times[len(times) // 2],
+                                              calls=PROBE_BURST))
 
 
 def _open(args: argparse.Namespace) -> Probe:
@@ -233,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, action="append", help="a served batch size (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="calibration.jsonl to append to")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per batch and calibration")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of predict per calibration")
     parser.add_argument("--probe-interval", type=float, default=0.5)
@@ -241,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--watch", type=float, default=None, help="seconds to watch the machine's drift")
     parser.add_argument("--every", type=float, default=4.0, help="seconds between calibrations with --watch")
     args = parser.parse_args(argv)
+    if args.watch is None:  # driven by the runner: Ctrl-C reaches it too, and the runner closes it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     probe = _open(args)
     if args.watch is not None:
         print(json.dumps(watch(probe, args.watch, args.every), indent=2))

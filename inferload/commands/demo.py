@@ -1,10 +1,15 @@
 """`inferload demo`: the main job end to end, ending with the answer to the project's question.
 
-By default it runs `experiments/demo.yaml`: the full-size model (64 x 262,144) on both servers x all
-three protocols, each line's max rate under the SLO found by the max-rate search (inferload/search.py),
-then writes the report and prints the headline: which server and protocol sustains the most under the
-SLO, by how much, and how sure (the analysis' brackets on each max rate). `--smoke` runs the small
-smoke matrix instead (what CI runs: it proves the chain, its numbers say nothing).
+By default it runs `experiments/demo.yaml`: the full-size model (64 x 262,144) on every server x
+protocol, each line's max rate under the SLO found by the max-rate search (inferload/search.py), the
+lines interleaved in rounds (inferload/rounds.py) with one line measured twice as an A/A check, then
+writes the report and prints the headline: which server and protocol sustains the most under the SLO
+and by how much (the analysis' brackets on each max rate), the paired comparisons (p99 of the lines'
+cells run back to back in one round, analysis/paired.py) against what the A/A check says this machine
+can tell apart (analysis/aa.py), and how the machine itself moved (the calibration, analysis/drift.py).
+It says less rather than wrong: with one repetition there is no between-run interval, so nothing is
+"surely"; below the A/A figure two lines are "indistinguishable here". `--smoke` runs the small smoke
+matrix instead (what CI runs: it proves the chain, its numbers say nothing).
 
 It is exactly `inferload run` then `inferload report` (so the demo cannot drift from the real
 commands), plus the headline computed from the analysis' own verdicts.
@@ -64,14 +69,18 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def headline(results_dir: Path) -> list[str]:
-    """Which server x protocol sustains the most under the SLO, by how much, how sure (from the analysis)."""
+    """Which server x protocol sustains the most under the SLO, by how much, how sure (from the analysis),
+    then the paired comparisons, the A/A figure and the machine's speed."""
     from analysis import load_experiment
     from analysis.verdicts import best_configuration, sweep_verdicts
 
     results = load_experiment(results_dir)
-    verdicts = sweep_verdicts(results.cells)
-    return headline_lines(verdicts, best_configuration(verdicts), slo=results.slo.describe(),
-                          model=_model_words(results.manifest))
+    verdicts = [v for v in sweep_verdicts(results.cells) if v.group.arm != "b"]  # the twin is the A/A's
+    best = best_configuration(verdicts)
+    repetitions = int((results.manifest.get("experiment") or {}).get("repetitions", 1))
+    lines = headline_lines(verdicts, best, slo=results.slo.describe(), model=_model_words(results.manifest),
+                           repetitions=repetitions)
+    return [*lines, *evidence_lines(results.runs, best.group)]
 
 
 def _model_words(manifest: dict[str, Any]) -> str:
@@ -82,8 +91,61 @@ def _model_words(manifest: dict[str, Any]) -> str:
     return f"model {model['classes']} x {model['features']:,}, {reps} repetition(s)"
 
 
-def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str) -> list[str]:
-    """The headline from `analysis.verdicts` objects (SweepVerdict, BestConfiguration)."""
+def _line_key(run_or_group: Any) -> tuple[Any, ...]:
+    g = run_or_group
+    return (g.server, g.protocol, g.batch, g.server_config_name, g.repeat_share)
+
+
+def evidence_lines(runs: Sequence[Any], winner: Any) -> list[str]:
+    """The paired comparisons of the winner against every other line (p99 at the rates both ran in one
+    round), the A/A figure they are judged against, and the machine's speed over the run."""
+    from analysis.aa import aa_pairs, mdd_table
+    from analysis.drift import TOLERANCE, machine_flags, speed_range
+    from analysis.paired import compare_lines
+
+    flags = set(machine_flags(runs))
+    table = mdd_table(runs)
+    mdd = next((m.mdd for m in table if m.metric == "p99 latency"), None)
+    by_line: dict[tuple[Any, ...], list[Any]] = {}
+    for run in runs:
+        if run.arm != "b":
+            by_line.setdefault(_line_key(run), []).append(run)
+    lines: list[str] = []
+    mine = by_line.get(_line_key(winner), []) if winner is not None else []
+    if mine:
+        lines.append("  paired (p99 of cells run back to back in one round, at the rates both ran):")
+        for key, theirs in by_line.items():
+            if key != _line_key(winner):
+                comparison = compare_lines(mine, theirs, metric="p99 latency", mdd=mdd, flagged=flags)
+                lines.append(f"    {comparison.describe()}")
+    pairs = aa_pairs(runs)
+    if pairs:
+        lines.append(f"  A/A ({pairs[0].line} measured twice in every round, {len(pairs)} pair(s)):")
+        lines += [f"    {m.describe()}" for m in table]
+    else:
+        lines.append("  A/A: no line was measured twice (the matrix's `aa:`), so no figure for what this "
+                     "machine can tell apart")
+    speed = speed_range(runs)
+    if speed is not None:
+        low, median, high = speed
+        lines.append(f"  machine: the model's in-process predict took {low:.3g}-{high:.3g} ms (median "
+                     f"{median:.3g}) in the calibrations between rounds, a spread of "
+                     f"{(high - low) / median:.0%} of the median")
+    if flags:
+        flagged = machine_flags(runs)
+        shown = "; ".join(f"{cell}: {reasons[0]}" for cell, reasons in sorted(flagged.items())[:3])
+        lines.append(f"  caution: {len(flags)} cell(s) ran while the machine was off by more than "
+                     f"{TOLERANCE:.0%} (left out of the paired verdicts): {shown}"
+                     + (" ..." if len(flags) > 3 else ""))
+    elif speed is not None:
+        lines.append(f"  no cell ran while the machine was off by more than {TOLERANCE:.0%}")
+    return lines
+
+
+def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
+                   repetitions: int = 1) -> list[str]:
+    """The headline from `analysis.verdicts` objects (SweepVerdict, BestConfiguration). With one
+    repetition there is no between-run interval: separated brackets say "ahead here", never "surely"."""
     names = _short_names(verdicts)
     unit = "req/s" if all(v.group.batch == 1 for v in verdicts) else "predictions/s"
     lines = [f"HEADLINE ({model}; SLO {slo})"]
@@ -104,8 +166,11 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str) 
                 lines.append(f"  vs {names[other.group]}: not determined here (every step was excluded: "
                              "generator-invalid or failed; see report.html)")
             else:
-                surely = ("; surely less than the winner (the brackets separate)" if winner.beats(other)
-                          else "")
+                surely = ""
+                if winner.beats(other):
+                    surely = ("; surely less than the winner (the brackets separate)" if repetitions > 1 else
+                              "; less than the winner here (the brackets separate; one repetition: not "
+                              "'surely')")
                 lines.append(f"  vs {names[other.group]}: no rate met the SLO ({other.max_rate_note})"
                              f"{surely}")
             continue
@@ -115,7 +180,11 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str) 
         if winner.beats(other):
             floor = won.low / theirs.high if won.low and theirs.high else None
             surely = f"at least {floor:.2f}x" if floor is not None else "more"
-            lines.append(f"{head}; surely more ({surely}: the brackets separate)")
+            if repetitions > 1:
+                lines.append(f"{head}; surely more ({surely}: the brackets separate)")
+            else:
+                lines.append(f"{head}; more here ({surely}: the brackets separate in this run; one "
+                             "repetition: no between-run interval, so not 'surely')")
         else:
             lines.append(f"{head}; indistinguishable here (the brackets overlap)")
     excluded = sum(len(v.excluded) for v in verdicts)
@@ -126,9 +195,10 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str) 
                      "on this machine now; a busy machine narrows what the headline can say")
     lines.append(
         "  how sure: each bracket runs from the highest rate surely meeting the SLO to the lowest surely "
-        "missing it (95 % exact order-statistic intervals on each step's p99; with repetitions, their "
-        "spread); a line is 'surely' ahead only when the brackets separate. A bracket that stays open "
-        "(∞) was not bounded by this run (e.g. the generator could not offer more); see report.html.")
+        "missing it (95 % intervals on each step's p99; with repetitions, their spread); the lines' steps "
+        "ran interleaved in rounds. A line is 'surely' ahead only when the brackets separate over two or "
+        "more repetitions, each on freshly started servers. A bracket that stays open (∞) was not "
+        "bounded by this run (e.g. the generator could not offer more); see report.html.")
     return lines
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from inferload.cli import UsageError
 
 if TYPE_CHECKING:
-    from inferload.cells import CellPlan
+    from inferload.cells import Cell, CellPlan
     from inferload.experiments import Experiment
 
 
@@ -82,14 +82,14 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     if args.dry_run:
-        _print_plan(plan, experiment, out)
+        print_plan(plan, experiment, out)
         return 0
 
     from inferload.runner import RunError, run_experiment
     from serving.ports import Ports
 
     ports = Ports.free() if args.free_ports else Ports()
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:
         result = run_experiment(experiment, out, progress=not args.no_progress,
                                 artifacts_dir=args.artifacts, only=args.only, ports=ports,
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
+def interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM stops like Ctrl-C: servers down, finished cells kept."""
     raise KeyboardInterrupt
 
@@ -124,14 +124,21 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _print_plan(plan: CellPlan, experiment: Experiment, out: Path) -> None:
+def print_plan(plan: CellPlan, experiment: Experiment, out: Path) -> None:
+    from inferload.rounds import sweep_order
+
     seconds = plan.estimated_seconds(experiment)
-    for cell in plan.cells:
-        print(f"{cell.cell_id:<52} {cell.server:<10} {cell.protocol:<11} b{cell.batch:<5} {cell.level:<16} "
-              f"~{_size(cell.body_bytes)}/request")
+    search = experiment.load.search
+    # a sweep's cells in the order its rounds run them; a search's first steps (its rounds decide the rest)
+    ordered: list[tuple[int | None, Cell]] = [(None, cell) for cell in plan.cells]
+    if search is None:
+        ordered = list(sweep_order(plan.cells, experiment.schedule_seed))
+    for round_index, cell in ordered:
+        where = "" if round_index is None else f"round {round_index:<3} "
+        print(f"{where}{cell.cell_id:<52} {cell.server:<10} {cell.protocol:<11} b{cell.batch:<5} "
+              f"{cell.level:<16} ~{_size(cell.body_bytes)}/request")
     for skip in plan.skipped:
         print(f"skip {skip.cell_id}: {skip.reason}")
-    search = experiment.load.search
     if search is not None:
         print(f"{len(plan.cells)} line(s) to search from {search.start:g} req/s (x{search.factor:g} up to "
               f"{search.max:g}, then {search.bisect_steps} bisection(s)), {len(plan.skipped)} skipped; "

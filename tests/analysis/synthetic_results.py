@@ -205,12 +205,16 @@ class ResultsBuilder:
         metrics: Sequence[dict[str, Any]] = (),
         tfserving_kind: str = "tfs-compat",
         window_s: float | None = None,
+        round_index: int | None = None,
+        arm: str | None = None,
+        machine: dict[str, Any] | None = None,
     ) -> Path:
         """One cell repetition. Without `requests`: evenly spaced requests at `rate` (100/s closed loop)
         with one latency, over a window long enough for `MIN_REQUESTS` (at least 10 s). `payloads` and
         `metrics` entries give the fields under test; the rest are filled in with plausible values."""
         load = f"r{rate:g}" if rate is not None else f"c{concurrency}"
-        cell_id = f"{server}-{protocol}-b{batch}-{config}-{load}-rep{repetition}"
+        twin = "-armb" if arm == "b" else ""
+        cell_id = f"{server}-{protocol}-b{batch}-{config}-{load}-rep{repetition}{twin}"
         run_dir = self.root / "cells" / cell_id
         if requests is None:
             window_s = window_s or max(10.0, MIN_REQUESTS / (rate or 100.0))
@@ -250,6 +254,10 @@ class ResultsBuilder:
                 "server_config_name": config,
                 "repetition": repetition,
                 "tfserving_kind": kind,
+                "round": round_index,
+                "position": None if round_index is None else 0,
+                "arm": arm,
+                "machine": machine,
             },
         )
         if payloads:

@@ -26,14 +26,15 @@ def line(server: str, protocol: str, rate: float | None, low: float | None,
         max_rate_low=low, max_rate_high=high, max_rate_method="bracketing rates")
 
 
-def headline(*verdicts: SweepVerdict) -> list[str]:
+def headline(*verdicts: SweepVerdict, repetitions: int = 3) -> list[str]:
     return demo.headline_lines(verdicts, best_configuration(verdicts), slo="p99 latency <= 100 ms",
-                               model="model 64 x 262,144, 1 repetition(s)")
+                               model=f"model 64 x 262,144, {repetitions} repetition(s)",
+                               repetitions=repetitions)
 
 
 def test_the_headline_names_the_winner_and_how_much_it_sustains() -> None:
     lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "grpc", 120, 80, 160))
-    assert lines[0] == "HEADLINE (model 64 x 262,144, 1 repetition(s); SLO p99 latency <= 100 ms)"
+    assert lines[0] == "HEADLINE (model 64 x 262,144, 3 repetition(s); SLO p99 latency <= 100 ms)"
     assert lines[1] == "  tfserving grpc sustains the most: 140 req/s under the SLO (true max in [120, 160))"
 
 
@@ -47,6 +48,17 @@ def test_separated_brackets_say_surely_more_and_by_at_least_how_much() -> None:
     lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "rest-json", 20, 20, 30))
     assert lines[2] == ("  vs torchserve rest-json (20 req/s, true max in [20, 30)): 7.00x; "
                         "surely more (at least 4.00x: the brackets separate)")
+
+
+def test_one_repetition_is_never_surely() -> None:
+    lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "rest-json", 20, 20, 30),
+                     line("tfserving", "rest-json", None, None, 10), repetitions=1)
+    assert lines[2] == ("  vs torchserve rest-json (20 req/s, true max in [20, 30)): 7.00x; more here (at "
+                        "least 4.00x: the brackets separate in this run; one repetition: no between-run "
+                        "interval, so not 'surely')")
+    assert lines[3].endswith("less than the winner here (the brackets separate; one repetition: "
+                             "not 'surely')")
+    assert not any("surely more" in text or "surely less" in text for text in lines)
 
 
 def test_an_open_bracket_is_never_surely_beaten() -> None:
@@ -113,3 +125,4 @@ def test_excluded_steps_and_a_winner_met_not_surely_are_said_out_loud() -> None:
     assert any(text.startswith("  caution: 1 of 2 measured rates were excluded") for text in lines)
     clean = headline(line("tfserving", "grpc", 140, 120, 160))
     assert not any("caution" in text for text in clean)
+

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inferload.calibration import NoCalibration
 from inferload.experiments import ModelSpec, ServerConfig, parse_experiment
 from inferload.runner import run_experiment
 from inferload.search import FAILED, MET, MISSED, Judgement
@@ -75,6 +76,13 @@ class FakeStages:
 
     def make_load_settings(self, **fields: Any) -> dict[str, Any]:
         return fields
+
+    def calibration(self, *args: Any, **kwargs: Any) -> NoCalibration:
+        return NoCalibration()
+
+    def warmup_chunk(self, settings: Any, out_dir: Path) -> list[tuple[int, float]]:
+        """Closed-loop warm-up: steady 1 ms requests, 10 a second (stable at once)."""
+        return [(k * 100_000_000, 1.0) for k in range(20)]
 
     def run_load(self, settings: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         self.loads.append((settings["run"], settings["duration_s"]))

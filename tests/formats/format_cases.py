@@ -155,8 +155,8 @@ def _calibration(directory: Path) -> tuple[Path, Any]:
                         batches=[1], cpus=[0], probe_interval_s=0.5)
     with CalibrationWriter(path, header) as writer:
         point = writer.add_point("before round 0", S, 0.4, [PredictTiming(1, 0.02, 0.03, 30)], 9.5)
-        writer.add_probe(ProbeSample(t_ns=2 * S, batch=1, ms=0.021))
-    return path, (header, (point,), (ProbeSample(t_ns=2 * S, batch=1, ms=0.021),))
+        writer.add_probe(ProbeSample(t_ns=2 * S, batch=1, ms=0.021, calls=3))
+    return path, (header, (point,), (ProbeSample(t_ns=2 * S, batch=1, ms=0.021, calls=3),))
 
 
 def _read_calibration(path: Path) -> Any:

@@ -28,8 +28,8 @@ def write_log(path: Path) -> None:
         writer.add_point("before round 0", 10 * S, 0.5, timings, 10.0)
         # the probe: 1..5 ms at batch 1 between 20 s and 24 s, one batch-8 call that never counts
         for k, ms in enumerate([5.0, 1.0, 4.0, 2.0, 3.0]):
-            writer.add_probe(ProbeSample(t_ns=(20 + k) * S, batch=1, ms=ms))
-        writer.add_probe(ProbeSample(t_ns=21 * S, batch=8, ms=99.0))
+            writer.add_probe(ProbeSample(t_ns=(20 + k) * S, batch=1, ms=ms, calls=3))
+        writer.add_probe(ProbeSample(t_ns=21 * S, batch=8, ms=99.0, calls=3))
         writer.add_point("after round 0", 30 * S, 0.5, [PredictTiming(1, 4.0, 4.5, 30)], 8.0)
 
 

@@ -1,0 +1,158 @@
+"""Paired comparisons: "A beats B" judged only from rounds in which A and B ran back to back.
+
+Two lines' cells at the same load level in the same round (inferload/rounds.py) ran minutes apart at
+most, on the same machine state: they form a pair, and each pair gives a ratio r = metric(A) /
+metric(B). Over the n pairs of two lines (every level and round both ran, repetitions included),
+d = ln r has a mean and, with n >= 2, a Student-t interval. A is surely lower than B when the whole
+interval lies below 0 and beyond the A/A minimum detectable difference (analysis/aa.py), when one is
+known; with one pair there is no between-round interval, and a single pair is "surely" apart only
+when it lies beyond that minimum detectable difference. Pairs with a cell the calibration flags
+(analysis/drift.py) are left out. Anything else is "indistinguishable here".
+
+This is the smallest version, for the demo's headline; the report's paired statistics build on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from analysis.aa import METRICS
+from analysis.stats import RunSummary
+
+__all__ = ["Pair", "PairedComparison", "compare_lines", "line_label"]
+
+
+def line_label(run: RunSummary) -> str:
+    share = "" if run.repeat_share is None else f" repeat {run.repeat_share:g}"
+    batch = "" if run.batch == 1 else f" batch {run.batch}"
+    return f"{run.server} {run.protocol}{batch}{share} [{run.server_config_name}]"
+
+
+@dataclass(frozen=True)
+class Pair:
+    level: float
+    round: int
+    repetition: int
+    a: float
+    b: float
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Line `a` against line `b` on one metric, from the pairs of their cells run in one round."""
+
+    a: str
+    b: str
+    metric: str
+    pairs: tuple[Pair, ...]
+    excluded: int  # pairs left out because the calibration flagged one of their cells
+    ratio: float | None  # geometric mean of a / b over the pairs
+    low: float | None  # 95 % interval of that ratio (None with fewer than 2 pairs)
+    high: float | None
+    # "a lower" / "b lower" (surely: beyond the noise, over >= 2 repetitions), "a lower here" / "b lower
+    # here" (beyond the noise of this run, one repetition) or "indistinguishable here"
+    verdict: str
+    why: str
+
+    def describe(self) -> str:
+        if self.ratio is None:
+            return f"{self.a} vs {self.b}: no round measured both at one load ({self.why})"
+        interval = (
+            f" [{self.low:.2f}-{self.high:.2f}]" if self.low is not None and self.high is not None else ""
+        )
+        head = (
+            f"{self.a} vs {self.b}: {self.metric} ratio {self.ratio:.2f}{interval} over {len(self.pairs)} "
+            f"paired cell(s)"
+        )
+        if self.verdict == "indistinguishable here":
+            return f"{head}: indistinguishable here ({self.why})"
+        lower, higher = (self.a, self.b) if self.verdict.startswith("a lower") else (self.b, self.a)
+        how = "lower here than" if self.verdict.endswith(" here") else "surely lower than"
+        return f"{head}: {lower} {how} {higher} ({self.why})"
+
+
+def _pairs(
+    runs_a: Sequence[RunSummary],
+    runs_b: Sequence[RunSummary],
+    pick: Callable[[RunSummary], float | None],
+    flagged: set[str],
+) -> tuple[list[Pair], int]:
+    by_round = {(run.round, run.repetition, run.rate, run.concurrency): run for run in runs_b if run.usable}
+    pairs, excluded = [], 0
+    for run in runs_a:
+        other = by_round.get((run.round, run.repetition, run.rate, run.concurrency))
+        if other is None or not run.usable or run.round is None:
+            continue
+        a, b = pick(run), pick(other)
+        if a is None or b is None or a <= 0 or b <= 0:
+            continue
+        if run.cell_id in flagged or other.cell_id in flagged:
+            excluded += 1
+            continue
+        pairs.append(Pair(float(run.rate or run.concurrency or 0), run.round, run.repetition, a, b))
+    return pairs, excluded
+
+
+def compare_lines(
+    runs_a: Sequence[RunSummary],
+    runs_b: Sequence[RunSummary],
+    *,
+    metric: str = "p99 latency",
+    mdd: float | None = None,
+    flagged: set[str] | frozenset[str] = frozenset(),
+) -> PairedComparison:
+    """Compare two lines' cells (each line's runs, arms kept apart by the caller) on `metric`."""
+    if not runs_a or not runs_b:  # a line without cells (e.g. every one excluded): nothing to pair
+        a = line_label(runs_a[0]) if runs_a else "?"
+        b = line_label(runs_b[0]) if runs_b else "?"
+        why = f"{'the first' if not runs_a else 'the second'} line has no cells to pair"
+        return PairedComparison(a, b, metric, (), 0, None, None, None, "indistinguishable here", why)
+    a, b = line_label(runs_a[0]), line_label(runs_b[0])
+    pairs, excluded = _pairs(runs_a, runs_b, METRICS[metric], set(flagged))
+    if not pairs:
+        return PairedComparison(
+            a,
+            b,
+            metric,
+            (),
+            excluded,
+            None,
+            None,
+            None,
+            "indistinguishable here",
+            f"{excluded} pair(s) flagged by the calibration" if excluded else "no pairs",
+        )
+    logs = np.array([math.log(p.a / p.b) for p in pairs])
+    mean = float(logs.mean())
+    margin = math.log1p(mdd) if mdd is not None else 0.0
+    aa = f"the A/A's ±{mdd:.0%}" if mdd is not None else "no A/A figure"
+    low = high = None
+    if len(pairs) >= 2:
+        t = float(scipy_stats.t.ppf(0.975, len(pairs) - 1))
+        half = t * float(logs.std(ddof=1)) / math.sqrt(len(pairs))
+        low, high = mean - half, mean + half
+        beyond = high < -margin or low > margin
+        why = (f"95 % interval over {len(pairs)} pairs, beyond {aa}" if beyond else
+               f"the 95 % interval over {len(pairs)} pairs reaches "
+               + ("1" if low <= 0 <= high else f"within {aa}"))
+    else:
+        beyond = mdd is not None and abs(mean) > margin
+        why = f"one pair: no interval, {'beyond' if beyond else 'within'} {aa}" if mdd is not None else (
+            "one pair: no interval, and no A/A figure")
+    repetitions = {p.repetition for p in pairs}
+    verdict = "indistinguishable here"
+    if beyond:
+        verdict = "a lower" if mean < 0 else "b lower"
+        if len(repetitions) < 2:
+            verdict += " here"
+            why += "; one repetition: no between-run interval, so not 'surely'"
+    if excluded:
+        why += f"; {excluded} pair(s) flagged by the calibration left out"
+    return PairedComparison(a, b, metric, tuple(pairs), excluded, math.exp(mean),
+                            math.exp(low) if low is not None else None,
+                            math.exp(high) if high is not None else None, verdict, why)

@@ -1,0 +1,45 @@
+"""What else took CPU during a cell: a busy process that is not ours counts as other work, our own
+child (a load process, the probe) and the servers' processes do not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from inferload.machine import MachineWatch
+
+BUSY = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass\n"
+
+
+def foreign_busy(seconds: float, pid_file: Path) -> None:
+    """A busy process that is nobody's child here: started by a shell that exits at once (daemonized)."""
+    code = BUSY.format(seconds=seconds)
+    subprocess.run(["sh", "-c", f'{sys.executable} -c "{code}" >/dev/null 2>&1 & echo $! > {pid_file}'],
+                   check=True)
+
+
+def test_other_processes_count_and_ours_and_the_servers_do_not(tmp_path: Path) -> None:
+    own = subprocess.Popen([sys.executable, "-c", BUSY.format(seconds=3.0)])
+    server = subprocess.Popen([sys.executable, "-c", BUSY.format(seconds=3.0)], start_new_session=True)
+    pid_file = tmp_path / "pid"
+    foreign_busy(3.0, pid_file)
+    foreign = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while sum(psutil.Process(foreign).cpu_times()[:2]) < 0.2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # busy by now (on a loaded machine it may wait for a core)
+    try:
+        with MachineWatch(lambda: [server.pid], interval_s=0.2) as watch:
+            time.sleep(0.8)
+    finally:
+        for process in (own, server, psutil.Process(foreign)):
+            process.kill()
+    assert watch.window is not None
+    assert watch.others.get(foreign, 0.0) > 0.02, "the foreign busy process took CPU in the window"
+    assert own.pid not in watch.others and server.pid not in watch.others
+    assert watch.window.other_cpu_cores is not None and watch.window.other_cpu_cores > 0.02
+    assert watch.window.window_ns[1] - watch.window.window_ns[0] >= 800_000_000
+    assert 0.0 <= (watch.window.steal_share or 0.0) <= 1.0
