@@ -30,6 +30,11 @@ $(STAMP): pyproject.toml
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 		echo "note: chromium not installed (apt-get install chromium): the report screenshot test needs it"; }
+	@# iptables (Debian package): tests/faults drop packets inside a network namespace (tc is iproute2's).
+	@{ command -v iptables >/dev/null || test -x /usr/sbin/iptables; } || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null) || \
+		echo "note: iptables not installed (apt-get install iptables): the packet-loss tests need it"; }
 	touch $(STAMP)
 
 protos: $(STAMP)

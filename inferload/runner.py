@@ -38,6 +38,7 @@ from inferload.manifest import (
     write_manifest,
 )
 from inferload.progress import MatrixProgress
+from inferload.results_disk import results_disk_failure, stop_on_disk_failure
 from inferload.rounds import Block, SearchRounds, blocks, level_rounds, round_order
 from inferload.search import (
     Judgement,
@@ -184,6 +185,7 @@ def _full_summary_dict(summary: Any) -> dict[str, Any] | None:
     return None
 
 
+@stop_on_disk_failure(RunError)
 def run_experiment(
     experiment: str | Path | Experiment,
     out_dir: str | Path,
@@ -737,6 +739,8 @@ def _run_cell(cell: Cell, experiment: Experiment, *, stages: Stages, servers: Ru
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - recorded in the cell, the matrix goes on
+        if results_disk_failure(exc) is not None:
+            raise  # a full results disk stops the matrix (inferload/results_disk.py), not just the cell
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         if not servers.alive(cell.server):
             return f"{_what_died(servers, cell.server)} died during the cell ({detail})", None

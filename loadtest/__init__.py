@@ -30,7 +30,7 @@ from ._payloads import (
     read_payloads_json,
     write_payloads_json,
 )
-from ._runner import LoadError, run_load
+from ._runner import LoadError, ResultsWriteError, run_load
 from ._schema import (
     READABLE_VERSIONS,
     SCHEMA,
@@ -73,6 +73,7 @@ __all__ = [
     "EarlyStop",
     "EarlyStopOutcome",
     "LoadError",
+    "ResultsWriteError",
     "LoadSettings",
     "LoadSummary",
     "MergeError",

@@ -194,6 +194,13 @@ class RecordWriter:
         if self._owns_file:
             self._file.close()
 
+    def discard(self) -> None:
+        """Close without writing what is still buffered (a write already failed: a full disk).
+        May raise the OSError of the file's own last flush; the file is closed all the same."""
+        self._buffer.clear()
+        if self._owns_file:
+            self._file.close()
+
     def __enter__(self) -> RecordWriter:
         return self
 

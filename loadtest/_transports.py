@@ -232,6 +232,13 @@ class HttpTransport:
                 return HTTPSocketPoolResponse(sock, pool, block_size=self._block_size, method="POST")
             except Exception:
                 raise exc from None
+        except BaseException:
+            # The timeout (gevent.Timeout) fired while the body was still going out (a slow or cut
+            # link): the half-sent connection is closed and its pool slot freed. Kept, every such
+            # timeout would hold one slot for good, and once `pool` of them had happened every
+            # later request would wait for a slot until its own timeout, even after the link healed.
+            pool.release_socket(sock)
+            raise
         return HTTPSocketPoolResponse(sock, pool, block_size=self._block_size, method="POST")
 
     def prime(self) -> None:

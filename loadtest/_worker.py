@@ -30,7 +30,8 @@ from ._arrivals import make_arrivals, stream_seed
 from ._core import StopWhen
 from ._early_stop import EarlyStopJudge, judge
 from ._payloads import build_pool, repeat_choice
-from ._schema import RecordWriter, RequestRecord, RunHeader, rewrite_header, stream_path
+from ._safeguards import GuardedWriter, watch_parent
+from ._schema import RequestRecord, RunHeader, rewrite_header, stream_path
 from ._security import RefusalWatch
 from ._settings import LoadSettings
 from ._spec import transport_spec
@@ -39,6 +40,7 @@ from ._versions import versions
 
 PROGRESS_INTERVAL_S = 0.5
 DRAIN_GRACE_ON_STOP_S = 2.0
+EXIT_RESULTS_NOT_WRITTEN = 3  # the records could not be written (a full disk): `done` says where
 
 
 def _emit(event: str, **data: Any) -> None:
@@ -84,7 +86,13 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         server_kind=settings.server_kind,
         versions=versions(),
     )
-    writer = RecordWriter(stream_path(out_dir, stream), header)
+    engine: AioEngine | None = None
+
+    def stop_load() -> None:  # a failed write or refused credentials end the run, keeping the records
+        if engine is not None:
+            engine.stop()
+
+    writer = GuardedWriter(stream_path(out_dir, stream), header, on_failure=stop_load)
     refusals = RefusalWatch(settings.url)
     refused: list[str] = []
 
@@ -93,7 +101,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         reason = refusals.add(record.protocol, record.status, record.code, record.error)
         if reason is not None:  # credentials refused mid-run: stop the schedule, keep the records
             refused.append(reason)
-            engine.stop()
+            stop_load()
 
     sink = watched
     stop_when = early = None
@@ -101,7 +109,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         early = EarlyStopJudge(
             settings.early_stop,
             measure_start_ns=measure_start,
-            in_flight=lambda: engine.in_flight_scheduled(),
+            in_flight=lambda: engine.in_flight_scheduled() if engine is not None else [],
             # judged on the loop, about once a second: a partial sort of the window's latencies (the
             # arrays it reads grow on this thread, so no other thread may look at them meanwhile)
         )
@@ -130,6 +138,9 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, engine.stop)
+    watch_parent()  # a killed parent (stdin's EOF) stops the run as SIGTERM does
+    if writer.failure is not None:  # not even the header could be written
+        engine.stop()
 
     def report_progress() -> None:
         writer.flush_if_due()
@@ -165,7 +176,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         loop.run_until_complete(transport.close())
         loop.close()
     early_stop = None
-    if early is not None:
+    if early is not None and writer.failure is None:
         # the window the run really had: the header said the minimum until the end was known
         # (interrupted: at least the minimum window, as a run without the rule keeps)
         measured_end = min(engine.end_ns, max(time.monotonic_ns(), minimum_end))
@@ -198,8 +209,10 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         counters=engine.counters.as_dict(),
         early_stop=early_stop,
         refused=refused[0] if refused else None,
+        write_error=writer.failure,  # the parent says it: our own log may be on that full disk too
+        unwritten=writer.unwritten,
     )
-    return 0
+    return 0 if writer.failure is None else EXIT_RESULTS_NOT_WRITTEN
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ SERVER_FIXTURES = frozenset({
     "replica_pair",  # tests/topology: two replicas behind nginx
     "three_hosts",  # tests/scaleout: tfs-compat in a network namespace
     "remote_servers",  # tests/targets: both servers in a network namespace
+    "fault_host",  # tests/faults: TorchServe in a network namespace whose link the tests damage
 })
 SLOW_S = 20.0  # a test's own run (its call phase) above this wants the `slow` marker
 
