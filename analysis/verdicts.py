@@ -295,7 +295,9 @@ def sweep_verdicts(cells: Iterable[CellSummary]) -> list[SweepVerdict]:
 
 
 def best_configuration(verdicts: Sequence[SweepVerdict]) -> BestConfiguration:
-    """The sweep line with the most predictions/s at its max rate under the SLO."""
+    """The sweep line with the most predictions/s at its max rate under the SLO. An A/A check's twin of a
+    line (group arm "b") is the A/A's evidence, never a configuration of its own: left out."""
+    verdicts = [v for v in verdicts if v.group.arm != "b"]
     candidates = [v for v in verdicts if v.predictions_at_max_per_s is not None]
     if not candidates:
         note = "no configuration met the SLO at any usable rate"
