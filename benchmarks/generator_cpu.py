@@ -14,15 +14,14 @@ CPU time, unlike wall-clock latency, stays meaningful on a machine shared with o
 
 Also per request: minor page faults, context switches (all threads) and the server's CPU. Variants run
 interleaved with the base, repetition by repetition. A variant's JSON adds gRPC channel options to the
-generator's own (loadtest._transports.GRPC_CHANNEL_OPTIONS); its keys starting with "_" are experiments:
+generator's own (loadtest._spec.GRPC_CHANNEL_OPTIONS); its keys starting with "_" are experiments:
 "_env" (environment for the worker, e.g. MALLOC_MMAP_THRESHOLD_), "_server" (extra gRPC server options
-for tfs-compat: a server of its own), "_gc_threshold", "_library_pool_check" (geventhttpclient's own
-pooled-socket check). --endpoint trivial: nginx `return 200` (the generator alone, as in
-generator_capacity.py). --profile records the first repetition of each variant with the --profiler
-(perf: native frames with kernel names, the least intrusive; py-spy: Python frames, --nonblocking;
-py-spy-native: both, but it pauses the process and inflates its CPU) and writes the collapsed stacks
-and a summary: shares by category (page faults, sendmsg, copies, thread hand-offs, grpc core, Python),
-by thread, and the top frames. Results: benchmarks/results/profiles/.
+for tfs-compat: a server of its own), "_gc_threshold". --endpoint trivial: nginx `return 200` (the
+generator alone, as in generator_capacity.py). --profile records the first repetition of each variant
+with the --profiler (perf: native frames with kernel names, the least intrusive; py-spy: Python
+frames, --nonblocking; py-spy-native: both, but it pauses the process and inflates its CPU) and
+writes the collapsed stacks and a summary: shares by category (page faults, sendmsg, copies, thread
+hand-offs, grpc core, Python), by thread, and the top frames. Results: benchmarks/results/profiles/.
 """
 
 from __future__ import annotations
@@ -103,16 +102,13 @@ def start_tfs_compat(
 PROFILER = "py-spy"
 WORKER_SHIM = """
 import json, os, sys
-import loadtest._worker  # patches first, as a worker does
-from loadtest import _transports
+import loadtest._worker
+from loadtest import _spec
 extra = json.loads(os.environ["GENERATOR_CPU_EXTRA_OPTIONS"])
-if extra.pop("_library_pool_check", False):  # geventhttpclient's own check of pooled sockets
-    from geventhttpclient.connectionpool import ConnectionPool
-    _transports._idle_socket_alive = lambda sock: ConnectionPool._is_socket_alive(None, sock)
 if "_gc_threshold" in extra:
     import gc
     gc.set_threshold(*extra.pop("_gc_threshold"))
-_transports.GRPC_CHANNEL_OPTIONS.extend(extra.items())
+_spec.GRPC_CHANNEL_OPTIONS.extend(extra.items())
 sys.exit(loadtest._worker.main(sys.argv[1:]))
 """
 

@@ -133,7 +133,7 @@ class EarlyStopJudge:
     `observe` goes into the records sink (cheap: two appends per ok request in the window); calling the
     judge (`judge(now_ns)`) builds the sample (see the module docstring) and decides. `in_flight`
     returns the scheduled instants of the requests still in flight (`Engine.in_flight_scheduled`).
-    `offload` runs the arithmetic elsewhere (the load worker passes gevent's thread pool, so a partial
+    `offload` runs the arithmetic elsewhere (e.g. a thread pool, so a partial
     sort of a large sample never holds up the schedule); None: inline.
     """
 

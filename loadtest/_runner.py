@@ -1,6 +1,6 @@
 """run_load: the headless entry point. Runs the load in `processes` worker subprocesses.
 
-Why subprocesses even for one: gevent monkey-patching and the no-TensorFlow rule then hold no
+Why subprocesses even for one: each worker's one event loop and the no-TensorFlow rule then hold no
 matter who calls (the experiment runner imports TensorFlow). Workers build their payloads first
 and report ready; all then start at one common instant on the machine-wide monotonic clock, each
 with rate/N and its own seed stream. SIGINT/SIGTERM are forwarded; records so far stay on disk,

@@ -6,7 +6,10 @@ from functools import cache
 
 from inferload_formats.versions import installed_versions
 
-_PACKAGES = ("inferload", "gevent", "geventhttpclient", "grpcio", "protobuf", "orjson", "numpy", "locust")
+_PACKAGES = (
+    "inferload", "gevent", "geventhttpclient", "uvloop", "httptools", "hpack", "grpcio", "protobuf", "orjson",
+    "numpy", "locust",
+)
 
 
 @cache

@@ -34,6 +34,8 @@ WITH_LOCUST = {"flask", "flask_login"}
 OWN_PACKAGES = {"loadtest", "inferload_protos", "inferload_formats"}
 # Imported inside functions that Locust users never call: not needed in the Locust image.
 NOT_ON_THE_LOCUST_PATH = {
+    "httptools": "loadtest._aio_transports (the load worker's HTTP client, `inferload load` only)",
+    "hpack": "loadtest._h2grpc (the load worker's gRPC client, `inferload load` only)",
     "pandas": "loadtest._schema.read_run (reading results)",
     "rich": "loadtest._runner's progress bar (`inferload load`)",
     "scipy": "loadtest._percentiles.quantile_interval (early stopping, `inferload load` only)",
