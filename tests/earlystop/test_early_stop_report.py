@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from analysis import write_report
-from inferload.manifest import Manifest, write_cell, write_manifest
+from inferload_formats import Manifest, write_cell, write_manifest
 from loadtest import (
     EarlyStopOutcome,
     LoadSettings,
