@@ -311,15 +311,19 @@ def uncertainty_methods() -> dict[str, Any]:
     return {
         "confidence": CONFIDENCE,
         "percentile_one_run": ORDER_STATISTIC
-        + ": the ranks l, u with P(l <= B <= u - 1) >= 95 %, B ~ Binomial(n, p/100)",
+        + ": the exact ranks for B ~ Binomial(n/f, p/100), each effective sample standing for f requests, f "
+        "the variance inflation of the window's latencies (batch means over 10 and 5 time slices; 1 unless "
+        "the slices show correlation)",
         "over_repetitions": "Student-t interval of the mean of the per-repetition values (>= 2 repetitions)",
         "throughput_one_run": f"batch means: Student-t over {THROUGHPUT_SLICES} equal slices of the window",
         "max_rate": "a bracket [low, high) on the true max: with repetitions, the smallest per-repetition "
-        "max rate and the largest per-repetition first-miss rate; with one, the highest rate surely met "
-        "(the SLO percentile's upper bound within the SLO) and the lowest surely missed",
+        "max rate and the largest per-repetition first-miss rate; with one, within that run: the highest "
+        "rate met with the SLO percentile's upper bound within the SLO and the lowest missed with its lower "
+        "bound above it (no between-run interval)",
         "comparisons": "'A beats B' only when the intervals do not overlap, else 'indistinguishable here'",
         "min_requests": {f"p{p:g}": min_samples(p) for p in REPORTED_PERCENTILES},
         "sample_rule": "a percentile is reported only when both ends of its order-statistic interval "
-        "exist (n >= min_requests); with fewer, a cell does not count as meeting the SLO, and misses it "
+        "exist on the effective sample (n/f >= min_requests); with fewer, a cell does not count as meeting "
+        "the SLO, and misses it "
         "only when the percentile's lower bound is already above the SLO bound",
     }

@@ -10,6 +10,7 @@ import pytest
 from synthetic_results import ResultsBuilder, evenly, write_run
 
 from analysis import ReportPaths, write_report
+from analysis.intervals import ORDER_STATISTIC
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +150,7 @@ def test_every_verdict_and_cell_carries_its_interval(report: ReportPaths) -> Non
         "value": 30.0,
         "low": 30.0,
         "high": 30.0,
-        "method": "exact binomial order-statistic interval (one run)",
+        "method": ORDER_STATISTIC,
         "note": None,
     }
     cell = next(c for c in summary["cells"] if c["rate"] == 40.0 and c["protocol"] == "grpc")
