@@ -26,6 +26,7 @@ from pathlib import Path
 
 from analysis._files import ServerUsage, read_cell, read_load, read_samples, server_usage
 from analysis._records import read_requests
+from analysis.distributions import slice_log_means
 from analysis.errors import ResultsError
 from analysis.intervals import slice_rate_interval
 from analysis.keys import CellKey
@@ -82,6 +83,9 @@ class RunStats:
     slo: SloCheck
     p99_interval: QuantileInterval
     throughput_interval: tuple[float, float] | None  # batch means over slices of the window
+    # per time slice of the window, the mean log latency (ms) of its ok requests (the regression gate's
+    # unit: analysis/distributions.py); empty without ok requests
+    latency_slices: tuple[float, ...] = ()
 
 
 @strict_fields
@@ -195,6 +199,7 @@ def summarize_records(run: RunData, slo: Slo, *, batch: int | None = None) -> Ru
                   drop_rate, slo),
         p99_interval=window_quantile_interval(latency_ms, ok_scheduled_ns, window, 99.0),
         throughput_interval=slice_rate_interval(completed["done_ns"].to_numpy(), window),
+        latency_slices=slice_log_means(latency_ms, ok_scheduled_ns, window),
     )
 
 

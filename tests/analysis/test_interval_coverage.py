@@ -44,7 +44,7 @@ def test_order_statistic_interval_covers_the_true_percentile(p: float, n: int) -
 
 
 def test_the_p99_interval_of_synthetic_runs_covers_the_truth(tmp_path: Path) -> None:
-    """The same through the whole reader: 150 synthetic runs (1,000 independent requests each, written
+    """The same through the whole reader: 150 synthetic runs (600 independent requests each, written
     as records and summarized). Their p99 interval is the one for dependent samples, which here finds
     little correlation (variance inflation near 1: the exact interval, a little wider): it reports p99 in
     most runs and holds the true p99 at least at the promised rate."""
