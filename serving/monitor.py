@@ -53,7 +53,7 @@ class MonitoredServer:
     """One server to watch: where its metrics are and where its CPU/memory can be read."""
 
     name: str  # "tfserving" | "torchserve" (or "tfserving-1" for replicas later)
-    kind: str  # "tfs-compat" | "tensorflow_model_server" | "torchserve"
+    kind: str  # "tfs-compat" | "tensorflow_model_server" | "torchserve" | "tritonserver" | "pytriton"
     metrics_url: str | None  # Prometheus endpoint, None if the server exports none
     pid: int | None = None  # local process: psutil CPU/RSS of its process tree
     container: str | None = None  # compose: container id/name or "/cgroup/path": cgroup files, docker stats
@@ -491,6 +491,8 @@ def metrics_url(server: str, ports: dict[str, int], host: str = LOOPBACK) -> str
     """A local server's Prometheus endpoint, from its ports by role (`Ports.of(server)`)."""
     if server == "torchserve":
         return f"http://{host}:{ports['torchserve_metrics']}/metrics"
+    if server == "triton":
+        return f"http://{host}:{ports['triton_metrics']}/metrics"
     return f"http://{host}:{ports['tfserving_rest']}{PROMETHEUS_PATH}"
 
 

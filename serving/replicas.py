@@ -28,6 +28,7 @@ from serving.stack import Stack, StackError, up
 FRONT_FIELDS = {
     "tfserving": ("tfserving_rest", "tfserving_grpc"),
     "torchserve": ("torchserve_inference", "torchserve_grpc"),
+    "triton": ("triton_http", "triton_grpc"),
 }
 MAX_REPLICAS = 16
 
@@ -108,6 +109,10 @@ class ReplicatedServers:
     def tfserving_kind(self) -> str | None:
         return self.stacks[0].tfserving_kind if self.stacks else None
 
+    @property
+    def triton_kind(self) -> str | None:
+        return self.stacks[0].triton_kind if self.stacks else None
+
     def replica_name(self, index: int) -> str:
         """`tfserving` for a single replica (the server-side view reads it as usual), else `tfserving-2`."""
         return self.server if len(self.stacks) == 1 else f"{self.server}-{index + 1}"
@@ -138,7 +143,10 @@ class ReplicatedServers:
 
     @contextlib.contextmanager
     def cell_files(self, cell_dir: Path) -> Iterator[None]:
-        """Around one cell: a cache starts empty; afterwards the cell keeps nginx.conf and its access log."""
+        """Around one cell: a cache starts empty (nginx's, and each replica's own, Triton's response cache);
+        afterwards the cell keeps nginx.conf and its access log."""
+        for stack in self.stacks:
+            stack.empty_caches()
         if self.balancer is None:
             yield
             return
