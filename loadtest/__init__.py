@@ -6,7 +6,14 @@ Never imports TensorFlow, torch, serving/ or analysis/: load processes stay ligh
 """
 
 from ._arrivals import ConstantArrivals, PoissonArrivals, StepArrivals, ramp, schedule_ns, stream_seed
-from ._discovery import DiscoveryError, ServedModel, describe_served_model, served_features
+from ._discovery import (
+    DiscoveryError,
+    ModelNotReady,
+    ServedModel,
+    describe_served_model,
+    served_features,
+    v2_ready_problem,
+)
 from ._early_stop import EarlyStop, EarlyStopOutcome
 from ._health import (
     TargetError,
@@ -15,6 +22,7 @@ from ._health import (
     check_reachable,
     check_served_model,
     preflight,
+    v2_tensor_problem,
 )
 from ._merge import MergeError, merge_runs
 from ._payloads import (
@@ -86,6 +94,7 @@ __all__ = [
     "SchemaError",
     "StepArrivals",
     "DiscoveryError",
+    "ModelNotReady",
     "ServedModel",
     "TargetError",
     "TargetMismatch",
@@ -96,6 +105,8 @@ __all__ = [
     "describe_served_model",
     "preflight",
     "served_features",
+    "v2_ready_problem",
+    "v2_tensor_problem",
     "describe_validation_error",
     "encode_body",
     "make_inputs",

@@ -16,6 +16,7 @@ import select
 import socket
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from . import _oip
 from ._security import Credentials, Security, grpc_channel_options, grpc_credentials, ssl_context
 from ._settings import LoadSettings
 
@@ -71,7 +72,16 @@ class Transport(Protocol):
 def rest_path(server: str, model_name: str) -> str:
     if server == "tfserving":
         return f"/v1/models/{model_name}:predict"
+    if server == "triton":
+        return _oip.infer_path(model_name)
     return f"/predictions/{model_name}"
+
+
+def rest_headers(settings: LoadSettings) -> dict[str, str]:
+    """HTTP headers every request of `settings` carries besides Content-Type (the body's shape is fixed)."""
+    if settings.server == "triton":
+        return _oip.request_headers(settings.protocol, settings.batch, settings.features)
+    return {}
 
 
 def _describe(exc: BaseException) -> str:
@@ -145,6 +155,7 @@ class HttpTransport:
         pool: int,
         security: Security | None = None,
         credentials: Credentials | None = None,
+        headers: dict[str, str] | None = None,
     ):
         from geventhttpclient import HTTPClient
 
@@ -152,7 +163,7 @@ class HttpTransport:
         self._timeout_s = timeout_s
         self._credentials = credentials or Credentials()
         self._headers = {"Content-Type": content_type, "Connection": "keep-alive",
-                         **self._credentials.headers("inference")}
+                         **self._credentials.headers("inference"), **(headers or {})}
         self._heads: dict[int, bytes] = {}  # request head by body length (credentials in memory only)
         self._block_size = 65536
         tls: dict[str, Any] = {}
@@ -339,7 +350,8 @@ def make_transport(settings: LoadSettings, credentials: Credentials | None = Non
     if credentials is None:
         credentials = Credentials.load(settings.security)
     if settings.protocol == "grpc":
-        return GrpcTransport(settings.host, settings.resolved_port, grpc_method(settings.server),
+        method = grpc_method(settings.server, settings.grpc_service)
+        return GrpcTransport(settings.host, settings.resolved_port, method,
                              timeout_s=settings.timeout_s, security=settings.security,
                              credentials=credentials)
     pool = settings.max_in_flight if settings.mode == "open" else (settings.concurrency or 1)
@@ -352,8 +364,12 @@ def make_transport(settings: LoadSettings, credentials: Credentials | None = Non
         pool=pool,
         security=settings.security,
         credentials=credentials,
+        headers=rest_headers(settings),
     )
 
 
-def grpc_method(server: str) -> str:
+def grpc_method(server: str, grpc_service: str | None = None) -> str:
+    """The full gRPC method path a server's requests call (a V2 server's: ModelInfer of `grpc_service`)."""
+    if server == "triton":
+        return _oip.grpc_method(grpc_service)
     return TFSERVING_PREDICT if server == "tfserving" else TORCHSERVE_PREDICT

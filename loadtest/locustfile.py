@@ -1,4 +1,4 @@
-"""Locust users for the six server x protocol combinations, open loop by default.
+"""Locust users for the nine server x protocol combinations, open loop by default.
 
     locust -f loadtest/                      # web UI: pick a class in the class picker, set --rate etc.
     locust -f loadtest/ --headless -u 4 -r 4 -t 30s --rate 200 TorchServeGrpc
@@ -12,14 +12,16 @@ from each request's *scheduled* time. `--mode closed` gives the stock behaviour 
 `--records-dir DIR` also writes our lossless per-request records (Locust's own stats are bucketed).
 
 Hosts default to the standard local / docker-compose ports (TF Serving 8501 REST, 8500 gRPC;
-TorchServe 8080 REST, 7070 gRPC), overridable with `--host` or INFERLOAD_TFSERVING_HOST,
-INFERLOAD_TFSERVING_REST_PORT, INFERLOAD_TFSERVING_GRPC_PORT, INFERLOAD_TORCHSERVE_HOST,
-INFERLOAD_TORCHSERVE_REST_PORT, INFERLOAD_TORCHSERVE_GRPC_PORT.
+TorchServe 8080 REST, 7070 gRPC; Triton 8000 REST, 8001 gRPC), overridable with `--host` or
+INFERLOAD_<SERVER>_HOST, INFERLOAD_<SERVER>_REST_PORT, INFERLOAD_<SERVER>_GRPC_PORT (SERVER:
+TFSERVING, TORCHSERVE, TRITON).
 
-The class picker is on by default (the six classes are generated from the server x protocol
+The class picker is on by default (the nine classes are generated from the server x protocol
 table). Features per instance: `--features`, else `--artifacts`' model.json, else asked from the
 server (TF Serving's model metadata; TorchServe's management API, `--metadata-url` or
-INFERLOAD_<SERVER>_METADATA_URL where it is not at the standard port); the log says which. Where
+INFERLOAD_<SERVER>_METADATA_URL where it is not at the standard port; a V2 server's own model
+metadata, over REST or gRPC); the log says which. The Triton classes speak the Open Inference
+Protocol to any V2 server (`--grpc-service` where its gRPC service is not Triton's). Where
 the server can be asked, a given count it contradicts, or a model it does not serve, stops the
 run before load.
 Fail-fast: when the first `--fail-fast` (5) completed requests to a target all fail, the run stops
@@ -52,11 +54,13 @@ from loadtest._arrivals import make_arrivals, stream_seed
 from loadtest._discovery import (
     AccessRefused,
     DiscoveryError,
+    ModelNotReady,
     ModelNotServed,
     describe_served_model,
     served_features,
 )
 from loadtest._engine import Engine
+from loadtest._health import v2_tensor_problem
 from loadtest._master import DEFAULT_MASTER_TIMEOUT_S, MasterUnreachable, master_of_worker, wait_for_master
 from loadtest._payloads import PayloadPool, build_pool
 from loadtest._schema import RecordWriter, RequestRecord, RunHeader, stream_path
@@ -123,6 +127,12 @@ def _add_arguments(parser: Any) -> None:
         "--request-timeout", type=float, default=30.0, help="seconds before a request times out"
     )
     parser.add_argument("--model-name", default="linear", help="model name on the server")
+    parser.add_argument(
+        "--grpc-service",
+        default="",
+        help="V2 (Triton) classes over gRPC: the service of ModelInfer "
+        "(default inference.GRPCInferenceService)",
+    )
     parser.add_argument(
         "--fail-fast",
         type=int,
@@ -284,6 +294,7 @@ def resolve_features(
         features = served_features(
             server, host=host, port=port, protocol=protocol, model_name=model_name, metadata_url=url,
             security=security, credentials=Credentials.load(security),
+            grpc_service=_grpc_service(options, server),
         )
     except DiscoveryError as exc:
         raise DiscoveryError(
@@ -312,8 +323,9 @@ def check_against_server(
     model_name = getattr(options, "model_name", "linear")
     try:
         served = describe_served_model(server, url, model_name, security=security,
-                                       credentials=Credentials.load(security))
-    except (ModelNotServed, AccessRefused):
+                                       credentials=Credentials.load(security),
+                                       grpc_service=_grpc_service(options, server))
+    except (ModelNotServed, ModelNotReady, AccessRefused):
         raise
     except DiscoveryError as exc:
         logger.warning("%s %s: cannot check %s against the server: %s", server, protocol, given.source, exc)
@@ -324,6 +336,13 @@ def check_against_server(
             f"features, but {given.source} gives {given.features}: use --features {served.features} "
             "(or leave it out: the server is asked), or point --host at the server that serves this model"
         )
+    problem = v2_tensor_problem(served)
+    if problem is not None:
+        raise DiscoveryError(f"{server} at {host}: {problem}")
+
+
+def _grpc_service(options: Any, server: str) -> str | None:
+    return (getattr(options, "grpc_service", "") or None) if server == "triton" else None
 
 
 def default_host(server: str, protocol: str) -> str:
@@ -355,7 +374,7 @@ def feature_count(
     if key not in _feature_counts:
         try:
             resolved = resolve_features(options, server, protocol, host, port, security)
-            if resolved.given:
+            if resolved.given or server == "triton":  # a V2 server also says its input's name and datatype
                 check_against_server(options, server, protocol, host, port, resolved, security)
         except DiscoveryError as exc:
             _feature_counts[key] = exc
@@ -549,6 +568,7 @@ class InferenceUser(User):
             batch=int(getattr(options, "batch", 1)),
             features=feature_count(options, self.server, self.protocol, host, port, security).features,
             model_name=getattr(options, "model_name", "linear"),
+            grpc_service=(getattr(options, "grpc_service", "") or None) if self.server == "triton" else None,
             pool_size=int(getattr(options, "pool_size", 16)),
             seed=int(getattr(options, "seed", 0)),
             payload_seed=int(getattr(options, "payload_seed", 1)),
@@ -571,7 +591,8 @@ class InferenceUser(User):
 
     def _transport(self) -> Transport:
         s = self.settings
-        key = (s.server, s.protocol, s.host, s.resolved_port, s.model_name, s.timeout_s, s.security)
+        key = (s.server, s.protocol, s.host, s.resolved_port, s.model_name, s.timeout_s, s.security,
+               s.grpc_service, s.batch, s.features)
         if key not in _transports:
             _transports[key] = make_transport(s)
         return _transports[key]
@@ -644,8 +665,8 @@ class InferenceUser(User):
             engine.run_closed(1, start_ns, FOREVER_NS)
 
 
-# The six user classes, generated from data: one per server x protocol, named e.g. TorchServeGrpc.
-SERVER_CLASS_NAMES = {"tfserving": "TFServing", "torchserve": "TorchServe"}
+# The nine user classes, generated from data: one per server x protocol, named e.g. TorchServeGrpc.
+SERVER_CLASS_NAMES = {"tfserving": "TFServing", "torchserve": "TorchServe", "triton": "Triton"}
 PROTOCOL_CLASS_NAMES = {"rest-json": "RestJson", "rest-binary": "RestBinary", "grpc": "Grpc"}
 USER_CLASS_DOCS = {
     ("tfserving", "rest-json"): "TF Serving REST :predict with JSON instances.",
@@ -658,6 +679,13 @@ USER_CLASS_DOCS = {
         "TorchServe POST /predictions/<model>, raw float32 application/octet-stream."
     ),
     ("torchserve", "grpc"): "TorchServe gRPC InferenceAPIsService/Predictions with input['data'] bytes.",
+    ("triton", "rest-json"): "Triton (any V2 server) POST /v2/models/<model>/infer, FP32 JSON data.",
+    ("triton", "rest-binary"): (
+        "Triton (any V2 server) POST /v2/models/<model>/infer, binary tensor extension (raw float32)."
+    ),
+    ("triton", "grpc"): (
+        "Triton (any V2 server) gRPC GRPCInferenceService/ModelInfer with raw_input_contents."
+    ),
 }
 
 
