@@ -1,6 +1,6 @@
 """CI gate after the tests: the smoke matrix produced a report whose verdicts are filled by real answers.
 
-For each of the 6 server x protocol pairs the report must hold (else exit 1, listing every problem):
+For each of the 9 server x protocol pairs the report must hold (else exit 1, listing every problem):
 - ok records: every run of the pair answered requests (`ok` > 0) and its error rate is within the
   SLO's failure limit, so a chain that fails every request cannot pass;
 - a filled verdict: the sweep line was judged, i.e. a max rate under the SLO with its p99 (enough
@@ -14,7 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-EXPECTED_PAIRS = {(s, p) for s in ("tfserving", "torchserve") for p in ("rest-json", "rest-binary", "grpc")}
+EXPECTED_PAIRS = {
+    (s, p) for s in ("tfserving", "torchserve", "triton") for p in ("rest-json", "rest-binary", "grpc")
+}
 VERDICT_FIELDS = ("max_rate_under_slo", "p99_at_max_rate_ms", "half_rate", "p99_at_half_rate_ms")
 
 

@@ -46,10 +46,16 @@ TFSERVING_KIND_LABELS = {
     "tfs-compat": "TF Serving API, served by tfs-compat (TensorFlow runtime)",
     "tensorflow_model_server": "TensorFlow Serving (tensorflow_model_server)",
 }
+TRITON_KIND_LABELS = {
+    "pytriton": "Triton 2.51, Python backend (the nvidia-pytriton wheel's tritonserver; model in NumPy)",
+    "tritonserver": "Triton Inference Server (tritonserver on PATH), Python backend (model in NumPy)",
+    "v2": "an Open Inference Protocol (V2) server, unlabelled",
+}
 REST_BINARY_NOTE = (
     "TF Serving's REST API accepts JSON only: its REST-binary form is base64 strings inside JSON "
     '({"b64": ...} instances on the predict_bytes signature). TorchServe\'s REST-binary is a raw '
-    "application/octet-stream float32 body."
+    "application/octet-stream float32 body. Triton's REST-binary is the Open Inference Protocol's binary "
+    "tensor extension: a JSON header (Inference-Header-Content-Length), then the raw float32 bytes."
 )
 
 
@@ -88,6 +94,15 @@ class ReportModel:
         if kind is None:
             return "not recorded" if any(r.server == "tfserving" for r in self.experiment.runs) else "not run"
         return TFSERVING_KIND_LABELS.get(kind, kind)
+
+    @property
+    def triton_label(self) -> str | None:
+        """What served the `triton` lines (None when the experiment has none)."""
+        runs = self.experiment.runs
+        kinds = sorted({r.server_kind or "not recorded" for r in runs if r.server == "triton"})
+        if not kinds:
+            return None
+        return "; ".join(TRITON_KIND_LABELS.get(kind, kind) for kind in kinds)
 
     @property
     def floor_table(self) -> FloorTable | None:

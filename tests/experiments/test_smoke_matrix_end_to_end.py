@@ -38,7 +38,7 @@ def _load_check() -> Any:
 
 
 check_smoke_report = _load_check()
-# The smoke chain runs once, here: the shipped matrix (same 6 pairs, model, SLO) at 4x the rate for 5 s
+# The smoke chain runs once, here: the shipped matrix (same 9 pairs, model, SLO) at 4x the rate for 5 s
 # instead of 18: more requests per cell (~520; p99 needs 368) in under half the wall time. `.ci/run`
 # sets INFERLOAD_SMOKE_OUT: the run and its report are then written there, and after the tests CI
 # checks that report with .ci/check_smoke_report.py's strict rules (no allowance for a busy machine).
@@ -153,7 +153,7 @@ def test_the_report_fills_a_verdict_for_every_server_and_protocol(smoke_run: Smo
     summary = json.loads(Path(paths.json).read_text())
     verdicts = summary["verdicts"]
     assert {(v["server"], v["protocol"]) for v in verdicts} == {
-        (server, protocol) for server in ("tfserving", "torchserve")
+        (server, protocol) for server in ("tfserving", "torchserve", "triton")
         for protocol in ("rest-json", "rest-binary", "grpc")}
     # the CI gate's rules: every pair answered (ok records, errors within the SLO's limit) and its verdict
     # is judged (a max rate with its p99, or a measured miss), not null for want of requests or because
