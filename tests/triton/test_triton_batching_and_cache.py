@@ -39,7 +39,7 @@ def test_dynamic_batching_merges_concurrent_requests(configured_triton: Stack, t
     """Eight requests always in flight and a 50 ms queue delay: executions of more than one request.
     Every input is new (repeat share 0), so the response cache answers none of them."""
     before = _batch_sizes(configured_triton)
-    _load(configured_triton, tmp_path, mode="closed", concurrency=8, repeat_share=0.0)
+    _load(configured_triton, tmp_path, mode="closed", concurrency=8, repeat_share=0.0, payload_seed=11)
     merged = {size: count - before.get(size, 0) for size, count in _batch_sizes(configured_triton).items()}
     assert any(size > 1 and count > 0 for size, count in merged.items()), merged
     side = summarize_run(tmp_path, Slo()).server_side
@@ -50,7 +50,8 @@ def test_dynamic_batching_merges_concurrent_requests(configured_triton: Stack, t
 
 
 def test_the_response_cache_answers_repeated_inputs(configured_triton: Stack, tmp_path: Path) -> None:
-    _load(configured_triton, tmp_path, rate=80.0, repeat_share=0.9)
+    """Inputs of a seed of their own: the session's Triton has cached no answer to them yet."""
+    _load(configured_triton, tmp_path, rate=80.0, repeat_share=0.9, payload_seed=12)
     side = summarize_run(tmp_path, Slo()).server_side
     assert side is not None and side.server_requests and side.cache_hits is not None
     assert side.cache_misses is not None and side.cache_misses > 0  # the first sight of every input
