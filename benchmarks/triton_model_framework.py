@@ -9,8 +9,8 @@ inference mode), in a fresh interpreter per thread count (OMP/OpenBLAS/MKL threa
 serving/triton.py sets them for the stub), on the full-size weights, after a check that both give the
 NumPy reference's class ids. The frameworks alternate in rounds (A B B A ...), so a drifting machine
 shows up as a disagreement between rounds instead of favouring one. Median and p90 per (threads,
-batch, framework, round), the load average before and after; written to
-benchmarks/results/triton_model_framework.json.
+batch, framework, round) and the other work on the machine meanwhile (benchmarks/busy.py); written to
+benchmarks/results/triton_model_framework.json, or .busy.json when the machine was busy.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS = REPO_ROOT / "benchmarks" / "results" / "triton_model_framework.json"
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+from busy import OtherWork  # noqa: E402
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 CHILD = r"""
@@ -78,19 +82,18 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--seconds", type=float, default=4.0, help="timed calls per cell")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    load_before = os.getloadavg()[0]
     rows = []
-    for threads in (int(t) for t in args.threads.split(",")):
-        env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(REPO_ROOT), str(args.features), args.batches, str(args.seconds),
-             str(args.rounds), str(threads)],
-            env=env, capture_output=True, text=True, check=True,
-        )
-        rows += json.loads(done.stdout.strip().splitlines()[-1])
-    load_after = os.getloadavg()[0]
+    with OtherWork() as other:
+        for threads in (int(t) for t in args.threads.split(",")):
+            env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
+            done = subprocess.run(
+                [sys.executable, "-c", CHILD, str(REPO_ROOT), str(args.features), args.batches,
+                 str(args.seconds), str(args.rounds), str(threads)],
+                env=env, capture_output=True, text=True, check=True,
+            )
+            rows += json.loads(done.stdout.strip().splitlines()[-1])
     faster = {}
     for threads in sorted({r["threads"] for r in rows}):
         for batch in sorted({r["batch"] for r in rows}):
@@ -108,18 +111,22 @@ def main() -> int:
         "benchmark": "triton_model_framework",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "load_average_before": round(load_before, 2),
-        "load_average_after": round(load_after, 2),
+        "other_work": other.result(),
         "settings": {"features": args.features, "classes": 64, "seconds_per_cell": args.seconds,
                      "rounds": args.rounds},
         "faster": faster,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    busy = bool(document["other_work"]["busy"])
+    name = "triton_model_framework.busy.json" if busy else "triton_model_framework.json"
+    out = args.out or RESULTS / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
     for key, verdict in faster.items():
         print(f"{key}: {verdict}")
-    print(f"written to {args.out}")
+    if busy:
+        print(f"BUSY MACHINE: {document['other_work']['busy_reason']}: not final")
+    print(f"written to {out}")
     return 0
 
 
