@@ -30,6 +30,11 @@ $(STAMP): pyproject.toml
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 		echo "note: chromium not installed (apt-get install chromium): the report screenshot test needs it"; }
+	@# iptables (Debian package): tests/faults drop packets inside a network namespace (tc is iproute2's).
+	@{ command -v iptables >/dev/null || test -x /usr/sbin/iptables; } || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null) || \
+		echo "note: iptables not installed (apt-get install iptables): the packet-loss tests need it"; }
 	@# Triton (serving/triton_install.py): the nvidia-pytriton wheel's tritonserver (--no-deps: its client
 	@# library pins numpy<2), the model's own NumPy-1 environment and perf_analyzer (benchmarks only).
 	$(PY) -m serving.triton_install
@@ -48,6 +53,8 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not servers and not slow"
 
+# ruff, mypy, and DESIGN.md section 8's import rules (import-linter, [tool.importlinter] in pyproject.toml)
 check: setup
-	$(VENV)/bin/ruff check models serving loadtest analysis inferload inferload_protos tests benchmarks
-	$(VENV)/bin/mypy models serving loadtest analysis inferload
+	$(VENV)/bin/ruff check models serving loadtest analysis inferload inferload_formats inferload_protos tests benchmarks
+	$(VENV)/bin/mypy models serving loadtest analysis inferload inferload_formats
+	$(VENV)/bin/lint-imports

@@ -6,21 +6,27 @@ For each of the 9 server x protocol pairs the report must hold (else exit 1, lis
 - a filled verdict: the sweep line was judged, i.e. a max rate under the SLO with its p99 (enough
   requests for the SLO percentile, see analysis/README.md), or a measured miss at its lowest rate;
   not a null for want of usable cells or of requests.
+summary.json is read through its owner's definition (`analysis.summary.SummaryDocument`), so a report
+of another format version, or with a field missing, fails here by name.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's packages, run from anywhere
+
+from analysis.stats import RunSummary  # noqa: E402
+from analysis.summary import SummaryDocument, read_summary  # noqa: E402
+from inferload_formats import SchemaError  # noqa: E402
 
 EXPECTED_PAIRS = {
     (s, p) for s in ("tfserving", "torchserve", "triton") for p in ("rest-json", "rest-binary", "grpc")
 }
-VERDICT_FIELDS = ("max_rate_under_slo", "p99_at_max_rate_ms", "half_rate", "p99_at_half_rate_ms")
 
 
-def problems_in(summary: dict, *, allow_generator_invalid: bool = False) -> list[str]:
+def problems_in(summary: SummaryDocument, *, allow_generator_invalid: bool = False) -> list[str]:
     """Everything wrong with a smoke report's summary.json (empty when it passes).
 
     `allow_generator_invalid` (for tests on a shared, overloaded machine, never for CI): a pair whose
@@ -28,42 +34,38 @@ def problems_in(summary: dict, *, allow_generator_invalid: bool = False) -> list
     schedule: a property of the machine, not of the servers) may leave its verdict unfilled.
     """
     problems: list[str] = []
-    limit = float((summary.get("slo") or {}).get("max_failure_rate", 0.01))
-    verdicts = {(v["server"], v["protocol"]): v for v in summary.get("verdicts", [])}
+    verdicts = {(v.server, v.protocol): v for v in summary.verdicts}
     for pair in sorted(EXPECTED_PAIRS - verdicts.keys()):
         problems.append(f"no verdict for {pair[0]} {pair[1]}")
-    runs: dict[tuple[str, str], list[dict]] = {}
-    for run in summary.get("runs", []):
-        runs.setdefault((run["server"], run["protocol"]), []).append(run)
+    runs: dict[tuple[str, str], list[RunSummary]] = {}
+    for run in summary.runs:
+        runs.setdefault((run.key.server, run.key.protocol), []).append(run)
     for pair in sorted(EXPECTED_PAIRS):
         name = f"{pair[0]} {pair[1]}"
         if not runs.get(pair):
             problems.append(f"{name}: no runs")
         for run in runs.get(pair, []):
-            where = f"{name}: run {run['cell_id']}"
-            if not run.get("ok"):
-                problems.append(f"{where} has no ok responses ({run.get('errors')} errors)")
-            elif run.get("error_rate", 0.0) > limit:
-                problems.append(f"{where} error rate {run['error_rate']:.1%} > {limit:.0%}")
+            where = f"{name}: run {run.cell_id}"
+            stats = run.stats
+            if stats is None or not stats.ok:
+                problems.append(f"{where} has no ok responses ({stats.errors if stats else 0} errors)")
+            elif summary.slo.failures_exceed(stats.error_rate, 0.0):
+                limit = summary.slo.max_failure_rate
+                problems.append(f"{where} error rate {stats.error_rate:.1%} > {limit:.0%}")
     for pair, verdict in sorted(verdicts.items()):
         name = f"{pair[0]} {pair[1]}"
-        for field in VERDICT_FIELDS:
-            if field not in verdict:
-                problems.append(f"{name}: verdict field {field} missing")
-        if verdict.get("max_rate_under_slo") is not None:
-            if verdict.get("p99_at_max_rate_ms") is None:
+        if verdict.max_rate_under_slo is not None:
+            if verdict.p99_at_max_rate_ms is None:
                 problems.append(f"{name}: a max rate under the SLO without its p99")
-        elif verdict.get("first_miss_rate") is None:
+        elif verdict.first_miss_rate is None:
             pair_runs = runs.get(pair, [])
             busy = bool(pair_runs) and all(
-                r.get("status") == "done" and r.get("generator_valid") is False for r in pair_runs
-            )
+                r.status == "done" and r.generator_valid is False for r in pair_runs)
             if allow_generator_invalid and busy:
                 continue
-            problems.append(
-                f"{name}: verdict not filled: {verdict.get('max_rate_under_slo_note') or 'no reason given'}"
-            )
-    if not summary.get("tfserving_kind"):
+            reason = verdict.max_rate_under_slo_note or "no reason given"
+            problems.append(f"{name}: verdict not filled: {reason}")
+    if not summary.tfserving_kind:
         problems.append("summary.json does not say which TF Serving kind ran")
     return problems
 
@@ -76,17 +78,21 @@ def main(results_dir: Path) -> int:
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1
-    summary = json.loads((results_dir / "summary.json").read_text())
+    try:
+        summary = read_summary(results_dir)
+    except SchemaError as exc:
+        print(f"smoke report check failed: {exc}", file=sys.stderr)
+        return 1
     problems = problems_in(summary)
     if problems:
         print("smoke report check failed:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
-    verdicts = sorted(((v["server"], v["protocol"]), v) for v in summary["verdicts"])
+    verdicts = sorted(((v.server, v.protocol), v) for v in summary.verdicts)
     print(f"smoke report OK: {len(verdicts)} verdicts in {results_dir / 'summary.json'}")
     for pair, verdict in verdicts:
         print(
-            f"  {pair[0]:<10} {pair[1]:<11} max rate under SLO: {verdict['max_rate_under_slo']} "
-            f"(p99 there: {verdict['p99_at_max_rate_ms']} ms)"
+            f"  {pair[0]:<10} {pair[1]:<11} max rate under SLO: {verdict.max_rate_under_slo} "
+            f"(p99 there: {verdict.p99_at_max_rate_ms} ms)"
         )
     return 0
 

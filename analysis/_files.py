@@ -2,33 +2,33 @@
 
 | file | format | owner: definition, reader |
 |---|---|---|
-| `manifest.json` | `inferload.experiment` v2 | `inferload.manifest`: `Manifest`, `read_manifest` |
-| `cell.json` | `inferload.cell` v2 | `inferload.manifest`: `CellRecord`, `read_cell` |
-| `load.json` | `inferload.load` v1 | `loadtest`: `LoadSummary`, `LoadSummary.read` |
+| `manifest.json` | `inferload.experiment` v2 | `inferload_formats`: `Manifest` |
+| `cell.json` | `inferload.cell` v2 | `inferload_formats`: `CellRecord`, `read_cell` |
+| `load.json` | `inferload.load` v2 | `loadtest`: `LoadSummary` |
 | `payloads.json` | `inferload.payloads` v1 | `loadtest`: `EncodingRecord`, `read_payloads_json` |
 | `floor.json` | `inferload.floor` v1 | `models.floor`: `FloorRecord`, `read_floor` |
-| `server_metrics.jsonl` | `inferload.server_metrics` v1 | `serving.monitor`: `ServerSample`, reader |
+| `server_metrics.jsonl` | `inferload.server_metrics` v1 | `serving.metrics_file`: `ServerSample`, reader |
 
 Each owner refuses another schema, an unknown or newer version (naming the file, the version it says
-and the one read here) and a misspelt field; this module turns those refusals into `ResultsError`.
+and the one read here) and a misspelt field with `inferload_formats.SchemaError`; this module turns
+those refusals into `ResultsError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from analysis.errors import ResultsError
-from analysis.server_side import read_samples
-from inferload.manifest import MANIFEST_FILE, CellRecord, Manifest
-from inferload.manifest import read_cell as _read_cell
-from inferload.manifest import read_manifest as _read_manifest
-from loadtest import EncodingRecord, LoadSummary, SchemaError, read_payloads_json
+from inferload_formats import MANIFEST_FILE, CellRecord, Manifest, SchemaError, strict_fields
+from inferload_formats import read_cell as _read_cell
+from loadtest import EncodingRecord, LoadSummary, read_payloads_json
 from loadtest._summary import LOAD_FILE
-from models.floor import FloorFormatError, FloorRecord
+from models.floor import FloorRecord
 from models.floor import read_floor as _read_floor
+from serving.metrics_file import METRICS_FILE, ServerSample, read_server_samples
 
 PAYLOADS_FILE = "payloads.json"
 FLOOR_FILE = "floor.json"
@@ -39,12 +39,12 @@ def _owned(read: Callable[..., T], *args: Any) -> T:
     """Call an owner's reader; its refusal becomes the analysis' ResultsError, word for word."""
     try:
         return read(*args)
-    except (SchemaError, FloorFormatError) as exc:
+    except SchemaError as exc:
         raise ResultsError(str(exc)) from exc
 
 
 def read_manifest(results_dir: Path) -> Manifest:
-    return _owned(_read_manifest, results_dir / MANIFEST_FILE)
+    return _owned(Manifest.read, results_dir / MANIFEST_FILE)
 
 
 def read_cell(run_dir: Path) -> CellRecord | None:
@@ -102,6 +102,12 @@ def read_floor(results_dir: Path) -> list[FloorTime]:
     return [FloorTime.of(record) for record in _owned(_read_floor, path)]
 
 
+def read_samples(run_dir: Path) -> list[ServerSample]:
+    """The run's server_metrics.jsonl samples ([] without the file)."""
+    return _owned(read_server_samples, run_dir / METRICS_FILE)
+
+
+@strict_fields
 @dataclass(frozen=True)
 class ServerUsage:
     """CPU and memory of each server process while a run's load was on."""
@@ -113,31 +119,29 @@ class ServerUsage:
     samples: int
 
 
-def read_server_usage(
-    run_dir: Path, start_ns: int | None = None, end_ns: int | None = None
+def server_usage(
+    samples: Sequence[ServerSample], start_ns: int | None = None, end_ns: int | None = None
 ) -> list[ServerUsage]:
-    """Summarize `server_metrics.jsonl` samples (within `start_ns..end_ns` when given) per server.
-
-    Read through the file's owner, `serving.monitor.read_server_samples`; samples without a CPU
-    percentage (an external server, source "none") are left out.
+    """Summarize a run's `server_metrics.jsonl` samples (`read_samples`; within `start_ns..end_ns` when
+    given) per server; samples without a CPU percentage (an external server, source "none") are left out.
     """
     per_server: dict[str, list[tuple[float, int]]] = {}
-    for sample in read_samples(run_dir):
+    for sample in samples:
         if sample.cpu_percent is None:
             continue
         if start_ns is not None and end_ns is not None and not start_ns <= sample.t_ns <= end_ns:
             continue
         per_server.setdefault(sample.server, []).append((sample.cpu_percent, sample.rss_bytes or 0))
     usage = []
-    for server, samples in sorted(per_server.items()):
-        cpus = [c for c, _ in samples]
+    for server, readings in sorted(per_server.items()):
+        cpus = [c for c, _ in readings]
         usage.append(
             ServerUsage(
                 server=server,
                 cpu_percent_mean=sum(cpus) / len(cpus),
                 cpu_percent_max=max(cpus),
-                rss_bytes_max=max(r for _, r in samples),
-                samples=len(samples),
+                rss_bytes_max=max(r for _, r in readings),
+                samples=len(readings),
             )
         )
     return usage

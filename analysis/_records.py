@@ -3,7 +3,8 @@
 The format, its versions and its reader belong to `loadtest/_schema.py`: `loadtest.read_run` checks
 every stream's header (schema, version, fields), parses the records and derives the latency columns
 (latency_ms = done - scheduled, service_ms = done - sent, lateness_ms = sent - scheduled) and
-`in_window`, once. This module only turns the owner's refusals into `ResultsError`.
+`in_window` (the run's one measuring window), once. This module only turns the owner's refusals into
+`ResultsError`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.errors import ResultsError
-from loadtest import RunData, SchemaError, read_run
+from inferload_formats import SchemaError
+from loadtest import RunData, read_run
 from loadtest._schema import run_streams
-
-RunRecords = RunData  # headers (one per stream), records (DataFrame), window, identity
 
 
 def request_files(run_dir: Path) -> list[Path]:

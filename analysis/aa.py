@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis.percentiles import min_samples
 from analysis.stats import RunSummary
 
 __all__ = ["METRICS", "AaPair", "Mdd", "aa_pairs", "minimum_detectable_difference", "mdd_table"]
@@ -31,21 +30,17 @@ __all__ = ["METRICS", "AaPair", "Mdd", "aa_pairs", "minimum_detectable_differenc
 MIN_PAIRS = 2
 
 
-def _enough(run: RunSummary, p: float) -> bool:
-    """The requests the sample rule asks for the p-th percentile (analysis/percentiles.py)."""
-    return run.latency_ms.count >= (min_samples(p) or 0)
-
-
 def _p50(run: RunSummary) -> float | None:
-    return run.latency_ms.p50 if _enough(run, 50.0) else None
+    """The run's p50, only with the requests the sample rule asks for (analysis/percentiles.py)."""
+    return run.measured.latency_ms.reportable(50.0)
 
 
 def _p99(run: RunSummary) -> float | None:
-    return run.latency_ms.p99 if _enough(run, 99.0) else None
+    return run.measured.latency_ms.reportable(99.0)
 
 
 def _throughput(run: RunSummary) -> float | None:
-    return run.throughput_rps or None
+    return run.measured.throughput_rps or None
 
 
 METRICS: dict[str, Callable[[RunSummary], float | None]] = {
@@ -84,12 +79,13 @@ class Mdd:
 
 
 def _level(run: RunSummary) -> str:
-    return f"{run.rate:g} req/s" if run.rate is not None else f"concurrency {run.concurrency}"
+    key = run.key
+    return f"{key.rate:g} req/s" if key.rate is not None else f"concurrency {key.concurrency}"
 
 
 def _line(run: RunSummary) -> str:
-    share = "" if run.repeat_share is None else f" repeat {run.repeat_share:g}"
-    return f"{run.server} {run.protocol} [{run.server_config_name}] batch {run.batch}{share}"
+    """The line's label without its arm."""
+    return replace(run.key.group, arm="").label()
 
 
 def aa_pairs(runs: Sequence[RunSummary]) -> list[AaPair]:

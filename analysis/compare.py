@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from analysis.errors import ResultsError
 from analysis.intervals import MISSING, Estimate
 from analysis.repetitions import CellSummary
 from analysis.verdicts import SweepVerdict
+
+if TYPE_CHECKING:  # results.py reads whole directories; this module only compares what they hold
+    from analysis.results import Results
 
 WORSE, BETTER, SAME, UNKNOWN = "worse", "better", "indistinguishable", "not comparable"
 
@@ -98,20 +101,21 @@ def _usable_p99(cell: CellSummary | None) -> Estimate:
     return cell.p99 if cell is not None and cell.usable else MISSING
 
 
-def check_comparable(before: Any, after: Any) -> None:
-    """Refuse two `analysis.results.Experiment`s measured under different models, SLOs or TF Serving
+def check_comparable(before: Results, after: Results) -> None:
+    """Refuse two `analysis.results.Results` measured under different models, SLOs or TF Serving
     kinds (or a directory whose TF Serving cells mix kinds): their numbers answer different questions."""
     for experiment in (before, after):
-        kinds = sorted({r.server_kind for r in experiment.runs if r.server == "tfserving" and r.server_kind})
+        kinds = sorted({r.server_kind for r in experiment.runs
+                        if r.key.server == "tfserving" and r.server_kind})
         if len(kinds) > 1:
             raise ResultsError(
                 f"{experiment.path}: its TF Serving cells ran on different kinds ({', '.join(kinds)}); "
                 "compare results measured with one kind"
             )
     differences = []
-    before_model, after_model = before.manifest.get("model"), after.manifest.get("model")
+    before_model, after_model = before.model, after.model
     if before_model and after_model and before_model != after_model:
-        differences.append(f"model {before_model} vs {after_model}")
+        differences.append(f"model {before_model.model_dump()} vs {after_model.model_dump()}")
     if before.slo != after.slo:
         differences.append(f"SLO '{before.slo.describe()}' vs '{after.slo.describe()}'")
     if before.tfserving_kind and after.tfserving_kind and before.tfserving_kind != after.tfserving_kind:

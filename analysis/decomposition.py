@@ -25,10 +25,12 @@ from dataclasses import dataclass
 
 from analysis._files import FloorTime, PayloadCost
 from analysis.repetitions import CellSummary
+from inferload_formats import strict_fields
 
 FRAMEWORK_OF_SERVER = {"tfserving": "tensorflow", "torchserve": "torch", "triton": "numpy"}
 
 
+@strict_fields
 @dataclass(frozen=True)
 class Decomposition:
     server: str
@@ -46,9 +48,9 @@ class Decomposition:
 
 
 def _median(cell: CellSummary, attribute: str) -> float | None:
-    values = [
-        getattr(r, attribute).p50 for r in cell.runs if r.usable and getattr(r, attribute).p50 is not None
-    ]
+    """The mean over usable repetitions of their `attribute` ("latency_ms" | "service_ms") median."""
+    medians = [getattr(r.measured, attribute).p50 for r in cell.runs if r.usable]
+    values = [m for m in medians if m is not None]
     return sum(values) / len(values) if values else None
 
 
@@ -132,6 +134,7 @@ def decompose(
     return results
 
 
+@strict_fields
 @dataclass(frozen=True)
 class ServerDecomposition:
     """One cell's mean client latency split by the server's own counters (means over usable repetitions).
@@ -173,12 +176,12 @@ def server_decomposition(cells: Sequence[CellSummary]) -> list[ServerDecompositi
     or, when it has none, from its excluded ones (marked, so a busy machine still shows the split)."""
     rows = []
     for cell in cells:
-        measured = [r for r in cell.runs if r.server_side is not None]
+        measured = [r for r in cell.runs if r.server_side is not None and r.stats is not None]
         runs = [r for r in measured if r.usable] or measured
         if not runs:
             continue
         sides = [r.server_side for r in runs if r.server_side is not None]
-        client = _mean([r.latency_ms.mean for r in runs])
+        client = _mean([r.measured.latency_ms.mean for r in runs])
         queue = _mean([s.queue_ms for s in sides])
         inference = _mean([s.inference_ms for s in sides])
         notes = list(dict.fromkeys(note for s in sides for note in s.notes))

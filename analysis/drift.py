@@ -36,15 +36,9 @@ def _off(value: float, reference: float) -> float:
 
 
 def _peer_key(run: RunSummary) -> tuple[object, ...]:
-    return (
-        run.server,
-        run.protocol,
-        run.batch,
-        run.server_config_name,
-        run.repeat_share,
-        run.rate,
-        run.concurrency,
-    )
+    key = run.key
+    return (key.server, key.protocol, key.batch, key.server_config_name, key.repeat_share, key.rate,
+            key.concurrency)
 
 
 def machine_flags(runs: Sequence[RunSummary], tolerance: float = TOLERANCE) -> dict[str, tuple[str, ...]]:

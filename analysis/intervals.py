@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from analysis.percentiles import CONFIDENCE
+from inferload_formats import strict_fields
 
 THROUGHPUT_SLICES = 10
 ORDER_STATISTIC = "exact binomial order-statistic interval (one run)"
@@ -26,6 +27,7 @@ def t_method(n: int) -> str:
     return f"Student-t over {n} repetitions"
 
 
+@strict_fields
 @dataclass(frozen=True)
 class Estimate:
     """A point value with its interval, how it was computed, and why it is missing when it is."""

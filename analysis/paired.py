@@ -28,9 +28,10 @@ __all__ = ["Pair", "PairedComparison", "compare_lines", "line_label"]
 
 
 def line_label(run: RunSummary) -> str:
-    share = "" if run.repeat_share is None else f" repeat {run.repeat_share:g}"
-    batch = "" if run.batch == 1 else f" batch {run.batch}"
-    return f"{run.server} {run.protocol}{batch}{share} [{run.server_config_name}]"
+    key = run.key
+    share = "" if key.repeat_share is None else f" repeat {key.repeat_share:g}"
+    batch = "" if key.batch == 1 else f" batch {key.batch}"
+    return f"{key.server} {key.protocol}{batch}{share} [{key.server_config_name}]"
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,11 @@ def _pairs(
     pick: Callable[[RunSummary], float | None],
     flagged: set[str],
 ) -> tuple[list[Pair], int]:
-    by_round = {(run.round, run.repetition, run.rate, run.concurrency): run for run in runs_b if run.usable}
+    by_round = {(run.round, run.repetition, run.key.rate, run.key.concurrency): run
+                for run in runs_b if run.usable}
     pairs, excluded = [], 0
     for run in runs_a:
-        other = by_round.get((run.round, run.repetition, run.rate, run.concurrency))
+        other = by_round.get((run.round, run.repetition, run.key.rate, run.key.concurrency))
         if other is None or not run.usable or run.round is None:
             continue
         a, b = pick(run), pick(other)
@@ -94,7 +96,7 @@ def _pairs(
         if run.cell_id in flagged or other.cell_id in flagged:
             excluded += 1
             continue
-        pairs.append(Pair(float(run.rate or run.concurrency or 0), run.round, run.repetition, a, b))
+        pairs.append(Pair(float(run.key.rate or run.key.concurrency or 0), run.round, run.repetition, a, b))
     return pairs, excluded
 
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from inferload_formats import strict_fields
 from loadtest._percentiles import (
     CONFIDENCE,
     QuantileInterval,
+    enough_samples,
     min_samples,
     percentile,
     quantile_interval,
@@ -29,7 +31,9 @@ __all__ = [
     "REPORTED_PERCENTILES",
     "Percentiles",
     "QuantileInterval",
+    "enough_samples",
     "min_samples",
+    "reportable_percentile",
     "percentile",
     "quantile_interval",
 ]
@@ -37,6 +41,7 @@ __all__ = [
 REPORTED_PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
+@strict_fields
 @dataclass(frozen=True)
 class Percentiles:
     """Distribution summary of one quantity, in milliseconds (None when there were no samples)."""
@@ -56,3 +61,15 @@ class Percentiles:
             return cls(0, None, None, None, None, None, None)
         p50, p90, p99, p999 = (_nearest_rank(values, p) for p in REPORTED_PERCENTILES)
         return cls(int(values.size), p50, p90, p99, p999, float(values.max()), float(values.mean()))
+
+    def reportable(self, p: float) -> float | None:
+        """The p-th percentile (one of REPORTED_PERCENTILES), or None with too few samples to report it."""
+        if not enough_samples(self.count, p):
+            return None
+        return {50.0: self.p50, 90.0: self.p90, 99.0: self.p99, 99.9: self.p999}[p]
+
+
+def reportable_percentile(samples: npt.ArrayLike, p: float) -> float | None:
+    """The p-th percentile of `samples`, or None with too few of them to report it (the sample rule)."""
+    values = np.asarray(samples, dtype=np.float64).ravel()
+    return percentile(values, p) if enough_samples(int(values.size), p) else None

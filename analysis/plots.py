@@ -97,7 +97,8 @@ def latency_vs_load(cells: Sequence[CellSummary], slo: Slo) -> str | None:
                 rates, [c.p50_ms.mean for c in usable], "--", color=color, alpha=0.7, label=f"{label} p50"
             )
             for cell in (c for c in members if not c.usable):
-                measured = [r.latency_ms.p99 for r in cell.runs if r.latency_ms.p99 is not None]
+                measured = [r.stats.latency_ms.p99 for r in cell.runs
+                            if r.stats is not None and r.stats.latency_ms.p99 is not None]
                 p99 = sum(measured) / len(measured) if measured else slo.latency_ms
                 axis.plot(
                     [cell.key.rate], [p99], "x", color=color, markersize=8, markeredgewidth=1.5, alpha=0.8

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.intervals import MISSING, ORDER_STATISTIC, Estimate, t_interval, t_method
-from analysis.percentiles import Percentiles, QuantileInterval, min_samples
-from analysis.stats import RunSummary, Slo, too_few_note
+from analysis.keys import CellKey, GroupKey
+from analysis.percentiles import QuantileInterval
+from analysis.stats import RunStats, RunSummary, Slo, too_few_note
+from inferload_formats import strict_fields
 
 
+@strict_fields
 @dataclass(frozen=True)
 class Spread:
     """Mean, min, max and t-based 95 % interval of one quantity across repetitions."""
@@ -42,48 +45,6 @@ class Spread:
             return cls(0, None, None, None, None, None)
         low, high = t_interval(data.tolist()) or (None, None)
         return cls(int(data.size), float(data.mean()), float(data.min()), float(data.max()), low, high)
-
-
-@dataclass(frozen=True)
-class CellKey:
-    """What identifies a cell apart from its repetition number."""
-
-    server: str
-    protocol: str
-    mode: str
-    rate: float | None
-    concurrency: int | None
-    batch: int
-    server_config_name: str
-    repeat_share: float | None = None  # cache experiments: share of requests reusing an input
-    arm: str = ""  # "b": an A/A check's twin, a line of its own (never more repetitions)
-
-    @property
-    def group(self) -> GroupKey:
-        return GroupKey(self.server, self.protocol, self.server_config_name, self.batch, self.mode,
-                        self.repeat_share, self.arm)
-
-    def label(self) -> str:
-        load = f"{self.rate:g}/s" if self.rate is not None else f"concurrency {self.concurrency}"
-        return f"{self.group.label()} @ {load}"
-
-
-@dataclass(frozen=True, order=True)
-class GroupKey:
-    """A server x protocol x configuration x batch line of a sweep (the unit a verdict is about)."""
-
-    server: str
-    protocol: str
-    server_config_name: str
-    batch: int
-    mode: str
-    repeat_share: float | None = None  # one line per repeat share (None: the pool's uniform choice)
-    arm: str = ""  # "b": an A/A check's twin of the line ("": the line itself; a string, so keys sort)
-
-    def label(self) -> str:
-        share = "" if self.repeat_share is None else f" repeat {self.repeat_share:g}"
-        arm = " (A/A twin)" if self.arm == "b" else ""
-        return f"{self.server} {self.protocol} [{self.server_config_name}] batch {self.batch}{share}{arm}"
 
 
 @dataclass(frozen=True)
@@ -131,19 +92,12 @@ class CellSummary:
         return tuple(
             (f"repetition {r.repetition}: " if len(usable) > 1 else "") + miss
             for r in usable
-            for miss in r.slo_misses
+            for miss in r.measured.slo.misses
         )
 
 
-def cell_key(run: RunSummary) -> CellKey:
-    return CellKey(
-        run.server, run.protocol, run.mode, run.rate, run.concurrency, run.batch, run.server_config_name,
-        run.repeat_share, "b" if run.arm == "b" else "",  # arm a is the line itself, its twin apart
-    )
-
-
 def percentile_estimate(
-    runs: Iterable[RunSummary], pick: Callable[[RunSummary], QuantileInterval | None]
+    runs: Iterable[RunStats], pick: Callable[[RunStats], QuantileInterval | None]
 ) -> Estimate:
     """One percentile of a cell: t over repetitions with enough requests, else one run's exact interval."""
     intervals = [i for i in (pick(r) for r in runs) if i is not None and i.n > 0]
@@ -161,7 +115,7 @@ def percentile_estimate(
     return Estimate(None, note="no ok responses")
 
 
-def throughput_estimate(runs: list[RunSummary]) -> Estimate:
+def throughput_estimate(runs: list[RunStats]) -> Estimate:
     if len(runs) >= 2:
         values = [r.throughput_rps for r in runs]
         low, high = t_interval(values) or (None, None)
@@ -173,8 +127,8 @@ def throughput_estimate(runs: list[RunSummary]) -> Estimate:
     return MISSING
 
 
-def _status(usable: list[RunSummary]) -> str:
-    statuses = {r.slo_status for r in usable}
+def _status(usable: list[RunStats]) -> str:
+    statuses = {r.slo.status for r in usable}
     if not usable:
         return "excluded"
     if "missed" in statuses:
@@ -188,35 +142,33 @@ def summarize_cells(runs: Iterable[RunSummary], slo: Slo | None = None) -> list[
     met or missed cell also says whether its SLO percentile's interval makes that sure."""
     grouped: dict[CellKey, list[RunSummary]] = {}
     for run in runs:
-        grouped.setdefault(cell_key(run), []).append(run)
+        grouped.setdefault(run.key, []).append(run)
     cells = []
     for key, members in grouped.items():
         members.sort(key=lambda r: r.repetition)
-        usable = [r for r in members if r.usable]
+        usable = [r.measured for r in members if r.usable]
         reasons: list[str] = []
         for r in members:
             if not r.usable:
                 prefix = f"repetition {r.repetition}: " if len(members) > 1 else ""
                 reasons.extend(prefix + reason for reason in r.exclusion_reasons)
         status = _status(usable)
-        slo_estimate = percentile_estimate(usable, lambda r: r.slo_interval)
+        slo_estimate = percentile_estimate(usable, lambda r: r.slo.interval)
         met_surely = missed_surely = None
         if slo is not None and status == "met" and slo_estimate.high is not None:
             met_surely = slo_estimate.high <= slo.latency_ms
         if slo is not None and status == "missed":
-            failed = any(
-                r.error_rate + r.drop_rate > slo.max_failure_rate or r.ok == 0 for r in usable
-            )
+            failed = any(slo.failures_exceed(r.error_rate, r.drop_rate) or r.ok == 0 for r in usable)
             missed_surely = failed or (slo_estimate.low is not None and slo_estimate.low > slo.latency_ms)
-        notes = tuple(dict.fromkeys(r.slo_note for r in usable if r.slo_note))
+        notes = tuple(dict.fromkeys(r.slo.note for r in usable if r.slo.note))
         cells.append(
             CellSummary(
                 key=key,
                 runs=tuple(members),
-                p50_ms=Spread.of(_reportable(r, 50.0) for r in usable),
-                p99_ms=Spread.of(_reportable(r, 99.0) for r in usable),
-                p999_ms=Spread.of(_reportable(r, 99.9) for r in usable),
-                service_p99_ms=Spread.of(_reportable(r, 99.0, "service_ms") for r in usable),
+                p50_ms=Spread.of(r.latency_ms.reportable(50.0) for r in usable),
+                p99_ms=Spread.of(r.latency_ms.reportable(99.0) for r in usable),
+                p999_ms=Spread.of(r.latency_ms.reportable(99.9) for r in usable),
+                service_p99_ms=Spread.of(r.service_ms.reportable(99.0) for r in usable),
                 throughput_rps=Spread.of(r.throughput_rps for r in usable),
                 goodput_rps=Spread.of(r.goodput_rps for r in usable),
                 predictions_per_s=Spread.of(r.predictions_per_s for r in usable),
@@ -235,15 +187,6 @@ def summarize_cells(runs: Iterable[RunSummary], slo: Slo | None = None) -> list[
             )
         )
     return sorted(cells, key=_sort_key)
-
-
-def _reportable(run: RunSummary, p: float, of: str = "latency_ms") -> float | None:
-    """The run's percentile of `of`, or None when it has too few ok requests to report it."""
-    summary: Percentiles = getattr(run, of)
-    needed = min_samples(p)
-    if needed is None or summary.count < needed:
-        return None
-    return {50.0: summary.p50, 99.0: summary.p99, 99.9: summary.p999}[p]
 
 
 def _sort_key(cell: CellSummary) -> tuple[bool, GroupKey, float, int]:

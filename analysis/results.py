@@ -1,4 +1,4 @@
-"""Load a whole experiment directory (`results/<name>/`) into run and cell summaries.
+"""Read a whole results directory (`results/<name>/`) into run and cell summaries (`Results`).
 
 Every file is read through its owner's definition (`analysis._files`, `analysis._records`).
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from analysis._files import (
     FloorTime,
@@ -23,20 +22,18 @@ from analysis._files import (
 )
 from analysis._records import request_files
 from analysis.errors import ResultsError
-from analysis.percentiles import Percentiles
+from analysis.keys import CellKey
 from analysis.repetitions import CellSummary, summarize_cells
 from analysis.stats import RunSummary, Slo, summarize_run
-from inferload.manifest import CellRecord
-
-KNOWN_TFSERVING_KINDS = ("tensorflow_model_server", "tfs-compat")
+from inferload_formats import TFSERVING_KINDS, CellRecord, Manifest, ManifestModel
 
 
 @dataclass(frozen=True)
-class Experiment:
-    """One results directory, read and summarized."""
+class Results:
+    """One results directory (an experiment's, or a single load run's), read and summarized."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest | None  # None: a single load run, which has none
     slo: Slo
     runs: tuple[RunSummary, ...]
     cells: tuple[CellSummary, ...]
@@ -45,16 +42,28 @@ class Experiment:
 
     @property
     def name(self) -> str:
-        return str(self.manifest.get("name") or self.path.name)
+        return self.manifest.name if self.manifest is not None else self.path.name
+
+    @property
+    def model(self) -> ManifestModel | None:
+        return self.manifest.model if self.manifest is not None else None
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return self.manifest.versions if self.manifest is not None else {}
+
+    @property
+    def created_at(self) -> str | None:
+        return self.manifest.created_at if self.manifest is not None else None
 
     @property
     def tfserving_kind(self) -> str | None:
         """The TF Serving kind that ran: the manifest's, unless it holds a setting (e.g. "auto") rather
         than a resolved kind; then the kind the TF Serving cells recorded."""
-        kind = self.manifest.get("tfserving_kind")
-        if kind in KNOWN_TFSERVING_KINDS:
+        kind = self.manifest.tfserving_kind if self.manifest is not None else None
+        if kind in TFSERVING_KINDS:
             return str(kind)
-        recorded = Counter(r.server_kind for r in self.runs if r.server == "tfserving" and r.server_kind)
+        recorded = Counter(r.server_kind for r in self.runs if r.key.server == "tfserving" and r.server_kind)
         if recorded:
             return recorded.most_common(1)[0][0]
         return str(kind) if kind else None
@@ -62,8 +71,8 @@ class Experiment:
     @property
     def skipped_cells(self) -> tuple[tuple[str, str], ...]:
         """Cells the runner planned but did not run, with its reason (from `manifest.json`)."""
-        skipped = self.manifest.get("skipped_cells") or []
-        return tuple((str(s.get("cell_id")), str(s.get("reason"))) for s in skipped if isinstance(s, dict))
+        skipped = self.manifest.skipped_cells if self.manifest is not None else []
+        return tuple((s.cell_id, s.reason) for s in skipped)
 
     @property
     def exclusion_counts(self) -> dict[str, int]:
@@ -78,10 +87,7 @@ class Experiment:
 def _not_run_summary(run_dir: Path, cell: CellRecord | None, status: str, reason: str) -> RunSummary:
     """A cell that left no readable records (failed before load, or interrupted before writing): what
     it was is known only from its cell.json (nothing at all for an interrupted one)."""
-    empty = Percentiles.of([])
-    return RunSummary(
-        run_dir=str(run_dir),
-        cell_id=cell.cell_id if cell else run_dir.name,
+    key = CellKey(
         server=cell.server if cell else "None",
         protocol=cell.protocol if cell else "None",
         mode=cell.mode if cell else "closed",
@@ -89,28 +95,24 @@ def _not_run_summary(run_dir: Path, cell: CellRecord | None, status: str, reason
         concurrency=cell.concurrency if cell else None,
         batch=cell.batch if cell else 1,
         server_config_name=cell.server_config_name if cell else "default",
-        repetition=cell.repetition if cell else 0,
         repeat_share=cell.repeat_share if cell else None,
+        arm="b" if cell and cell.arm == "b" else "",
+    )
+    return RunSummary(
+        run_dir=str(run_dir),
+        cell_id=cell.cell_id if cell else run_dir.name,
+        key=key,
+        repetition=cell.repetition if cell else 0,
         status=status,
         error=reason,
-        window_s=0.0,
-        scheduled=0,
-        ok=0,
-        errors=0,
-        dropped=0,
-        latency_ms=empty,
-        service_ms=empty,
-        lateness_ms=empty,
-        throughput_rps=0.0,
-        goodput_rps=0.0,
-        predictions_per_s=0.0,
-        error_rate=0.0,
-        drop_rate=0.0,
-        slo_latency_ms=None,
-        met_slo=False,
-        slo_misses=(reason,),
+        server_kind=None,
+        stats=None,
         generator_valid=None,
         invalid_reasons=(),
+        round=cell.round if cell else None,
+        position=cell.position if cell else None,
+        arm=cell.arm if cell else None,
+        machine=cell.machine if cell else None,
     )
 
 
@@ -131,22 +133,23 @@ def _replace_status(run: RunSummary, status: str, reason: str) -> RunSummary:
     return replace(run, status=status, error=reason)
 
 
-def load_experiment(results_dir: Path | str) -> Experiment:
+def read_results(results_dir: Path | str) -> Results:
     """Read and summarize every cell of a results directory; refuse unknown formats with `ResultsError`."""
     path = Path(results_dir)
     if not path.exists():
         raise ResultsError(f"{path}: no such results directory; pass the directory `inferload run` wrote")
     if not path.is_dir():
         raise ResultsError(f"{path}: not a directory; pass the results directory, not a file in it")
+    manifest: Manifest | None
     if (path / "manifest.json").is_file():
-        manifest = read_manifest(path).to_dict()
-        slo = Slo.from_manifest(manifest)
+        manifest = read_manifest(path)
+        slo = manifest.slo
         cells_dir = path / "cells"
         cell_dirs = sorted(p for p in cells_dir.iterdir() if p.is_dir()) if cells_dir.is_dir() else []
         if not cell_dirs:
             raise ResultsError(f"{path}: the experiment has no cells yet (cells/ is empty); run it first")
     elif request_files(path):
-        manifest, slo, cell_dirs = {"name": path.name}, Slo(), [path]
+        manifest, slo, cell_dirs = None, Slo(), [path]
     elif any(path.iterdir()):
         raise ResultsError(
             f"{path}: neither manifest.json (an experiment) nor requests*.jsonl (a load run) found; "
@@ -160,7 +163,7 @@ def load_experiment(results_dir: Path | str) -> Experiment:
     for d in cell_dirs:
         for cost in read_payloads(d):
             payloads.setdefault((cost.server, cost.protocol, cost.batch), cost)
-    return Experiment(
+    return Results(
         path=path,
         manifest=manifest,
         slo=slo,

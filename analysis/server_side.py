@@ -1,6 +1,6 @@
 """The server's own view of one run: deltas of its cumulative counters over the measuring window.
 
-Read from `server_metrics.jsonl` through its owner's reader (`serving.monitor.read_server_samples`).
+Read from `server_metrics.jsonl` through its owner's reader (`serving.metrics_file.read_server_samples`).
 Counters are cumulative, so a window's figures are differences between two samples: the last one at
 or before the window's start and the first one at or after its end (the bracket). Every figure is a
 *mean* per request (delta of a time sum / delta of a count): percentiles such as p99 cannot be
@@ -35,15 +35,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis.errors import ResultsError
-from serving.monitor import METRICS_FILE, ServerMetricsError, ServerSample, read_server_samples
+from inferload_formats import TFSERVING_KINDS, strict_fields
+from serving.metrics_file import ServerSample
 
-TF_KINDS = ("tfs-compat", "tensorflow_model_server")
 _TF = ":tensorflow:serving:"
 _TS_QUEUE = "ts_queue_latency_microseconds_total"
 _TS_INFERENCE = "ts_inference_latency_microseconds_total"
@@ -61,6 +59,7 @@ _NV_CACHE_MISSES = "nv_cache_num_misses_per_model_total"
 TRITON_KINDS = ("tritonserver", "pytriton")
 
 
+@strict_fields
 @dataclass(frozen=True)
 class ServerSide:
     """One server's view of one run's window; None where the server does not export a figure."""
@@ -85,13 +84,6 @@ class ServerSide:
     executions: float | None = None  # model executions: fewer than requests when batches merged
     cache_hits: float | None = None
     cache_misses: float | None = None
-
-
-def read_samples(run_dir: Path) -> list[ServerSample]:
-    try:
-        return read_server_samples(run_dir / METRICS_FILE)
-    except ServerMetricsError as exc:
-        raise ResultsError(str(exc)) from exc
 
 
 def bracket(
@@ -239,7 +231,7 @@ def triton_figures(first: ServerSample, last: ServerSample, model: str = "linear
 
 def _exported_by(sample: ServerSample) -> str | None:
     """Whose families a scrape holds (an external server's kind may be unknown; its metrics tell)."""
-    if sample.kind in TF_KINDS or any(key.startswith(_TF) for key in sample.metrics):
+    if sample.kind in TFSERVING_KINDS or any(key.startswith(_TF) for key in sample.metrics):
         return "tfserving"
     if sample.kind == "torchserve" or any(key.startswith(_TS_REQUESTS) for key in sample.metrics):
         return "torchserve"
@@ -323,10 +315,10 @@ def server_side(
 
 
 def server_side_of_run(
-    run_dir: Path, window: tuple[int, int], records: pd.DataFrame, server: str, protocol: str
+    samples: Sequence[ServerSample], window: tuple[int, int], records: pd.DataFrame, server: str,
+    protocol: str,
 ) -> ServerSide | None:
-    """`server_side` for one run directory and its request records (None without server_metrics.jsonl)."""
-    samples = read_samples(run_dir)
+    """`server_side` for one run's samples and request records (None without server_metrics.jsonl)."""
     if not samples:
         return None
     ok_done = records.loc[records["status"] == "ok", "done_ns"].to_numpy(dtype=np.int64)

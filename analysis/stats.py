@@ -1,8 +1,9 @@
 """Per-run statistics: latency, service time, throughput, goodput, failures and the SLO check.
 
 Definitions (all from raw records, see `analysis.percentiles` for the percentile method):
-- The steady window is `measure_start_ns .. measure_end_ns` from the records' header. A request
-  belongs to the window when it was *scheduled* inside it (warm-up and drain are excluded).
+- The measuring window is the run's, as the records' owner defines it from the streams' headers
+  (`loadtest.RunData.window`: where every stream's `measure_start_ns .. measure_end_ns` holds). A
+  request belongs to it when it was *scheduled* inside it (`in_window`; warm-up and drain excluded).
 - Latency = done - scheduled (free of coordinated omission); service time = done - sent;
   lateness = sent - scheduled (the generator's own delay). Percentiles of latency and service
   time are over `ok` requests; failures are counted as rates, never as latencies.
@@ -10,7 +11,8 @@ Definitions (all from raw records, see `analysis.percentiles` for the percentile
 - Throughput = `ok` responses *completed* inside the window per second of window (a saturated
   server cannot look faster than it answered); goodput = the same, counting only `ok` requests
   whose latency met the SLO bound. Predictions/s = throughput x batch.
-- Met SLO: the SLO percentile of latency <= the bound, error + drop rate <= `max_failure_rate`,
+- Met SLO: the SLO percentile of latency <= the bound, error + drop rate <= `max_failure_rate`
+  (`Slo.failures_exceed`),
   at least one `ok` request in the window, and enough `ok` requests for the SLO percentile
   (`percentiles.min_samples`: 368 for p99). With fewer, the run's status is "too few requests": not
   met, and missed only when the data prove it (the percentile's lower confidence bound is above the
@@ -19,71 +21,55 @@ Definitions (all from raw records, see `analysis.percentiles` for the percentile
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
-
-from analysis._files import ServerUsage, read_cell, read_load, read_server_usage
+from analysis._files import ServerUsage, read_cell, read_load, read_samples, server_usage
 from analysis._records import read_requests
 from analysis.errors import ResultsError
 from analysis.intervals import slice_rate_interval
+from analysis.keys import CellKey
 from analysis.percentiles import Percentiles, QuantileInterval, quantile_interval
 from analysis.server_side import ServerSide, server_side_of_run
-from inferload.manifest import CellMachine
-from loadtest import RunData, SchemaError
+from inferload_formats import CellMachine, SchemaError, Slo, strict_fields
+from loadtest import EarlyStopOutcome, RunData
+
+__all__ = ["NO_LOAD_JSON", "RunStats", "RunSummary", "Slo", "SloCheck", "judge", "summarize_records",
+           "summarize_run", "too_few_note"]
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 
 
+@strict_fields
 @dataclass(frozen=True)
-class Slo:
-    """The latency target a configuration must meet: `percentile` of latency <= `latency_ms`."""
+class SloCheck:
+    """One run judged against the SLO (see the module docstring)."""
 
-    percentile: float = 99.0
-    latency_ms: float = 100.0
-    max_failure_rate: float = 0.01
+    status: str  # "met" | "missed" | "too few requests" (for the SLO percentile)
+    misses: tuple[str, ...]  # why it missed (empty unless missed)
+    note: str | None  # why the status is "too few requests"
+    interval: QuantileInterval  # the SLO percentile with its order-statistic interval
 
-    def describe(self) -> str:
-        return (
-            f"p{self.percentile:g} latency <= {self.latency_ms:g} ms and "
-            f"errors + drops <= {self.max_failure_rate:.0%}"
-        )
+    @property
+    def met(self) -> bool:
+        return self.status == "met"
 
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> Slo:
-        raw = manifest.get("slo") or {}
-        default = cls()
-        return cls(
-            percentile=float(raw.get("percentile", default.percentile)),
-            latency_ms=float(raw.get("latency_ms", default.latency_ms)),
-            max_failure_rate=float(raw.get("max_failure_rate", default.max_failure_rate)),
-        )
+    @property
+    def latency_ms(self) -> float | None:
+        """The SLO percentile of latency (None without ok requests)."""
+        return self.interval.value
 
 
+@strict_fields
 @dataclass(frozen=True)
-class RunSummary:
-    """Everything the reports need about one load run (one cell repetition)."""
+class RunStats:
+    """What one run's records say, within the run's measuring window."""
 
-    run_dir: str
-    cell_id: str
-    server: str
-    protocol: str
-    mode: str
-    rate: float | None
-    concurrency: int | None
-    batch: int
-    server_config_name: str
-    repetition: int
-    status: str
-    error: str | None
     window_s: float
     scheduled: int
     ok: int
-    errors: int
+    errors: int  # error + timeout
     dropped: int
     latency_ms: Percentiles
     service_ms: Percentiles
@@ -93,25 +79,31 @@ class RunSummary:
     predictions_per_s: float
     error_rate: float
     drop_rate: float
-    slo_latency_ms: float | None
-    met_slo: bool
-    slo_misses: tuple[str, ...]
-    generator_valid: bool | None
+    slo: SloCheck
+    p99_interval: QuantileInterval
+    throughput_interval: tuple[float, float] | None  # batch means over slices of the window
+
+
+@strict_fields
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything the reports need about one load run (one cell repetition): what it measured (`key`,
+    from the records' headers, or the cell.json of a cell that left none), how the cell ended, the
+    generator's verdict (load.json), and the statistics of its records (`stats`, None without any)."""
+
+    run_dir: str
+    cell_id: str
+    key: CellKey
+    repetition: int
+    status: str  # the cell's: "done" | "failed" | "incomplete" (no cell.json: interrupted)
+    error: str | None
+    server_kind: str | None
+    stats: RunStats | None  # None: the run left no records (failed before load, or interrupted)
+    generator_valid: bool | None  # load.json's verdict; None: unknown (no load.json)
     invalid_reasons: tuple[str, ...]
     server_usage: tuple[ServerUsage, ...] = field(default=())
-    server_kind: str | None = None
-    # "met" | "missed" | "too few requests" (for the SLO percentile); met_slo is status == "met"
-    slo_status: str = "missed"
-    slo_note: str | None = None  # why the status is "too few requests"
-    slo_interval: QuantileInterval | None = None  # the SLO percentile with its order-statistic interval
-    p99_interval: QuantileInterval | None = None
-    throughput_interval: tuple[float, float] | None = None  # batch means over slices of the window
     server_side: ServerSide | None = None  # the server's own counters over the window
-    repeat_share: float | None = None  # share of requests that reused an input (None: uniform pool)
-    # early stopping's outcome from load.json (`loadtest.EarlyStopOutcome`, as its owner dumps it):
-    # measured_s, reason (rule | cap | interrupted), at_stop (the interval then); None: no rule
-    early_stop: dict[str, Any] | None = None
-    early_stop_note: str | None = None  # the same in words: "40.0 s, stopped by the rule (p99 ...)"
+    early_stop: EarlyStopOutcome | None = None  # from load.json; None: the run had no stopping rule
     # where the cell ran in the matrix's rounds (cell.json v2; None: an older cell or a bare load run)
     round: int | None = None
     position: int | None = None
@@ -120,8 +112,15 @@ class RunSummary:
 
     @property
     def usable(self) -> bool:
-        """Counts towards verdicts: the cell finished and its generator kept the schedule."""
-        return self.status == "done" and self.generator_valid is True
+        """Counts towards verdicts: the cell finished, its generator kept the schedule, and it has records."""
+        return self.status == "done" and self.generator_valid is True and self.stats is not None
+
+    @property
+    def measured(self) -> RunStats:
+        """The run's statistics; only a run that left no records has none (ask `usable` first)."""
+        if self.stats is None:
+            raise ValueError(f"{self.cell_id}: the run left no records, so no statistics")
+        return self.stats
 
     @property
     def exclusion_label(self) -> str | None:
@@ -130,7 +129,7 @@ class RunSummary:
             return f"cell {self.status}"
         if self.generator_valid is False:
             return "generator invalid"
-        if self.generator_valid is None:
+        if self.generator_valid is None or self.stats is None:
             return "generator health unknown"
         return None
 
@@ -143,23 +142,18 @@ class RunSummary:
             reasons.extend(self.invalid_reasons or ("generator marked the run invalid",))
         return tuple(reasons)
 
+    @property
+    def early_stop_note(self) -> str | None:
+        """How the stopping rule ended the run, in words ("40.0 s, stopped by the rule (p99 ...)")."""
+        return self.early_stop.describe() if self.early_stop is not None else None
 
-def measurement_window(headers: Sequence[dict[str, Any]], records: pd.DataFrame) -> tuple[int, int]:
-    """The steady window spanning all streams, as the records' owner defines it (`RunData.window`)."""
-    return RunData(list(headers), records).window
 
-
-def summarize_records(
-    records: pd.DataFrame,
-    window: tuple[int, int],
-    slo: Slo,
-    *,
-    batch: int | None = None,
-) -> dict[str, Any]:
-    """The statistics of one run's records within `window` (a dict of `RunSummary` fields)."""
-    start, end = window
-    window_s = (end - start) / NS_PER_S
-    scheduled = records[(records["scheduled_ns"] >= start) & (records["scheduled_ns"] < end)]
+def summarize_records(run: RunData, slo: Slo, *, batch: int | None = None) -> RunStats:
+    """The statistics of one run's records within its measuring window."""
+    records = run.records
+    window = start, end = run.window
+    window_s = run.window_s
+    scheduled = records[records["in_window"]]
     status = scheduled["status"]
     ok = scheduled[status == "ok"]
     dropped = int((status == "dropped").sum())
@@ -173,56 +167,55 @@ def summarize_records(
     all_ok = records[records["status"] == "ok"]
     completed = all_ok[(all_ok["done_ns"] >= start) & (all_ok["done_ns"] < end)]
     completed_latency_ms = completed["latency_ms"].to_numpy(dtype=float)
-    throughput = len(completed) / window_s
-    goodput = int((completed_latency_ms <= slo.latency_ms).sum()) / window_s
+    throughput = len(completed) / window_s if window_s > 0 else 0.0
+    goodput = int((completed_latency_ms <= slo.latency_ms).sum()) / window_s if window_s > 0 else 0.0
     if batch is None:
         batch = int(records["batch"].iloc[0]) if len(records) else 1  # a records-only caller
 
     count = len(scheduled)
     error_rate = errors / count if count else 0.0
     drop_rate = dropped / count if count else 0.0
-    slo_interval = quantile_interval(latency_ms, slo.percentile)
-    slo_latency = slo_interval.value
+    return RunStats(
+        window_s=window_s,
+        scheduled=count,
+        ok=len(ok),
+        errors=errors,
+        dropped=dropped,
+        latency_ms=Percentiles.of(latency_ms),
+        service_ms=Percentiles.of(service_ms),
+        lateness_ms=Percentiles.of(lateness_ms),
+        throughput_rps=throughput,
+        goodput_rps=goodput,
+        predictions_per_s=throughput * batch,
+        error_rate=error_rate,
+        drop_rate=drop_rate,
+        slo=judge(quantile_interval(latency_ms, slo.percentile), error_rate, drop_rate, slo),
+        p99_interval=quantile_interval(latency_ms, 99.0),
+        throughput_interval=slice_rate_interval(completed["done_ns"].to_numpy(), window),
+    )
+
+
+def judge(interval: QuantileInterval, error_rate: float, drop_rate: float, slo: Slo) -> SloCheck:
+    """A run's SLO check from its SLO percentile's interval and its failure rates (the module docstring)."""
+    value = interval.value
     name = f"p{slo.percentile:g}"
     misses: list[str] = []
-    if slo_latency is None:
+    if value is None:
         misses.append("no ok responses in the measurement window")
-    elif slo_interval.enough and slo_latency > slo.latency_ms:
-        misses.append(f"{name} {slo_latency:.1f} ms > {slo.latency_ms:g} ms")
-    elif not slo_interval.enough and slo_interval.low is not None and slo_interval.low > slo.latency_ms:
+    elif interval.enough and value > slo.latency_ms:
+        misses.append(f"{name} {value:.1f} ms > {slo.latency_ms:g} ms")
+    elif not interval.enough and interval.low is not None and interval.low > slo.latency_ms:
         misses.append(
             f"{name} surely > {slo.latency_ms:g} ms: even its lower confidence bound is "
-            f"{slo_interval.low:.1f} ms (only {slo_interval.n} ok requests)"
+            f"{interval.low:.1f} ms (only {interval.n} ok requests)"
         )
-    if error_rate + drop_rate > slo.max_failure_rate:
+    if slo.failures_exceed(error_rate, drop_rate):
         misses.append(f"errors + drops {error_rate + drop_rate:.1%} > {slo.max_failure_rate:.0%}")
     note = None
-    if not misses and not slo_interval.enough:
-        note = too_few_note(slo_interval)
+    if not misses and not interval.enough:
+        note = too_few_note(interval)
     status = "missed" if misses else ("too few requests" if note else "met")
-    return {
-        "window_s": window_s,
-        "scheduled": count,
-        "ok": len(ok),
-        "errors": errors,
-        "dropped": dropped,
-        "latency_ms": Percentiles.of(latency_ms),
-        "service_ms": Percentiles.of(service_ms),
-        "lateness_ms": Percentiles.of(lateness_ms),
-        "throughput_rps": throughput,
-        "goodput_rps": goodput,
-        "predictions_per_s": throughput * batch,
-        "error_rate": error_rate,
-        "drop_rate": drop_rate,
-        "slo_latency_ms": slo_latency,
-        "met_slo": status == "met",
-        "slo_misses": tuple(misses),
-        "slo_status": status,
-        "slo_note": note,
-        "slo_interval": slo_interval,
-        "p99_interval": quantile_interval(latency_ms, 99.0),
-        "throughput_interval": slice_rate_interval(completed["done_ns"].to_numpy(), window),
-    }
+    return SloCheck(status=status, misses=tuple(misses), note=note, interval=interval)
 
 
 def too_few_note(interval: QuantileInterval) -> str:
@@ -252,10 +245,8 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
     except SchemaError as exc:
         raise ResultsError(str(exc)) from exc
     window = run.window
-    stats = summarize_records(run.records, window, slo, batch=identity.batch)
-    summary = RunSummary(
-        run_dir=str(run_dir),
-        cell_id=cell.cell_id if cell else run_dir.name,
+    samples = read_samples(run_dir)  # server_metrics.jsonl, read once for both views of it
+    key = CellKey(
         server=identity.server,
         protocol=identity.protocol,
         mode=identity.mode,
@@ -263,21 +254,25 @@ def summarize_run(run_dir: Path | str, slo: Slo) -> RunSummary:
         concurrency=identity.concurrency,
         batch=identity.batch,
         server_config_name=cell.server_config_name if cell else "default",
-        repetition=cell.repetition if cell else 0,
         repeat_share=identity.repeat_share,
+        arm="b" if cell and cell.arm == "b" else "",  # arm a is the line itself, its twin a line apart
+    )
+    return RunSummary(
+        run_dir=str(run_dir),
+        cell_id=cell.cell_id if cell else run_dir.name,
+        key=key,
+        repetition=cell.repetition if cell else 0,
         status=cell.status if cell else "done",
         error=cell.error if cell else None,
+        server_kind=identity.server_kind,
+        stats=summarize_records(run, slo, batch=identity.batch),
         generator_valid=load.valid if load else None,
         invalid_reasons=(() if load.valid else tuple(load.invalid_reasons)) if load else (NO_LOAD_JSON,),
-        server_usage=tuple(read_server_usage(run_dir, *window)),
-        server_kind=identity.server_kind,
-        early_stop=load.early_stop.model_dump() if load and load.early_stop else None,
-        early_stop_note=load.early_stop.describe() if load and load.early_stop else None,
+        server_usage=tuple(server_usage(samples, *window)),
+        server_side=server_side_of_run(samples, window, run.records, key.server, key.protocol),
+        early_stop=load.early_stop if load else None,
         round=cell.round if cell else None,
         position=cell.position if cell else None,
         arm=cell.arm if cell else None,
         machine=cell.machine if cell else None,
-        **stats,
     )
-    server_side = server_side_of_run(run_dir, window, run.records, summary.server, summary.protocol)
-    return replace(summary, server_side=server_side)

@@ -16,19 +16,24 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from analysis._files import read_samples
 from analysis._records import read_requests
-from analysis.percentiles import min_samples, percentile
+from analysis.percentiles import reportable_percentile
 from analysis.repetitions import CellSummary
-from analysis.server_side import read_samples, server_side
+from analysis.server_side import server_side
 from analysis.stats import RunSummary
 from analysis.verdicts import SweepVerdict
+from inferload_formats import Manifest, MatrixEcho
+from loadtest import RunData
+from serving.metrics_file import ServerSample
 
 CPU_SOURCES = {  # serving/monitor.py's CPU sources, as the table names them
     "psutil": "psutil, the server's process tree",
@@ -74,44 +79,54 @@ class CpuCost:
         return 1000.0 * self.balancer_cpu_seconds / self.ok
 
 
-def cpu_cost(run: RunSummary) -> CpuCost | None:
+class RunFiles:
+    """One run's records and server samples, each read once (through their owners) and only when asked."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    @cached_property
+    def samples(self) -> list[ServerSample]:
+        return read_samples(self.run_dir)
+
+    @cached_property
+    def run(self) -> RunData:
+        return read_requests(self.run_dir)
+
+    @cached_property
+    def ok_done_ns(self) -> np.ndarray:
+        frame = self.run.records
+        return frame.loc[frame["status"] == "ok", "done_ns"].to_numpy(dtype=np.int64)
+
+
+def cpu_cost(run: RunSummary, files: RunFiles | None = None) -> CpuCost | None:
     """The server CPU of one run per ok request (None without CPU samples or ok requests)."""
     if run.status != "done":
         return None
-    names = _replica_names(run)
-    if names == [run.server]:  # one server: H3's server-side figure, computed once there
+    files = files or RunFiles(run.run_dir)
+    names = _replica_names(run, files.samples)
+    if names == [run.key.server]:  # one server: H3's server-side figure, computed once there
         side = run.server_side
         if side is None or side.cpu_seconds is None or side.cpu_seconds_per_ok is None:
             return None
         ok = round(side.cpu_seconds / side.cpu_seconds_per_ok) if side.cpu_seconds_per_ok else 0
-        balancer = _balancer_cpu(run)
-        return CpuCost(side.cpu_seconds, ok, 1, run.batch, balancer)
-    return _replicated_cost(run, names)
+        balancer = _balancer_cpu(run, files)
+        return CpuCost(side.cpu_seconds, ok, 1, run.key.batch, balancer)
+    return _replicated_cost(run, names, files)
 
 
-def _replica_names(run: RunSummary) -> list[str]:
-    samples = read_samples(Path(run.run_dir))
+def _replica_names(run: RunSummary, samples: Sequence[ServerSample]) -> list[str]:
     names = sorted({s.server for s in samples
-                    if s.server == run.server or s.server.startswith(run.server + "-")})
-    return names or [run.server]
+                    if s.server == run.key.server or s.server.startswith(run.key.server + "-")})
+    return names or [run.key.server]
 
 
-def _window_and_ok(run: RunSummary) -> tuple[tuple[int, int], np.ndarray]:
-    from analysis.stats import measurement_window
-
-    records = read_requests(Path(run.run_dir))
-    window = measurement_window(records.headers, records.records)
-    frame = records.records
-    return window, frame.loc[frame["status"] == "ok", "done_ns"].to_numpy(dtype=np.int64)
-
-
-def _replicated_cost(run: RunSummary, names: Sequence[str]) -> CpuCost | None:
+def _replicated_cost(run: RunSummary, names: Sequence[str], files: RunFiles) -> CpuCost | None:
     """Σ replicas' CPU over their brackets, per ok response received between the outermost samples."""
-    samples = read_samples(Path(run.run_dir))
-    window, ok_done = _window_and_ok(run)
+    samples, window, ok_done = files.samples, files.run.window, files.ok_done_ns
     total, starts, ends = 0.0, [], []
     for name in names:
-        side = server_side(samples, window, ok_done, name, run.protocol)
+        side = server_side(samples, window, ok_done, name, run.key.protocol)
         if side is None or side.cpu_seconds is None or side.cpu_span_s is None:
             return None
         total += side.cpu_seconds
@@ -121,15 +136,13 @@ def _replicated_cost(run: RunSummary, names: Sequence[str]) -> CpuCost | None:
         starts.append(before[-1] if before else mine[0])
         ends.append(after[0] if after else mine[-1])
     ok = int(((ok_done > min(starts)) & (ok_done <= max(ends))).sum())
-    return CpuCost(total, ok, len(names), run.batch, _balancer_cpu(run))
+    return CpuCost(total, ok, len(names), run.key.batch, _balancer_cpu(run, files))
 
 
-def _balancer_cpu(run: RunSummary) -> float | None:
-    samples = read_samples(Path(run.run_dir))
-    if not any(s.server == "nginx" for s in samples):
+def _balancer_cpu(run: RunSummary, files: RunFiles) -> float | None:
+    if not any(s.server == "nginx" for s in files.samples):
         return None
-    window, ok_done = _window_and_ok(run)
-    side = server_side(samples, window, ok_done, "nginx", run.protocol)
+    side = server_side(files.samples, files.run.window, files.ok_done_ns, "nginx", run.key.protocol)
     return side.cpu_seconds if side is not None else None
 
 
@@ -156,13 +169,15 @@ class CpuRow:
         return (min(self.ms_per_ok), max(self.ms_per_ok)) if self.ms_per_ok else None
 
 
-def cpu_rows(cells: Iterable[CellSummary]) -> list[CpuRow]:
+def cpu_rows(cells: Iterable[CellSummary],
+             files: Callable[[RunSummary], RunFiles] | None = None) -> list[CpuRow]:
     """CPU per request of every open-loop cell that has CPU samples."""
+    files = files or (lambda run: RunFiles(run.run_dir))
     rows = []
     for cell in cells:
         if cell.key.mode != "open" or cell.key.rate is None:
             continue
-        costs = [c for c in (cpu_cost(run) for run in cell.runs if run.usable)
+        costs = [c for c in (cpu_cost(run, files(run)) for run in cell.runs if run.usable)
                  if c is not None and c.ms_per_ok is not None]
         if not costs:
             continue
@@ -241,17 +256,12 @@ class Topo:
         return (self.replicas, self.balancer, self.policy if self.balancer == "nginx" else "", self.cache)
 
 
-def topologies(manifest: dict[str, Any]) -> dict[str, Topo]:
-    configs = (manifest.get("experiment") or {}).get("server_configs") or []
-    found = {}
-    for config in configs:
-        balancer = config.get("balancer") or {}
-        found[config["name"]] = Topo(config["name"], int(config.get("replicas") or 1),
-                                     str(balancer.get("kind") or "none"),
-                                     str(balancer.get("policy") or "round_robin"),
-                                     (config.get("cache") or {}).get("kind") == "nginx",
-                                     bool(config.get("tls") or balancer.get("tls")))
-    return found
+def topologies(matrix: MatrixEcho | None) -> dict[str, Topo]:
+    """Each server config's topology, from the matrix a manifest echoes (none for a bare load run)."""
+    configs = matrix.server_configs if matrix is not None else ()
+    return {config.name: Topo(config.name, config.replicas, config.balancer.kind, config.balancer.policy,
+                              config.cache.kind == "nginx", config.tls or config.balancer.tls)
+            for config in configs}
 
 
 @dataclass(frozen=True)
@@ -440,7 +450,9 @@ class CacheRow:
         return self.hits / self.ok if self.ok else None
 
 
-def cache_rows(cells: Sequence[CellSummary], topo: dict[str, Topo]) -> list[CacheRow]:
+def cache_rows(cells: Sequence[CellSummary], topo: dict[str, Topo],
+               files: Callable[[RunSummary], RunFiles] | None = None) -> list[CacheRow]:
+    files = files or (lambda run: RunFiles(run.run_dir))
     rows = []
     for cell in cells:
         t = topo.get(cell.key.server_config_name)
@@ -450,7 +462,7 @@ def cache_rows(cells: Sequence[CellSummary], topo: dict[str, Topo]) -> list[Cach
         for run in cell.runs:
             if not run.usable:
                 continue
-            frame = read_requests(Path(run.run_dir)).records
+            frame = files(run).run.records
             steady = frame[frame["in_window"] & (frame["status"] == "ok")]
             hit.append(steady.loc[steady["cache"] == "hit", "latency_ms"].to_numpy())
             miss.append(steady.loc[steady["cache"] != "hit", "latency_ms"].to_numpy())
@@ -460,16 +472,10 @@ def cache_rows(cells: Sequence[CellSummary], topo: dict[str, Topo]) -> list[Cach
         rows.append(CacheRow(cell.key.server, cell.key.protocol, cell.key.server_config_name,
                              cell.key.repeat_share, cell.key.rate, int(hits.size + misses.size),
                              int(hits.size),
-                             _reportable(hits, 50), _reportable(hits, 99),
-                             _reportable(misses, 50), _reportable(misses, 99)))
+                             reportable_percentile(hits, 50), reportable_percentile(hits, 99),
+                             reportable_percentile(misses, 50), reportable_percentile(misses, 99)))
     return sorted(rows, key=lambda r: (r.server, r.protocol, r.server_config_name, r.repeat_share or 0,
                                        r.rate))
-
-
-def _reportable(samples: np.ndarray, p: float) -> float | None:
-    """The percentile only with enough samples for its interval (the reports' sample rule), else None."""
-    need = min_samples(p)
-    return percentile(samples, p) if need is not None and samples.size >= need else None
 
 
 def max_rate_by_share(verdicts: Sequence[SweepVerdict]) -> list[tuple[str, str, str, float, float | None]]:
@@ -520,11 +526,16 @@ class TopologyReport:
         }
 
 
-def topology_report(manifest: dict[str, Any], cells: Sequence[CellSummary],
+def topology_report(manifest: Manifest | None, cells: Sequence[CellSummary],
                     verdicts: Sequence[SweepVerdict]) -> TopologyReport:
-    topo = topologies(manifest)
-    rows = cpu_rows(cells)
-    cache = cache_rows(cells, topo)
+    topo = topologies(manifest.matrix if manifest is not None else None)
+    opened: dict[str, RunFiles] = {}  # each run's files read once for the whole section
+
+    def files(run: RunSummary) -> RunFiles:
+        return opened.setdefault(run.run_dir, RunFiles(run.run_dir))
+
+    rows = cpu_rows(cells, files)
+    cache = cache_rows(cells, topo, files)
     return TopologyReport(
         cpu=tuple(rows),
         cpu_verdicts=tuple(cpu_verdicts(rows)),

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from analysis.intervals import MISSING, Estimate
 from analysis.repetitions import CellSummary, GroupKey
+from inferload_formats import strict_fields
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class BestConfiguration:
     indistinguishable_from: tuple[GroupKey, ...] = ()  # lines whose brackets overlap its own
 
 
+@strict_fields
 @dataclass(frozen=True)
 class BatchingVerdict:
     """Latency- and throughput-optimal server configuration of one server x protocol x batch."""
@@ -109,6 +111,7 @@ class BatchingVerdict:
     throughput_indistinguishable_from: tuple[str, ...] = ()
 
 
+@strict_fields
 @dataclass(frozen=True)
 class BatchSweepPoint:
     """One closed-loop cell of a batch-size sweep."""
@@ -152,10 +155,10 @@ def _repetition_walks(usable: Sequence[CellSummary]) -> dict[int, tuple[float | 
     walks = {}
     for repetition in repetitions:
         rated = [
-            (c.key.rate or 0.0, r.slo_status)
+            (c.key.rate or 0.0, r.measured.slo.status)
             for c in usable
             for r in c.runs
-            if r.usable and r.repetition == repetition and r.slo_status in JUDGED
+            if r.usable and r.repetition == repetition and r.measured.slo.status in JUDGED
         ]
         walks[repetition] = _walk(sorted(rated))
     return walks
@@ -211,7 +214,7 @@ def sweep_verdict(group: GroupKey, cells: Sequence[CellSummary]) -> SweepVerdict
         if not cell.met_slo:
             first_miss = cell.key.rate
             if best is None:
-                misses = sorted({m for r in cell.runs if r.usable for m in r.slo_misses})
+                misses = sorted({m for r in cell.runs if r.usable for m in r.measured.slo.misses})
                 note = (
                     f"the lowest usable rate, {_fmt_rate(cell.key.rate)}, already missed the SLO "
                     f"({'; '.join(misses)})"
@@ -295,7 +298,9 @@ def sweep_verdicts(cells: Iterable[CellSummary]) -> list[SweepVerdict]:
 
 
 def best_configuration(verdicts: Sequence[SweepVerdict]) -> BestConfiguration:
-    """The sweep line with the most predictions/s at its max rate under the SLO."""
+    """The sweep line with the most predictions/s at its max rate under the SLO. An A/A check's twin of a
+    line (group arm "b") is the A/A's evidence, never a configuration of its own: left out."""
+    verdicts = [v for v in verdicts if v.group.arm != "b"]
     candidates = [v for v in verdicts if v.predictions_at_max_per_s is not None]
     if not candidates:
         note = "no configuration met the SLO at any usable rate"

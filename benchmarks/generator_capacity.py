@@ -5,7 +5,13 @@ Steps the open-loop Poisson rate up against a trivial loopback endpoint that ans
 handler for gRPC), each in its own process, and reports the highest rate one generator process
 sustains with lateness p99 under 1 ms, per protocol. In the same run, stock Locust HttpUser and
 FastHttpUser (closed loop, wait_time = constant(0), N users, 1 process) at their own maximum,
-for comparison. Writes benchmarks/results/generator_capacity.json and prints a table.
+for comparison, and a compiled open-loop generator on the same HTTP endpoint: httperf (Debian's
+package; Poisson session arrivals with `--period e`, one POST of the same body per session, so one
+TCP connection per request where ours keeps connections alive; `apt-get install httperf`), the
+reference the table measures us against (vegeta and wrk2 do not install from the registries this
+project reaches; `wrk` is closed loop). Writes benchmarks/results/generator_capacity.json and
+prints a table; `--before FILE` puts an earlier run's table into the same file (e.g. the engine
+before a change, measured in a run of its own).
 
 Each step also records the generator's CPU per request (its CPU time / requests sent: robust to
 other work on the machine, unlike the rates) and the 1-minute load average before and after it.
@@ -16,12 +22,12 @@ generator_capacity.busy.json unless --out names a file: a busy run never replace
 with silently worse numbers.
 
     python benchmarks/generator_capacity.py [--duration 3] [--max-rate 12000] [--users 32] [--rates 1000,4000]
+        [--before benchmarks/results/generator_capacity.before-engine.json] [--no-reference]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
@@ -85,7 +91,9 @@ def serve_grpc(port: int) -> None:
         await server.start()
         await server.wait_for_termination()
 
-    asyncio.run(main())
+    import uvloop
+
+    uvloop.run(main())  # the faster loop: the endpoint saturates before the generator does
 
 
 def start_http_endpoint(workdir: Path) -> tuple[subprocess.Popen[bytes], int, str]:
@@ -150,10 +158,44 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+# -- the machine's own wake-up lateness ------------------------------------------------------------
+def wakeup_floor(seconds: float = 3.0, rate: float = 300.0) -> dict[str, float]:
+    """Lateness of a bare timerfd sleep (Poisson instants at `rate`, timer slack 1 us, nothing else
+    to do): what the kernel and the virtual machine add to any generator's wake-ups, the floor under
+    every lateness in the table."""
+    import select
+
+    import numpy as np
+
+    from loadtest._timerfd import Timerfd, tighten_timer_slack
+
+    tighten_timer_slack()
+    timer, poller = Timerfd(), select.epoll()
+    poller.register(timer.fd, select.EPOLLIN)
+    rng = np.random.default_rng(0)
+    late, end = [], time.monotonic_ns() + int(seconds * 1e9)
+    while time.monotonic_ns() < end:
+        due = time.monotonic_ns() + int(rng.exponential(1e9 / rate))
+        timer.arm(due)
+        poller.poll(1.0)
+        timer.consume()
+        late.append((time.monotonic_ns() - due) / 1e6)
+    timer.close()
+    poller.close()
+    values = np.array(late)
+    return {"p50_ms": round(float(np.percentile(values, 50)), 3),
+            "p99_ms": round(float(np.percentile(values, 99)), 3),
+            "max_ms": round(float(values.max()), 3), "wakeups": len(values)}
+
+
 # -- our generator ------------------------------------------------------------------------------
 def step_rates(
-    protocol: str, port: int, rates: list[int], duration_s: float, out: Path
+    protocol: str, port: int, rates: list[int], duration_s: float, out: Path, endpoint_pid: int | None = None
 ) -> list[dict[str, Any]]:
+    """Our generator at each rate until it falls behind. `endpoint_pid`: the endpoint's CPU is recorded
+    per step (near 100 %: the endpoint, not the generator, sets the limit)."""
+    import psutil
+
     from loadtest import LoadSettings, run_load
 
     steps = []
@@ -171,7 +213,13 @@ def step_rates(
             run=f"capacity-{protocol}-{rate}",
         )
         load_before = os.getloadavg()[0]
+        endpoint = psutil.Process(endpoint_pid) if endpoint_pid else None
+        endpoint_before = sum(endpoint.cpu_times()[:2]) if endpoint else 0.0
         summary = run_load(settings, out / f"{protocol}-{rate}", progress=False)
+        endpoint_cpu = (
+            round(100 * (sum(endpoint.cpu_times()[:2]) - endpoint_before) / (duration_s + 0.5), 1)
+            if endpoint else None
+        )
         errors = summary.counts["error"] + summary.counts["timeout"]
         p99 = summary.lateness_ms["p99"]
         keeps_up = (
@@ -202,6 +250,7 @@ def step_rates(
             "invalid_reasons": summary.invalid_reasons,
             "loadavg_1min": round(os.getloadavg()[0], 2),
             "loadavg_1min_before": round(load_before, 2),
+            "endpoint_cpu_percent": endpoint_cpu,
         }
         steps.append(step)
         print(
@@ -209,12 +258,83 @@ def step_rates(
             f"{(step['lateness_p50_ms'] or 0):6.3f} p99 {(p99 or 0):7.3f} ms  CPU "
             f"{step['generator_cpu_percent']:5.1f}% ({step['cpu_us_per_request'] or 0:.0f} us/req)  "
             f"load {step['loadavg_1min_before']:.1f}->{step['loadavg_1min']:.1f}  "
+            f"endpoint CPU {endpoint_cpu}%  "
             f"{'keeps up' if keeps_up else 'FALLS BEHIND'}{', valid' if step['valid'] else ''}",
             flush=True,
         )
         if not keeps_up or summary.generator_cpu_percent_total > 95:
             break
     return steps
+
+
+# -- a compiled open-loop reference: httperf ------------------------------------------------------
+def httperf_steps(port: int, rates: list[int], duration_s: float, workdir: Path) -> list[dict[str, Any]]:
+    """httperf at each step rate (Poisson session arrivals, one POST per session) until it falls
+    behind. Its own report gives the achieved request rate, errors and its CPU time."""
+    executable = shutil.which("httperf")
+    if executable is None:
+        print("  httperf not installed (apt-get install httperf): no compiled reference", flush=True)
+        return []
+    sessions = workdir / "httperf-session.txt"
+    sessions.write_text(f"/predictions/linear method=POST contents='{'a' * 4 * FEATURES}'\n")
+    steps = []
+    for rate in rates:
+        count = max(1, round(rate * duration_s))
+        command = [
+            executable, "--server", "127.0.0.1", "--port", str(port), "--hog", "--timeout", "5",
+            "--add-header", "Content-Type: application/octet-stream\\n",
+            f"--wsesslog={count},0,{sessions}", f"--period=e{1 / rate:.9f}",
+        ]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=duration_s * 3 + 30)
+        except subprocess.TimeoutExpired:  # stuck (e.g. out of descriptors: it selects on at most 1024)
+            step = {"rate": rate, "sessions": count, "ok": 0, "errors": None, "duration_s": None,
+                    "achieved_send_rate": 0.0, "cpu_us_per_request": None, "keeps_up": False,
+                    "exit_code": None, "note": f"did not finish within {duration_s * 3 + 30:g} s"}
+            steps.append(step)
+            print(f"  httperf     {rate:>6}/s: did not finish (FALLS BEHIND)", flush=True)
+            break
+        step = parse_httperf(result.stdout, rate, count)
+        step["exit_code"] = result.returncode
+        steps.append(step)
+        print(
+            f"  httperf     {rate:>6}/s: sent {step['achieved_send_rate']:>8}/s  errors {step['errors']:>5}  "
+            f"CPU {step['cpu_us_per_request'] or 0:.0f} us/req  "
+            f"{'keeps up' if step['keeps_up'] else 'FALLS BEHIND'}",
+            flush=True,
+        )
+        if not step["keeps_up"]:
+            break
+    return steps
+
+
+def parse_httperf(report: str, rate: int, count: int) -> dict[str, Any]:
+    """httperf's summary: requests, replies, errors, duration, its CPU time (user + system)."""
+    import re
+
+    def number(pattern: str) -> float:
+        found = re.search(pattern, report)
+        return float(found.group(1)) if found else float("nan")
+
+    replies = number(r"Total: connections \d+ requests \d+ replies (\d+)")
+    duration = number(r"test-duration ([\d.]+) s")
+    errors = number(r"Errors: total (\d+)")
+    ok = number(r"Reply status: 1xx=\d+ 2xx=(\d+)")
+    cpu_s = number(r"CPU time \[s\]: user ([\d.]+)") + number(r"CPU time \[s\]: user [\d.]+ system ([\d.]+)")
+    send_rate = replies / duration if duration and duration == duration else 0.0
+    # open loop: all sessions created on their Poisson schedule, so a generator that falls behind
+    # stretches the run (the last arrival is due at ~count / rate)
+    keeps_up = ok == count and errors == 0 and duration <= 1.05 * count / rate + 0.1
+    return {
+        "rate": rate,
+        "sessions": count,
+        "ok": int(ok) if ok == ok else 0,
+        "errors": int(errors) if errors == errors else None,
+        "duration_s": duration,
+        "achieved_send_rate": round(send_rate, 1),
+        "cpu_us_per_request": round(1e6 * cpu_s / replies, 1) if replies and cpu_s == cpu_s else None,
+        "keeps_up": bool(keeps_up),
+    }
 
 
 # -- stock Locust -------------------------------------------------------------------------------
@@ -307,6 +427,46 @@ def capacity(steps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def table_of(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The headline rows of one results file: req/s per criterion, CPU per request at 1,000/s."""
+    rows = []
+    for protocol, label in (("http", "HTTP"), ("grpc", "gRPC")):
+        row = results["inferload_open_loop"][protocol]
+        rows.append({
+            "generator": f"inferload open loop, {label}",
+            "p99_under_1ms": row["max_rate_lateness_p99_under_1ms"],
+            "p99_under_5ms": row["max_rate_valid_lateness_p99_under_5ms"],
+            "keeps_up": row["max_rate_keeping_up"],
+            "cpu_us_per_request_at_1000": cpu_per_request_at(row["steps"], 1000),
+        })
+    reference = results.get("compiled_open_loop_reference")
+    if reference and reference["steps"]:
+        rows.append({
+            "generator": "httperf open loop, HTTP (connection per request)",
+            "p99_under_1ms": None, "p99_under_5ms": None,
+            "keeps_up": reference["max_rate_keeping_up"],
+            "cpu_us_per_request_at_1000": cpu_per_request_at(reference["steps"], 1000),
+        })
+    for entry in results["stock_locust_closed_loop"]:
+        rows.append({
+            "generator": f"stock Locust {entry['user_class']} ({entry['users']} users, closed)",
+            "p99_under_1ms": None, "p99_under_5ms": None,
+            "keeps_up": round(entry["requests_per_s"]), "cpu_us_per_request_at_1000": None,
+        })
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print("One generator process against a trivial loopback endpoint (req/s)")
+    print(f"{'generator':52s} {'p99<1ms':>8} {'p99<5ms':>8} {'keeps up':>9} {'CPU us/req @1000/s':>19}")
+    for row in rows:
+        cpu = row["cpu_us_per_request_at_1000"]
+        print(
+            f"{row['generator']:52s} {row['p99_under_1ms'] or '-':>8} {row['p99_under_5ms'] or '-':>8} "
+            f"{row['keeps_up'] or '-':>9} {cpu if cpu is not None else '-':>19}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -317,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"results file (default {RESULTS.name}; {BUSY_RESULTS.name} on a busy machine)")
     parser.add_argument("--rates", default="", help="comma-separated step rates (default: standard steps)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an earlier results file: its table goes into this run's file as `before`")
+    parser.add_argument("--no-reference", action="store_true", help="skip the httperf reference")
     parser.add_argument("--serve-http", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-grpc", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -349,28 +512,48 @@ def main(argv: list[str] | None = None) -> int:
         },
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    floor_before = wakeup_floor()
+    print(f"this machine's wake-up lateness (bare timerfd): p50 {floor_before['p50_ms']} p99 "
+          f"{floor_before['p99_ms']} max {floor_before['max_ms']} ms", flush=True)
     with OtherWork() as other, tempfile.TemporaryDirectory(prefix="inferload-capacity-") as tmp:
         workdir = Path(tmp)
         http, http_port, http_kind = start_http_endpoint(workdir)
         try:
             print(f"HTTP endpoint: {http_kind} on 127.0.0.1:{http_port}", flush=True)
-            http_steps = step_rates("rest-binary", http_port, rates, args.duration, workdir / "runs")
+            http_steps = step_rates("rest-binary", http_port, rates, args.duration, workdir / "runs",
+                                    http.pid)
             stock = [
                 stock_locust(cls, http_port, args.users, args.duration, workdir)
                 for cls in ("StockHttpUser", "StockFastHttpUser")
             ]
+            reference = [] if args.no_reference else httperf_steps(http_port, rates, args.duration, workdir)
         finally:
             stop(http)
         grpc_server, grpc_port, grpc_kind = start_grpc_endpoint()
         try:
             print(f"gRPC endpoint: {grpc_kind} on 127.0.0.1:{grpc_port}", flush=True)
-            grpc_steps = step_rates("grpc", grpc_port, rates, args.duration, workdir / "runs")
+            grpc_steps = step_rates("grpc", grpc_port, rates, args.duration, workdir / "runs",
+                                    grpc_server.pid)
         finally:
             stop(grpc_server)
     results["endpoints"] = {"http": http_kind, "grpc": grpc_kind}
     results["inferload_open_loop"] = {"http": capacity(http_steps), "grpc": capacity(grpc_steps)}
     results["stock_locust_closed_loop"] = stock
+    results["compiled_open_loop_reference"] = {
+        "tool": "httperf (Debian), --wsesslog one POST per session, --period e (Poisson arrivals), --hog",
+        "note": "one TCP connection per request (httperf's open loop creates sessions); ours keep "
+        "connections alive. No per-request lateness: keeps up = every session answered 2xx, no errors, "
+        "and the run not stretched past 105 % of the schedule",
+        "max_rate_keeping_up": highest(reference, "keeps_up"),
+        "steps": reference,
+    }
+    if args.before is not None:
+        before = json.loads(args.before.read_text())
+        results["before"] = {"file": str(args.before), "created_at": before.get("created_at"),
+                             "table": table_of(before)}
+    results["table"] = table_of(results)
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["wakeup_lateness"] = {"before": floor_before, "after": wakeup_floor()}
     busy = other.busy_reason
     results["machine"]["busy"] = busy is not None
     results["machine"]["busy_reason"] = busy
@@ -385,17 +568,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if busy:
         print(f"\nBUSY MACHINE: {busy}. The rates below are a lower bound, not the generator's capacity.")
-    print("\nOne generator process against a trivial loopback endpoint (req/s)")
-    print(f"{'generator':44s} {'p99<1ms':>8} {'p99<5ms':>8} {'keeps up':>9}")
-    for label, steps in (("HTTP (geventhttpclient)", http_steps), ("gRPC (grpc.aio thread)", grpc_steps)):
-        row = capacity(steps)
-        print(
-            f"{'inferload open loop, ' + label:44s} {row['max_rate_lateness_p99_under_1ms'] or '-':>8} "
-            f"{row['max_rate_valid_lateness_p99_under_5ms'] or '-':>8} {row['max_rate_keeping_up'] or '-':>9}"
-        )
-    for entry in stock:
-        label = f"stock Locust {entry['user_class']} ({entry['users']} users, closed)"
-        print(f"{label:44s} {'':>8} {'':>8} {entry['requests_per_s']:>9.0f}")
+    if "before" in results:
+        print(f"\nBEFORE ({results['before']['file']}, {results['before']['created_at']})")
+        print_table(results["before"]["table"])
+        print("\nAFTER (this run)")
+    print_table(results["table"])
+    floor = results["machine"]["wakeup_lateness"]
+    print(f"this machine's wake-up lateness p99 (bare timerfd, no work): {floor['before']['p99_ms']} ms "
+          f"before, {floor['after']['p99_ms']} ms after: no generator here can be below it")
     print(f"\nwritten to {out}")
     return 0
 

@@ -14,15 +14,14 @@ CPU time, unlike wall-clock latency, stays meaningful on a machine shared with o
 
 Also per request: minor page faults, context switches (all threads) and the server's CPU. Variants run
 interleaved with the base, repetition by repetition. A variant's JSON adds gRPC channel options to the
-generator's own (loadtest._transports.GRPC_CHANNEL_OPTIONS); its keys starting with "_" are experiments:
+generator's own (loadtest._spec.GRPC_CHANNEL_OPTIONS); its keys starting with "_" are experiments:
 "_env" (environment for the worker, e.g. MALLOC_MMAP_THRESHOLD_), "_server" (extra gRPC server options
-for tfs-compat: a server of its own), "_gc_threshold", "_library_pool_check" (geventhttpclient's own
-pooled-socket check). --endpoint trivial: nginx `return 200` (the generator alone, as in
-generator_capacity.py). --profile records the first repetition of each variant with the --profiler
-(perf: native frames with kernel names, the least intrusive; py-spy: Python frames, --nonblocking;
-py-spy-native: both, but it pauses the process and inflates its CPU) and writes the collapsed stacks
-and a summary: shares by category (page faults, sendmsg, copies, thread hand-offs, grpc core, Python),
-by thread, and the top frames. Results: benchmarks/results/profiles/.
+for tfs-compat: a server of its own), "_gc_threshold". --endpoint trivial: nginx `return 200` (the
+generator alone, as in generator_capacity.py). --profile records the first repetition of each variant
+with the --profiler (perf: native frames with kernel names, the least intrusive; py-spy: Python
+frames, --nonblocking; py-spy-native: both, but it pauses the process and inflates its CPU) and
+writes the collapsed stacks and a summary: shares by category (page faults, sendmsg, copies, thread
+hand-offs, grpc core, Python), by thread, and the top frames. Results: benchmarks/results/profiles/.
 """
 
 from __future__ import annotations
@@ -103,16 +102,13 @@ def start_tfs_compat(
 PROFILER = "py-spy"
 WORKER_SHIM = """
 import json, os, sys
-import loadtest._worker  # patches first, as a worker does
-from loadtest import _transports
+import loadtest._worker
+from loadtest import _spec
 extra = json.loads(os.environ["GENERATOR_CPU_EXTRA_OPTIONS"])
-if extra.pop("_library_pool_check", False):  # geventhttpclient's own check of pooled sockets
-    from geventhttpclient.connectionpool import ConnectionPool
-    _transports._idle_socket_alive = lambda sock: ConnectionPool._is_socket_alive(None, sock)
 if "_gc_threshold" in extra:
     import gc
     gc.set_threshold(*extra.pop("_gc_threshold"))
-_transports.GRPC_CHANNEL_OPTIONS.extend(extra.items())
+_spec.GRPC_CHANNEL_OPTIONS.extend(extra.items())
 sys.exit(loadtest._worker.main(sys.argv[1:]))
 """
 
@@ -165,23 +161,18 @@ def one_run(
 
 
 def lateness_ms(out: Path) -> tuple[float, float]:
-    """Lateness (sent - scheduled) p50 and p99 of the measured requests: wall clock, so only
-    meaningful on a quiet machine."""
-    import numpy as np
+    """Lateness (sent - scheduled) p50 and p99 of the measured requests (read through the records'
+    owner, nearest rank like every percentile of ours): wall clock, so only meaningful on a quiet
+    machine."""
+    from loadtest import read_run
+    from loadtest._percentiles import percentile
 
-    from loadtest._schema import stream_path
-
-    late = []
-    with open(stream_path(out, 0)) as handle:
-        header = json.loads(handle.readline())
-        start, end = header.get("measure_start_ns", 0), header.get("measure_end_ns", 2**63)
-        for line in handle:
-            record = json.loads(line)
-            if record.get("status") in ("ok", "error", "timeout") and start <= record["scheduled_ns"] < end:
-                late.append((record["sent_ns"] - record["scheduled_ns"]) / 1e6)
-    if not late:
+    records = read_run(out).records
+    sent = records[records["in_window"] & (records["status"] != "dropped")]["lateness_ms"]
+    p50, p99 = percentile(sent, 50), percentile(sent, 99)
+    if p50 is None or p99 is None:
         return float("nan"), float("nan")
-    return float(np.percentile(late, 50)), float(np.percentile(late, 99))
+    return p50, p99
 
 
 def write_perf_report(data: Path, collapsed: Path) -> None:
@@ -301,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.endpoint == "trivial":
         model = {"features": args.features or 1024}
     else:
-        model = json.loads((args.artifacts / "model.json").read_text())
+        from models.artifacts import ArtifactLayout
+
+        model = {"features": ArtifactLayout(args.artifacts).read_model_json().features}
     variants: dict[str, dict[str, Any]] = {"base": {}}
     for text in args.variant:
         name, _, options = text.partition("=")

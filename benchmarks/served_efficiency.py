@@ -43,6 +43,9 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
 from busy import OtherWork  # noqa: E402
 from single_request_latency import bodies, class_ids, senders  # noqa: E402
 
+from inferload_formats import PROTOCOLS, SERVERS  # noqa: E402
+from loadtest import LoadSummary  # noqa: E402
+from loadtest._summary import LOAD_FILE  # noqa: E402
 from models.artifacts import ArtifactLayout  # noqa: E402
 from models.floor import measure_floor  # noqa: E402
 from models.linear import make_inputs, predict  # noqa: E402
@@ -50,8 +53,6 @@ from serving import Ports, ServerSettings, Stack, up  # noqa: E402
 from serving.limits import RequestTooLargeError, check_request_size  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
-SERVERS = ("tfserving", "torchserve")
-PROTOCOLS = ("rest-json", "rest-binary", "grpc")
 FRAMEWORK = {"tfserving": "tensorflow", "torchserve": "torch"}
 
 
@@ -162,17 +163,17 @@ def throughput_cell(
     cpu_before = tree_cpu_s(pid)
     done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=limit_s)
     server_cpu_s = tree_cpu_s(pid) - cpu_before
-    if done.returncode != 0 or not (out / "load.json").exists():
+    if done.returncode != 0 or not (out / LOAD_FILE).exists():
         return {"batch": batch, "error": (done.stderr or done.stdout).strip()[-400:]}
-    summary = json.loads((out / "load.json").read_text())
-    ok_rate = float(summary["ok_rate"])
-    answered = summary["counts_total"]["ok"] + summary["counts_total"]["error"]
+    summary = LoadSummary.read(out / LOAD_FILE)  # load.json through its owner
+    ok_rate = summary.ok_rate
+    answered = summary.counts_total["ok"] + summary.counts_total["error"]
     return {
         "batch": batch,
         "ok_requests_per_s": round(ok_rate, 2),
         "predictions_per_s": round(ok_rate * batch, 1),
-        "errors": summary["counts"]["error"] + summary["counts"]["timeout"],
-        "generator_cpu_percent": round(float(summary["generator_cpu_percent_total"]), 1),
+        "errors": summary.counts["error"] + summary.counts["timeout"],
+        "generator_cpu_percent": round(summary.generator_cpu_percent_total, 1),
         # warm-up included; CPU time is what contention inflates least
         "server_cpu_ms_per_request": round(server_cpu_s * 1e3 / answered, 2) if answered else None,
     }

@@ -189,7 +189,7 @@ def hosts(stack: Stack, scratch: Path) -> list[Target]:
                 process.wait(240)
             except subprocess.TimeoutExpired:
                 process.kill()
-    starts = [h["measure_start_ns"] for h in read_run(run).headers]
+    starts = [h.measure_start_ns for h in read_run(run).headers]
     lost = [s for s in json.loads((run / "load.json").read_text())["streams"] if s["lost"]]
     kept = sum(s["arrivals"] for s in lost)  # in the measuring window
     expected = len(lost) * (rate / 3) * max(0.0, ((killed_ns or 0) - min(starts)) / 1e9)

@@ -15,6 +15,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from inferload_formats import (  # the matrix's `slo:` is the format's SLO, as the manifest records it
+    PROTOCOLS,
+    SERVERS,
+    Protocol,
+    Server,
+    Slo,
+    TfServingKind,
+)
 from loadtest._security import Security
 
 __all__ = [
@@ -49,12 +57,7 @@ __all__ = [
     "parse_experiment",
 ]
 
-SERVERS: tuple[str, ...] = ("tfserving", "torchserve", "triton")
-PROTOCOLS: tuple[str, ...] = ("rest-json", "rest-binary", "grpc")
-
-Server = Literal["tfserving", "torchserve", "triton"]
-Protocol = Literal["rest-json", "rest-binary", "grpc"]
-TFServingKind = Literal["tensorflow_model_server", "tfs-compat"]
+TFServingKind = TfServingKind  # the matrix's name for it
 
 Path_ = tuple[str | int, ...]
 _CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]*$")
@@ -459,13 +462,6 @@ class ExternalTarget(_Strict):
 
 Target = Annotated[LocalTarget | ComposeTarget | ExternalTarget, Field(discriminator="kind")]
 TARGET_KINDS = ("local", "compose", "external")
-
-
-class Slo(_Strict):
-    """The latency target verdicts are judged against, e.g. p99 <= 100 ms."""
-
-    percentile: float = Field(default=99.0, gt=0, lt=100)
-    latency_ms: float = Field(default=100.0, gt=0)
 
 
 class EarlyStopConfig(_Strict):

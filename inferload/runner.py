@@ -38,6 +38,7 @@ from inferload.manifest import (
     write_manifest,
 )
 from inferload.progress import MatrixProgress
+from inferload.results_disk import results_disk_failure, stop_on_disk_failure
 from inferload.rounds import Block, SearchRounds, blocks, level_rounds, round_order
 from inferload.search import (
     Judgement,
@@ -45,7 +46,6 @@ from inferload.search import (
     expected_steps,
     judge_step,
     longest_step_s,
-    slo_of,
 )
 from inferload.stages import RealStages, RunError, RunningServers, Stages, load_settings_for
 from inferload.targets import TargetDriver, driver_for
@@ -184,6 +184,7 @@ def _full_summary_dict(summary: Any) -> dict[str, Any] | None:
     return None
 
 
+@stop_on_disk_failure(RunError)
 def run_experiment(
     experiment: str | Path | Experiment,
     out_dir: str | Path,
@@ -254,8 +255,8 @@ def run_experiment(
         manifest["created_at"] = previous.created_at
         manifest["tfserving_kind"] = previous.tfserving_kind
         manifest["resumed_at"] = now_iso()
-        manifest["rounds"] = [entry.to_dict() for entry in previous.rounds]
-        manifest["warmups"] = [entry.to_dict() for entry in previous.warmups]
+        manifest["rounds"] = [entry.model_dump(mode="json") for entry in previous.rounds]
+        manifest["warmups"] = [entry.model_dump(mode="json") for entry in previous.warmups]
     write_manifest(manifest_path, manifest)
 
     per_cell = experiment.warmup_s + experiment.longest_duration_s + 4.0  # early_stop: the cap (a bound)
@@ -625,7 +626,7 @@ class _Session:
         rounds = SearchRounds(
             starts=list(block.lines().values()), search=search, cells_dir=self.out / "cells",
             duration_for=duration_rule(experiment),
-            judge=judge or (lambda step_dir: judge_step(step_dir, slo_of(experiment))), note=self.bar.note)
+            judge=judge or (lambda step_dir: judge_step(step_dir, experiment.slo)), note=self.bar.note)
         while active := rounds.active():
             order = round_order(active, self.seed, self.round)
             before: int | None = None
@@ -738,6 +739,8 @@ def _run_cell(cell: Cell, experiment: Experiment, *, stages: Stages, servers: Ru
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - recorded in the cell, the matrix goes on
+        if results_disk_failure(exc) is not None:
+            raise  # a full results disk stops the matrix (inferload/results_disk.py), not just the cell
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         if not servers.alive(cell.server):
             return f"{_what_died(servers, cell.server)} died during the cell ({detail})", None

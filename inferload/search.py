@@ -1,4 +1,13 @@
-"""The max-rate search: each sweep line's max Poisson rate under the SLO, found step by step.
+"""The one max-rate search: each sweep line's max Poisson rate under the SLO, bracketed and bisected.
+
+Two ways in, one bisection rule (`bisection_point`: the midpoint in rates people write, until the
+bracket is narrower than MIN_RELATIVE_GAP of its lower end):
+- a matrix's `load.search` (`plan`, `search_steps`), below;
+- `inferload run --refine N` after a fixed rate sweep (`refine`): the brackets the sweep's verdicts
+  leave (last rate met, first usable rate missed) are split N times, each midpoint an ordinary cell of
+  the matrix extended by that rate, judged again by analysis' verdicts over all its repetitions.
+
+The load.search way:
 
 perf_analyzer-style: offer `start`, `start x factor`, ... until a step does not meet the SLO or `max`
 is reached (a `start` that already misses steps down to `min`), then bisect between the last rate met
@@ -32,12 +41,14 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from inferload.cells import Cell
+from analysis.percentiles import min_samples
+from analysis.repetitions import summarize_cells
+from analysis.stats import summarize_run
+from analysis.verdicts import SweepVerdict
+from inferload.cells import Cell, expand_cells
 from inferload.experiments import Experiment, RateSearch
-from inferload.manifest import CELL_DONE, cell_status
-from inferload.refine import MIN_RELATIVE_GAP, round_rate
+from inferload_formats import CELL_DONE, Slo, cell_status
 
 __all__ = [
     "MET",
@@ -54,6 +65,14 @@ __all__ = [
     "expected_steps",
     "estimated_seconds",
     "SAMPLE_MARGIN",
+    "MIN_RELATIVE_GAP",
+    "Bracket",
+    "bisection_point",
+    "brackets",
+    "check_refinable",
+    "refine",
+    "round_rate",
+    "with_rate",
 ]
 
 MET = "met"
@@ -63,6 +82,27 @@ TOO_FEW = "too few requests"
 FAILED = "failed"
 
 SAMPLE_MARGIN = 1.2  # expected ok requests per step = this x the SLO percentile's minimum
+# Stop bisecting a line once its bracket is this narrow relative to its lower end: finer steps are
+# below what one repetition on a shared machine can tell apart.
+MIN_RELATIVE_GAP = 0.05
+
+
+def round_rate(rate: float) -> float:
+    """Midpoints as rates people write (and cell ids stay short): whole req/s from 10 up."""
+    return float(round(rate)) if rate >= 10 else round(rate, 1)
+
+
+def midpoint(low: float, high: float) -> float:
+    return round_rate((low + high) / 2)
+
+
+def bisection_point(low: float, high: float) -> float | None:
+    """The next rate to try between `low` (met) and `high` (not met), or None when the bracket is split
+    as finely as is worth it (its midpoint rounds onto an end, or it is narrower than MIN_RELATIVE_GAP)."""
+    mid = midpoint(low, high)
+    if not low < mid < high or high - low <= MIN_RELATIVE_GAP * low:
+        return None
+    return mid
 
 
 @dataclass(frozen=True)
@@ -142,8 +182,8 @@ def _plan(search: RateSearch, outcomes: Mapping[float, str]) -> SearchPlan:
     if low is None or high is None:
         return SearchPlan(None, None, low, high, high_outcome)
     for _ in range(search.bisect_steps):
-        mid = round_rate((low + high) / 2)
-        if not low < mid < high or high - low <= MIN_RELATIVE_GAP * low:
+        mid = bisection_point(low, high)
+        if mid is None:
             break
         outcome = outcomes.get(mid)
         if outcome is None:
@@ -187,8 +227,6 @@ def step_duration_s(rate: float, *, minimum_s: float, needed: int | None) -> flo
 def duration_rule(experiment: Experiment) -> Callable[[float], float]:
     """The step duration at each rate for this matrix's SLO percentile and `duration_s` (with
     `early_stop`, the step's minimum: it may run on up to max(that, max_duration_s))."""
-    from analysis.percentiles import min_samples
-
     needed = min_samples(experiment.slo.percentile)
     return lambda rate: step_duration_s(rate, minimum_s=experiment.duration_s, needed=needed)
 
@@ -274,11 +312,8 @@ def search_steps(
         note(f"{label}: {describe_result(final)}")
 
 
-def judge_step(cell_dir: Path, slo: Any) -> Judgement:
-    """One step judged by analysis' own definitions (`slo` is an `analysis.stats.Slo`)."""
-    from analysis.repetitions import summarize_cells
-    from analysis.stats import summarize_run
-
+def judge_step(cell_dir: Path, slo: Slo) -> Judgement:
+    """One step judged by analysis' own definitions, against the matrix's SLO."""
     status, error = cell_status(cell_dir)
     if status != CELL_DONE:
         return Judgement(FAILED, error or "the step did not finish")
@@ -291,21 +326,117 @@ def judge_step(cell_dir: Path, slo: Any) -> Judgement:
     (cell,) = summarize_cells([run], slo)
     estimate = cell.slo_estimate
     name = f"p{slo.percentile:g}"
+    stats = run.measured
     if cell.slo_status == MET:
         sure = "" if cell.met_surely is not False else ", not surely (interval straddles the bound)"
         return Judgement(MET, f"{name} {_ms(estimate.value)} ms [{_ms(estimate.low)}, {_ms(estimate.high)}]"
-                              f" over {run.ok} ok{sure}")
+                              f" over {stats.ok} ok{sure}")
     if cell.slo_status == MISSED:
-        return Judgement(MISSED, "; ".join(run.slo_misses))
-    return Judgement(TOO_FEW, "; ".join(cell.notes) or f"{run.ok} ok requests")
+        return Judgement(MISSED, "; ".join(stats.slo.misses))
+    return Judgement(TOO_FEW, "; ".join(cell.notes) or f"{stats.ok} ok requests")
 
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def slo_of(experiment: Experiment) -> Any:
-    """The matrix's SLO as analysis reads it from the manifest (one definition of the bound)."""
-    from analysis.stats import Slo
+# ---------------------------------------------------------------- after a fixed rate sweep: --refine
 
-    return Slo.from_manifest({"slo": experiment.slo.model_dump()})
+
+@dataclass(frozen=True)
+class Bracket:
+    """One sweep line's bracket: `low` met the SLO, `high` (usable) missed it."""
+
+    server: str
+    protocol: str
+    server_config_name: str
+    batch: int
+    low: float
+    high: float
+
+    @property
+    def midpoint(self) -> float:
+        return midpoint(self.low, self.high)
+
+    def worth_splitting(self) -> bool:
+        return bisection_point(self.low, self.high) is not None
+
+
+def check_refinable(experiment: Experiment) -> None:
+    """Bisection moves Poisson rates: refuse a closed-loop matrix (before its sweep is run)."""
+    if experiment.load.mode != "open":
+        raise ValueError("--refine bisects Poisson rates: it needs an open-loop matrix (load.mode: open)")
+    if experiment.load.search is not None:
+        raise ValueError("--refine bisects a fixed rate list; this matrix's `load.search` bisects already "
+                         "(raise its `bisect_steps` instead)")
+
+
+def brackets(verdicts: Iterable[SweepVerdict]) -> list[Bracket]:
+    """Brackets worth splitting, from `analysis` sweep verdicts (open-loop lines only)."""
+    found = []
+    for verdict in verdicts:
+        if verdict.first_miss_rate is None:
+            continue
+        bracket = Bracket(
+            server=verdict.group.server,
+            protocol=verdict.group.protocol,
+            server_config_name=verdict.group.server_config_name,
+            batch=verdict.group.batch,
+            low=verdict.max_rate_under_slo or 0.0,
+            high=verdict.first_miss_rate,
+        )
+        if bracket.worth_splitting():
+            found.append(bracket)
+    return found
+
+
+def with_rate(experiment: Experiment, rate: float) -> Experiment:
+    """The same matrix with one more Poisson rate (a change the runner accepts on resume: it adds cells)."""
+    rates = tuple(sorted({*(experiment.load.rates or ()), rate}))
+    return experiment.model_copy(update={"load": experiment.load.model_copy(update={"rates": rates})})
+
+
+def cell_ids_for(experiment: Experiment, bracket: Bracket) -> list[str]:
+    """The ids of the midpoint cells (every repetition) of one bracket in the extended matrix."""
+    return [
+        cell.cell_id
+        for cell in expand_cells(experiment).cells
+        if (cell.server, cell.protocol, cell.server_config_name, cell.batch)
+        == (bracket.server, bracket.protocol, bracket.server_config_name, bracket.batch)
+        and cell.rate == bracket.midpoint
+    ]
+
+
+def refine(
+    experiment: Experiment,
+    out_dir: Path,
+    *,
+    steps: int,
+    run_cells: Callable[[Experiment, str], None],
+    read_verdicts: Callable[[Path], Iterable[SweepVerdict]],
+    note: Callable[[str], None] = print,
+) -> list[Bracket]:
+    """Bisect every bracketed line `steps` times; returns the brackets that were split.
+
+    `run_cells(experiment, only_pattern)` runs the selected cells of a matrix into `out_dir` (the
+    runner), `read_verdicts(out_dir)` re-reads the sweep verdicts (analysis): both injected so the
+    bisection logic is tested without servers.
+    """
+    check_refinable(experiment)
+    split: list[Bracket] = []
+    for step in range(1, steps + 1):
+        todo = brackets(read_verdicts(out_dir))
+        if not todo:
+            note(f"refine step {step}: every bracket is narrower than {MIN_RELATIVE_GAP:.0%}, or none missed")
+            break
+        for bracket in todo:
+            experiment = with_rate(experiment, bracket.midpoint)
+            note(
+                f"refine step {step}: {bracket.server} {bracket.protocol} [{bracket.server_config_name}] "
+                f"batch {bracket.batch}: max rate in [{bracket.low:g}, {bracket.high:g}) req/s, "
+                f"trying {bracket.midpoint:g}"
+            )
+            for cell_id in cell_ids_for(experiment, bracket):
+                run_cells(experiment, cell_id)
+            split.append(bracket)
+    return split

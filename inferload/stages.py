@@ -129,14 +129,6 @@ def topology_for(config: ServerConfig) -> Any:
                     cache=cache, tls=tls)
 
 
-def _port_for(ports: Any, server: str, protocol: str) -> int:
-    if server == "tfserving":
-        return int(ports.tfserving_grpc if protocol == "grpc" else ports.tfserving_rest)
-    if server == "triton":
-        return int(ports.triton_grpc if protocol == "grpc" else ports.triton_http)
-    return int(ports.torchserve_grpc if protocol == "grpc" else ports.torchserve_inference)
-
-
 def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
                       server_kind: str | None, cpus: tuple[int, ...] | None = None,
                       endpoint: Any = None) -> dict[str, Any]:
@@ -152,7 +144,7 @@ def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
         "server": cell.server,
         "protocol": cell.protocol,
         "host": "127.0.0.1",
-        "port": _port_for(ports, cell.server, cell.protocol) if endpoint is None else endpoint.port,
+        "port": ports.serving_port(cell.server, cell.protocol) if endpoint is None else endpoint.port,
         "mode": cell.mode,
         "rate": cell.rate,
         "concurrency": cell.concurrency,

@@ -96,15 +96,8 @@ class TargetDriver(Protocol):
 
 
 def _local_endpoint(server: str, protocol: str, ports: Any) -> Endpoint:
-    if server == "triton":  # both APIs describe the model: the target itself
-        if protocol == "grpc":
-            return Endpoint(LOOPBACK, int(ports.triton_grpc), f"grpc://{LOOPBACK}:{ports.triton_grpc}")
-        return Endpoint(LOOPBACK, int(ports.triton_http), f"http://{LOOPBACK}:{ports.triton_http}")
-    if server == "tfserving":
-        port = ports.tfserving_grpc if protocol == "grpc" else ports.tfserving_rest
-        return Endpoint(LOOPBACK, int(port), f"http://{LOOPBACK}:{ports.tfserving_rest}")
-    port = ports.torchserve_grpc if protocol == "grpc" else ports.torchserve_inference
-    return Endpoint(LOOPBACK, int(port), f"http://{LOOPBACK}:{ports.torchserve_management}")
+    metadata = f"http://{LOOPBACK}:{ports.metadata_port(server)}"
+    return Endpoint(LOOPBACK, ports.serving_port(server, protocol), metadata)
 
 
 class LocalDriver:
@@ -186,7 +179,7 @@ class ComposeDriver:
 
 
 def _compose_limits(spec: ComposeTarget) -> Any:
-    from serving.compose import ComposeLimits
+    from serving.compose_override import ComposeLimits
 
     return ComposeLimits(cpus=spec.cpus, memory=spec.memory)
 
@@ -225,7 +218,7 @@ class ExternalServers:
 
     def monitored(self) -> list[Any]:
         """Metrics URLs only (pid None): their processes are not ours to sample."""
-        from serving.monitor import MonitoredServer
+        from serving.metrics_file import MonitoredServer
 
         return [
             MonitoredServer(name=server, kind=self._endpoints(server).kind or _UNLABELLED_KIND[server],

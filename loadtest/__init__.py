@@ -5,6 +5,8 @@ Only `locustfile.py` has a public module name here (`locust -f loadtest/` import
 Never imports TensorFlow, torch, serving/ or analysis/: load processes stay light.
 """
 
+from inferload_formats import PROTOCOLS, SERVERS
+
 from ._arrivals import ConstantArrivals, PoissonArrivals, StepArrivals, ramp, schedule_ns, stream_seed
 from ._discovery import (
     DiscoveryError,
@@ -38,7 +40,7 @@ from ._payloads import (
     read_payloads_json,
     write_payloads_json,
 )
-from ._runner import LoadError, run_load
+from ._runner import LoadError, ResultsWriteError, run_load
 from ._schema import (
     READABLE_VERSIONS,
     SCHEMA,
@@ -55,8 +57,6 @@ from ._schema import (
     run_identity,
 )
 from ._settings import (
-    PROTOCOLS,
-    SERVERS,
     STANDARD_PORTS,
     LoadSettings,
     describe_validation_error,
@@ -81,6 +81,7 @@ __all__ = [
     "EarlyStop",
     "EarlyStopOutcome",
     "LoadError",
+    "ResultsWriteError",
     "LoadSettings",
     "LoadSummary",
     "MergeError",

@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._percentiles import CONFIDENCE, QuantileInterval, quantile_interval
 from ._schema import RequestRecord
 
-CHECK_INTERVAL_S = 1.0
 StopReason = Literal["rule", "cap", "interrupted"]
 
 
@@ -134,7 +133,7 @@ class EarlyStopJudge:
     `observe` goes into the records sink (cheap: two appends per ok request in the window); calling the
     judge (`judge(now_ns)`) builds the sample (see the module docstring) and decides. `in_flight`
     returns the scheduled instants of the requests still in flight (`Engine.in_flight_scheduled`).
-    `offload` runs the arithmetic elsewhere (the load worker passes gevent's thread pool, so a partial
+    `offload` runs the arithmetic elsewhere (e.g. a thread pool, so a partial
     sort of a large sample never holds up the schedule); None: inline.
     """
 
@@ -158,7 +157,7 @@ class EarlyStopJudge:
 
     def observe(self, record: RequestRecord) -> None:
         if record.status == "ok" and record.scheduled_ns >= self._from_ns:
-            latency = record.done_ns - record.scheduled_ns
+            latency = record.latency_ns
             self._scheduled_ns.append(record.scheduled_ns)
             self._latencies_ns.append(latency)
             self._longest_ns = max(self._longest_ns, latency)

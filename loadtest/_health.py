@@ -190,7 +190,7 @@ def check_credentials(
     if settings.protocol == "grpc":
         import grpc
 
-        from ._transports import grpc_method
+        from ._spec import grpc_method
 
         channel = _channel(settings)
         try:
@@ -207,7 +207,7 @@ def check_credentials(
             channel.close()
         return
     from ._payloads import CONTENT_TYPES
-    from ._transports import rest_path
+    from ._spec import rest_path
 
     scheme = "https" if settings.security.tls else "http"
     path = rest_path(settings.server, settings.model_name)

@@ -8,23 +8,24 @@ is measured separately here and written to payloads.json for the reports.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal
 
 import numpy as np
 import orjson
+from pydantic import Field
 
 import inferload_protos as protos
+from inferload_formats import PROTOCOLS, SERVERS, Document, strict_fields
 
 from . import _oip
 from ._percentiles import percentile
-from ._schema import SchemaError, check_format, read_json_document
-from ._settings import PROTOCOLS, SERVERS, LoadSettings
+from ._settings import LoadSettings
 
-PAYLOADS_SCHEMA = "inferload.payloads"
+PAYLOADS_SCHEMA: Final = "inferload.payloads"
 PAYLOADS_SCHEMA_VERSION = 1
 
 CONTENT_TYPES: dict[tuple[str, str], str] = {
@@ -140,6 +141,7 @@ def build_pool(settings: LoadSettings) -> PayloadPool:
     return PayloadPool(bodies=bodies, encode_s=encode_s)
 
 
+@strict_fields
 @dataclass(frozen=True)
 class EncodingRecord:
     """Encode cost and body size of one server x protocol x batch (median over repeats)."""
@@ -197,45 +199,26 @@ PAYLOADS_NOTE = (
     "TF Serving rest-binary is JSON with base64 strings: its REST API accepts JSON only; Triton "
     "rest-binary is the Open Inference Protocol's binary tensor extension (a JSON header, then raw float32)"
 )
-_ENCODING_FIELDS = tuple(f.name for f in fields(EncodingRecord))
+
+
+class PayloadsDocument(Document):
+    """payloads.json (`inferload.payloads` v1): the encode cost and body size of each body format."""
+
+    schema_: Literal["inferload.payloads"] = Field(default=PAYLOADS_SCHEMA, alias="schema")
+    schema_version: int = PAYLOADS_SCHEMA_VERSION
+    note: str = PAYLOADS_NOTE
+    encodings: list[EncodingRecord]
 
 
 def write_payloads_json(path: str | Path, records: Iterable[EncodingRecord]) -> Path:
-    """payloads.json: {"schema": "inferload.payloads", "schema_version": 1, "encodings": [...]}."""
-    path = Path(path)
-    document = {
-        "schema": PAYLOADS_SCHEMA,
-        "schema_version": PAYLOADS_SCHEMA_VERSION,
-        "note": PAYLOADS_NOTE,
-        "encodings": [asdict(r) for r in records],
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    return path
+    """payloads.json: {"schema": "inferload.payloads", "schema_version": 1, "note", "encodings": [...]}."""
+    return PayloadsDocument(encodings=list(records)).write(path)
 
 
 def read_payloads_json(path: str | Path) -> list[EncodingRecord]:
     """The encodings of a payloads.json written by `write_payloads_json`; SchemaError for another schema
     or version, or an entry whose fields are not exactly EncodingRecord's."""
-    document = read_json_document(path)
-    check_format(path, document, PAYLOADS_SCHEMA, (PAYLOADS_SCHEMA_VERSION,))
-    unknown = sorted(set(document) - {"schema", "schema_version", "note", "encodings"})
-    if unknown or not isinstance(document.get("encodings"), list):
-        raise SchemaError(
-            f"{path}: not a valid {PAYLOADS_SCHEMA} document: expected schema, schema_version, note and "
-            f"an `encodings` list" + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
-        )
-    records = []
-    for index, entry in enumerate(document["encodings"]):
-        keys = set(entry) if isinstance(entry, dict) else set()
-        missing, extra = [f for f in _ENCODING_FIELDS if f not in keys], sorted(keys - set(_ENCODING_FIELDS))
-        if missing or extra:
-            raise SchemaError(
-                f"{path}: encodings[{index}] is not an EncodingRecord"
-                + (f"; missing {', '.join(missing)}" if missing else "")
-                + (f"; unknown field(s) {', '.join(extra)}" if extra else "")
-            )
-        records.append(EncodingRecord(**entry))
-    return records
+    return PayloadsDocument.read(path).encodings
 
 
 # ---------------------------------------------------------------- distinct and repeated inputs

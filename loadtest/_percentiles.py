@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from inferload_formats import strict_fields
+
 CONFIDENCE = 0.95  # every interval in the reports is two-sided at this level
 
 
@@ -66,6 +68,13 @@ def min_samples(p: float, confidence: float = CONFIDENCE) -> int | None:
             n -= 1
         need = max(need, n)
     return need
+
+
+def enough_samples(n: int, p: float, confidence: float = CONFIDENCE) -> bool:
+    """The sample rule: a p-th percentile of n samples is reported only when n >= `min_samples(p)` (both
+    ends of its interval exist); never for p = 0 or 100."""
+    needed = min_samples(p, confidence)
+    return needed is not None and n >= needed
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,7 @@ def quantile_ranks(n: int, p: float, confidence: float = CONFIDENCE) -> Quantile
     return QuantileRanks(n, point_rank, low_rank, high_rank, float(above - below))
 
 
+@strict_fields
 @dataclass(frozen=True)
 class QuantileInterval:
     """A nearest-rank percentile of one run with its exact, distribution-free confidence interval.
@@ -142,7 +152,8 @@ class QuantileInterval:
 
     @property
     def enough(self) -> bool:
-        return self.needed is not None and self.n >= self.needed and self.high is not None
+        """The sample rule (`enough_samples`), with the upper end the rule guarantees."""
+        return enough_samples(self.n, self.p, self.confidence) and self.high is not None
 
 
 def quantile_interval(

@@ -1,6 +1,6 @@
 """run_load: the headless entry point. Runs the load in `processes` worker subprocesses.
 
-Why subprocesses even for one: gevent monkey-patching and the no-TensorFlow rule then hold no
+Why subprocesses even for one: each worker's one event loop and the no-TensorFlow rule then hold no
 matter who calls (the experiment runner imports TensorFlow). Workers build their payloads first
 and report ready; all then start at one common instant on the machine-wide monotonic clock, each
 with rate/N and its own seed stream. SIGINT/SIGTERM are forwarded; records so far stay on disk,
@@ -27,6 +27,7 @@ from typing import IO, Any
 from ._early_stop import EarlyStopOutcome
 from ._health import preflight
 from ._payloads import EncodingRecord, write_payloads_json
+from ._safeguards import describe_write_failure
 from ._schema import read_run
 from ._settings import LoadSettings
 from ._summary import LoadSummary, summarize
@@ -37,6 +38,19 @@ START_DELAY_S = 0.2  # room for every worker to read its start message before th
 
 class LoadError(RuntimeError):
     """The load could not run (a worker failed to start or crashed)."""
+
+
+class ResultsWriteError(LoadError):
+    """The results could not be written (a full or read-only disk): the run was stopped at once;
+    what was written before stays on disk. `failure`: the file and the reason."""
+
+    def __init__(self, failure: str, out_dir: Path) -> None:
+        super().__init__(
+            f"could not write the results: {failure}. The load was stopped at once; the records written "
+            f"before are kept in {out_dir} (a torn last line is skipped when read). Free space there (or "
+            "give another output directory) and run again"
+        )
+        self.failure = failure
 
 
 @dataclass
@@ -284,7 +298,14 @@ def run_load(
         raise
     time.sleep(0.05)  # let the reader threads take the last lines
     failed = [(k, w) for k, w in enumerate(workers) if w.process.returncode != 0 or not w.done]
-    write_payloads_json(out_dir / "payloads.json", _encoding_records(settings, workers[0].ready_info))
+    not_written = [w.done["write_error"] for w in workers if w.done.get("write_error")]
+    try:
+        write_payloads_json(out_dir / "payloads.json", _encoding_records(settings, workers[0].ready_info))
+    except OSError as exc:
+        raise ResultsWriteError(not_written[0] if not_written else
+                                describe_write_failure(out_dir / "payloads.json", exc), out_dir) from exc
+    if not_written:  # load.json would only say "interrupted"; the error says why, and where
+        raise ResultsWriteError(not_written[0], out_dir)
     interrupted = bool(stopped) or any(w.done.get("stopped") for w in workers)
     data = read_run(out_dir)
     early = workers[0].done.get("early_stop")  # one process when the rule is on (LoadSettings)
@@ -296,7 +317,10 @@ def run_load(
         cpus_applied=[list(w.ready_info.get("cpus") or []) for w in workers],
         early_stop=EarlyStopOutcome.model_validate(early) if early else None,
     )
-    summary.write(out_dir / "load.json")
+    try:
+        summary.write(out_dir / "load.json")
+    except OSError as exc:
+        raise ResultsWriteError(describe_write_failure(out_dir / "load.json", exc), out_dir) from exc
     refused = next((w.done["refused"] for w in workers if w.done.get("refused")), None)
     if refused:
         raise LoadError(f"{refused} (records in {out_dir})")

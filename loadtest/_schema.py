@@ -10,25 +10,24 @@ echoes the resolved settings). docs/results-format.md documents the format for r
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import orjson
+
+from inferload_formats import SchemaError, check_version, strict_fields, validate
 
 from ._clock import wall_minus_monotonic_ns
 
 SCHEMA = "inferload.requests"
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # what read_records / read_run accept
-CACHE_STATUSES = ("hit", "miss", "none")
-STATUSES = ("ok", "error", "timeout", "dropped")
 Status = Literal["ok", "error", "timeout", "dropped"]
 FLUSH_INTERVAL_S = 0.25
 
@@ -57,25 +56,45 @@ class RequestRecord:
     error: str | None
     cache: str = "none"  # "hit" | "miss": a cache in front answered with X-Cache-Status; "none": no cache
 
+    @property
+    def latency_ns(self) -> int:
+        """done - scheduled: what a client waited, counted from when it meant to send."""
+        return self.done_ns - self.scheduled_ns
+
+    @property
+    def service_ns(self) -> int:
+        return self.done_ns - self.sent_ns
+
+    @property
+    def lateness_ns(self) -> int:
+        """sent - scheduled: the generator's own delay."""
+        return self.sent_ns - self.scheduled_ns
+
 
 RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
 
 
+@strict_fields
 @dataclass(frozen=True)
 class RunHeader:
-    """Line 1 of every records stream: what produced the records that follow."""
+    """Line 1 of every records stream: what produced the records that follow.
+
+    `measure_start_ns` .. `measure_end_ns` is the stream's steady window; the run's measuring window
+    is where every stream's window holds (`run_window`).
+    """
 
     run: str
     stream: int
-    settings: dict[str, Any]
+    settings: dict[str, Any]  # the resolved LoadSettings, plus `streams` (how many share the rate)
     measure_start_ns: int
     measure_end_ns: int
     server_kind: str | None = None
     hostname: str = field(default_factory=lambda: os.uname().nodename)
     pid: int = field(default_factory=os.getpid)
     versions: dict[str, str] = field(default_factory=dict)
-    # wall - monotonic clock of this host: puts streams of several hosts on one timeline (read_run)
-    wall_minus_monotonic_ns: int = field(default_factory=wall_minus_monotonic_ns)
+    # wall - monotonic clock of this host: puts streams of several hosts on one timeline (read_run);
+    # None in streams written before it was recorded (they are all of one host)
+    wall_minus_monotonic_ns: int | None = field(default_factory=wall_minus_monotonic_ns)
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     schema: str = SCHEMA
     schema_version: int = SCHEMA_VERSION
@@ -85,67 +104,34 @@ class RunHeader:
         # schema first, so `head -1` reads naturally
         return {"schema": data.pop("schema"), "schema_version": data.pop("schema_version"), **data}
 
+    @property
+    def rate(self) -> float | None:
+        """The arrival rate this stream was asked for: its settings' rate over the streams sharing it
+        (None in closed loop)."""
+        rate = self.settings.get("rate")
+        if not rate or self.settings.get("mode", "open") != "open":
+            return None
+        return float(rate) / max(1, int(self.settings.get("streams") or self.settings.get("processes") or 1))
 
-_HEADER_FIELDS = tuple(f.name for f in fields(RunHeader))
-_HEADER_REQUIRED = ("run", "stream", "settings", "measure_start_ns", "measure_end_ns")
-
-
-class SchemaError(ValueError):
-    """A results file that is not of its format (schema, readable version, fields) or is malformed."""
-
-
-def version_problem(where: object, schema: str, found: Any, readable: tuple[int, ...]) -> str:
-    """The refusal of a file whose format version this inferload does not read: the file, the version
-    it says and the version(s) read here, and what to do (every format's reader words it this way)."""
-    reads = " or ".join(str(v) for v in readable)
-    newer = isinstance(found, int) and not isinstance(found, bool) and found > max(readable)
-    hint = (
-        "it was written by a newer inferload: upgrade inferload to read it"
-        if newer
-        else "re-run it with this inferload, or read it with the inferload that wrote it"
-    )
-    return f"{where}: {schema} format version {found!r}; this inferload reads version {reads}: {hint}"
+    def shifted(self, shift_ns: int) -> RunHeader:
+        """The header with its window moved by `shift_ns` (onto another host's timeline)."""
+        return replace(self, measure_start_ns=self.measure_start_ns + shift_ns,
+                       measure_end_ns=self.measure_end_ns + shift_ns)
 
 
-def read_json_document(path: str | Path) -> Any:
-    """A JSON results file parsed, or SchemaError naming it (missing, or not JSON)."""
-    try:
-        return orjson.loads(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise SchemaError(f"{path}: file not found") from None
-    except orjson.JSONDecodeError as exc:
-        raise SchemaError(f"{path}: not valid JSON ({exc})") from exc
+# Fields a readable version's writers did not always write (read as unknown, never as the reader's own)
+_HEADER_ADDED_LATER: dict[str, Any] = {"wall_minus_monotonic_ns": None}
 
 
-def field_problems(where: object, kind: str, exc: Exception) -> SchemaError:
-    """A pydantic ValidationError as one SchemaError naming the file and each bad field."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(document)'}: "
-            + ("unknown field (misspelt, or from another version)" if e["type"] == "extra_forbidden"
-               else e["msg"])
-            for e in errors()
-        )
-    else:
-        details = str(exc)
-    return SchemaError(f"{where}: not a valid {kind} document: {details}")
-
-
-def check_format(where: object, document: Any, schema: str, readable: tuple[int, ...]) -> int:
-    """The version of a JSON document that must be `schema` at one of the `readable` versions, else
-    SchemaError naming the file, what it says and what is read here (never guess a format)."""
-    if not isinstance(document, dict) or "schema" not in document:
-        raise SchemaError(
-            f'{where}: no format header (a JSON object with "schema": "{schema}" and "schema_version"); '
-            "it was not written by inferload, or is damaged"
-        )
-    if document.get("schema") != schema:
-        raise SchemaError(f"{where}: schema is {document.get('schema')!r}, expected {schema!r}")
-    version = document.get("schema_version")
-    if version not in readable or isinstance(version, bool):
-        raise SchemaError(version_problem(where, schema, version, readable))
-    return int(version)
+def run_window(headers: Sequence[RunHeader]) -> tuple[int, int]:
+    """The run's measuring window, [start, end) in ns: where every stream's own window holds (the
+    latest start, the earliest end), so a rate measured in it has every stream sending its share.
+    Empty (end == start) when the streams' windows do not overlap."""
+    if not headers:
+        raise ValueError("a run without streams has no measuring window")
+    start = max(h.measure_start_ns for h in headers)
+    end = min(h.measure_end_ns for h in headers)
+    return start, max(start, end)
 
 
 def stream_path(run_dir: str | Path, stream: int | None = None) -> Path:
@@ -194,6 +180,13 @@ class RecordWriter:
         if self._owns_file:
             self._file.close()
 
+    def discard(self) -> None:
+        """Close without writing what is still buffered (a write already failed: a full disk).
+        May raise the OSError of the file's own last flush; the file is closed all the same."""
+        self._buffer.clear()
+        if self._owns_file:
+            self._file.close()
+
     def __enter__(self) -> RecordWriter:
         return self
 
@@ -223,24 +216,15 @@ def _open_lines(source: str | Path | IO[bytes] | IO[str]) -> tuple[Iterator[byte
     return iter(source), None
 
 
-def _check_header(line: bytes | str, where: str) -> dict[str, Any]:
+def _check_header(line: bytes | str, where: str) -> RunHeader:
     try:
         header = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise SchemaError(f"{where}: line 1 is not JSON ({exc}); expected an {SCHEMA} header") from exc
     if isinstance(header, dict) and "schema" in header and header["schema"] != SCHEMA:
         raise SchemaError(f"{where}: not an {SCHEMA} stream (line 1 has schema={_schema_of(header)!r})")
-    check_format(where, header, SCHEMA, READABLE_VERSIONS)
-    missing = [name for name in _HEADER_REQUIRED if name not in header]
-    unknown = sorted(set(header) - set(_HEADER_FIELDS))
-    if missing or unknown:
-        raise SchemaError(
-            f"{where}: line 1 is not an {SCHEMA} header"
-            + (f"; missing {', '.join(missing)}" if missing else "")
-            + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
-            + f" (a header has {', '.join(_HEADER_FIELDS)})"
-        )
-    return header
+    check_version(where, header, SCHEMA, READABLE_VERSIONS)
+    return validate(RunHeader, {**_HEADER_ADDED_LATER, **header}, f"{where}: line 1", f"{SCHEMA} header")
 
 
 def _schema_of(header: Any) -> Any:
@@ -251,8 +235,8 @@ def _where(source: object) -> str:
     return str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "<stream>")
 
 
-def read_header(source: str | Path | IO[bytes] | IO[str]) -> dict[str, Any]:
-    """The header of a records stream, checked for schema and version."""
+def read_header(source: str | Path | IO[bytes] | IO[str]) -> RunHeader:
+    """The header of a records stream, checked for schema, version and fields."""
     lines, handle = _open_lines(source)
     try:
         first = next(lines, None)
@@ -276,6 +260,8 @@ def read_records(source: str | Path | IO[bytes] | IO[str]) -> Iterator[RequestRe
         if first is None:
             raise SchemaError(f"{where}: empty file, expected an {SCHEMA} header")
         _check_header(first, where)
+        # The records' own fields are checked by the dataclass (a misspelt or missing one is a TypeError
+        # naming it): at millions of records per run, the fast path, not pydantic.
         for number, line in enumerate(lines, start=2):
             if not line.strip():
                 continue
@@ -302,43 +288,41 @@ def _is_last(lines: Iterator[Any]) -> bool:
 class RunData:
     """A run directory read back: one header per stream and every record as a DataFrame.
 
-    Derived columns (milliseconds): latency_ms = done - scheduled, service_ms = done - sent,
-    lateness_ms = sent - scheduled; `in_window` marks records scheduled inside the steady
-    window [measure_start_ns, measure_end_ns) of their stream's header.
+    Derived columns (`add_derived_times`): latency_ms, service_ms, lateness_ms, and `in_window`, true
+    for records scheduled inside the run's measuring window (`run_window` of the headers), the one
+    window the load summary and the analysis both count in. Headers are on the first host's timeline
+    (`clock_shifts[i]`: how far stream i's times were moved to get there; 0 on the first host).
     """
 
-    headers: list[dict[str, Any]]
+    headers: list[RunHeader]
     records: Any  # pandas.DataFrame (typed loosely: pandas is imported lazily)
+    clock_shifts: tuple[int, ...] = ()
 
     @property
-    def header(self) -> dict[str, Any]:
+    def header(self) -> RunHeader:
         return self.headers[0]
 
     @property
+    def window(self) -> tuple[int, int]:
+        """The run's measuring window: [start, end) in ns (`run_window`)."""
+        return run_window(self.headers)
+
+    @property
     def measure_start_ns(self) -> int:
-        return min(h["measure_start_ns"] for h in self.headers)
+        return self.window[0]
 
     @property
     def measure_end_ns(self) -> int:
-        return max(h["measure_end_ns"] for h in self.headers)
+        return self.window[1]
 
     @property
-    def window(self) -> tuple[int, int]:
-        """The steady measuring window spanning every stream: [start, end) in ns."""
-        return self.measure_start_ns, self.measure_end_ns
+    def window_s(self) -> float:
+        start, end = self.window
+        return (end - start) / 1e9
 
     @property
     def identity(self) -> RunIdentity:
         return run_identity(self.headers)
-
-
-def stream_rate(header: dict[str, Any]) -> float | None:
-    """The arrival rate one stream was asked for: its settings' rate over the processes sharing it."""
-    settings = header.get("settings") or {}
-    rate = settings.get("rate")
-    if not rate or settings.get("mode", "open") != "open":
-        return None
-    return float(rate) / max(1, int(settings.get("streams") or settings.get("processes") or 1))
 
 
 @dataclass(frozen=True)
@@ -356,25 +340,25 @@ class RunIdentity:
     repeat_share: float | None
 
 
-def run_identity(headers: list[dict[str, Any]], where: object = "<run>") -> RunIdentity:
+def run_identity(headers: Sequence[RunHeader], where: object = "<run>") -> RunIdentity:
     """The identity of a run from its streams' headers; SchemaError when the streams disagree.
 
-    The rate is the sum of the streams' shares (`stream_rate`): `run_load` streams each carry the total
-    over their number, Locust users and hosts of a cluster their own share.
+    The rate is the sum of the streams' shares (`RunHeader.rate`): `run_load` streams each carry the
+    total over their number, Locust users and hosts of a cluster their own share.
     """
     if not headers:
         raise SchemaError(f"{where}: no records stream, so no run settings")
-    settings = [h["settings"] for h in headers]
+    settings = [h.settings for h in headers]
     first = settings[0]
     for key in ("server", "protocol", "mode", "batch"):
         if key not in first:
             raise SchemaError(f"{where}: the header's settings lack {key!r} (expected resolved LoadSettings)")
         if any(s.get(key) != first[key] for s in settings):
             raise SchemaError(f"{where}: the streams disagree on {key!r}: one run measures one thing")
-    shares = [stream_rate(h) for h in headers]
+    shares = [h.rate for h in headers]
     rate = float(f"{math.fsum(r for r in shares if r is not None):.12g}") if first["mode"] == "open" else None
-    kind = next((h.get("server_kind") or h["settings"].get("server_kind") for h in headers
-                 if h.get("server_kind") or h["settings"].get("server_kind")), None)
+    kind = next((h.server_kind or h.settings.get("server_kind") for h in headers
+                 if h.server_kind or h.settings.get("server_kind")), None)
     concurrency = first.get("concurrency") if first["mode"] == "closed" else None
     repeat_share = first.get("repeat_share")
     return RunIdentity(
@@ -397,6 +381,22 @@ def run_streams(run_dir: str | Path) -> list[Path]:
     return ([single] if single.exists() else []) + many
 
 
+_INT_COLUMNS = ["seq", "stream", "batch", "scheduled_ns", "sent_ns", "done_ns", "bytes_out", "bytes_in",
+                "code"]
+
+
+def add_derived_times(records: Any, window: tuple[int, int]) -> Any:
+    """The records DataFrame with the derived columns of `RequestRecord`'s times, in ms (latency =
+    done - scheduled, service = done - sent, lateness = sent - scheduled), and `in_window`: scheduled
+    inside `window` [start, end)."""
+    records["latency_ms"] = (records["done_ns"] - records["scheduled_ns"]) / 1e6
+    records["service_ms"] = (records["done_ns"] - records["sent_ns"]) / 1e6
+    records["lateness_ms"] = (records["sent_ns"] - records["scheduled_ns"]) / 1e6
+    start, end = window
+    records["in_window"] = (records["scheduled_ns"] >= start) & (records["scheduled_ns"] < end)
+    return records
+
+
 def read_run(run_dir: str | Path) -> RunData:
     """Read every records stream of a run directory into one DataFrame (see RunData)."""
     import pandas as pd
@@ -406,7 +406,8 @@ def read_run(run_dir: str | Path) -> RunData:
         raise FileNotFoundError(
             f"{run_dir}: no requests.jsonl or requests.<stream>.jsonl here; is this a load run directory?"
         )
-    headers: list[dict[str, Any]] = []
+    headers: list[RunHeader] = []
+    shifts: list[int] = []
     frames = []
     host_offsets: dict[str, int] = {}  # the first offset seen per host: one clock per machine
     for path in paths:
@@ -417,48 +418,25 @@ def read_run(run_dir: str | Path) -> RunData:
         if shift:
             for column in ("scheduled_ns", "sent_ns", "done_ns"):
                 frame[column] = frame[column].astype("int64") + shift
-            header = {**header, "measure_start_ns": header["measure_start_ns"] + shift,
-                      "measure_end_ns": header["measure_end_ns"] + shift, "clock_shift_ns": shift}
+            header = header.shifted(shift)
         headers.append(header)
-        frame["in_window"] = (frame["scheduled_ns"] >= header["measure_start_ns"]) & (
-            frame["scheduled_ns"] < header["measure_end_ns"]
-        )
+        shifts.append(shift)
         frames.append(frame)
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RECORD_FIELDS))
-    int_columns = [
-        "seq",
-        "stream",
-        "batch",
-        "scheduled_ns",
-        "sent_ns",
-        "done_ns",
-        "bytes_out",
-        "bytes_in",
-        "code",
-    ]
-    records[int_columns] = records[int_columns].astype("int64")
-    records["latency_ms"] = (records["done_ns"] - records["scheduled_ns"]) / 1e6
-    records["service_ms"] = (records["done_ns"] - records["sent_ns"]) / 1e6
-    records["lateness_ms"] = (records["sent_ns"] - records["scheduled_ns"]) / 1e6
+    records[_INT_COLUMNS] = records[_INT_COLUMNS].astype("int64")
+    records = add_derived_times(records, run_window(headers))
     records = records.sort_values(["scheduled_ns", "stream", "seq"], ignore_index=True)
-    return RunData(headers=headers, records=records)
+    return RunData(headers=headers, records=records, clock_shifts=tuple(shifts))
 
 
-def _clock_shift(header: dict[str, Any], host_offsets: dict[str, int]) -> int:
+def _clock_shift(header: RunHeader, host_offsets: dict[str, int]) -> int:
     """Nanoseconds that put this stream's times on the first host's monotonic timeline.
 
     Streams of one host share its monotonic clock (shift 0 among them); another host's times move by
     the difference of the hosts' wall - monotonic offsets (as exact as their wall clocks agree).
     """
-    offset = header.get("wall_minus_monotonic_ns")
-    host = str(header.get("hostname"))
-    if offset is None:
+    if header.wall_minus_monotonic_ns is None:
         return 0
-    host_offsets.setdefault(host, int(offset))
+    host_offsets.setdefault(header.hostname, header.wall_minus_monotonic_ns)
     reference = next(iter(host_offsets.values()))
-    return host_offsets[host] - reference
-
-
-def records_from_bytes(data: bytes) -> list[RequestRecord]:
-    """Convenience for tests and pipes: parse a whole stream held in memory."""
-    return list(read_records(io.BytesIO(data)))
+    return host_offsets[header.hostname] - reference

@@ -14,13 +14,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from inferload_formats import Protocol, Server
+
 from ._early_stop import EarlyStop
 from ._security import Security
-
-SERVERS = ("tfserving", "torchserve", "triton")
-PROTOCOLS = ("rest-json", "rest-binary", "grpc")
-Server = Literal["tfserving", "torchserve", "triton"]
-Protocol = Literal["rest-json", "rest-binary", "grpc"]
 
 STANDARD_PORTS: dict[tuple[str, str], int] = {
     ("tfserving", "rest-json"): 8501,

@@ -8,19 +8,20 @@ it can be reported as a server result, and why not.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from inferload_formats import Document
 
 from ._early_stop import EarlyStopOutcome
 from ._percentiles import percentile
-from ._schema import RunData, check_format, field_problems, read_json_document, stream_rate
+from ._schema import RunData, Status
 from ._settings import LoadSettings
 
 LOAD_FILE = "load.json"
-LOAD_SCHEMA = "inferload.load"
+LOAD_SCHEMA: Final = "inferload.load"
 LOAD_SCHEMA_VERSION = 2  # load.json's own version; 2 added `early_stop` (1 is still read: no early stop)
 LOAD_READABLE_VERSIONS = (1, 2)
 RATE_SHORTFALL_LIMIT = 0.05  # achieved send rate more than 5 % below target: invalid
@@ -48,12 +49,12 @@ class StreamHealth(BaseModel):
     lost: bool  # stopped sending long before the other streams: its process or host died
 
 
-class LoadSummary(BaseModel):
+class LoadSummary(Document):
     """Generator health and counts of one load run; written to load.json."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+    READABLE = LOAD_READABLE_VERSIONS
 
-    schema_: str = Field(default=LOAD_SCHEMA, alias="schema")
+    schema_: Literal["inferload.load"] = Field(default=LOAD_SCHEMA, alias="schema")
     schema_version: int = LOAD_SCHEMA_VERSION
     run: str
     server: str
@@ -87,21 +88,6 @@ class LoadSummary(BaseModel):
     # the stopping rule's outcome (measured window, why it ended, the interval then); None: no rule
     early_stop: EarlyStopOutcome | None = None
 
-    def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(self.model_dump_json(indent=2, by_alias=True) + "\n")
-        return path
-
-    @classmethod
-    def read(cls, path: str | Path) -> LoadSummary:
-        """load.json as written by `write`; SchemaError for another schema or version, or a bad field."""
-        document = read_json_document(path)
-        check_format(path, document, LOAD_SCHEMA, LOAD_READABLE_VERSIONS)
-        try:
-            return cls.model_validate(document)
-        except ValidationError as exc:
-            raise field_problems(path, LOAD_SCHEMA, exc) from exc
-
 
 def _percentile(values: np.ndarray, q: float) -> float | None:
     """Nearest rank, the method of every percentile inferload reports (loadtest._percentiles)."""
@@ -121,20 +107,20 @@ def stream_health(data: RunData) -> list[StreamHealth]:
         first_ns, end_ns = int(records["scheduled_ns"].min()), int(records["scheduled_ns"].max())
     health = []
     for header in data.headers:
-        stream = int(header["stream"])
+        stream = header.stream
         own = records[records["stream"] == stream]
         window = own[own["in_window"]]
         sent = window[window["status"] != "dropped"]
         lateness = sent["lateness_ms"].to_numpy(dtype=float)
-        rate = stream_rate(header)
+        rate = header.rate
         last_ns = int(own["scheduled_ns"].max()) if len(own) else None
         silence_s = (end_ns - (last_ns if last_ns is not None else first_ns)) / 1e9
         limit_s = max(LOST_SILENCE_MIN_S, LOST_SILENCE_ARRIVALS / rate) if rate else math.inf
         health.append(
             StreamHealth(
                 stream=stream,
-                host=str(header.get("hostname", "?")),
-                pid=header.get("pid"),
+                host=header.hostname,
+                pid=header.pid,
                 rate=rate,
                 arrivals=len(window),
                 sent=len(sent),
@@ -183,11 +169,11 @@ def summarize(
 ) -> LoadSummary:
     """Compute the summary of a finished (or interrupted) run from its records."""
     records = data.records
-    window_s = (data.measure_end_ns - data.measure_start_ns) / 1e9
+    window_s = data.window_s
     in_window = records[records["in_window"]]
-    statuses = ("ok", "error", "timeout", "dropped")
-    counts = {s: int((in_window["status"] == s).sum()) for s in statuses}
-    counts_total = {s: int((records["status"] == s).sum()) for s in statuses}
+    statuses: tuple[Status, ...] = get_args(Status)
+    counts: dict[str, int] = {s: int((in_window["status"] == s).sum()) for s in statuses}
+    counts_total: dict[str, int] = {s: int((records["status"] == s).sum()) for s in statuses}
     sent = in_window[in_window["status"] != "dropped"]
     lateness = sent["lateness_ms"].to_numpy(dtype=float)
     lateness_ms = {

@@ -1,11 +1,13 @@
-"""Thin senders with one interface: `send(body) -> Outcome(status, code, bytes_in, error)`.
+"""The gevent engine's senders (Locust users), with one interface: `send(body) -> Outcome`.
 
 Why this shape: the engine only times calls and records outcomes, so every failure (HTTP error,
 gRPC status, timeout, connection reset) must come back as a value, never as an exception that
 would end the run. HTTP uses geventhttpclient (a kept-alive pool sized for the in-flight bound);
-gRPC uses grpcio with raw bytes in and out (identity serializers): in the load worker (real
-threads) through grpc.aio on a thread of its own (_grpc_thread.py); under Locust's full
-monkey-patching, blocking calls made cooperative by `grpc.experimental.gevent.init_gevent()`.
+gRPC uses grpcio with raw bytes in and out (identity serializers), its blocking calls made
+cooperative by `grpc.experimental.gevent.init_gevent()` (Locust's full monkey-patching). What
+they send comes from a `_spec.TransportSpec` (`make_transport`), as for the asyncio engine's
+senders (`_aio_transports.py`, `_h2grpc.py`: `inferload load` workers); `Outcome` and the failure
+texts here are shared by both.
 """
 
 from __future__ import annotations
@@ -16,25 +18,15 @@ import select
 import socket
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from . import _oip
 from ._security import Credentials, Security, grpc_channel_options, grpc_credentials, ssl_context
-from ._settings import LoadSettings
 
 if TYPE_CHECKING:
-    from ._grpc_thread import AioGrpcThread
+    from ._settings import LoadSettings
 
-TFSERVING_PREDICT = "/tensorflow.serving.PredictionService/Predict"
-TORCHSERVE_PREDICT = "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions"
 _ERROR_TEXT = 300
 _HEAD_CACHE = 64  # distinct body lengths whose request head is kept
-_GRPC_MAX_MESSAGE = 2**31 - 1  # as TF Serving and tfs-compat accept: the servers decide what is too big
 
 
-# Every generator gRPC channel's options (both transports).
-GRPC_CHANNEL_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE),
-    ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE),
-]
 
 
 class Outcome(NamedTuple):
@@ -69,24 +61,25 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def rest_path(server: str, model_name: str) -> str:
-    if server == "tfserving":
-        return f"/v1/models/{model_name}:predict"
-    if server == "triton":
-        return _oip.infer_path(model_name)
-    return f"/predictions/{model_name}"
-
-
-def rest_headers(settings: LoadSettings) -> dict[str, str]:
-    """HTTP headers every request of `settings` carries besides Content-Type (the body's shape is fixed)."""
-    if settings.server == "triton":
-        return _oip.request_headers(settings.protocol, settings.batch, settings.features)
-    return {}
-
-
-def _describe(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
+    """A failure's record text: its type and message, cut to the record's error length."""
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:_ERROR_TEXT]
+
+
+
+
+def grpc_outcome(grpc: Any, exc: BaseException, redact: Any = str) -> Outcome:
+    """A failed gRPC call as a record: its status code and name with the details (deadline: timeout);
+    `redact` takes the credentials out of the text (a server may echo them)."""
+    if isinstance(exc, grpc.RpcError):
+        status = exc.code() if hasattr(exc, "code") else None
+        code = int(status.value[0]) if status is not None else 0
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        kind = "timeout" if status == grpc.StatusCode.DEADLINE_EXCEEDED else "error"
+        name = status.name if status is not None else "UNKNOWN"
+        return Outcome(kind, code, 0, redact(f"{name}: {details}"[:_ERROR_TEXT]))
+    return Outcome("error", 0, 0, redact(describe_failure(exc)))
 
 
 def _send_parts(sock: Any, head: bytes, body: bytes) -> None:
@@ -155,15 +148,15 @@ class HttpTransport:
         pool: int,
         security: Security | None = None,
         credentials: Credentials | None = None,
-        headers: dict[str, str] | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ):
         from geventhttpclient import HTTPClient
 
         self._path = path
         self._timeout_s = timeout_s
         self._credentials = credentials or Credentials()
-        self._headers = {"Content-Type": content_type, "Connection": "keep-alive",
-                         **self._credentials.headers("inference"), **(headers or {})}
+        self._headers = {"Content-Type": content_type, "Connection": "keep-alive", **dict(headers),
+                         **self._credentials.headers("inference")}
         self._heads: dict[int, bytes] = {}  # request head by body length (credentials in memory only)
         self._block_size = 65536
         tls: dict[str, Any] = {}
@@ -201,9 +194,9 @@ class HttpTransport:
         except gevent.Timeout:
             return Outcome("timeout", 0, 0, f"no response within {self._timeout_s} s")
         except TimeoutError as exc:
-            return Outcome("timeout", 0, 0, _describe(exc))
+            return Outcome("timeout", 0, 0, describe_failure(exc))
         except Exception as exc:  # connection refused/reset, protocol errors: a record, not a crash
-            return Outcome("error", 0, 0, self._credentials.redact(_describe(exc)))
+            return Outcome("error", 0, 0, self._credentials.redact(describe_failure(exc)))
         if 200 <= code < 300:
             return Outcome("ok", code, len(data), None, cache)
         # Any other status is an error, never a latency: also a balancer's own 502/503/504.
@@ -240,6 +233,13 @@ class HttpTransport:
                 return HTTPSocketPoolResponse(sock, pool, block_size=self._block_size, method="POST")
             except Exception:
                 raise exc from None
+        except BaseException:
+            # The timeout (gevent.Timeout) fired while the body was still going out (a slow or cut
+            # link): the half-sent connection is closed and its pool slot freed. Kept, every such
+            # timeout would hold one slot for good, and once `pool` of them had happened every
+            # later request would wait for a slot until its own timeout, even after the link healed.
+            pool.release_socket(sock)
+            raise
         return HTTPSocketPoolResponse(sock, pool, block_size=self._block_size, method="POST")
 
     def prime(self) -> None:
@@ -260,7 +260,8 @@ class HttpTransport:
 
 class GrpcTransport:
     """Unary calls with raw request bytes on one grpcio channel (no generated stubs needed), over TLS
-    when `security` says so, with the credentials as metadata on every call."""
+    when `security` says so, with the credentials as metadata on every call; blocking calls,
+    cooperative where `grpc.experimental.gevent.init_gevent()` ran (Locust)."""
 
     def __init__(
         self,
@@ -274,102 +275,48 @@ class GrpcTransport:
     ):
         import grpc
 
+        from ._spec import GRPC_CHANNEL_OPTIONS
+
         self._grpc = grpc
         self._timeout_s = timeout_s
         self._credentials = credentials or Credentials()
         self._metadata = self._credentials.grpc_metadata() or None
         host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         options = list(GRPC_CHANNEL_OPTIONS)
-        channel_credentials = None
         if security is not None and security.tls:
-            channel_credentials = grpc_credentials(security)  # built once, for the one channel
             options += grpc_channel_options(security)
-        from gevent import monkey
-
-        # Real threads (the load worker): grpc.aio on a thread of its own, a third less CPU per call.
-        # Fully patched (Locust, with init_gevent): blocking calls that yield to other greenlets.
-        self._aio: AioGrpcThread | None = None
-        if not monkey.is_module_patched("threading"):
-            from ._grpc_thread import AioGrpcThread
-
-            secured: dict[str, Any] = {}  # a plaintext target without credentials: the plain call
-            if channel_credentials is not None or self._metadata is not None:
-                secured = {"credentials": channel_credentials, "metadata": self._metadata}
-            self._aio = AioGrpcThread(f"{host}:{port}", method, options=options, **secured)
-            return
-        if channel_credentials is None:
-            self._channel = grpc.insecure_channel(f"{host}:{port}", options=options)
-        else:
+            channel_credentials = grpc_credentials(security)  # built once, for the one channel
             self._channel = grpc.secure_channel(f"{host}:{port}", channel_credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(f"{host}:{port}", options=options)
         self._call = self._channel.unary_unary(method, request_serializer=None, response_deserializer=None)
 
     def send(self, body: bytes) -> Outcome:
-        if self._aio is not None:
-            started_ns, response, failure = self._aio.call(body, self._timeout_s)
-            if failure is None:
-                return Outcome("ok", 0, len(response), None, sent_ns=started_ns)
-            return self._failure(failure)._replace(sent_ns=started_ns)
         try:
             response = self._call(body, timeout=self._timeout_s, metadata=self._metadata)
         except Exception as exc:
-            return self._failure(exc)
+            return grpc_outcome(self._grpc, exc, self._credentials.redact)
         return Outcome("ok", 0, len(response), None)
 
-    def _failure(self, exc: BaseException) -> Outcome:
-        grpc = self._grpc
-        if isinstance(exc, grpc.RpcError):
-            status = exc.code() if hasattr(exc, "code") else None
-            code = int(status.value[0]) if status is not None else 0
-            details = exc.details() if hasattr(exc, "details") else str(exc)
-            kind = "timeout" if status == grpc.StatusCode.DEADLINE_EXCEEDED else "error"
-            name = status.name if status is not None else "UNKNOWN"
-            return Outcome(kind, code, 0, self._credentials.redact(f"{name}: {details}"[:_ERROR_TEXT]))
-        return Outcome("error", 0, 0, self._credentials.redact(_describe(exc)))
-
     def prime(self) -> None:
-        if self._aio is not None:
-            self._aio.wait_ready(self._timeout_s)  # not ready: the requests will report what is wrong
-            return
         try:
             self._grpc.channel_ready_future(self._channel).result(timeout=self._timeout_s)
         except self._grpc.FutureTimeoutError:
             pass  # the requests will report what is wrong
 
     def close(self) -> None:
-        if self._aio is not None:
-            self._aio.close()
-            return
         self._channel.close()
 
 
 def make_transport(settings: LoadSettings, credentials: Credentials | None = None) -> Transport:
-    """The sender for settings.server x settings.protocol at settings.host:resolved_port, with the
-    target's TLS and credentials (read here unless the caller read them already)."""
-    from ._payloads import CONTENT_TYPES
+    """The gevent sender for settings.server x settings.protocol at settings.host:resolved_port, with
+    the target's TLS and credentials (read here unless the caller read them already)."""
+    from ._spec import transport_spec
 
-    if credentials is None:
-        credentials = Credentials.load(settings.security)
-    if settings.protocol == "grpc":
-        method = grpc_method(settings.server, settings.grpc_service)
-        return GrpcTransport(settings.host, settings.resolved_port, method,
-                             timeout_s=settings.timeout_s, security=settings.security,
-                             credentials=credentials)
-    pool = settings.max_in_flight if settings.mode == "open" else (settings.concurrency or 1)
-    return HttpTransport(
-        settings.host,
-        settings.resolved_port,
-        rest_path(settings.server, settings.model_name),
-        CONTENT_TYPES[(settings.server, settings.protocol)],
-        timeout_s=settings.timeout_s,
-        pool=pool,
-        security=settings.security,
-        credentials=credentials,
-        headers=rest_headers(settings),
-    )
-
-
-def grpc_method(server: str, grpc_service: str | None = None) -> str:
-    """The full gRPC method path a server's requests call (a V2 server's: ModelInfer of `grpc_service`)."""
-    if server == "triton":
-        return _oip.grpc_method(grpc_service)
-    return TFSERVING_PREDICT if server == "tfserving" else TORCHSERVE_PREDICT
+    spec = transport_spec(settings, credentials)
+    if spec.kind == "grpc":
+        return GrpcTransport(spec.host, spec.port, spec.grpc_method, timeout_s=spec.timeout_s,
+                             security=spec.security, credentials=spec.credentials)
+    return HttpTransport(spec.host, spec.port, spec.path, spec.content_type, timeout_s=spec.timeout_s,
+                         pool=spec.pool, security=spec.security, credentials=spec.credentials,
+                         headers=spec.extra_headers)

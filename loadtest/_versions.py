@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import platform
 from functools import cache
-from importlib import metadata
 
-_PACKAGES = ("inferload", "gevent", "geventhttpclient", "grpcio", "protobuf", "orjson", "numpy", "locust")
+from inferload_formats.versions import installed_versions
+
+_PACKAGES = (
+    "inferload", "gevent", "geventhttpclient", "uvloop", "httptools", "hpack", "grpcio", "protobuf", "orjson",
+    "numpy", "locust",
+)
 
 
 @cache
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return installed_versions(_PACKAGES)

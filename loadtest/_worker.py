@@ -1,48 +1,46 @@
 """One load process: `python -m loadtest._worker --stream K --streams N --out DIR` (settings on stdin).
 
-Why a subprocess: gevent monkey-patching must happen before anything else is imported, and the
-load path must never carry TensorFlow or torch. Protocol with the parent (_runner.py), one JSON
+Why a subprocess: the load path must never carry TensorFlow or torch, and the engine owns the
+process's one thread: its asyncio loop (`_aio_engine`) runs the schedule, the transport and the
+records. Protocol with the parent (_runner.py), one JSON
 object per line: the parent writes the settings, the worker builds its payload pool and answers
 {"event": "ready"}; the parent then writes {"start_ns": ...} (a common start on the machine-wide
 monotonic clock); the worker reports {"event": "progress", ...} twice a second and
 {"event": "done", ...} at the end. SIGTERM/SIGINT stop the schedule and drain in-flight requests.
 """
 
-import gevent  # noqa: I001 - configured and patched before anything else is imported
-from gevent import monkey
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import signal
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-gevent.config.track_greenlet_tree = False  # no spawning-stack capture per request greenlet
+import psutil
 
-# Everything but threads: gRPC runs grpc.aio on a real thread of its own (_grpc_thread.py), which
-# costs less CPU per call than grpcio's gevent integration (the engine's fallback alarm is a real thread too).
-monkey.patch_all(thread=False)
-
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import psutil  # noqa: E402
-
-from ._arrivals import make_arrivals, stream_seed  # noqa: E402
-from ._early_stop import EarlyStopJudge, judge  # noqa: E402
-from ._engine import Engine, StopWhen  # noqa: E402
-from ._payloads import build_pool, repeat_choice  # noqa: E402
-from ._schema import RecordWriter, RequestRecord, RunHeader, rewrite_header, stream_path  # noqa: E402
-from ._security import RefusalWatch  # noqa: E402
-from ._settings import LoadSettings  # noqa: E402
-from ._transports import make_transport  # noqa: E402
-from ._versions import versions  # noqa: E402
+from ._aio_engine import AioEngine, new_loop
+from ._aio_transports import make_aio_transport
+from ._arrivals import make_arrivals, stream_seed
+from ._core import StopWhen
+from ._early_stop import EarlyStopJudge, judge
+from ._payloads import build_pool, repeat_choice
+from ._safeguards import GuardedWriter, watch_parent
+from ._schema import RequestRecord, RunHeader, rewrite_header, stream_path
+from ._security import RefusalWatch
+from ._settings import LoadSettings
+from ._spec import transport_spec
+from ._timerfd import tighten_timer_slack
+from ._versions import versions
 
 PROGRESS_INTERVAL_S = 0.5
 DRAIN_GRACE_ON_STOP_S = 2.0
+EXIT_RESULTS_NOT_WRITTEN = 3  # the records could not be written (a full disk): `done` says where
 
 
 def _emit(event: str, **data: Any) -> None:
@@ -61,8 +59,11 @@ def _read_message() -> dict[str, Any]:
 def run_worker(stream: int, streams: int, out_dir: Path) -> int:
     settings = LoadSettings.model_validate(_read_message()["settings"])
     pool = build_pool(settings)
-    transport = make_transport(settings)
-    transport.prime()
+    tighten_timer_slack()  # the pacer's timerfd fires within a microsecond, not the default 50
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    transport = make_aio_transport(transport_spec(settings), loop)
+    loop.run_until_complete(transport.prime())
     if settings.early_stop is not None:
         judge([1.0], 0, settings.early_stop.percentile)  # its imports (scipy) now, not during the run
     _emit(
@@ -85,7 +86,13 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         server_kind=settings.server_kind,
         versions=versions(),
     )
-    writer = RecordWriter(stream_path(out_dir, stream), header)
+    engine: AioEngine | None = None
+
+    def stop_load() -> None:  # a failed write or refused credentials end the run, keeping the records
+        if engine is not None:
+            engine.stop()
+
+    writer = GuardedWriter(stream_path(out_dir, stream), header, on_failure=stop_load)
     refusals = RefusalWatch(settings.url)
     refused: list[str] = []
 
@@ -94,7 +101,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         reason = refusals.add(record.protocol, record.status, record.code, record.error)
         if reason is not None:  # credentials refused mid-run: stop the schedule, keep the records
             refused.append(reason)
-            engine.stop()
+            stop_load()
 
     sink = watched
     stop_when = early = None
@@ -102,8 +109,9 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         early = EarlyStopJudge(
             settings.early_stop,
             measure_start_ns=measure_start,
-            in_flight=lambda: engine.in_flight_scheduled(),
-            offload=gevent.get_hub().threadpool.apply,  # a big partial sort must not hold up the schedule
+            in_flight=lambda: engine.in_flight_scheduled() if engine is not None else [],
+            # judged on the loop, about once a second: a partial sort of the window's latencies (the
+            # arrays it reads grow on this thread, so no other thread may look at them meanwhile)
         )
         minimum_end = measure_end
         stop_when = StopWhen(after_ns=minimum_end, ready=early)
@@ -115,8 +123,9 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
 
         cap_s = max(settings.early_stop.max_duration_s, settings.duration_s)  # a search step may be longer
         measure_end = measure_start + round(cap_s * 1e9)
-    engine = Engine(
+    engine = AioEngine(
         transport=transport,
+        loop=loop,
         bodies=pool.bodies,
         sink=sink,
         server=settings.server,
@@ -128,13 +137,15 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         choose=repeat_choice(settings, pool.bodies, stream),
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
-        gevent.signal_handler(signum, engine.stop)
+        loop.add_signal_handler(signum, engine.stop)
+    watch_parent()  # a killed parent (stdin's EOF) stops the run as SIGTERM does
+    if writer.failure is not None:  # not even the header could be written
+        engine.stop()
 
     def report_progress() -> None:
-        while True:
-            gevent.sleep(PROGRESS_INTERVAL_S)
-            writer.flush_if_due()
-            _emit("progress", **engine.counters.as_dict())
+        writer.flush_if_due()
+        _emit("progress", **engine.counters.as_dict())
+        reporter[0] = loop.call_later(PROGRESS_INTERVAL_S, report_progress)
 
     # Everything built so far lives for the whole run: out of the collector's way, so the per-request
     # garbage collections stop walking it (they showed up at ~8 % of a full-size run's samples).
@@ -144,7 +155,7 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
     cpu_before = process.cpu_times()
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
     wall_from_ns = max(time.monotonic_ns(), start_ns)  # CPU is ~idle while waiting for the start
-    reporter = gevent.spawn(report_progress)
+    reporter = [loop.call_later(PROGRESS_INTERVAL_S, report_progress)]
     try:
         if settings.mode == "open":
             rate = settings.rate_per_process()
@@ -159,12 +170,13 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         grace = DRAIN_GRACE_ON_STOP_S if engine.stopping else settings.timeout_s + 1.0
         interrupted = engine.drain(grace)
     finally:
-        reporter.kill()
+        reporter[0].cancel()
         engine.close()
         writer.close()
-        transport.close()
+        loop.run_until_complete(transport.close())
+        loop.close()
     early_stop = None
-    if early is not None:
+    if early is not None and writer.failure is None:
         # the window the run really had: the header said the minimum until the end was known
         # (interrupted: at least the minimum window, as a run without the rule keeps)
         measured_end = min(engine.end_ns, max(time.monotonic_ns(), minimum_end))
@@ -197,8 +209,10 @@ def run_worker(stream: int, streams: int, out_dir: Path) -> int:
         counters=engine.counters.as_dict(),
         early_stop=early_stop,
         refused=refused[0] if refused else None,
+        write_error=writer.failure,  # the parent says it: our own log may be on that full disk too
+        unwritten=writer.unwritten,
     )
-    return 0
+    return 0 if writer.failure is None else EXIT_RESULTS_NOT_WRITTEN
 
 
 def main(argv: list[str] | None = None) -> int:

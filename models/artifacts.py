@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal
 
-from models.formats import check_schema
+from pydantic import Field
+
+from inferload_formats import Document
 from models.linear import LinearSpec
 
 MODEL_NAME = "linear"
 MODEL_VERSION = 1
-MODEL_JSON_SCHEMA = "inferload.model"
+MODEL_JSON_SCHEMA: Final = "inferload.model"
 MODEL_JSON_VERSION = 1
 
 
-class ModelJsonError(ValueError):
-    """model.json is not `inferload.model` of the version read here, or has a bad field."""
-
-
-@dataclass(frozen=True)
-class ModelJson:
+class ModelJson(Document):
     """model.json (`inferload.model` v1): the exported model's spec and what wrote the artifacts.
 
     `export_all` writes it last, so it marks a complete export; `handler_sha256` tells a .mar packed
-    with another handler (stale) from a current one.
+    with another handler (stale) from a current one. An unreadable one (another format or version,
+    a bad field) is `inferload_formats.SchemaError`, naming the file.
     """
 
+    REDO = "export the model again with this inferload (`inferload export --force`)"
+
+    schema_: Literal["inferload.model"] = Field(default=MODEL_JSON_SCHEMA, alias="schema")
+    schema_version: int = MODEL_JSON_VERSION
     name: str
     classes: int
     features: int
@@ -34,39 +36,10 @@ class ModelJson:
     versions: dict[str, str]
     handler_sha256: str
     created_at: str
-    schema: str = field(default=MODEL_JSON_SCHEMA)
-    schema_version: int = field(default=MODEL_JSON_VERSION)
 
     @property
     def spec(self) -> LinearSpec:
         return LinearSpec(classes=self.classes, features=self.features, seed=self.seed)
-
-    def write(self, path: Path) -> Path:
-        data = asdict(self)
-        document = {"schema": data.pop("schema"), "schema_version": data.pop("schema_version"), **data}
-        path.write_text(json.dumps(document, indent=2) + "\n")
-        return path
-
-    @classmethod
-    def read(cls, path: Path) -> ModelJson:
-        """ModelJsonError names the file and, for another version, the version it says and the one read
-        here; a missing or misspelt field is refused too."""
-        try:
-            document = json.loads(Path(path).read_text())
-        except ValueError as exc:
-            raise ModelJsonError(f"{path}: not valid JSON ({exc})") from exc
-        check_schema(path, document, schema=MODEL_JSON_SCHEMA, version=MODEL_JSON_VERSION,
-                     error=ModelJsonError,
-                     redo="export the model again with this inferload (`inferload export --force`)")
-        names = [f.name for f in fields(cls)]
-        missing, unknown = [n for n in names if n not in document], sorted(set(document) - set(names))
-        if missing or unknown:
-            raise ModelJsonError(
-                f"{path}: not a valid {MODEL_JSON_SCHEMA} document"
-                + (f"; missing {', '.join(missing)}" if missing else "")
-                + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
-            )
-        return cls(**document)
 
 
 class ArtifactsMissingError(FileNotFoundError):

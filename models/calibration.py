@@ -22,13 +22,13 @@ import datetime as dt
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from models.formats import check_schema
+from inferload_formats import SchemaError, check_version, strict_fields, validate
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -50,10 +50,13 @@ CALIBRATION_SCHEMA = "inferload.calibration"
 CALIBRATION_VERSION = 1
 
 
-class CalibrationError(ValueError):
-    """calibration.jsonl is not `inferload.calibration` of the version read here, or has a bad line."""
+# calibration.jsonl that is not `inferload.calibration` of the version read here, or has a bad line:
+# the formats' one SchemaError, under this module's name for it
+CalibrationError = SchemaError
+REDO = "measure again with this inferload"
 
 
+@strict_fields
 @dataclass(frozen=True)
 class CalibrationHeader:
     """Line 1: what the probe ran (framework, threads, model) and where (CPU set, clocks)."""
@@ -70,6 +73,7 @@ class CalibrationHeader:
     schema_version: int = CALIBRATION_VERSION
 
 
+@strict_fields
 @dataclass(frozen=True)
 class PredictTiming:
     """Timed in-process predict calls at one batch size (nearest-rank median and p90, ms)."""
@@ -80,6 +84,7 @@ class PredictTiming:
     n: int
 
 
+@strict_fields
 @dataclass(frozen=True)
 class CalibrationPoint:
     """One calibration: predict at every served batch size, then a memory-bandwidth figure."""
@@ -100,6 +105,7 @@ class CalibrationPoint:
         return min(self.predict, key=lambda p: (abs(p.batch - batch), p.batch))
 
 
+@strict_fields
 @dataclass(frozen=True)
 class ProbeSample:
     """One burst of the low-duty probe while a cell ran: the median of `calls` back-to-back predicts."""
@@ -214,45 +220,6 @@ def new_header(*, framework: str, threads: int, model: dict[str, int], batches: 
         created_at=now_iso(), wall_minus_monotonic_ns=time.time_ns() - time.monotonic_ns())
 
 
-_HEADER_FIELDS = {f.name for f in fields(CalibrationHeader)}
-_POINT_FIELDS = {f.name for f in fields(CalibrationPoint)}
-_TIMING_FIELDS = {f.name for f in fields(PredictTiming)}
-_PROBE_FIELDS = {f.name for f in fields(ProbeSample)}
-
-
-def _exact(path: Path, number: int, what: str, entry: Any, names: set[str],
-           optional: set[str]) -> dict[str, Any]:
-    """`entry` with exactly the fields `names` (those in `optional` may be absent), else CalibrationError."""
-    if not isinstance(entry, dict):
-        raise CalibrationError(f"{path}: line {number} is not a JSON object")
-    missing = sorted(names - optional - set(entry))
-    unknown = sorted(set(entry) - names)
-    if missing or unknown:
-        raise CalibrationError(
-            f"{path}: line {number} is not a {what}"
-            + (f"; missing {', '.join(missing)}" if missing else "")
-            + (f"; unknown field(s) {', '.join(unknown)}" if unknown else ""))
-    return entry
-
-
-def _header_from(path: Path, number: int, entry: dict[str, Any]) -> CalibrationHeader:
-    check_schema(path, entry, schema=CALIBRATION_SCHEMA, version=CALIBRATION_VERSION, error=CalibrationError,
-                 redo="measure again with this inferload")
-    entry = _exact(path, number, "calibration header", entry, _HEADER_FIELDS, set())
-    cpus = entry["cpus"]
-    return CalibrationHeader(**{**entry, "batches": tuple(entry["batches"]),
-                                "cpus": tuple(cpus) if cpus is not None else None})
-
-
-def _point_from(path: Path, number: int, entry: dict[str, Any]) -> CalibrationPoint:
-    entry = _exact(path, number, "CalibrationPoint", entry, _POINT_FIELDS, {"kind"})
-    if not isinstance(entry["predict"], list):
-        raise CalibrationError(f"{path}: line {number}: `predict` is not a list")
-    predict = tuple(PredictTiming(**_exact(path, number, "PredictTiming", p, _TIMING_FIELDS, set()))
-                    for p in entry["predict"])
-    return CalibrationPoint(**{**entry, "predict": predict})
-
-
 def read_calibration(path: str | Path) -> CalibrationLog:
     """Read a calibration.jsonl written by `CalibrationWriter`.
 
@@ -277,17 +244,19 @@ def read_calibration(path: str | Path) -> CalibrationLog:
             if number == len(lines):
                 continue  # torn last line
             raise CalibrationError(f"{path}: line {number} is not valid JSON") from None
+        where = f"{path}: line {number}"
         if isinstance(entry, dict) and "schema" in entry:
-            found = _header_from(path, number, entry)
+            check_version(path, entry, CALIBRATION_SCHEMA, CALIBRATION_VERSION, redo=REDO)
+            found = validate(CalibrationHeader, entry, where, "calibration header")
             header = header or found
             continue
         if header is None:
             raise CalibrationError(f"{path}: line {number} comes before the {CALIBRATION_SCHEMA} header")
         kind = entry.get("kind") if isinstance(entry, dict) else None
         if kind == "probe":
-            probes.append(ProbeSample(**_exact(path, number, "ProbeSample", entry, _PROBE_FIELDS, set())))
+            probes.append(validate(ProbeSample, entry, where, "ProbeSample"))
         elif kind == "calibration":
-            points.append(_point_from(path, number, entry))
+            points.append(validate(CalibrationPoint, entry, where, "CalibrationPoint"))
         else:
             raise CalibrationError(
                 f"{path}: line {number}: kind {kind!r} is neither 'calibration' nor 'probe'")

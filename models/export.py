@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
-from models.artifacts import MODEL_NAME, ArtifactLayout, ModelJson, ModelJsonError
+from inferload_formats import SchemaError
+from inferload_formats.versions import installed_versions
+from models.artifacts import MODEL_NAME, ArtifactLayout, ModelJson
 from models.linear import LinearSpec
 
 VERSIONED_PACKAGES = ("tensorflow-cpu", "tensorflow", "torch", "torchserve", "torch-model-archiver", "numpy")
@@ -24,13 +25,7 @@ VERSIONED_PACKAGES = ("tensorflow-cpu", "tensorflow", "torch", "torchserve", "to
 
 def exporter_versions() -> dict[str, str]:
     """Installed versions of the libraries that write or serve the artifacts (without importing them)."""
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return installed_versions(VERSIONED_PACKAGES, python=False)
 
 
 @contextmanager
@@ -63,7 +58,7 @@ def is_current(layout: ArtifactLayout, spec: LinearSpec) -> bool:
         return False
     try:
         recorded = layout.read_model_json()
-    except (ModelJsonError, OSError):  # another format or version: export again
+    except (SchemaError, OSError):  # another format or version: export again
         return False
     return (recorded.spec == spec and recorded.handler_sha256 == handler_digest()
             and repository_is_current(layout.triton_repository))

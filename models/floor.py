@@ -7,25 +7,26 @@ inputs, and its class ids are checked against the NumPy reference before any tim
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
+from pydantic import Field
 
+from inferload_formats import Document, strict_fields
 from models.artifacts import ArtifactLayout
-from models.formats import check_schema
 from models.linear import LinearSpec, make_inputs, predict
 
-FLOOR_SCHEMA = "inferload.floor"
+FLOOR_SCHEMA: Final = "inferload.floor"
 FLOOR_SCHEMA_VERSION = 1
 FRAMEWORKS = ("numpy", "tensorflow", "torch")
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 
+@strict_fields
 @dataclass(frozen=True)
 class FloorRecord:
     """Timing of `n` in-process predict calls (inputs in, class ids out as NumPy) at one batch size:
@@ -148,53 +149,24 @@ def measure_floor(
     return records
 
 
+class FloorDocument(Document):
+    """floor.json (`inferload.floor` v1): the model's spec, then one entry per framework x batch."""
+
+    REDO = "measure it again with this inferload (`inferload floor`)"
+
+    schema_: Literal["inferload.floor"] = Field(default=FLOOR_SCHEMA, alias="schema")
+    schema_version: int = FLOOR_SCHEMA_VERSION
+    model: dict[str, Any] | None  # LinearSpec.to_dict(), or None when not given
+    records: list[FloorRecord]
+
+
 def write_floor(records: Sequence[FloorRecord], path: str | Path, *, spec: LinearSpec | None = None) -> Path:
     """Write floor.json: a versioned header with the model spec, then one entry per record."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document: dict[str, Any] = {
-        "schema": FLOOR_SCHEMA,
-        "schema_version": FLOOR_SCHEMA_VERSION,
-        "model": spec.to_dict() if spec is not None else None,
-        "records": [asdict(record) for record in records],
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    return path
-
-
-class FloorFormatError(ValueError):
-    """floor.json is not `inferload.floor` of the version read here, or has a bad field."""
-
-
-_RECORD_FIELDS = tuple(f.name for f in fields(FloorRecord))
+    model = spec.to_dict() if spec is not None else None
+    return FloorDocument(model=model, records=list(records)).write(path)
 
 
 def read_floor(path: str | Path) -> list[FloorRecord]:
-    """Read floor.json written by `write_floor`; FloorFormatError (naming the file, the version it says
-    and the one read here) for another schema or version, or a record whose fields are not FloorRecord's."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FloorFormatError(f"{path}: file not found") from None
-    except ValueError as exc:
-        raise FloorFormatError(f"{path}: not valid JSON ({exc})") from exc
-    check_schema(path, document, schema=FLOOR_SCHEMA, version=FLOOR_SCHEMA_VERSION, error=FloorFormatError,
-                 redo="measure it again with this inferload (`inferload floor`)")
-    unknown = sorted(set(document) - {"schema", "schema_version", "model", "records"})
-    if unknown or not isinstance(document.get("records"), list):
-        raise FloorFormatError(
-            f"{path}: not a valid {FLOOR_SCHEMA} document: expected schema, schema_version, model and a "
-            "`records` list" + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
-        )
-    records = []
-    for index, entry in enumerate(document["records"]):
-        keys = set(entry) if isinstance(entry, dict) else set()
-        missing, extra = [f for f in _RECORD_FIELDS if f not in keys], sorted(keys - set(_RECORD_FIELDS))
-        if missing or extra:
-            raise FloorFormatError(
-                f"{path}: records[{index}] is not a FloorRecord"
-                + (f"; missing {', '.join(missing)}" if missing else "")
-                + (f"; unknown field(s) {', '.join(extra)}" if extra else "")
-            )
-        records.append(FloorRecord(**entry))
-    return records
+    """Read floor.json written by `write_floor`; `inferload_formats.SchemaError` (naming the file, the
+    version it says and the one read here) for another schema or version, or a bad field."""
+    return FloorDocument.read(path).records

@@ -2,8 +2,9 @@
 
 One background thread appends one JSON line per server per interval to server_metrics.jsonl, so the
 analysis can put the server's own view (queue and inference time, requests it counted, CPU-seconds)
-next to the client-side latency of the same run. This module owns that file's format: the typed
-line (`ServerSample`), its header, and the reader (`read_server_samples`) every other stage uses.
+next to the client-side latency of the same run. The file's format (typed lines, writer, reader) is
+`serving.metrics_file`'s; scraping and parsing the servers' Prometheus text is `serving.prometheus`'s.
+This module samples.
 
 CPU and memory come from one source per server, named in every line:
 - `psutil`: a local process, summed over its whole process tree;
@@ -17,202 +18,22 @@ CPU is recorded as cumulative CPU-seconds as well as percent, so a window's CPU 
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import subprocess
 import threading
 import time
-import urllib.request
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
-from models.formats import check_schema
-from serving.ports import LOOPBACK
-from serving.tfserving import PROMETHEUS_PATH
+from serving.metrics_file import METRICS_FILE, MonitoredServer, ServerSample, header_line, sample_line
+from serving.prometheus import scrape_series
 
-METRICS_FILE = "server_metrics.jsonl"
-SCHEMA = "inferload.server_metrics"
-SCHEMA_VERSION = 1
-SOURCES = ("psutil", "cgroup", "docker-stats", "none")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# Families from the Prometheus client's own process/runtime collectors: our CPU/RSS sample covers these.
-_SKIPPED_PREFIXES = ("python_", "process_")
-# Labels that only repeat where the sample came from; dropping them keeps series keys stable across hosts.
-_DROPPED_LABELS = frozenset({"hostname", "Hostname"})
-
-
-@dataclass(frozen=True)
-class MonitoredServer:
-    """One server to watch: where its metrics are and where its CPU/memory can be read."""
-
-    name: str  # "tfserving" | "torchserve" (or "tfserving-1" for replicas later)
-    kind: str  # "tfs-compat" | "tensorflow_model_server" | "torchserve" | "tritonserver" | "pytriton"
-    metrics_url: str | None  # Prometheus endpoint, None if the server exports none
-    pid: int | None = None  # local process: psutil CPU/RSS of its process tree
-    container: str | None = None  # compose: container id/name or "/cgroup/path": cgroup files, docker stats
-
-
-# ---------------------------------------------------------------- the file format (owned here)
-
-
-class ServerMetricsError(ValueError):
-    """server_metrics.jsonl is of a schema or version this reader does not know."""
-
-
-@dataclass(frozen=True)
-class ServerSample:
-    """One line of server_metrics.jsonl: one server at one instant.
-
-    `metrics` maps Prometheus series keys (`name` or `name{label="value",...}`, labels sorted, host
-    labels dropped) to values: counters, gauges and histogram `_sum`/`_count` (never buckets).
-    """
-
-    t_ns: int  # time.monotonic_ns() of the scrape: the same clock as the request records
-    server: str
-    kind: str
-    source: str  # where cpu_* and rss_bytes came from: one of SOURCES
-    cpu_percent: float | None  # 100 = one core, averaged since the previous sample
-    cpu_seconds: float | None  # cumulative CPU time (user + system) of the process tree / container
-    rss_bytes: int | None  # resident memory (cgroup/docker: usage less inactive page cache)
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    metrics_error: str | None = None  # why the scrape gave nothing, when it did
-
-    def total(self, name: str, **labels: str) -> float | None:
-        """Sum of the series of sample `name` whose labels include `labels`; None when there is none."""
-        found = [
-            value
-            for key, value in self.metrics.items()
-            if (parsed := parse_series_key(key))[0] == name
-            and all(parsed[1].get(k) == v for k, v in labels.items())
-        ]
-        return sum(found) if found else None
-
-    def label_values(self, name: str, label: str) -> set[str]:
-        """The values `label` takes among the series of sample `name`."""
-        values = set()
-        for key in self.metrics:
-            series, labels = parse_series_key(key)
-            if series == name and label in labels:
-                values.add(labels[label])
-        return values
-
-
-def header(servers: Sequence[MonitoredServer], interval_s: float) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "interval_s": interval_s,
-        "servers": [asdict(server) for server in servers],
-    }
-
-
-def read_server_samples(path: Path | str) -> list[ServerSample]:
-    """Every sample of a server_metrics.jsonl, in file order; [] when the file does not exist.
-
-    A file may hold several monitoring sessions (a resumed cell appends), each after its header; files
-    written before the header existed hold bare samples of the same fields and are read too. A torn
-    last line (the writer was killed) is skipped. Another schema or version raises ServerMetricsError.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    samples = []
-    headed = False  # after a header, every line must be exactly a ServerSample
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a torn last line from an interrupted run
-            if not isinstance(entry, dict):
-                continue
-            if "schema" in entry:
-                _check_header(path, entry)
-                headed = True
-                continue
-            if headed:
-                _check_sample_fields(path, number, entry)
-            elif "server" not in entry or "t_ns" not in entry:
-                continue
-            samples.append(_sample_from(entry))
-    return samples
-
-
-_SAMPLE_FIELDS = tuple(f.name for f in fields(ServerSample))
-
-
-def _check_header(path: Path, entry: dict[str, Any]) -> None:
-    check_schema(path, entry, schema=SCHEMA, version=SCHEMA_VERSION, error=ServerMetricsError,
-                 redo="re-run the cell, or analyse it with the inferload that wrote it")
-
-
-def _check_sample_fields(path: Path, number: int, entry: dict[str, Any]) -> None:
-    missing = [name for name in ("t_ns", "server", "kind", "source") if name not in entry]
-    unknown = sorted(set(entry) - set(_SAMPLE_FIELDS))
-    if missing or unknown:
-        raise ServerMetricsError(
-            f"{path}: line {number} is not a ServerSample"
-            + (f"; missing {', '.join(missing)}" if missing else "")
-            + (f"; unknown field(s) {', '.join(unknown)}" if unknown else "")
-        )
-
-
-def _sample_from(entry: dict[str, Any]) -> ServerSample:
-    def number(key: str) -> float | None:
-        value = entry.get(key)
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-    rss = number("rss_bytes")
-    metrics = entry.get("metrics") or {}
-    return ServerSample(
-        t_ns=int(entry["t_ns"]),
-        server=str(entry["server"]),
-        kind=str(entry.get("kind", "")),
-        source=str(entry.get("source", "psutil")),  # files without `source` came from psutil only
-        cpu_percent=number("cpu_percent"),
-        cpu_seconds=number("cpu_seconds"),
-        rss_bytes=int(rss) if rss is not None else None,
-        metrics={str(k): float(v) for k, v in metrics.items() if isinstance(v, int | float)},
-        metrics_error=entry.get("metrics_error"),
-    )
-
-
-def series_key(name: str, labels: Mapping[str, str]) -> str:
-    """`name{a="1",b="2"}` with labels sorted (just `name` without labels): one stable key per series."""
-    if not labels:
-        return name
-    inner = ",".join(f'{key}="{_escape(value)}"' for key, value in sorted(labels.items()))
-    return f"{name}{{{inner}}}"
-
-
-_KEY = re.compile(r"^([^{]+)(?:\{(.*)\})?$", re.S)
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_series_key(key: str) -> tuple[str, dict[str, str]]:
-    """The inverse of `series_key`."""
-    match = _KEY.match(key)
-    if match is None:
-        return key, {}
-    name, inner = match.group(1), match.group(2) or ""
-    return name, {label: _unescape(value) for label, value in _LABEL.findall(inner)}
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _unescape(value: str) -> str:
-    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
 
 
 # ---------------------------------------------------------------- CPU and memory sources
@@ -410,7 +231,7 @@ class _Watched:
             return "psutil"
         return self.container.source if self.container is not None else "none"
 
-    def sample(self) -> dict[str, object]:
+    def sample(self) -> ServerSample:
         t_ns = time.monotonic_ns()
         metrics, error = scrape_series(self.server.metrics_url) if self.server.metrics_url else ({}, None)
         usage: tuple[float | None, float | None, int | None] = (None, None, None)
@@ -418,17 +239,9 @@ class _Watched:
             usage = self.tree.usage()
         elif self.container is not None:
             usage = self.container.usage()
-        return {
-            "t_ns": t_ns,
-            "server": self.server.name,
-            "kind": self.server.kind,
-            "source": self.source,
-            "cpu_percent": usage[0],
-            "cpu_seconds": usage[1],
-            "rss_bytes": usage[2],
-            "metrics": metrics,
-            "metrics_error": error,
-        }
+        return ServerSample(t_ns=t_ns, server=self.server.name, kind=self.server.kind, source=self.source,
+                            cpu_percent=usage[0], cpu_seconds=usage[1], rss_bytes=usage[2], metrics=metrics,
+                            metrics_error=error)
 
 
 class ServerMonitor:
@@ -457,10 +270,10 @@ class ServerMonitor:
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
         self._watched = [_Watched(server) for server in self.servers]
         with open(self.out_path, "a") as out:
-            out.write(json.dumps(header(self.servers, self.interval_s)) + "\n")
-            for line in self._sample_once():  # a baseline before any load
-                line["cpu_percent"] = None  # psutil's first reading is always 0: no percent yet
-                out.write(json.dumps(line) + "\n")
+            out.write(header_line(self.servers, self.interval_s))
+            for sample in self._sample_once():  # a baseline before any load
+                # psutil's first reading is always 0: no percent yet
+                out.write(sample_line(replace(sample, cpu_percent=None)))
                 self.samples_written += 1
         self._thread = threading.Thread(target=self._run, name="server-monitor", daemon=True)
         self._thread.start()
@@ -477,56 +290,11 @@ class ServerMonitor:
         with open(self.out_path, "a", buffering=1) as out:
             while True:
                 stopping = self._stop.wait(self.interval_s)
-                for line in self._sample_once():
-                    out.write(json.dumps(line) + "\n")
+                for sample in self._sample_once():
+                    out.write(sample_line(sample))
                     self.samples_written += 1
                 if stopping:
                     return
 
-    def _sample_once(self) -> list[dict[str, object]]:
+    def _sample_once(self) -> list[ServerSample]:
         return [watched.sample() for watched in self._watched]
-
-
-def metrics_url(server: str, ports: dict[str, int], host: str = LOOPBACK) -> str:
-    """A local server's Prometheus endpoint, from its ports by role (`Ports.of(server)`)."""
-    if server == "torchserve":
-        return f"http://{host}:{ports['torchserve_metrics']}/metrics"
-    if server == "triton":
-        return f"http://{host}:{ports['triton_metrics']}/metrics"
-    return f"http://{host}:{ports['tfserving_rest']}{PROMETHEUS_PATH}"
-
-
-def scrape_series(url: str, timeout_s: float = 2.0) -> tuple[dict[str, float], str | None]:
-    """(series by key, None), or ({}, why) when the endpoint does not answer or is not Prometheus text."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            text = response.read().decode("utf-8", errors="replace")
-    except (OSError, ValueError) as exc:
-        return {}, f"{type(exc).__name__}: {exc}"[:300]
-    try:
-        return parse_metrics(text), None
-    except ValueError as exc:
-        return {}, f"not Prometheus text: {exc}"[:300]
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus exposition text as {series key: value}: what deltas over a window need.
-
-    Kept: every counter and gauge series, and histogram/summary `_sum` and `_count` per label set
-    (means over a window are delta sum / delta count). Dropped: buckets and quantiles, `_created`
-    timestamps, host labels, and the client library's own `python_`/`process_` families.
-    Raises ValueError on text that is not the Prometheus format.
-    """
-    series: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name.startswith(_SKIPPED_PREFIXES):
-            continue
-        for sample in family.samples:
-            if "le" in sample.labels or "quantile" in sample.labels or sample.name.endswith("_created"):
-                continue
-            if not math.isfinite(sample.value):
-                continue
-            labels = {k: v for k, v in sample.labels.items() if k not in _DROPPED_LABELS}
-            key = series_key(sample.name, labels)
-            series[key] = series.get(key, 0.0) + sample.value
-    return series

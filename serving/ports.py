@@ -12,6 +12,24 @@ import psutil
 
 LOOPBACK = "127.0.0.1"
 
+# The one map of which `Ports` field each server answers on, by role: its REST API (REST-JSON and
+# REST-binary share it), its gRPC API, and where it describes its model (the metadata API).
+SERVING_FIELDS: dict[str, dict[str, str]] = {
+    "tfserving": {"rest": "tfserving_rest", "grpc": "tfserving_grpc", "metadata": "tfserving_rest"},
+    "torchserve": {"rest": "torchserve_inference", "grpc": "torchserve_grpc",
+                   "metadata": "torchserve_management"},
+    "triton": {"rest": "triton_http", "grpc": "triton_grpc", "metadata": "triton_http"},
+}
+
+
+def serving_field(server: str, role: str) -> str:
+    """The `Ports` field `server` answers `role` on ("rest" | "grpc" | "metadata"; a protocol name also
+    works: "rest-json" and "rest-binary" are "rest")."""
+    fields_ = SERVING_FIELDS.get(server)
+    if fields_ is None:
+        raise ValueError(f"unknown server {server!r}: expected one of {', '.join(SERVING_FIELDS)}")
+    return fields_["grpc" if role == "grpc" else "metadata" if role == "metadata" else "rest"]
+
 
 @dataclass(frozen=True)
 class Ports:
@@ -54,6 +72,14 @@ class Ports:
     @classmethod
     def from_dict(cls, data: dict[str, int]) -> Ports:
         return cls(**data)
+
+    def serving_port(self, server: str, protocol: str) -> int:
+        """The port `server` answers `protocol` on (`SERVING_FIELDS`)."""
+        return int(getattr(self, serving_field(server, protocol)))
+
+    def metadata_port(self, server: str) -> int:
+        """The port where `server` describes its model (TF Serving's REST API, TorchServe's management)."""
+        return int(getattr(self, serving_field(server, "metadata")))
 
     def of(self, server: str) -> dict[str, int]:
         """The ports one server (`tfserving`, `torchserve` or `triton`) listens on, by role."""

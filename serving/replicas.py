@@ -18,18 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from inferload_formats import SERVERS
 from serving import balancer as nginx
-from serving.monitor import MonitoredServer
-from serving.ports import LOOPBACK, Ports
+from serving.metrics_file import MonitoredServer
+from serving.ports import LOOPBACK, Ports, serving_field
 from serving.settings import ServerSettings
 from serving.stack import Stack, StackError, up
 
-# Which Ports fields carry client traffic, by server: (REST, gRPC).
-FRONT_FIELDS = {
-    "tfserving": ("tfserving_rest", "tfserving_grpc"),
-    "torchserve": ("torchserve_inference", "torchserve_grpc"),
-    "triton": ("triton_http", "triton_grpc"),
-}
+# Which Ports fields carry client traffic, by server: (REST, gRPC), from the one map (serving.ports).
+FRONT_FIELDS: dict[str, tuple[str, str]] = {
+    server: (serving_field(server, "rest"), serving_field(server, "grpc")) for server in SERVERS}
 MAX_REPLICAS = 16
 
 

@@ -6,8 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TfServingKind = Literal["auto", "tensorflow_model_server", "tfs-compat"]
-TritonKind = Literal["auto", "tritonserver", "pytriton"]
+from inferload_formats import TfServingKind
+
+TfServingSetting = Literal["auto", TfServingKind]  # "auto": the real binary when on PATH, else tfs-compat
+# "auto": a tritonserver on PATH, else the nvidia-pytriton wheel's
+TritonSetting = Literal["auto", "tritonserver", "pytriton"]
 
 
 class ServerTls(BaseModel):
@@ -58,7 +61,7 @@ class ServerSettings(BaseModel):
     tfserving_batch_timeout_us: int = Field(default=1000, ge=0, le=60_000_000)
     tfserving_num_batch_threads: int = Field(default=2, ge=1, le=256)
     tfserving_max_enqueued_batches: int = Field(default=1000, ge=1, le=1_000_000)
-    tfserving_kind: TfServingKind = Field(
+    tfserving_kind: TfServingSetting = Field(
         default="auto", description="auto = the real tensorflow_model_server if on PATH, else tfs-compat"
     )
     tls: ServerTls | None = Field(
@@ -71,7 +74,7 @@ class ServerSettings(BaseModel):
         description="TorchServe's token authorization on: it writes key_file.json (inference and "
         "management keys) into its working directory",
     )
-    triton_kind: TritonKind = Field(
+    triton_kind: TritonSetting = Field(
         default="auto",
         description="auto = a `tritonserver` on PATH if there is one, else the nvidia-pytriton wheel's",
     )

@@ -20,15 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from inferload_formats import SERVERS
 from models.artifacts import MODEL_NAME, ArtifactLayout
 from serving import tfserving, torchserve, triton
 from serving.cpusets import CpuSetError, check_available, format_cpu_list
-from serving.monitor import MonitoredServer, metrics_url
+from serving.metrics_file import MonitoredServer
 from serving.ports import LOOPBACK, Ports, busy_ports, connect_host, is_local_address, url_host
 from serving.processes import HealthCheck, LaunchSpec, ProcessHandle, spawn, stop, wait_healthy
+from serving.prometheus import metrics_url
 from serving.settings import ServerSettings
 
-SERVERS = ("tfserving", "torchserve", "triton")
 STATE_FILE = "servers.json"
 STATE_SCHEMA = "inferload.servers"
 STATE_VERSION = 1
@@ -68,11 +69,12 @@ def endpoints(name: str, ports: Ports, bind: str = LOOPBACK, *, tls: bool = Fals
     With `tls`, TorchServe's REST and both gRPC APIs speak TLS (TF Serving's REST API never does).
     """
     host = url_host(connect_host(bind))
-    grpc = "grpcs://" if tls else ""
+    rest, grpc = ports.serving_port(name, "rest"), ports.serving_port(name, "grpc")
+    scheme = "grpcs://" if tls else ""
     if name == "tfserving":
         return {
-            "rest": f"http://{host}:{ports.tfserving_rest}/v1/models/{MODEL_NAME}:predict",
-            "grpc": f"{grpc}{host}:{ports.tfserving_grpc}",
+            "rest": f"http://{host}:{rest}/v1/models/{MODEL_NAME}:predict",
+            "grpc": f"{scheme}{host}:{grpc}",
         }
     if name == "triton":
         return {
@@ -83,8 +85,8 @@ def endpoints(name: str, ports: Ports, bind: str = LOOPBACK, *, tls: bool = Fals
         }
     http = "https" if tls else "http"
     return {
-        "rest": f"{http}://{host}:{ports.torchserve_inference}/predictions/{MODEL_NAME}",
-        "grpc": f"{grpc}{host}:{ports.torchserve_grpc}",
+        "rest": f"{http}://{host}:{rest}/predictions/{MODEL_NAME}",
+        "grpc": f"{scheme}{host}:{grpc}",
         "management": f"{http}://{host}:{ports.torchserve_management}/models/{MODEL_NAME}",
         "metrics": f"http://{host}:{ports.torchserve_metrics}/metrics",
     }

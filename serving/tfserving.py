@@ -12,8 +12,9 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
+from inferload_formats import TFSERVING_KINDS, TfServingKind
 from models.artifacts import MODEL_NAME, ArtifactLayout
 from serving.ports import LOOPBACK, Ports, connect_host, url_host
 from serving.processes import LaunchSpec
@@ -21,7 +22,7 @@ from serving.settings import ServerSettings
 
 REAL_BINARY: Final = "tensorflow_model_server"
 COMPAT: Final = "tfs-compat"
-ResolvedKind = Literal["tensorflow_model_server", "tfs-compat"]
+ResolvedKind = TfServingKind  # what `auto` resolves to (inferload_formats.kinds)
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 COMPAT_MAIN = Path(__file__).resolve().parent / "tfs_compat" / "__main__.py"
 
@@ -40,8 +41,9 @@ def resolve_kind(requested: str) -> ResolvedKind:
             f"{REAL_BINARY} is not on PATH: install it (https://www.tensorflow.org/tfx/serving/setup) "
             f"or use tfserving_kind 'auto' / '{COMPAT}'"
         )
-    if requested not in (REAL_BINARY, COMPAT):
-        raise ValueError(f"unknown TF Serving kind {requested!r}: expected auto, {REAL_BINARY} or {COMPAT}")
+    if requested not in TFSERVING_KINDS:
+        expected = " or ".join(TFSERVING_KINDS)
+        raise ValueError(f"unknown TF Serving kind {requested!r}: expected auto, {expected}")
     return requested  # type: ignore[return-value]
 
 

@@ -72,6 +72,14 @@ def _cpus_0_and_1() -> str | None:
     return None if {0, 1} <= cpus else f"needs CPUs 0 and 1 to pin to (this process may use {sorted(cpus)})"
 
 
+def _tmpfs() -> str | None:
+    if os.geteuid() != 0:
+        return "mounting a small tmpfs (a results disk that fills up) needs root"
+    if shutil.which("mount") is None or shutil.which("umount") is None:
+        return "mount/umount are not installed (util-linux)"
+    return None
+
+
 def chromium_binary() -> str | None:
     return next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
 
@@ -94,6 +102,7 @@ CAPABILITIES: dict[str, Callable[[], str | None]] = {
     "ipv6": _ipv6,
     "cpus-0-1": _cpus_0_and_1,
     "chromium": _chromium,
+    "tmpfs": _tmpfs,
 }
 
 

@@ -32,6 +32,7 @@ SERVER_FIXTURES = frozenset({
     "remote_servers",  # tests/targets: the servers in a network namespace
     "configured_triton",  # tests/triton: Triton with dynamic batching and the response cache
     "unready_triton",  # tests/triton: Triton whose model was unloaded
+    "fault_host",  # tests/faults: TorchServe in a network namespace whose link the tests damage
 })
 SLOW_S = 20.0  # a test's own run (its call phase) above this wants the `slow` marker
 

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inferload_formats import Manifest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "experiments" / "demo.yaml"
 SMOKE = REPO_ROOT / "experiments" / "smoke.yaml"
@@ -71,29 +73,28 @@ def run_demo(args: argparse.Namespace) -> int:
 def headline(results_dir: Path) -> list[str]:
     """Which server x protocol sustains the most under the SLO, by how much, how sure (from the analysis),
     then the paired comparisons, the A/A figure and the machine's speed."""
-    from analysis import load_experiment
+    from analysis import read_results
     from analysis.verdicts import best_configuration, sweep_verdicts
 
-    results = load_experiment(results_dir)
+    results = read_results(results_dir)
     verdicts = [v for v in sweep_verdicts(results.cells) if v.group.arm != "b"]  # the twin is the A/A's
     best = best_configuration(verdicts)
-    repetitions = int((results.manifest.get("experiment") or {}).get("repetitions", 1))
+    repetitions = results.manifest.matrix.repetitions if results.manifest is not None else 1
     lines = headline_lines(verdicts, best, slo=results.slo.describe(), model=_model_words(results.manifest),
                            repetitions=repetitions)
     return [*lines, *evidence_lines(results.runs, best.group)]
 
 
-def _model_words(manifest: dict[str, Any]) -> str:
-    model = (manifest.get("experiment") or {}).get("model") or {}
-    if not model:
+def _model_words(manifest: Manifest | None) -> str:
+    if manifest is None:
         return "the model"
-    reps = (manifest.get("experiment") or {}).get("repetitions", 1)
-    return f"model {model['classes']} x {model['features']:,}, {reps} repetition(s)"
+    model = manifest.model
+    return f"model {model.classes} x {model.features:,}, {manifest.matrix.repetitions} repetition(s)"
 
 
-def _line_key(run_or_group: Any) -> tuple[Any, ...]:
-    g = run_or_group
-    return (g.server, g.protocol, g.batch, g.server_config_name, g.repeat_share)
+def _line_key(group: Any) -> tuple[Any, ...]:
+    """A sweep line apart from its arm and mode (`analysis.keys.GroupKey`)."""
+    return (group.server, group.protocol, group.batch, group.server_config_name, group.repeat_share)
 
 
 def evidence_lines(runs: Sequence[Any], winner: Any) -> list[str]:
@@ -109,7 +110,7 @@ def evidence_lines(runs: Sequence[Any], winner: Any) -> list[str]:
     by_line: dict[tuple[Any, ...], list[Any]] = {}
     for run in runs:
         if run.arm != "b":
-            by_line.setdefault(_line_key(run), []).append(run)
+            by_line.setdefault(_line_key(run.key.group), []).append(run)
     lines: list[str] = []
     mine = by_line.get(_line_key(winner), []) if winner is not None else []
     if mine:

@@ -157,16 +157,15 @@ def _features(args: argparse.Namespace) -> int | None:
         return int(args.features)
     if args.artifacts is None:
         return None
-    from models.artifacts import ModelJson, ModelJsonError
+    from inferload_formats import SchemaError
+    from models.artifacts import ModelJson
 
     model_json = args.artifacts / "model.json"
+    if not model_json.is_file():
+        raise UsageError(f"--artifacts {args.artifacts}: no model.json there; run `inferload export` first")
     try:
         return ModelJson.read(model_json).features
-    except FileNotFoundError:
-        raise UsageError(
-            f"--artifacts {args.artifacts}: no model.json there; run `inferload export` first"
-        ) from None
-    except ModelJsonError as exc:
+    except SchemaError as exc:
         raise UsageError(f"--artifacts {args.artifacts}: {exc}") from None
 
 

@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     from analysis.errors import ResultsError
-    from analysis.report import build_model, render_report
+    from analysis.report import render_report
+    from analysis.report_model import build_model
     from inferload.cli import UsageError
 
     if args.fail_on_regression and args.compare is None:
@@ -56,10 +57,10 @@ def run_report(args: argparse.Namespace) -> int:
     print(f"wrote {paths.html}")
     print(f"wrote {paths.markdown}")
     print(f"wrote {paths.json}")
-    print(f"SLO: {model.experiment.slo.describe()}")
+    print(f"SLO: {model.results.slo.describe()}")
     for line in model.verdict_lines():
         print(f"  {line}")
-    excluded = model.experiment.excluded_runs
+    excluded = model.results.excluded_runs
     if excluded:
         print(f"  {len(excluded)} run(s) excluded from verdicts (invalid or failed): see the report")
     if model.comparison is None:

@@ -46,18 +46,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _refine(args: argparse.Namespace, experiment: Experiment, out: Path, ports: object) -> int:
-    """Bisect each line's max rate under the SLO (see inferload/refine.py); returns the cells run."""
-    from analysis import load_experiment as load_results
+    """Bisect each line's max rate under the SLO (inferload/search.py, `refine`); returns the cells run."""
+    from analysis import read_results
     from analysis.verdicts import sweep_verdicts
-    from inferload.refine import refine
     from inferload.runner import run_experiment
+    from inferload.search import refine
 
     def run_cells(extended: Experiment, only: str) -> None:
         run_experiment(extended, out, progress=not args.no_progress, artifacts_dir=args.artifacts,
                        only=only, ports=ports, measure_floor=False)
 
     def read_verdicts(results: Path) -> list:
-        return sweep_verdicts(load_results(results).cells)
+        return sweep_verdicts(read_results(results).cells)
 
     return len(refine(experiment, out, steps=args.refine, run_cells=run_cells, read_verdicts=read_verdicts))
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if not plan.cells and not plan.skipped:
         raise UsageError(f"--only {args.only!r} matches no cell of {args.experiment}; see --dry-run")
     if args.refine > 0:
-        from inferload.refine import check_refinable
+        from inferload.search import check_refinable
 
         try:
             check_refinable(experiment)  # before the sweep, not after it

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from inferload.cli import UsageError
+from inferload_formats import TFSERVING_KINDS
 
 DEFAULT_STATE_DIR = "logs/servers"
 
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--tfserving-max-batch-size", type=int, default=32)
     up.add_argument("--tfserving-batch-timeout-us", type=int, default=1000)
     up.add_argument(
-        "--tfserving-kind", default="auto", choices=("auto", "tensorflow_model_server", "tfs-compat")
+        "--tfserving-kind", default="auto", choices=("auto", *TFSERVING_KINDS)
     )
     up.add_argument("--triton-kind", default="auto", choices=("auto", "tritonserver", "pytriton"))
     up.add_argument("--triton-instances", type=int, default=1, help="model instances (Python stub processes)")

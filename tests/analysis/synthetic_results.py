@@ -4,7 +4,7 @@ No servers: the builder writes `manifest.json`, `cells/<id>/{requests.jsonl, cel
 payloads.json, server_metrics.jsonl}` and `floor.json` with hand-chosen timings, so every expected
 number in the tests can be worked out by hand. Every file goes through the writer of the package that
 owns its format (loadtest's `RecordWriter`/`RunHeader`/`LoadSummary`/`write_payloads_json`,
-inferload.manifest's `write_manifest`/`write_cell`, models.floor's `write_floor`, serving.monitor's
+inferload_formats' `write_manifest`/`write_cell`, models.floor's `write_floor`, serving.metrics_file's
 header and `ServerSample`), so renaming a field there breaks these tests, never a user's results.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from inferload.manifest import Manifest, write_cell, write_manifest
+from inferload_formats import Manifest, write_cell, write_manifest
 from loadtest import (
     EncodingRecord,
     LoadSettings,
@@ -28,8 +28,8 @@ from loadtest import (
 )
 from loadtest._summary import LOAD_FILE, summarize
 from models.floor import FloorRecord, write_floor
-from serving.monitor import METRICS_FILE, MonitoredServer, ServerSample
-from serving.monitor import header as metrics_header
+from serving.metrics_file import METRICS_FILE, MonitoredServer, ServerSample
+from serving.metrics_file import header as metrics_header
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000

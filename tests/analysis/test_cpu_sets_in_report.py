@@ -7,7 +7,8 @@ from pathlib import Path
 
 from synthetic_results import ResultsBuilder
 
-from analysis.report import build_model, write_report
+from analysis.report import write_report
+from analysis.report_model import build_model
 from serving.cpusets import CpuPlan
 
 

@@ -32,3 +32,15 @@ def test_the_headline_adds_paired_verdicts_the_aa_figure_and_the_machine(tmp_pat
     assert "A/A (tfserving grpc [default] batch 1 measured twice in every round, 2 pair(s))" in text
     assert "machine: the model's in-process predict took 3-3.1 ms (median 3.05)" in text
     assert "no cell ran while the machine was off by more than 25%" in text
+
+
+def test_an_aa_twin_is_never_the_best_configuration(tmp_path: Path) -> None:
+    from analysis import read_results
+    from analysis.verdicts import best_configuration, sweep_verdicts
+
+    results = ResultsBuilder(tmp_path / "twin")
+    results.cell(server="tfserving", protocol="grpc", rate=40, latency_ms=10.0, round_index=0, arm="a")
+    results.cell(server="tfserving", protocol="grpc", rate=80, latency_ms=10.0, round_index=1, arm="b")
+    best = best_configuration(sweep_verdicts(read_results(tmp_path / "twin").cells))
+    assert best.group is not None and best.group.arm == "" and best.max_rate_under_slo == 40.0
+    assert all(group.arm != "b" for group in (*best.beats, *best.indistinguishable_from))

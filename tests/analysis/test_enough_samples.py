@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from synthetic_results import Request, ResultsBuilder, evenly, write_run
 
-from analysis import load_experiment, write_report
+from analysis import read_results, write_report
 from analysis.percentiles import min_samples, quantile_interval
 from analysis.stats import Slo, summarize_run
 from analysis.verdicts import sweep_verdicts
@@ -33,17 +33,17 @@ def test_minimum_requests_per_percentile(p: float, needed: int | None) -> None:
 @pytest.mark.parametrize(("n", "enough"), [(367, False), (368, True)])
 def test_a_run_needs_368_ok_requests_to_judge_p99(tmp_path: Path, n: int, enough: bool) -> None:
     summary = summarize_run(write_run(tmp_path / "run", evenly(n, 5.0)), Slo())
-    assert summary.slo_interval is not None and summary.slo_interval.enough is enough
-    assert summary.slo_status == ("met" if enough else "too few requests")
-    assert summary.met_slo is enough
+    assert summary.measured.slo.interval is not None and summary.measured.slo.interval.enough is enough
+    assert summary.measured.slo.status == ("met" if enough else "too few requests")
+    assert summary.measured.slo.met is enough
     if not enough:
-        assert summary.slo_note == "too few requests for p99: 367 ok, 368 needed for a 95% interval"
+        assert summary.measured.slo.note == "too few requests for p99: 367 ok, 368 needed for a 95% interval"
 
 
 def test_a_cell_with_too_few_requests_has_no_p99_and_no_verdict(results: ResultsBuilder) -> None:
     """100 requests at 10/s, all 5 ms: well within the SLO, but p99 cannot be judged from 100."""
     results.cell(rate=10, requests=evenly(100, 5.0))
-    (cell,) = load_experiment(results.root).cells
+    (cell,) = read_results(results.root).cells
     assert cell.p99.value is None and cell.p99_ms.mean is None
     assert cell.p99.note == "too few requests for p99: 100 ok, 368 needed for a 95% interval"
     assert (cell.slo_status, cell.met_slo) == ("too few requests", False)
@@ -61,7 +61,7 @@ def test_the_max_rate_walk_skips_cells_with_too_few_requests(results: ResultsBui
     results.cell(rate=10, requests=evenly(100, 5.0))
     results.cell(rate=40, latency_ms=20.0)
     results.cell(rate=80, latency_ms=250.0)
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert (verdict.max_rate_under_slo, verdict.first_miss_rate) == (40.0, 80.0)
     assert len(verdict.not_judged) == 1 and "@ 10/s: too few requests for p99" in verdict.not_judged[0]
 
@@ -72,5 +72,5 @@ def test_too_few_requests_still_prove_a_clear_miss(tmp_path: Path) -> None:
     requests = [Request(r.at_ms, 500.0 if i >= 90 else 5.0) for i, r in enumerate(evenly(100, 0.0))]
     summary = summarize_run(write_run(tmp_path / "run", requests), Slo())
     assert quantile_interval([r.latency_ms for r in requests], 99.0).low_rank == 97
-    assert summary.slo_status == "missed"
-    assert "p99 surely > 100 ms" in summary.slo_misses[0]
+    assert summary.measured.slo.status == "missed"
+    assert "p99 surely > 100 ms" in summary.measured.slo.misses[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from synthetic_results import ResultsBuilder, evenly, write_run
 
-from analysis import ResultsError, load_experiment, summarize_run
+from analysis import ResultsError, read_results, summarize_run
 from analysis.stats import Slo
 
 
@@ -46,7 +46,7 @@ def test_a_newer_manifest_is_refused(results: ResultsBuilder) -> None:
         ResultsError,
         match=r"manifest.json: inferload.experiment format version 3; this inferload reads version 1",
     ):
-        load_experiment(results.root)
+        read_results(results.root)
 
 
 def test_a_newer_side_file_is_refused(results: ResultsBuilder) -> None:
@@ -55,7 +55,7 @@ def test_a_newer_side_file_is_refused(results: ResultsBuilder) -> None:
         json.dumps({"schema": "inferload.load", "schema_version": 3, "valid": True})
     )
     with pytest.raises(ResultsError, match=r"load.json: inferload.load format version 3"):
-        load_experiment(results.root)
+        read_results(results.root)
 
 
 @pytest.mark.parametrize(
@@ -73,16 +73,16 @@ def test_missing_empty_or_foreign_directories_get_a_clear_error(tmp_path: Path, 
     root.parent.mkdir(exist_ok=True)
     make(root)
     with pytest.raises(ResultsError, match=expected):
-        load_experiment(root)
+        read_results(root)
 
 
 def test_an_experiment_without_cells_gets_a_clear_error(results: ResultsBuilder) -> None:
     with pytest.raises(ResultsError, match="has no cells yet"):
-        load_experiment(results.root)
+        read_results(results.root)
 
 
 def test_a_torn_last_line_from_an_interrupted_run_is_ignored(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", evenly(100, 1.0))
     with (run_dir / "requests.jsonl").open("a") as handle:
         handle.write('{"seq": 100, "stream": 0, "ser')
-    assert summarize_run(run_dir, Slo()).scheduled == 100
+    assert summarize_run(run_dir, Slo()).measured.scheduled == 100

@@ -50,7 +50,7 @@ def test_the_p99_interval_of_synthetic_runs_covers_the_truth(tmp_path: Path) -> 
     hits, achieved = 0, None
     for seed in range(trials):
         run_dir = write_run(tmp_path / f"run{seed}", lognormal(seed, 400, median_ms=MEDIAN_MS, sigma=SIGMA))
-        interval = summarize_run(run_dir, Slo()).p99_interval
+        interval = summarize_run(run_dir, Slo()).measured.p99_interval
         assert interval is not None and interval.low is not None and interval.high is not None
         hits += interval.low <= truth <= interval.high
         achieved = interval.achieved

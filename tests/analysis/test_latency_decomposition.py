@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from synthetic_results import ResultsBuilder
 
-from analysis import load_experiment
+from analysis import read_results
 from analysis.decomposition import decompose
 
 
@@ -59,7 +59,7 @@ def test_decomposition_arithmetic(
             {"framework": framework, "batch": 8, "median_ms": 99.0},
         ]
     )
-    experiment = load_experiment(results.root)
+    experiment = read_results(results.root)
     (part,) = decompose(experiment.cells, experiment.floor, experiment.payloads)
     assert (part.server, part.rate, part.batch) == (server, 10.0, 1)
     assert part.latency_p50_ms == pytest.approx(latency)
@@ -73,7 +73,7 @@ def test_decomposition_arithmetic(
 
 def test_missing_floor_and_encode_are_named_not_guessed(results: ResultsBuilder) -> None:
     results.cell(rate=10, latency_ms=5.0)
-    experiment = load_experiment(results.root)
+    experiment = read_results(results.root)
     (part,) = decompose(experiment.cells, experiment.floor, experiment.payloads)
     assert part.compute_ms is None and part.overhead_ms is None and part.encode_ms is None
     assert part.notes == (
@@ -84,7 +84,7 @@ def test_missing_floor_and_encode_are_named_not_guessed(results: ResultsBuilder)
 
 def test_a_server_protocol_without_usable_cells_is_listed_with_a_note(results: ResultsBuilder) -> None:
     results.cell(rate=10, latency_ms=5.0, valid=False, invalid_reasons=["lateness"])
-    experiment = load_experiment(results.root)
+    experiment = read_results(results.root)
     (part,) = decompose(experiment.cells, experiment.floor, experiment.payloads)
     assert (part.latency_p50_ms, part.overhead_ms) == (None, None)
     assert "no usable cell" in part.notes[0]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from synthetic_results import ResultsBuilder
 
-from analysis import load_experiment
+from analysis import read_results
 from analysis.aa import aa_pairs, mdd_table
 from analysis.drift import machine_flags
 from analysis.paired import compare_lines
@@ -35,7 +35,7 @@ def test_the_aa_figure_is_a_prediction_bound_from_the_arms_log_ratios(tmp_path: 
     for k, (rate, a, b) in enumerate([(10, 10.0, 11.0), (20, 20.0, 18.0), (40, 40.0, 44.0)]):
         results.cell(rate=rate, latency_ms=a, round_index=k, arm="a")
         results.cell(rate=rate, latency_ms=b, round_index=k, arm="b")
-    runs = load_experiment(tmp_path / "aa").runs
+    runs = read_results(tmp_path / "aa").runs
     assert len(aa_pairs(runs)) == 3
     p50 = next(m for m in mdd_table(runs) if m.metric == "p50 latency")
     assert p50.pairs == 3 and p50.mdd == pytest.approx(0.778, abs=0.002)
@@ -53,15 +53,15 @@ def build_lines(root: Path, *, repetitions: bool, flagged_round: int | None = No
         for server, latency in (("tfserving", 10.0), ("torchserve", 20.0)):
             results.cell(server=server, rate=rate, latency_ms=latency * slow, round_index=k,
                          repetition=repetition, machine=machine(probe=3.0 * slow))
-    return list(load_experiment(root).runs)
+    return list(read_results(root).runs)
 
 
 @pytest.mark.parametrize(("repetitions", "verdict"), [(True, "a lower"), (False, "a lower here")])
 def test_a_line_is_surely_lower_only_over_repetitions(tmp_path: Path, repetitions: bool,
                                                       verdict: str) -> None:
     runs = build_lines(tmp_path / "lines", repetitions=repetitions)
-    a = [r for r in runs if r.server == "tfserving"]
-    b = [r for r in runs if r.server == "torchserve"]
+    a = [r for r in runs if r.key.server == "tfserving"]
+    b = [r for r in runs if r.key.server == "torchserve"]
     comparison = compare_lines(a, b, metric="p50 latency", mdd=0.2)
     assert comparison.ratio == pytest.approx(0.5)
     assert comparison.verdict == verdict, comparison.why
@@ -76,8 +76,8 @@ def test_a_cell_whose_machine_was_off_is_flagged_and_its_pair_left_out(tmp_path:
     # probes 3 3 6 ms for each line at 40 req/s: the median 3, and 6 is 100 % slower than it
     assert {run.round for run in runs if run.cell_id in flags} == {1}
     assert all("probe" in reason for reasons in flags.values() for reason in reasons)
-    a = [r for r in runs if r.server == "tfserving"]
-    b = [r for r in runs if r.server == "torchserve"]
+    a = [r for r in runs if r.key.server == "tfserving"]
+    b = [r for r in runs if r.key.server == "torchserve"]
     judged = compare_lines(a, b, metric="p50 latency", flagged=set(flags))
     assert judged.excluded == 1 and len(judged.pairs) == 2
 
@@ -87,9 +87,9 @@ def test_a_calibration_off_the_runs_median_flags_its_cells(tmp_path: Path) -> No
     results = ResultsBuilder(tmp_path / "calibrated")
     for k, predict_ms in enumerate([3.0, 3.1, 4.5]):
         results.cell(rate=10 * (k + 1), round_index=k, machine=machine(calibration=(k, predict_ms)))
-    runs = load_experiment(tmp_path / "calibrated").runs
+    runs = read_results(tmp_path / "calibrated").runs
     flags = machine_flags(runs)
-    assert [run.rate for run in runs if run.cell_id in flags] == [30.0]
+    assert [run.key.rate for run in runs if run.cell_id in flags] == [30.0]
     (reason,) = next(iter(flags.values()))
     assert "45% slower than the run's median" in reason
     assert math.isclose(4.5 / 3.1 - 1, 0.4516, abs_tol=1e-3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from synthetic_results import ResultsBuilder
 
-from analysis import load_experiment
+from analysis import read_results
 from analysis.repetitions import Spread
 
 
@@ -43,7 +43,7 @@ def test_repetitions_of_a_cell_are_aggregated(results: ResultsBuilder) -> None:
     for repetition, latency in enumerate([10.0, 20.0, 30.0]):
         results.cell(rate=10, latency_ms=latency, repetition=repetition)
     results.cell(rate=10, latency_ms=900.0, repetition=3, valid=False, invalid_reasons=["lateness"])
-    (cell,) = load_experiment(results.root).cells
+    (cell,) = read_results(results.root).cells
     assert len(cell.runs) == 4
     assert (cell.p99_ms.n, cell.p99_ms.mean, cell.p99_ms.min, cell.p99_ms.max) == (3, 20.0, 10.0, 30.0)
     assert cell.throughput_rps.mean == pytest.approx(10.0)
@@ -54,5 +54,5 @@ def test_repetitions_of_a_cell_are_aggregated(results: ResultsBuilder) -> None:
 def test_one_missed_repetition_makes_the_cell_miss(results: ResultsBuilder) -> None:
     results.cell(rate=10, latency_ms=50.0, repetition=0)
     results.cell(rate=10, latency_ms=150.0, repetition=1)
-    (cell,) = load_experiment(results.root).cells
+    (cell,) = read_results(results.root).cells
     assert not cell.met_slo

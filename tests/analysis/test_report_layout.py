@@ -11,8 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from report_in_browser import measure, screenshot
 from synthetic_results import NS_PER_S, WINDOW_START_NS, ResultsBuilder, lognormal
 
-from analysis import load_experiment, plots, write_report
-from serving.monitor import series_key
+from analysis import plots, read_results, write_report
+from serving.metrics_file import series_key
 
 SERVERS = ("tfserving", "torchserve")
 PROTOCOLS = ("rest-json", "rest-binary", "grpc")
@@ -90,8 +90,8 @@ def test_plot_titles_clear_the_figure_title_and_each_other(
     figures = []
     drawn = plots._to_data_uri
     monkeypatch.setattr(plots, "_to_data_uri", lambda figure: figures.append(figure) or drawn(figure))
-    cells = load_experiment(report.parent).cells
-    plots.latency_vs_load(cells, load_experiment(report.parent).slo)
+    cells = read_results(report.parent).cells
+    plots.latency_vs_load(cells, read_results(report.parent).slo)
     plots.throughput_vs_load(cells)
     assert len(figures) == 2
     for figure in figures:

@@ -20,13 +20,13 @@ def test_throughput_counts_ok_responses_in_the_window(tmp_path: Path) -> None:
     warmup = [Request(-2000 + i * 10, 1.0) for i in range(200)]
     run_dir = write_run(tmp_path / "run", warmup + evenly(1000, 5.0), batch=4)
     summary = summarize_run(run_dir, SLO)
-    assert summary.window_s == 10.0
-    assert summary.scheduled == 1000
-    assert summary.ok == 1000
-    assert summary.throughput_rps == pytest.approx(100.0)
-    assert summary.predictions_per_s == pytest.approx(400.0)
-    assert summary.latency_ms.p50 == pytest.approx(5.0)
-    assert summary.met_slo
+    assert summary.measured.window_s == 10.0
+    assert summary.measured.scheduled == 1000
+    assert summary.measured.ok == 1000
+    assert summary.measured.throughput_rps == pytest.approx(100.0)
+    assert summary.measured.predictions_per_s == pytest.approx(400.0)
+    assert summary.measured.latency_ms.p50 == pytest.approx(5.0)
+    assert summary.measured.slo.met
 
 
 def test_latency_and_service_time_are_measured_from_scheduled_and_sent(tmp_path: Path) -> None:
@@ -34,18 +34,18 @@ def test_latency_and_service_time_are_measured_from_scheduled_and_sent(tmp_path:
     latency (done - scheduled) = 50 ms, service time (done - sent) = 20 ms, lateness = 30 ms."""
     requests = [Request(r.at_ms, 50.0, "ok", lateness_ms=30.0) for r in evenly(100, 50.0)]
     summary = summarize_run(write_run(tmp_path / "run", requests), SLO)
-    assert summary.latency_ms.p99 == pytest.approx(50.0)
-    assert summary.service_ms.p99 == pytest.approx(20.0)
-    assert summary.lateness_ms.p50 == pytest.approx(30.0)
+    assert summary.measured.latency_ms.p99 == pytest.approx(50.0)
+    assert summary.measured.service_ms.p99 == pytest.approx(20.0)
+    assert summary.measured.lateness_ms.p50 == pytest.approx(30.0)
 
 
 def test_responses_completing_after_the_window_do_not_count_as_throughput(tmp_path: Path) -> None:
     """100 requests over 10 s, each taking 5 s: only the 50 scheduled in the first 5 s finish inside the
     window -> throughput 5/s, although all 100 were scheduled (offered 10/s)."""
     summary = summarize_run(write_run(tmp_path / "run", evenly(100, 5000.0)), SLO)
-    assert summary.scheduled == 100
-    assert summary.throughput_rps == pytest.approx(5.0)
-    assert not summary.met_slo
+    assert summary.measured.scheduled == 100
+    assert summary.measured.throughput_rps == pytest.approx(5.0)
+    assert not summary.measured.slo.met
 
 
 @pytest.mark.parametrize(
@@ -63,8 +63,8 @@ def test_goodput_counts_only_ok_responses_within_the_slo(
 ) -> None:
     requests = [Request(r.at_ms, 150.0 if i < slow else 5.0) for i, r in enumerate(evenly(1000, 0.0))]
     summary = summarize_run(write_run(tmp_path / "run", requests), SLO)
-    assert summary.throughput_rps == pytest.approx(expected_throughput)
-    assert summary.goodput_rps == pytest.approx(expected_goodput)
+    assert summary.measured.throughput_rps == pytest.approx(expected_throughput)
+    assert summary.measured.goodput_rps == pytest.approx(expected_goodput)
 
 
 @pytest.mark.parametrize(
@@ -86,10 +86,10 @@ def test_error_and_drop_rates(
         for i, r in enumerate(evenly(1000, 0.0))
     ]
     summary = summarize_run(write_run(tmp_path / "run", requests), SLO)
-    assert summary.error_rate == pytest.approx(error_rate)
-    assert summary.drop_rate == pytest.approx(drop_rate)
-    assert summary.ok == 1000 - errors - timeouts - dropped
-    assert summary.met_slo is met
+    assert summary.measured.error_rate == pytest.approx(error_rate)
+    assert summary.measured.drop_rate == pytest.approx(drop_rate)
+    assert summary.measured.ok == 1000 - errors - timeouts - dropped
+    assert summary.measured.slo.met is met
 
 
 def test_failures_are_not_latencies(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_failures_are_not_latencies(tmp_path: Path) -> None:
         for i, r in enumerate(evenly(1000, 0.0))
     ]
     summary = summarize_run(write_run(tmp_path / "run", requests), SLO)
-    assert summary.latency_ms.max == pytest.approx(10.0)
+    assert summary.measured.latency_ms.max == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize(
@@ -112,10 +112,10 @@ def test_slo_is_judged_on_the_slo_percentile(tmp_path: Path, p99_latency_ms: flo
         Request(r.at_ms, p99_latency_ms if i >= 989 else 1.0) for i, r in enumerate(evenly(1000, 0.0))
     ]
     summary = summarize_run(write_run(tmp_path / "run", requests), SLO)
-    assert summary.slo_latency_ms == pytest.approx(p99_latency_ms)
-    assert summary.met_slo is met
+    assert summary.measured.slo.latency_ms == pytest.approx(p99_latency_ms)
+    assert summary.measured.slo.met is met
     if not met:
-        assert "p99 100.5 ms > 100 ms" in summary.slo_misses[0]
+        assert "p99 100.5 ms > 100 ms" in summary.measured.slo.misses[0]
 
 
 def test_generator_validity_comes_from_load_json(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from synthetic_results import NS_PER_S, WINDOW_START_NS, ResultsBuilder, evenly
 
-from analysis import load_experiment, write_report
+from analysis import read_results, write_report
 from analysis.decomposition import server_decomposition
-from serving.monitor import series_key
+from serving.metrics_file import series_key
 
 LABELS = {"model_name": "linear", "model_version": "default"}
 
@@ -63,14 +63,14 @@ def test_a_cell_with_only_excluded_repetitions_is_shown_marked(tmp_path: Path) -
         protocol="rest-json", rate=40, requests=evenly(400, 10.0), metrics=metrics,
         valid=False, invalid_reasons=["generator lateness p99 9 ms is above the limit 5.0 ms"],
     )
-    (row,) = server_decomposition(load_experiment(builder.root).cells)
+    (row,) = server_decomposition(read_results(builder.root).cells)
     assert row.usable is False
     assert row.notes[0].startswith("excluded from verdicts (generator invalid)")
     assert (row.server_queue_ms, row.server_inference_ms) == (pytest.approx(1.0), pytest.approx(1.0))
 
 
 def test_mean_latency_is_split_into_queue_inference_and_rest(results: ResultsBuilder) -> None:
-    (row,) = server_decomposition(load_experiment(results.root).cells)
+    (row,) = server_decomposition(read_results(results.root).cells)
     assert (row.server, row.protocol, row.rate, row.repetitions, row.usable) == (
         "torchserve", "rest-json", 40.0, 1, True
     )

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis.server_side import bracket, server_side
-from serving.monitor import ServerSample, series_key
+from serving.metrics_file import ServerSample, series_key
 
 S = 1_000_000_000
 WINDOW = (1 * S, 11 * S)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from synthetic_results import ResultsBuilder
 
-from analysis import load_experiment
-from analysis.report import build_model
+from analysis import read_results
+from analysis.report_model import build_model
 
 
 @pytest.mark.parametrize(
@@ -36,5 +36,5 @@ def test_tfserving_kind_label(
 def test_without_tfserving_cells_the_label_says_not_run(tmp_path: Path) -> None:
     results = ResultsBuilder(tmp_path / "experiment", tfserving_kind="")
     results.cell(server="torchserve")
-    assert load_experiment(results.root).tfserving_kind is None
+    assert read_results(results.root).tfserving_kind is None
     assert build_model(results.root).tfserving_label == "not run"

@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 from synthetic_results import Request, ResultsBuilder, evenly
 
-from analysis import load_experiment
+from analysis import read_results
 from analysis.percentiles import quantile_interval
-from analysis.report import build_model, summary_document
+from analysis.report_model import build_model
+from analysis.summary import summary_document
 from analysis.verdicts import best_configuration, sweep_verdicts
 
 # SLO of the synthetic experiments: p99 <= 100 ms
@@ -18,7 +19,7 @@ from analysis.verdicts import best_configuration, sweep_verdicts
 def test_one_run_brackets_the_max_rate_between_surely_met_and_surely_missed(results: ResultsBuilder) -> None:
     for rate, p99 in [(10, 5), (20, 5), (40, 30), (80, 250)]:
         results.cell(rate=rate, latency_ms=p99)
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert (verdict.max_rate_under_slo, verdict.max_rate_low, verdict.max_rate_high) == (40.0, 40.0, 80.0)
     assert verdict.max_rate_surely_met is True
     assert "one repetition" in (verdict.max_rate_method or "")
@@ -42,7 +43,7 @@ def test_met_but_not_surely(results: ResultsBuilder) -> None:
     results.cell(rate=20, latency_ms=5)
     results.cell(rate=40, requests=straddling())
     results.cell(rate=80, latency_ms=250)
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert (verdict.max_rate_under_slo, verdict.max_rate_surely_met) == (40.0, False)
     assert (verdict.max_rate_low, verdict.max_rate_high) == (20.0, 80.0)
     assert "met, but not surely" in (verdict.max_rate_note or "")
@@ -54,7 +55,7 @@ def test_repetitions_give_the_range_of_per_repetition_max_rates(results: Results
     for repetition, p99s in enumerate([(5, 30, 250), (5, 30, 250), (5, 150, 250)]):
         for rate, p99 in zip((20, 40, 80), p99s, strict=True):
             results.cell(rate=rate, latency_ms=p99, repetition=repetition)
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert verdict.max_rate_under_slo == 20.0
     assert verdict.max_rate_by_repetition == (40.0, 40.0, 20.0)
     assert (verdict.max_rate_low, verdict.max_rate_high) == (20.0, 80.0)
@@ -78,7 +79,7 @@ def test_best_configuration_beats_others_only_when_brackets_separate(
         results.cell(protocol="grpc", rate=rate, latency_ms=p99)
     for rate, p99 in rest_json_sweep:
         results.cell(protocol="rest-json", rate=rate, latency_ms=p99)
-    best = best_configuration(sweep_verdicts(load_experiment(results.root).cells))
+    best = best_configuration(sweep_verdicts(read_results(results.root).cells))
     assert best.group is not None and best.group.protocol == "grpc"
     assert [g.protocol for g in best.beats] == (["rest-json"] if beats else [])
     assert [g.protocol for g in best.indistinguishable_from] == ([] if beats else ["rest-json"])
@@ -94,5 +95,5 @@ def test_the_best_batch_is_indistinguishable_when_predictions_tie(results: Resul
     (sentence,) = build_model(results.root).batch_sweep_sentences()
     assert "most predictions/s 400 [400–400]" in sentence
     assert "indistinguishable here from batch" in sentence
-    (best,) = summary_document(build_model(results.root))["batch_sweep_best"]
-    assert (best["predictions_per_s"]["value"], len(best["indistinguishable_from_batches"])) == (400.0, 1)
+    (best,) = summary_document(build_model(results.root)).batch_sweep_best
+    assert (best.predictions_per_s.value, len(best.indistinguishable_from_batches)) == (400.0, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from synthetic_results import ResultsBuilder
 
-from analysis import load_experiment
+from analysis import read_results
 from analysis.verdicts import batching_verdicts, best_configuration, sweep_verdicts
 
 # SLO of the synthetic experiments: p99 <= 100 ms
@@ -37,7 +37,7 @@ def test_max_rate_under_slo(
 ) -> None:
     for rate, p99, valid in sweep:
         results.cell(rate=rate, latency_ms=p99, valid=valid, invalid_reasons=() if valid else ["lateness"])
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert verdict.max_rate_under_slo == expected_max
     assert verdict.half_rate == expected_half_rate
     assert verdict.p99_at_half_ms == pytest.approx(expected_p99_at_half)
@@ -48,7 +48,7 @@ def test_max_rate_under_slo(
 def test_invalid_cell_is_listed_with_its_reason(results: ResultsBuilder) -> None:
     results.cell(rate=10, latency_ms=5)
     results.cell(rate=20, latency_ms=5, valid=False, invalid_reasons=["generator lateness p99 9 ms"])
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert verdict.max_rate_under_slo == 10.0
     assert "generator lateness p99 9 ms" in verdict.excluded[0]
 
@@ -56,7 +56,7 @@ def test_invalid_cell_is_listed_with_its_reason(results: ResultsBuilder) -> None
 def test_failed_cell_is_excluded(results: ResultsBuilder) -> None:
     results.cell(rate=10, latency_ms=5)
     results.cell(rate=20, latency_ms=5, status="failed")
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert verdict.max_rate_under_slo == 10.0
     assert "cell failed: server died" in verdict.excluded[0]
 
@@ -73,7 +73,7 @@ def test_no_rate_under_slo_gives_null_with_a_reason(
 ) -> None:
     for rate, p99, valid in sweep:
         results.cell(rate=rate, latency_ms=p99, valid=valid)
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert verdict.max_rate_under_slo is None
     assert verdict.p99_at_half_ms is None
     assert expected_note in (verdict.max_rate_note or "")
@@ -82,7 +82,7 @@ def test_no_rate_under_slo_gives_null_with_a_reason(
 def test_a_sweep_that_never_missed_says_the_maximum_is_a_lower_bound(results: ResultsBuilder) -> None:
     results.cell(rate=10, latency_ms=5)
     results.cell(rate=20, latency_ms=6)
-    (verdict,) = sweep_verdicts(load_experiment(results.root).cells)
+    (verdict,) = sweep_verdicts(read_results(results.root).cells)
     assert verdict.max_rate_under_slo == 20.0
     assert "at least this" in (verdict.max_rate_note or "")
 
@@ -93,7 +93,7 @@ def test_best_configuration_has_most_predictions_per_second_under_slo(results: R
         results.cell(protocol="grpc", rate=rate, latency_ms=p99)
     for rate, p99 in [(10, 5), (20, 8), (40, 200)]:
         results.cell(protocol="rest-json", batch=4, rate=rate, latency_ms=p99)
-    best = best_configuration(sweep_verdicts(load_experiment(results.root).cells))
+    best = best_configuration(sweep_verdicts(read_results(results.root).cells))
     assert best.group is not None
     assert (best.group.protocol, best.group.batch, best.max_rate_under_slo) == ("rest-json", 4, 20.0)
     assert best.predictions_per_s == pytest.approx(80.0)
@@ -107,7 +107,7 @@ def test_batching_matrix_names_latency_and_throughput_optimal_configs(results: R
         results.cell(rate=rate, latency_ms=p99, config="nobatch")
     for rate, p99 in [(10, 12), (20, 14), (40, 20), (80, 40)]:
         results.cell(rate=rate, latency_ms=p99, config="batch8")
-    cells = load_experiment(results.root).cells
+    cells = read_results(results.root).cells
     (choice,) = batching_verdicts(cells, sweep_verdicts(cells))
     assert choice.configurations == ("batch8", "nobatch")
     assert choice.common_rate == 20.0

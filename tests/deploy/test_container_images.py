@@ -29,10 +29,13 @@ DISTRIBUTIONS = {
 }
 # Locust's own dependencies (its web UI and --web-login), in the locustio/locust base image with Locust.
 WITH_LOCUST = {"flask", "flask_login"}
-# loadtest/ and the stubs package it encodes with; never the CLI package `inferload` (DESIGN.md 8).
-OWN_PACKAGES = {"loadtest", "inferload_protos"}
+# loadtest/, the stubs package it encodes with and the formats package it writes records with; never
+# the CLI package `inferload` (DESIGN.md 8).
+OWN_PACKAGES = {"loadtest", "inferload_protos", "inferload_formats"}
 # Imported inside functions that Locust users never call: not needed in the Locust image.
 NOT_ON_THE_LOCUST_PATH = {
+    "httptools": "loadtest._aio_transports (the load worker's HTTP client, `inferload load` only)",
+    "hpack": "loadtest._h2grpc (the load worker's gRPC client, `inferload load` only)",
     "pandas": "loadtest._schema.read_run (reading results)",
     "rich": "loadtest._runner's progress bar (`inferload load`)",
     "scipy": "loadtest._percentiles.quantile_interval (early stopping, `inferload load` only)",

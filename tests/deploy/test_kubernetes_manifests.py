@@ -381,6 +381,25 @@ def test_locust_configmap_holds_the_current_loadtest_modules(stack_docs: list[di
     assert sum(len(text.encode()) for text in data.values()) < 1_000_000  # a ConfigMap holds at most 1 MiB
 
 
+def test_locust_mounts_the_current_formats_package_beside_loadtest(stack_docs: list[dict[str, Any]]) -> None:
+    """loadtest/ writes its records with the leaf package `inferload_formats`: its ConfigMap holds every
+    module of it, byte for byte, mounted where `import inferload_formats` finds it (next to loadtest)."""
+    data = find(stack_docs, "ConfigMap", "inferload-formats")["data"]
+    modules = {path.name for path in (ROOT / "inferload_formats").glob("*.py")}
+    assert set(data) == modules, "list every inferload_formats/*.py in deploy/kubernetes/kustomization.yaml"
+    for name, text in data.items():
+        assert text == (ROOT / "inferload_formats" / name).read_text()
+    for deployment in ("locust-master", "locust-worker"):
+        pod = pod_spec(find(stack_docs, "Deployment", deployment))
+        volume = next(v["name"] for v in pod["volumes"]
+                      if v.get("configMap", {}).get("name") == "inferload-formats")
+        mounts = {m["name"]: m["mountPath"] for m in container(stack_docs, deployment)["volumeMounts"]}
+        path = Path(mounts[volume])
+        assert path.name == "inferload_formats"
+        python_path = _env(container(stack_docs, deployment))["PYTHONPATH"]["value"]
+        assert str(path.parent) == python_path.split(":")[0]
+
+
 def test_the_import_walk_sees_the_package_structure() -> None:
     """Guards the test above: the walk follows relative and absolute imports."""
     needs = _locust_needs()
@@ -390,9 +409,10 @@ def test_the_import_walk_sees_the_package_structure() -> None:
 
 def test_kustomization_lists_loadtest_modules_only() -> None:
     generators = {g["name"]: g for g in load_kustomization(KUBERNETES)["configMapGenerator"]}
-    for entry in generators["loadtest"]["files"]:
-        path = (KUBERNETES / entry).resolve()
-        assert path.parent == ROOT / "loadtest" and path.suffix == ".py", entry
+    for name, folder in (("loadtest", "loadtest"), ("inferload-formats", "inferload_formats")):
+        for entry in generators[name]["files"]:
+            path = (KUBERNETES / entry).resolve()
+            assert path.parent == ROOT / folder and path.suffix == ".py", entry
 
 
 @pytest.mark.parametrize("deployment", ["locust-master", "locust-worker"])
@@ -456,8 +476,9 @@ def test_load_parameters_are_sane(stack_docs: list[dict[str, Any]]) -> None:
 
 
 def _user_classes() -> set[str]:
-    """The locustfile's concrete user classes, from its source (importing it would patch gevent)."""
-    text = (ROOT / "loadtest" / "locustfile.py").read_text()
+    """The locustfile's concrete user classes, from the table they are generated from (importing it
+    would patch gevent)."""
+    text = (ROOT / "loadtest" / "_locust_users.py").read_text()
     servers = dict(re.findall(r'"(tfserving|torchserve|triton)": "(\w+)"', text))
     protocols = dict(re.findall(r'"(rest-json|rest-binary|grpc)": "(\w+)"', text))
     if servers and protocols:

@@ -93,6 +93,11 @@ def test_master_and_workers_run_our_users_with_the_manifest_options(
     package_dir.mkdir(parents=True)
     for name, text in find(stack_docs, "ConfigMap", "loadtest")["data"].items():
         (package_dir / name).write_text(text)
+    (formats_mount,) = [m for m in master_spec["volumeMounts"] if m["name"] == "inferload-formats"]
+    formats_dir = tmp_path / formats_mount["mountPath"].lstrip("/")
+    formats_dir.mkdir(parents=True)
+    for name, text in find(stack_docs, "ConfigMap", "inferload-formats")["data"].items():
+        (formats_dir / name).write_text(text)
     local_home = str(tmp_path / home.lstrip("/"))
 
     closed_port = _free_port()  # nothing listens there

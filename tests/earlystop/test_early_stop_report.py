@@ -87,13 +87,13 @@ def test_the_html_report_and_summary_json_carry_it_too(results: Path) -> None:
     html = paths.html.read_text()
     assert "Early stopping" in html and "at most 120 s" in html and "ran to the cap" in html
     document = json.loads(paths.json.read_text())
-    assert document["schema_version"] == 3
+    assert document["schema_version"] == 5  # 3 added early_stop; 5 reshaped runs
     early = document["early_stop"]
     assert early["rule"].startswith("cells ran >= 20 s")
     by_cell = {run["cell_id"]: run for run in early["runs"]}
     assert by_cell["torchserve-grpc-b1-default-r50-rep0"]["reason"] == "rule"
     assert by_cell["torchserve-grpc-b1-default-r20-rep0"]["measured_s"] == 120.0
-    windows = {run["cell_id"]: run["window_s"] for run in document["runs"]}
+    windows = {run["cell_id"]: run["stats"]["window_s"] for run in document["runs"]}
     assert windows["torchserve-grpc-b1-default-r20-rep0"] == pytest.approx(120.0)
 
 

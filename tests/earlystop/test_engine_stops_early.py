@@ -1,41 +1,28 @@
-"""The engine ends a run early when the stop rule says so after the minimum duration, else at the cap.
+"""The engine ends a run early when the stop rule says so after the minimum duration, else at the cap:
+both engines (gevent for Locust users, asyncio for load workers: one logic in `_core`).
 
-Unit tests of the engine itself: the transport is a stand-in whose answer time the test controls
-(the real transports are tested against real servers elsewhere). The rule is asked every 0.2 s here.
-No assertion on elapsed time: the engine's own decisions (`ended_early`, `end_ns`, which arrivals
-were launched) are the specification.
+Unit tests of the engines themselves: the transport is a stand-in whose answer time the test controls
+(tests/engine_runtimes.py; the real transports are tested against real servers elsewhere). The
+rule is asked every 0.2 s here. No assertion on elapsed time: the engine's own decisions
+(`ended_early`, `end_ns`, which arrivals were launched) are the specification.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
-import gevent
 import numpy as np
 import pytest
+from engine_runtimes import RUNTIMES, build, call_later
 
 from loadtest import EarlyStop, PoissonArrivals, RequestRecord
+from loadtest._core import StopWhen
 from loadtest._early_stop import EarlyStopJudge, judge
-from loadtest._engine import Engine, StopWhen
-from loadtest._transports import Outcome
 
 S = 1_000_000_000
 CHECK_EVERY_S = 0.2
-
-
-class FakeTransport:
-    """Answers ok after `latency_s()` seconds (gevent sleep)."""
-
-    def __init__(self, latency_s) -> None:  # type: ignore[no-untyped-def]
-        self.latency_s = latency_s
-
-    def send(self, body: bytes) -> Outcome:
-        gevent.sleep(self.latency_s())
-        return Outcome("ok", 200, 2, None)
-
-    def prime(self) -> None: ...
-
-    def close(self) -> None: ...
+pytestmark = pytest.mark.parametrize("runtime", RUNTIMES)
 
 
 def long_tail_latency(seed: int):  # type: ignore[no-untyped-def]
@@ -51,12 +38,13 @@ def judge_imports_loaded() -> None:
     judge(np.ones(10), 0, 99.0)
 
 
-def run(latency_s, *, closed: bool = False, min_s: float = 0.8, cap_s: float = 2.0, within: float = 0.5):  # type: ignore[no-untyped-def]
+def run(runtime: str, latency_s, *, closed: bool = False, min_s: float = 0.8, cap_s: float = 2.0,  # type: ignore[no-untyped-def]
+        within: float = 0.5):
     """One run with the rule on; returns (engine, judge, records, measure_start, min_end, cap_end)."""
     records: list[RequestRecord] = []
     start = time.monotonic_ns() + S // 10
     min_end, cap_end = start + round(min_s * S), start + round(cap_s * S)
-    engine: Engine | None = None
+    engine: Any = None
 
     def in_flight() -> list[int]:
         assert engine is not None
@@ -69,8 +57,7 @@ def run(latency_s, *, closed: bool = False, min_s: float = 0.8, cap_s: float = 2
         records.append(record)
         judge_.observe(record)
 
-    engine = Engine(transport=FakeTransport(latency_s), bodies=[b"a"], sink=sink, server="torchserve",
-                    protocol="grpc", batch=1, stream=0, payload_seed=1, max_in_flight=1000)
+    engine = build(runtime, sink, latency_s=latency_s, max_in_flight=1000)
     stop_when = StopWhen(after_ns=min_end, ready=judge_, every_s=CHECK_EVERY_S)
     if closed:
         engine.run_closed(8, start, cap_end, stop_when=stop_when)
@@ -81,10 +68,10 @@ def run(latency_s, *, closed: bool = False, min_s: float = 0.8, cap_s: float = 2
     return engine, judge_, records, start, min_end, cap_end
 
 
-def test_an_open_loop_cell_with_tight_latencies_stops_by_the_rule_after_the_minimum() -> None:
+def test_an_open_loop_cell_with_tight_latencies_stops_by_the_rule_after_the_minimum(runtime: str) -> None:
     """Every answer takes 20 ms: the first check (at the minimum) finds the p99 within ±90 %, unless a
     stall of this shared CPU spread the latencies just then; either way the rule, not the cap, ends it."""
-    engine, judge, records, _, min_end, cap_end = run(lambda: 0.020, within=0.9)
+    engine, judge, records, _, min_end, cap_end = run(runtime, lambda: 0.020, within=0.9)
     assert engine.ended_early
     assert judge.checks >= 1
     assert min_end <= engine.end_ns < cap_end
@@ -94,8 +81,8 @@ def test_an_open_loop_cell_with_tight_latencies_stops_by_the_rule_after_the_mini
     assert {r.status for r in records} == {"ok"}  # in-flight requests at the end finished normally
 
 
-def test_an_open_loop_cell_whose_p99_interval_stays_wide_runs_to_the_cap() -> None:
-    engine, judge, records, _, _, cap_end = run(long_tail_latency(seed=7), within=0.02)
+def test_an_open_loop_cell_whose_p99_interval_stays_wide_runs_to_the_cap(runtime: str) -> None:
+    engine, judge, records, _, _, cap_end = run(runtime, long_tail_latency(seed=7), within=0.02)
     assert not engine.ended_early
     assert engine.end_ns == cap_end
     assert judge.checks >= 2  # asked at the minimum and again (about every 0.2 s) until the cap
@@ -105,14 +92,14 @@ def test_an_open_loop_cell_whose_p99_interval_stays_wide_runs_to_the_cap() -> No
     assert outcome.reason == "cap"
 
 
-def test_a_closed_loop_cell_with_tight_latencies_stops_early_too() -> None:
-    engine, judge, records, _, min_end, cap_end = run(lambda: 0.004, closed=True, within=0.9)
+def test_a_closed_loop_cell_with_tight_latencies_stops_early_too(runtime: str) -> None:
+    engine, judge, records, _, min_end, cap_end = run(runtime, lambda: 0.004, closed=True, within=0.9)
     assert engine.ended_early and judge.checks >= 1
     assert min_end <= engine.end_ns < cap_end
     assert max(r.sent_ns for r in records) < engine.end_ns  # no sender started a request after it
 
 
-def test_the_rule_is_never_asked_before_the_minimum_duration() -> None:
+def test_the_rule_is_never_asked_before_the_minimum_duration(runtime: str) -> None:
     """A predicate that always says stop still leaves the run its minimum window."""
     asked: list[int] = []
 
@@ -121,9 +108,7 @@ def test_the_rule_is_never_asked_before_the_minimum_duration() -> None:
         return True
 
     records: list[RequestRecord] = []
-    engine = Engine(transport=FakeTransport(lambda: 0.001), bodies=[b"a"], sink=records.append,
-                    server="torchserve", protocol="grpc", batch=1, stream=0, payload_seed=1,
-                    max_in_flight=100)
+    engine = build(runtime, records.append, latency_s=lambda: 0.001)
     start = time.monotonic_ns() + S // 10
     min_end = start + S // 2
     engine.run_open(PoissonArrivals(200, seed=3), start, start + 3 * S,
@@ -135,15 +120,13 @@ def test_the_rule_is_never_asked_before_the_minimum_duration() -> None:
     assert max(r.scheduled_ns for r in records) < engine.end_ns
 
 
-def test_a_stop_signal_before_the_minimum_is_an_interruption_not_a_rule_stop() -> None:
+def test_a_stop_signal_before_the_minimum_is_an_interruption_not_a_rule_stop(runtime: str) -> None:
     records: list[RequestRecord] = []
-    engine = Engine(transport=FakeTransport(lambda: 0.001), bodies=[b"a"], sink=records.append,
-                    server="torchserve", protocol="grpc", batch=1, stream=0, payload_seed=1,
-                    max_in_flight=100)
+    engine = build(runtime, records.append, latency_s=lambda: 0.001)
     judge_ = EarlyStopJudge(EarlyStop(interval_within=0.5, max_duration_s=5.0), measure_start_ns=0,
                             in_flight=engine.in_flight_scheduled)
     start = time.monotonic_ns() + S // 10
-    gevent.spawn_later(0.3, engine.stop)  # what SIGTERM does in the load worker
+    call_later(engine, 0.3, engine.stop)  # what SIGTERM does in the load worker
     engine.run_open(PoissonArrivals(200, seed=4), start, start + 5 * S,
                     stop_when=StopWhen(after_ns=start + 2 * S, ready=judge_, every_s=CHECK_EVERY_S))
     engine.drain(5.0)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from analysis import load_experiment as load_results
+from analysis import read_results as load_results
 from analysis.drift import machine_flags
 from analysis.paired import compare_lines
 from inferload.experiments import parse_experiment
@@ -129,14 +129,14 @@ def test_the_paired_order_holds_in_every_round_even_the_hogged_one(drifted: Path
     runs = load_results(drifted).runs
     by_round: dict[int | None, dict[str, float | None]] = {run.round: {} for run in runs}
     for run in runs:
-        by_round[run.round][run.server] = run.latency_ms.p50
+        by_round[run.round][run.key.server] = run.stats.latency_ms.p50 if run.stats is not None else None
     # round by round, whatever the hogs did (they may also leave a cell generator-invalid: excluded)
     orders = {r: (cells["tfserving"] or 0) < (cells["torchserve"] or 0) for r, cells in by_round.items()}
     assert len(set(orders.values())) == 1, f"the order flipped in a round: {by_round}"
     # judged on usable cells without the flagged ones: the same order or no verdict, never the reverse
     usable = [run for run in runs if run.usable]
-    judged = compare_lines([r for r in usable if r.server == "tfserving"],
-                           [r for r in usable if r.server == "torchserve"], metric="p50 latency",
+    judged = compare_lines([r for r in usable if r.key.server == "tfserving"],
+                           [r for r in usable if r.key.server == "torchserve"], metric="p50 latency",
                            flagged=set(machine_flags(runs)))
     assert all(pair.round != HOGGED_ROUND for pair in judged.pairs)
     never = "b lower" if orders[0] else "a lower"

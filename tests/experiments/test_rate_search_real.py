@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from analysis import load_experiment as load_results
+from analysis import read_results as load_results
 from analysis.verdicts import sweep_verdicts
 from inferload.experiments import parse_experiment
 from inferload.runner import run_experiment
-from inferload.search import MISSED, judge_step, plan, slo_of
+from inferload.search import MISSED, judge_step, plan
 from inferload.stages import RealStages
 from models.artifacts import ArtifactLayout
 from serving.ports import Ports
@@ -69,7 +69,7 @@ def test_a_real_search_runs_on_one_server_start_and_the_report_agrees(
         assert (cell["status"], cell["mode"]) == ("done", "open")
         assert list(step.glob("requests*.jsonl"))
         assert cell["duration_s"] >= 1.2 * 368 / cell["rate"] - 0.5
-        outcomes[cell["rate"]] = judge_step(step, slo_of(experiment)).outcome
+        outcomes[cell["rate"]] = judge_step(step, experiment.slo).outcome
     end = plan(experiment.load.search, outcomes)
     assert end.next_rate is None  # the recorded steps are the whole search
     (verdict,) = sweep_verdicts(load_results(out).cells)

@@ -50,7 +50,7 @@ def test_a_search_section_is_read_with_its_defaults() -> None:
 
 
 def test_refine_is_refused_on_a_search_matrix() -> None:
-    from inferload.refine import check_refinable
+    from inferload.search import check_refinable
 
     with pytest.raises(ValueError, match="bisect_steps"):
         check_refinable(parse_experiment(HEAD + "  mode: open\n  search: {start: 20, max: 640}\n"))

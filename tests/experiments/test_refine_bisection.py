@@ -10,7 +10,7 @@ import pytest
 
 from inferload.cells import expand_cells
 from inferload.experiments import parse_experiment
-from inferload.refine import Bracket, brackets, refine, round_rate, with_rate
+from inferload.search import Bracket, brackets, refine, round_rate, with_rate
 
 MATRIX = """
 name: refine

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from analysis.summary import read_summary
 from inferload.cells import expand_cells
 from inferload.experiments import load_experiment
 from inferload.rounds import sweep_order
@@ -150,9 +151,9 @@ def test_the_report_fills_a_verdict_for_every_server_and_protocol(smoke_run: Smo
     import analysis
 
     paths = analysis.write_report(smoke_run.out)
-    summary = json.loads(Path(paths.json).read_text())
-    verdicts = summary["verdicts"]
-    assert {(v["server"], v["protocol"]) for v in verdicts} == {
+    summary = read_summary(paths.json)
+    verdicts = summary.verdicts
+    assert {(v.server, v.protocol) for v in verdicts} == {
         (server, protocol) for server in ("tfserving", "torchserve", "triton")
         for protocol in ("rest-json", "rest-binary", "grpc")}
     # the CI gate's rules: every pair answered (ok records, errors within the SLO's limit) and its verdict
@@ -160,8 +161,8 @@ def test_the_report_fills_a_verdict_for_every_server_and_protocol(smoke_run: Smo
     # cells failed. One allowance on this shared machine: a pair whose generator could not keep the
     # schedule (generator-invalid: the machine was overloaded, not the servers) may stay unjudged.
     assert check_smoke_report.problems_in(summary, allow_generator_invalid=True) == []
-    runs = {(r["server"], r["protocol"]): r for r in summary["runs"]}
+    runs = {(r.key.server, r.key.protocol): r for r in summary.runs}
     for verdict in verdicts:
-        judged = verdict["max_rate_under_slo"] is not None or verdict["first_miss_rate"] is not None
-        assert judged or runs[(verdict["server"], verdict["protocol"])]["generator_valid"] is False, verdict
+        judged = verdict.max_rate_under_slo is not None or verdict.first_miss_rate is not None
+        assert judged or runs[(verdict.server, verdict.protocol)].generator_valid is False, verdict
     assert Path(paths.html).stat().st_size > 0 and Path(paths.markdown).stat().st_size > 0

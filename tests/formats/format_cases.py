@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from inferload.manifest import Manifest, read_cell, read_manifest, write_cell, write_manifest
+from analysis.report_model import build_model
+from analysis.summary import SUMMARY_FILE, read_summary, summary_document
+from inferload_formats import Manifest, read_cell, read_manifest, write_cell, write_manifest
 from loadtest import (
     EncodingRecord,
     LoadSettings,
@@ -30,7 +32,7 @@ from loadtest._summary import summarize
 from models.artifacts import ModelJson
 from models.calibration import CalibrationWriter, PredictTiming, ProbeSample, new_header, read_calibration
 from models.floor import FloorRecord, read_floor, write_floor
-from serving.monitor import MonitoredServer, ServerSample, header, read_server_samples
+from serving.metrics_file import MonitoredServer, ServerSample, header, read_server_samples
 
 S = 1_000_000_000
 SETTINGS = LoadSettings(server="torchserve", protocol="grpc", rate=2.0, duration_s=1.0, features=8)
@@ -65,7 +67,7 @@ def _records(directory: Path) -> tuple[Path, Any]:
     with RecordWriter(path, run_header) as writer:
         for r in records:
             writer.add(r)
-    return path, (run_header.to_dict(), records)
+    return path, (run_header, records)
 
 
 def _read_records(path: Path) -> Any:
@@ -164,6 +166,13 @@ def _read_calibration(path: Path) -> Any:
     return log.header, log.points, log.probes
 
 
+def _summary(directory: Path) -> tuple[Path, Any]:
+    """summary.json of a report on one load run: the typed document, as the report writes it."""
+    _load(directory)
+    document = summary_document(build_model(directory))
+    return document.write(directory / SUMMARY_FILE), document
+
+
 CASES = [
     Case("requests.jsonl", _records, _read_records, "bytes_out", "version 1 or 2"),
     Case("load.json", _load, LoadSummary.read, "achieved_send_rate", "version 1 or 2"),
@@ -174,4 +183,5 @@ CASES = [
     Case("server_metrics.jsonl", _server_metrics, read_server_samples, "cpu_seconds", "version 1"),
     Case("model.json", _model_json, ModelJson.read, "handler_sha256", "version 1"),
     Case("calibration.jsonl", _calibration, _read_calibration, "bandwidth_gb_s", "version 1"),
+    Case("summary.json", _summary, read_summary, "tfserving_label", "version 5"),
 ]

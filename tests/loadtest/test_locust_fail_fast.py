@@ -22,8 +22,8 @@ import pytest
 from locust_runs import LOADTEST_DIR, requests_and_failures, run_locust
 
 from loadtest import RequestRecord
+from loadtest._locust_fail_fast import FirstRequests
 from loadtest._schema import Status
-from loadtest.locustfile import FirstRequests
 from serving.ports import Ports
 
 LONG_RUN = "600s"  # never reached: the run must stop long before

@@ -10,7 +10,8 @@ import pytest
 
 import loadtest
 import loadtest.locustfile
-from loadtest.locustfile import default_host, split_host
+from loadtest._locust_options import default_host
+from loadtest._settings import split_host
 
 LOADTEST_DIR = str(Path(loadtest.__file__).parent)
 USER_CLASSES = [

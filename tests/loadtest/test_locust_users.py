@@ -109,7 +109,7 @@ def test_two_locust_processes_split_the_rate_and_achieve_the_total(port_of, smal
     assert result.returncode == 0, result.stderr[-2000:]
     streams = run_streams(records_dir)
     assert len(streams) == 4  # one per user, over both worker processes
-    per_user_rates = {read_header(path)["settings"]["rate"] for path in streams}
+    per_user_rates = {read_header(path).settings["rate"] for path in streams}
     assert per_user_rates == {rate / 4}
     # each user's stream is Poisson at its share over the time it ran (when the processes started and
     # how long they overlapped depends on the machine's load: not what this test is about)

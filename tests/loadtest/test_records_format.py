@@ -60,7 +60,7 @@ def test_header_is_line_one_and_records_round_trip(tmp_path) -> None:
     )
     assert list(read_records(path)) == records
     assert list(read_records(io.BytesIO(path.read_bytes()))) == records  # file objects too
-    assert read_header(path)["settings"] == {"rate": 10}
+    assert read_header(path).settings == {"rate": 10}
 
 
 def test_records_reach_the_file_while_the_run_goes_on(tmp_path) -> None:

@@ -1,10 +1,10 @@
 """The transports' fast paths keep their contract: the exact bytes go out, every answer and every
 failure comes back as an Outcome to the greenlet that sent it.
 
-HTTP sends head and body with one sendmsg (no concatenated copy); gRPC, where threads are real
-(the load worker, and this test process), runs grpc.aio on a thread of its own and hands results
-back to the sending greenlets. Real servers on loopback: the standard library's HTTP server and a
-grpcio server with a generic handler.
+The gevent HTTP transport (Locust users) sends head and body with one sendmsg (no concatenated
+copy); the asyncio transports (load workers) are checked in a fresh interpreter
+(aio_transport_cases.py). Real servers on loopback: the standard library's HTTP server and a grpcio
+server with a generic handler.
 """
 
 from __future__ import annotations
@@ -134,16 +134,16 @@ def test_an_unreachable_http_server_is_an_error_record_not_a_crash() -> None:
     assert outcome.status == "error" and "ConnectionRefused" in (outcome.error or "")
 
 
-# -- gRPC against a real server ------------------------------------------------------------------
-GRPC_THREAD_CASES = Path(__file__).with_name("grpc_thread_cases.py")
+# -- the asyncio engine's transports ---------------------------------------------------------------
+AIO_CASES = Path(__file__).with_name("aio_transport_cases.py")
 
 
-def test_grpc_thread_path_in_an_interpreter_gevent_has_not_patched() -> None:
-    """The aio-thread cases (grpc_thread_cases.py) in a fresh interpreter: in this one, an earlier
-    Locust import may have patched threading, which sends GrpcTransport down the blocking path."""
+def test_the_asyncio_transports_in_an_interpreter_gevent_has_not_patched() -> None:
+    """aio_transport_cases.py in a fresh interpreter, as the load worker runs them: in this one, an
+    earlier Locust import may have patched sockets and threads and set up grpcio's gevent mode."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", str(GRPC_THREAD_CASES), "-q", "-p", "no:cacheprovider"],
-        cwd=GRPC_THREAD_CASES.parents[2], capture_output=True, text=True, timeout=240, check=False,
+        [sys.executable, "-m", "pytest", str(AIO_CASES), "-q", "-p", "no:cacheprovider"],
+        cwd=AIO_CASES.parents[2], capture_output=True, text=True, timeout=240, check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert re.search(r"^5 passed", done.stdout, re.MULTILINE), done.stdout[-2000:]
+    assert re.search(r"^16 passed", done.stdout, re.MULTILINE), done.stdout[-2000:]

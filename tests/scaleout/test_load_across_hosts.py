@@ -102,7 +102,7 @@ def test_three_hosts_send_one_poisson_run_at_the_total_rate(three_hosts: ServerH
 
     data = read_run(run)
     window = data.records[data.records["in_window"]]
-    starts = [h["measure_start_ns"] for h in data.headers]
+    starts = [h.measure_start_ns for h in data.headers]
     # one common start: every host converts the same wall-clock instant (a host starting on its own,
     # when the start message arrives or when it is ready, would be off by up to the start margin).
     # How close the hosts come is a benchmark (benchmarks/speed_targets.py), not this test.

@@ -98,7 +98,7 @@ def test_workers_on_two_hosts_split_the_rate_into_one_poisson_run(
 
     data = read_run(run)
     per_stream = data.records.groupby("stream")["scheduled_ns"]
-    start = max(h["measure_start_ns"] for h in data.headers)  # every user is running from here...
+    start = max(h.measure_start_ns for h in data.headers)  # every user is running from here...
     end = int(per_stream.max().min())  # ...to the last arrival of the stream that stopped first
     arrivals = np.sort(data.records["scheduled_ns"].to_numpy())
     arrivals = arrivals[(arrivals >= start) & (arrivals <= end)]

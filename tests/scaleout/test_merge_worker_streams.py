@@ -13,7 +13,7 @@ import pytest
 
 from loadtest import LoadSettings, MergeError, merge_runs
 from loadtest._arrivals import PoissonArrivals, schedule_ns
-from loadtest._schema import RecordWriter, RequestRecord, RunHeader, stream_path
+from loadtest._schema import RecordWriter, RequestRecord, RunHeader, read_run, stream_path
 
 START_NS = 10**12
 RUN_S = 10.0
@@ -100,6 +100,35 @@ def test_streams_that_ran_until_stopped_get_the_window_of_their_records(tmp_path
     assert summary.window_s == pytest.approx(RUN_S, abs=0.5)
     assert summary.achieved_arrival_rate == pytest.approx(count / summary.window_s, rel=0.01)
     assert summary.counts["ok"] == count
+
+
+def test_the_merged_window_is_written_into_the_headers_so_every_reader_counts_in_it(tmp_path: Path) -> None:
+    """load.json and a later `read_run` (the analysis) count in one window: the one the headers say."""
+    count = sum(write_stream(tmp_path / "a", k, host="a", pid=1, rate=10.0, window_s=1e9) for k in (0, 1))
+    summary = merge_runs([tmp_path / "a"], tmp_path / "run")
+    again = read_run(tmp_path / "run")
+    assert again.window_s == summary.window_s
+    assert int(again.records["in_window"].sum()) == summary.counts["ok"] == count
+    assert all(h.measure_end_ns == again.window[1] for h in again.headers)
+
+
+def test_the_run_window_is_where_every_streams_window_holds(tmp_path: Path) -> None:
+    """Users started 2 s apart: the run's rate is measured where both send (the latest start, the
+    earliest end), not over their union, where only one of them sent."""
+    write_stream(tmp_path / "a", 0, host="a", pid=1, rate=10.0)
+    late = tmp_path / "b"
+    write_stream(late, 1, host="a", pid=1, rate=10.0)
+    path = stream_path(late, 1)
+    lines = path.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    header["measure_start_ns"] += 2 * 10**9
+    path.write_text(json.dumps(header) + "\n" + "".join(lines[1:]))
+    summary = merge_runs([tmp_path / "a", late], tmp_path / "run")
+    data = read_run(tmp_path / "run")
+    assert data.window == (START_NS + 2 * 10**9, int(data.records["scheduled_ns"].max()) + 1)
+    assert summary.window_s == data.window_s == pytest.approx(RUN_S - 2, abs=0.5)
+    in_window = data.records[data.records["in_window"]]["scheduled_ns"]
+    assert in_window.min() >= START_NS + 2 * 10**9
 
 
 def test_the_same_stream_from_two_sources_is_refused(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_torchserve_with_token_auth_over_tls(
           "--metadata-url", f"https://{h.address}:{h.torchserve['torchserve_management']}")
 
     header = read_run(tmp_path).header
-    security = header["settings"]["security"]
+    security = header.settings["security"]
     assert security["tls"] is True and security["ca_cert"] == str(h.tls.ca_cert)
     described = {entry["from"].split(" key")[0]: entry for entry in security["credentials"]}
     assert described["inference"]["present"] is True

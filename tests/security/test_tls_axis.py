@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from analysis.topology import Topo, topologies
-from inferload.experiments import ExperimentError, parse_experiment
+from inferload.experiments import BalancerConfig, ExperimentError, ServerConfig, parse_experiment
 from inferload.stages import load_settings_for
+from inferload_formats import MatrixEcho
 
 MATRIX = """
 name: tls
@@ -69,12 +70,12 @@ def test_the_load_of_a_tls_line_trusts_the_local_ca(
 
 
 def test_the_report_pairs_each_tls_config_with_the_plaintext_one_of_the_same_shape() -> None:
-    manifest = {"experiment": {"server_configs": [
-        {"name": "plain"}, {"name": "own_tls", "tls": True},
-        {"name": "nginx", "balancer": {"kind": "nginx"}},
-        {"name": "nginx_tls", "balancer": {"kind": "nginx", "tls": True}},
-    ]}}
-    topo = topologies(manifest)
+    configs = [ServerConfig(name="plain"), ServerConfig(name="own_tls", tls=True),
+               ServerConfig(name="nginx", balancer=BalancerConfig(kind="nginx")),
+               ServerConfig(name="nginx_tls", balancer=BalancerConfig(kind="nginx", tls=True))]
+    # as the manifest echoes the resolved matrix, read through its typed view
+    matrix = MatrixEcho.model_validate({"server_configs": [c.model_dump(mode="json") for c in configs]})
+    topo = topologies(matrix)
     assert topo["own_tls"] == Topo("own_tls", 1, "none", "round_robin", False, tls=True)
     assert topo["own_tls"].shape == topo["plain"].shape
     assert topo["nginx_tls"].shape == topo["nginx"].shape != topo["plain"].shape

@@ -16,7 +16,7 @@ import yaml
 from capabilities import need
 
 from serving import tfserving
-from serving.compose import BATCHING_EXAMPLE, torchserve_properties
+from serving.compose_override import BATCHING_EXAMPLE, torchserve_properties
 from serving.ports import Ports
 from serving.settings import ServerSettings
 
@@ -193,7 +193,7 @@ def _properties(path: Path) -> dict[str, str]:
     [("config.properties", ServerSettings()), ("config.batching.properties", BATCHING_EXAMPLE)],
 )
 def test_container_torchserve_configs_match_the_generator(file: str, settings: ServerSettings) -> None:
-    """The mounted config.properties is what serving/compose.py writes for the container (2 CPUs)."""
+    """The mounted config.properties is what serving/compose_override.py writes for the container (2 CPUs)."""
     assert _properties(ROOT / "docker/torchserve" / file) == torchserve_properties(settings, 2)
 
 

@@ -17,13 +17,12 @@ from capabilities import need
 
 from inferload.experiments import load_experiment
 from inferload.stages import server_settings_for
-from serving.compose import (
+from serving.compose import ComposeError, validate_compose
+from serving.compose_override import (
     COMPOSE_FILE,
     GENERATED_MOUNT,
     REST_THREADS_PER_CPU,
-    ComposeError,
     ComposeLimits,
-    validate_compose,
     write_override,
 )
 from serving.ports import Ports

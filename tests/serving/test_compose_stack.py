@@ -19,7 +19,8 @@ import pytest
 from capabilities import need
 
 from models.artifacts import ArtifactLayout
-from serving.compose import ComposeError, ComposeLimits, ComposeStack
+from serving.compose import ComposeError, ComposeStack
+from serving.compose_override import ComposeLimits
 from serving.ports import Ports
 from serving.settings import ServerSettings
 

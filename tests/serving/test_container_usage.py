@@ -107,7 +107,8 @@ def test_unreadable_docker_stats_memory_is_refused() -> None:
 
 def test_the_monitor_samples_a_container_from_its_cgroup(test_cgroup: str, tmp_path: Path) -> None:
     """A container given by its cgroup path: every line says `cgroup`, with CPU-seconds and percent."""
-    from serving.monitor import MonitoredServer, ServerMonitor, read_server_samples
+    from serving.metrics_file import MonitoredServer, read_server_samples
+    from serving.monitor import ServerMonitor
 
     server = MonitoredServer("torchserve", "torchserve", None, container=f"/{test_cgroup}")
     burner = subprocess.Popen([sys.executable, "-c", BURN.replace("0.6", "1.5")])

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.monitor import ServerSample, parse_metrics, parse_series_key, series_key
+from serving.metrics_file import ServerSample, parse_series_key, series_key
+from serving.prometheus import parse_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "metrics"
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import requests
 
-from loadtest import _transports
+from loadtest import _spec
 from models.artifacts import MODEL_NAME, ArtifactLayout
 from serving import Ports, ServerSettings, Stack, torchserve
 from serving.limits import REQUEST_LIMITS, RequestTooLargeError, check_request_size
@@ -88,7 +88,7 @@ def test_torchserve_config_carries_the_limits_and_memory_to_hold_them(both_serve
 
 
 def test_the_generator_channel_sends_whatever_tfs_compat_accepts() -> None:
-    assert _transports._GRPC_MAX_MESSAGE >= grpc_service.MAX_MESSAGE_BYTES
+    assert _spec.GRPC_MAX_MESSAGE >= grpc_service.MAX_MESSAGE_BYTES
 
 
 def test_the_limits_table_is_what_the_servers_are_configured_with() -> None:
@@ -145,7 +145,7 @@ def _torchserve_predictions(ports: Ports, data: bytes) -> bytes:
     request = load("inference_pb2").PredictionsRequest(model_name=MODEL_NAME, input={"data": data})
     options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
     with grpc.insecure_channel(f"127.0.0.1:{ports.torchserve_grpc}", options=options) as channel:
-        call = channel.unary_unary(_transports.TORCHSERVE_PREDICT)
+        call = channel.unary_unary(_spec.TORCHSERVE_PREDICT)
         return call(request.SerializeToString(), timeout=TIMEOUT_S)
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from serving.monitor import (
+from inferload_formats import SchemaError
+from serving.metrics_file import (
     SCHEMA,
     SCHEMA_VERSION,
     MonitoredServer,
-    ServerMetricsError,
     header,
     read_server_samples,
 )
@@ -73,7 +73,7 @@ def test_files_from_before_the_header_read_as_psutil_samples(tmp_path: Path) -> 
 )
 def test_unknown_schema_or_version_is_refused(tmp_path: Path, bad_header: dict, message: str) -> None:
     path = _write(tmp_path / "m.jsonl", bad_header, SAMPLE)
-    with pytest.raises(ServerMetricsError, match=f"m.jsonl: {message}"):
+    with pytest.raises(SchemaError, match=f"m.jsonl: {message}"):
         read_server_samples(path)
 
 

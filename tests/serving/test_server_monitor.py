@@ -13,7 +13,8 @@ import pytest
 from serving_clients import tfserving_rest_json, torchserve_rest_json
 
 from serving import ServerMonitor, Stack
-from serving.monitor import MonitoredServer, read_server_samples, scrape_series
+from serving.metrics_file import MonitoredServer, read_server_samples
+from serving.prometheus import scrape_series
 
 
 @pytest.mark.servers

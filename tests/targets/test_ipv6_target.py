@@ -36,7 +36,7 @@ def test_tf_serving_on_ipv6_loopback_is_measured_over_rest_and_grpc(small_artifa
             )
             assert done.returncode in (0, 1), done.stderr  # 1: flagged invalid on a busy machine
             run = read_run(out)
-            assert run.header["settings"]["host"] == "::1"
+            assert run.header.settings["host"] == "::1"
             assert set(run.records["status"]) == {"ok"} and len(run.records) >= 5
     finally:
         run_inferload("serve", "down", "--state-dir", str(state))

@@ -41,7 +41,7 @@ def test_load_reaches_the_remote_server_and_every_request_succeeds(
     )
     assert done.returncode in (0, 1), done.stderr  # 1: flagged invalid (a busy machine), still measured
     run = read_run(out)
-    assert run.header["settings"]["host"] == remote_servers.address
-    assert run.header["settings"]["port"] == remote_servers.port(server, protocol)
+    assert run.header.settings["host"] == remote_servers.address
+    assert run.header.settings["port"] == remote_servers.port(server, protocol)
     assert len(run.records) >= 5
     assert set(run.records["status"]) == {"ok"}, run.records["error"].dropna().head().tolist()

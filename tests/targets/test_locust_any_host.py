@@ -60,6 +60,6 @@ def test_locust_users_load_the_remote_server_and_record_only_successes(
     assert row["Type"] == protocol
     assert int(row["Request Count"]) >= 10 and int(row["Failure Count"]) == 0
     run = read_run(tmp_path / "records")
-    assert run.header["settings"]["host"] == remote_servers.address
-    assert run.header["settings"]["features"] == small_features  # discovered from the server
+    assert run.header.settings["host"] == remote_servers.address
+    assert run.header.settings["features"] == small_features  # discovered from the server
     assert set(run.records["status"]) == {"ok"} and len(run.records) >= 10

@@ -1,5 +1,5 @@
 """Server CPU per ok request and per prediction, by hand on known runs written through the formats' own
-definitions (loadtest's RecordWriter, serving.monitor's header and ServerSample), and the gRPC-vs-REST
+definitions (loadtest's RecordWriter, serving.metrics_file's header and ServerSample), and the gRPC-vs-REST
 CPU verdict on known rows."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from analysis.stats import Slo, summarize_run
 from analysis.topology import CpuRow, cpu_cost, cpu_verdicts
 from loadtest import RecordWriter, RequestRecord, RunHeader
-from serving.monitor import METRICS_FILE, MonitoredServer, ServerSample, header
+from serving.metrics_file import METRICS_FILE, MonitoredServer, ServerSample, header
 
 S = 1_000_000_000
 START, END = 10 * S, 20 * S  # the measuring window

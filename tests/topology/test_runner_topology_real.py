@@ -18,7 +18,7 @@ from inferload.runner import run_experiment
 from inferload.stages import RealStages, RunningServers
 from models.artifacts import ArtifactLayout
 from serving.balancer import read_access_log, requests_per_upstream
-from serving.monitor import read_server_samples
+from serving.metrics_file import read_server_samples
 from serving.ports import Ports
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]

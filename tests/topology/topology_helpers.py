@@ -10,9 +10,11 @@ import numpy as np
 
 from loadtest import encode_body, make_inputs
 from loadtest._payloads import CONTENT_TYPES
-from loadtest._transports import GrpcTransport, HttpTransport, Outcome, rest_path
+from loadtest._spec import grpc_method, rest_path
+from loadtest._transports import GrpcTransport, HttpTransport, Outcome
 from serving import balancer as nginx
-from serving.monitor import metrics_url, parse_series_key, scrape_series
+from serving.metrics_file import parse_series_key
+from serving.prometheus import metrics_url, scrape_series
 from serving.replicas import ReplicatedServers
 from serving.stack import Stack
 
@@ -26,9 +28,7 @@ def bodies(server: str, protocol: str, count: int, seed: int = 3) -> list[bytes]
 def send(server: str, protocol: str, port: int, payloads: list[bytes]) -> list[Outcome]:
     """One request per body, one after another, through the load generator's own transports."""
     if protocol == "grpc":
-        method = ("/tensorflow.serving.PredictionService/Predict" if server == "tfserving"
-                  else "/org.pytorch.serve.grpc.inference.InferenceAPIsService/Predictions")
-        transport = GrpcTransport("127.0.0.1", port, method, timeout_s=60)
+        transport = GrpcTransport("127.0.0.1", port, grpc_method(server), timeout_s=60)
     else:
         transport = HttpTransport("127.0.0.1", port, rest_path(server, "linear"),
                                   CONTENT_TYPES[(server, protocol)], timeout_s=60, pool=4)

@@ -1,0 +1,339 @@
+"""The report's model: everything report.html, summary.md and summary.json show, computed once from a
+results directory (`build_model`), and the sentences the CLI and the views print from it.
+
+The three views (analysis/report.py renders the HTML and Markdown, analysis/summary.py defines
+summary.json) are views of one `ReportModel`, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from analysis.compare import Comparison, check_comparable, compare
+from analysis.decomposition import Decomposition, ServerDecomposition, decompose, server_decomposition
+from analysis.intervals import ORDER_STATISTIC, THROUGHPUT_SLICES, Estimate
+from analysis.percentiles import CONFIDENCE, REPORTED_PERCENTILES, min_samples
+from analysis.results import Results, read_results
+from analysis.topology import TopologyReport, topology_report
+from analysis.verdicts import (
+    BatchingVerdict,
+    BatchSweepPoint,
+    BestConfiguration,
+    SweepVerdict,
+    batch_sweep,
+    batching_verdicts,
+    best_batch,
+    best_configuration,
+    sweep_verdicts,
+)
+from loadtest import EarlyStop
+
+TFSERVING_KIND_LABELS = {
+    "tfs-compat": "TF Serving API, served by tfs-compat (TensorFlow runtime)",
+    "tensorflow_model_server": "TensorFlow Serving (tensorflow_model_server)",
+}
+TRITON_KIND_LABELS = {
+    "pytriton": "Triton 2.51, Python backend (the nvidia-pytriton wheel's tritonserver; model in NumPy)",
+    "tritonserver": "Triton Inference Server (tritonserver on PATH), Python backend (model in NumPy)",
+    "v2": "an Open Inference Protocol (V2) server, unlabelled",
+}
+
+@dataclass(frozen=True)
+class FloorTable:
+    frameworks: tuple[str, ...]
+    rows: tuple[tuple[int, dict[str, float]], ...]
+
+
+@dataclass(frozen=True)
+class ReportModel:
+    """Everything the three report views show, computed once."""
+
+    results: Results
+    verdicts: tuple[SweepVerdict, ...]
+    best: BestConfiguration
+    batching: tuple[BatchingVerdict, ...]
+    sweep: tuple[BatchSweepPoint, ...]
+    decomposition: tuple[Decomposition, ...]
+    comparison: Comparison | None
+    server_decomposition: tuple[ServerDecomposition, ...] = ()
+    topology: TopologyReport | None = None  # CPU per request, replicas, balancer, cache (topology.py)
+
+    @property
+    def tfserving_label(self) -> str:
+        kind = self.results.tfserving_kind
+        if kind is None:
+            ran = any(r.key.server == "tfserving" for r in self.results.runs)
+            return "not recorded" if ran else "not run"
+        return TFSERVING_KIND_LABELS.get(kind, kind)
+
+    @property
+    def triton_label(self) -> str | None:
+        """What served the `triton` lines (None when the experiment has none)."""
+        runs = self.results.runs
+        kinds = sorted({r.server_kind or "not recorded" for r in runs if r.key.server == "triton"})
+        if not kinds:
+            return None
+        return "; ".join(TRITON_KIND_LABELS.get(kind, kind) for kind in kinds)
+
+    @property
+    def floor_table(self) -> FloorTable | None:
+        """The in-process floor as batch rows x framework columns."""
+        floor = self.results.floor
+        if not floor:
+            return None
+        frameworks = tuple(sorted({f.framework for f in floor}))
+        rows: dict[int, dict[str, float]] = {}
+        for f in floor:
+            rows.setdefault(f.batch, {})[f.framework] = f.p50_ms
+        return FloorTable(frameworks, tuple(sorted(rows.items())))
+
+    @property
+    def machine_description(self) -> str:
+        """The manifest's machine facts, sizes in GiB, for the report header."""
+        machine = self.results.manifest.machine if self.results.manifest is not None else {}
+        if not machine:
+            return "not recorded"
+        parts = []
+        for key, value in machine.items():
+            if key.endswith("_bytes") and isinstance(value, int | float):
+                parts.append(f"{key.removesuffix('_bytes')}: {value / 2**30:.1f} GiB")
+            elif isinstance(value, list):
+                values = ", ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in value)
+                parts.append(f"{key}: {values}")
+            else:
+                parts.append(f"{key}: {value}")
+        return " · ".join(parts)
+
+    @property
+    def cpu_sets_description(self) -> str:
+        """Where servers and load processes ran (manifest `cpus`, written by the runner)."""
+        cpus = self.results.manifest.cpus if self.results.manifest is not None else None
+        return cpus.describe() if cpus is not None else "not recorded"
+
+    def sweep_lines(self) -> dict[str, list[BatchSweepPoint]]:
+        """Batch-sweep points grouped by server x protocol x configuration x concurrency."""
+        lines: dict[str, list[BatchSweepPoint]] = {}
+        for point in self.sweep:
+            config = f" [{point.server_config_name}]" if point.server_config_name != "default" else ""
+            key = f"{point.server} {point.protocol}{config}, concurrency {point.concurrency}"
+            lines.setdefault(key, []).append(point)
+        return lines
+
+    def batch_sweep_sentences(self) -> list[str]:
+        """Per closed-loop sweep line: the batch size with the most predictions/s, and its latency."""
+        sentences = []
+        for line, points in self.sweep_lines().items():
+            top, ties = best_batch(points)
+            if top is not None:
+                sure = (
+                    f"; indistinguishable here from batch {', '.join(str(b) for b in ties)}"
+                    if ties
+                    else ""
+                )
+                sentences.append(
+                    f"batch sweep {line}: most predictions/s {number(top.predictions_per_s)}"
+                    f"{interval_text(top.predictions)} at batch {top.batch} "
+                    f"(latency p50 {number(top.p50_ms)} ms, p99 {with_interval(top.p99, ' ms')}){sure}"
+                )
+        return sentences
+
+    def best_batches(self) -> list[dict[str, Any]]:
+        """Per closed-loop sweep line: the batch with the most predictions/s, its interval, and the batch
+        sizes it cannot be told apart from (summary.json's `batch_sweep_best`)."""
+        best = []
+        for line, points in self.sweep_lines().items():
+            top, ties = best_batch(points)
+            if top is not None:
+                best.append(
+                    {
+                        "line": line,
+                        "batch": top.batch,
+                        "predictions_per_s": asdict(top.predictions),
+                        "indistinguishable_from_batches": list(ties),
+                    }
+                )
+        return best
+
+    def verdict_lines(self) -> list[str]:
+        """One plain sentence per sweep line, then the best configuration: what the CLI prints."""
+        lines = [verdict_sentence(v) for v in self.verdicts]
+        if not self.verdicts:
+            pass
+        elif self.best.group is not None:
+            lines.append(f"best: {best_sentence(self.best)}")
+        else:
+            lines.append(f"best: none ({self.best.note})")
+        lines.extend(self.batch_sweep_sentences())
+        for b in self.batching:
+            lines.append(
+                f"batching {b.server} {b.protocol} batch {b.batch}: "
+                f"latency-optimal {b.latency_optimal or 'n/a'}{_ties(b.latency_indistinguishable_from)}, "
+                f"throughput-optimal {b.throughput_optimal or 'n/a'}"
+                f"{_ties(b.throughput_indistinguishable_from)}"
+            )
+        return lines
+
+    def best_line(self) -> str:
+        return best_sentence(self.best) if self.best.group is not None else f"none ({self.best.note})"
+
+    def slo_word(self, cell: Any) -> str:
+        """met / met, not surely / missed / too few requests / excluded: a cell's SLO status in words."""
+        if cell.slo_status == "met" and cell.met_surely is False:
+            return "met, not surely"
+        return str(cell.slo_status)
+
+    def method_sentence(self) -> str:
+        rule = ", ".join(f"{k} {v:,}" for k, v in uncertainty_methods()["min_requests"].items())
+        return (
+            f"intervals are {CONFIDENCE:.0%} two-sided: a percentile of one run by the exact binomial "
+            "order-statistic interval; over repetitions by Student-t; one run's throughput by batch means "
+            f"over {THROUGHPUT_SLICES} slices. A percentile is reported only with enough ok requests "
+            f"({rule}); 'A beats B' only when intervals separate"
+        )
+
+    @property
+    def early_stop_rule(self) -> str | None:
+        """The matrix's stopping rule in words ("ran >= 20 s and until the p99's 95 % interval was within
+        ±10 % of it, at most 120 s"), or None when its cells ran a fixed duration."""
+        matrix = self.results.manifest.matrix if self.results.manifest is not None else None
+        if matrix is not None and matrix.early_stop is not None and matrix.duration_s is not None:
+            rule = matrix.early_stop
+            return EarlyStop(percentile=self.results.slo.percentile, interval_within=rule.interval_within,
+                             max_duration_s=rule.max_duration_s).describe(matrix.duration_s)
+        outcomes = [r.early_stop for r in self.results.runs if r.early_stop]
+        if not outcomes:  # a bare load run records its rule in its own load.json
+            return None
+        first = outcomes[0]
+        return EarlyStop(percentile=first.percentile, interval_within=first.interval_within,
+                         max_duration_s=first.max_duration_s).describe(first.min_duration_s)
+
+    def early_stop_rows(self) -> list[tuple[str, int, str]]:
+        """Per run with the rule: cell id, repetition, and how it ended in words."""
+        return [(r.cell_id, r.repetition, r.early_stop_note or "") for r in self.results.runs
+                if r.early_stop_note]
+
+    def regression_lines(self) -> list[str]:
+        """Each p99 or max rate that got worse beyond the noise (empty without a comparison)."""
+        if self.comparison is None:
+            return []
+        return [
+            f"{d.label}: {number(d.before)}{interval_text(d.before_interval)} -> {number(d.after)}"
+            f"{interval_text(d.after_interval)}"
+            for d in self.comparison.regressions
+        ]
+
+
+def _ties(names: tuple[str, ...]) -> str:
+    return f" (indistinguishable here from {', '.join(names)})" if names else ""
+
+
+def interval_text(estimate: Estimate) -> str:
+    """ " [low–high]" for an interval, "" without one (one side missing shows as ?)."""
+    if estimate.low is None and estimate.high is None:
+        return ""
+    return f" [{number(estimate.low) if estimate.low is not None else '?'}–" + (
+        f"{number(estimate.high)}]" if estimate.high is not None else "?]"
+    )
+
+
+def with_interval(estimate: Estimate, unit: str = "") -> str:
+    """A value with its interval, or why there is none ("too few requests for p99 ...")."""
+    if estimate.value is None:
+        return estimate.note or "n/a"
+    return f"{number(estimate.value)}{unit}{interval_text(estimate)}"
+
+
+def best_sentence(best: BestConfiguration) -> str:
+    assert best.group is not None
+    sentence = (
+        f"{best.group.label()}: {number(best.predictions_per_s)} predictions/s at "
+        f"{number(best.max_rate_under_slo)} requests/s under the SLO"
+    )
+    if best.beats and not best.indistinguishable_from:
+        return sentence + "; beats every other line (brackets separate)"
+    if best.indistinguishable_from:
+        names = ", ".join(g.label() for g in best.indistinguishable_from)
+        return sentence + f"; indistinguishable here from {names}"
+    return sentence
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if value == 0 or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def verdict_sentence(verdict: SweepVerdict) -> str:
+    head = verdict.group.label()
+    if verdict.max_rate_under_slo is None:
+        return f"{head}: no rate met the SLO{rate_bracket(verdict)} ({verdict.max_rate_note})"
+    bracket = rate_bracket(verdict)
+    sentence = (
+        f"{head}: max {number(verdict.max_rate_under_slo)}/s under the SLO{bracket} "
+        f"(p99 {with_interval(verdict.p99_at_max, ' ms')} there; "
+        f"p99 {with_interval(verdict.p99_at_half, ' ms')} at {number(verdict.half_rate)}/s)"
+    )
+    if verdict.max_rate_note:
+        sentence += f"; {verdict.max_rate_note}"
+    return sentence
+
+
+def rate_bracket(verdict: SweepVerdict) -> str:
+    """ " (true max in [low, high)/s)": the bracket on the true max rate, when either end is known."""
+    low, high = verdict.max_rate_low, verdict.max_rate_high
+    if low is None and high is None:
+        return ""
+    left = f"[{number(low)}" if low is not None else "(0"
+    right = f"{number(high)})" if high is not None else "∞)"
+    return f" (true max in {left}, {right}/s)"
+
+
+def build_model(results_dir: Path | str, compare_with: Path | str | None = None) -> ReportModel:
+    experiment = read_results(results_dir)
+    verdicts = sweep_verdicts(experiment.cells)
+    comparison = None
+    if compare_with is not None:
+        before = read_results(compare_with)
+        check_comparable(before, experiment)
+        comparison = compare(
+            before.name,
+            before.cells,
+            sweep_verdicts(before.cells),
+            experiment.name,
+            experiment.cells,
+            verdicts,
+        )
+    return ReportModel(
+        results=experiment,
+        verdicts=tuple(verdicts),
+        best=best_configuration(verdicts),
+        batching=tuple(batching_verdicts(experiment.cells, verdicts)),
+        sweep=tuple(batch_sweep(experiment.cells)),
+        decomposition=tuple(decompose(experiment.cells, experiment.floor, experiment.payloads)),
+        comparison=comparison,
+        server_decomposition=tuple(server_decomposition(experiment.cells)),
+        topology=topology_report(experiment.manifest, experiment.cells, verdicts),
+    )
+
+
+def uncertainty_methods() -> dict[str, Any]:
+    """How every interval in the report was computed, and the sample rule (also shown in the report)."""
+    return {
+        "confidence": CONFIDENCE,
+        "percentile_one_run": ORDER_STATISTIC
+        + ": the ranks l, u with P(l <= B <= u - 1) >= 95 %, B ~ Binomial(n, p/100)",
+        "over_repetitions": "Student-t interval of the mean of the per-repetition values (>= 2 repetitions)",
+        "throughput_one_run": f"batch means: Student-t over {THROUGHPUT_SLICES} equal slices of the window",
+        "max_rate": "a bracket [low, high) on the true max: with repetitions, the smallest per-repetition "
+        "max rate and the largest per-repetition first-miss rate; with one, the highest rate surely met "
+        "(the SLO percentile's upper bound within the SLO) and the lowest surely missed",
+        "comparisons": "'A beats B' only when the intervals do not overlap, else 'indistinguishable here'",
+        "min_requests": {f"p{p:g}": min_samples(p) for p in REPORTED_PERCENTILES},
+        "sample_rule": "a percentile is reported only when both ends of its order-statistic interval "
+        "exist (n >= min_requests); with fewer, a cell does not count as meeting the SLO, and misses it "
+        "only when the percentile's lower bound is already above the SLO bound",
+    }

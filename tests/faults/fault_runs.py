@@ -1,0 +1,36 @@
+"""One `inferload load` run as a user starts it, timed, with its records audited (accounting.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from accounting import RunAudit, audit
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    out: Path
+    returncode: int
+    output: str  # stdout + stderr, for assertion messages
+    wall_s: float
+    audit: RunAudit
+
+
+def load(target_args: list[str], out: Path, *, rate: float, duration_s: float, timeout_s: float,
+         warmup_s: float = 0.5, extra: tuple[str, ...] = (), limit_s: float = 300) -> LoadRun:
+    """`inferload load` (open loop, Poisson) with the generator's lateness limit relaxed: these tests
+    judge what the faults do to the records, and 2 shared cores make lateness a lottery."""
+    argv = [sys.executable, "-m", "inferload", "load", *target_args, "--rate", str(rate),
+            "--duration", str(duration_s), "--warmup", str(warmup_s), "--timeout", str(timeout_s),
+            "--lateness-limit-ms", "1000", "--out", str(out), "--quiet", *extra]
+    started = time.monotonic()
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=limit_s)
+    wall_s = time.monotonic() - started
+    output = done.stdout[-3000:] + done.stderr[-3000:]
+    return LoadRun(out, done.returncode, output, wall_s, audit(out) if out.is_dir() else RunAudit())
