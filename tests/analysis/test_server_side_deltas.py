@@ -167,7 +167,7 @@ def test_triton_s_merged_batches_cache_and_compute_split_are_reported() -> None:
 def test_triton_metrics_names_as_parsed() -> None:
     """Triton's exposition text (its HELP/TYPE lines as 2.51 writes them) read by the monitor's parser:
     the counters' samples come back with `_total`, the names the figures are computed from."""
-    from serving.monitor import parse_metrics
+    from serving.prometheus import parse_metrics
 
     text = "".join(
         f"# HELP {name} {name}\n# TYPE {name} counter\n{name}{{model=\"linear\",version=\"1\"}} 5\n"

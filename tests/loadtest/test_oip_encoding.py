@@ -13,7 +13,7 @@ import pytest
 
 from inferload_protos import load as load_stub
 from loadtest import FreshInputs, LoadSettings, _oip, encode_body, make_inputs
-from loadtest._transports import grpc_method, rest_headers, rest_path
+from loadtest._spec import grpc_method, rest_headers, rest_path
 
 FEATURES = 16
 
@@ -71,9 +71,9 @@ def test_the_grpc_service_is_triton_s_unless_named(service: str | None, method: 
 def test_rest_requests_go_to_the_model_s_infer_path_and_binary_ones_say_their_header_length() -> None:
     binary = LoadSettings(server="triton", protocol="rest-binary", rate=1, duration_s=1, features=8, batch=2)
     assert rest_path("triton", "linear") == "/v2/models/linear/infer"
-    assert rest_headers(binary) == {"Inference-Header-Content-Length": str(len(_oip.binary_header(2, 8)))}
+    assert rest_headers(binary) == (("Inference-Header-Content-Length", str(len(_oip.binary_header(2, 8)))),)
     json_settings = binary.model_copy(update={"protocol": "rest-json"})
-    assert rest_headers(json_settings) == {}
+    assert rest_headers(json_settings) == ()
 
 
 def test_a_grpc_service_is_refused_for_servers_with_a_grpc_api_of_their_own() -> None:
