@@ -386,15 +386,18 @@ class ExternalEndpoints(_Strict):
     @classmethod
     def _tls_from_the_urls(cls, data: Any) -> Any:
         """TLS is said by each URL's scheme (security_for); the TLS files are checked as for a TLS API."""
-        if not isinstance(data, dict) or not isinstance(data.get("security"), dict):
+        if not isinstance(data, dict) or not isinstance(data.get("security", {}), dict):
             return data
+        data = {**data, "security": data.get("security", {})}
         from loadtest._settings import scheme_tls
 
-        if "tls" in data["security"]:
-            raise FieldProblem(("security", "tls"), "TLS is said by the URLs (https://, grpcs://): "
-                                                    "remove tls")
         urls = [data.get(key) for key in ("rest", "grpc", "management")]
         tls = any(scheme_tls(url) for url in urls if isinstance(url, str))
+        # a `tls` that agrees with the URLs is what this validator itself put there: a manifest's copy
+        # of the matrix is read back on resume and must validate again
+        if "tls" in data["security"] and data["security"]["tls"] != tls:
+            raise FieldProblem(("security", "tls"), "TLS is said by the URLs (https://, grpcs://): "
+                                                    "remove tls")
         return {**data, "security": {**data["security"], "tls": tls}}
 
     def security_for(self, url: str) -> Security:
