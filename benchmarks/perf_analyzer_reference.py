@@ -138,29 +138,34 @@ def perf_analyzer_run(stack: Stack, server: str, protocol: str, features: int, a
         return {"tool": "perf_analyzer", "run": run, "error": (done.stdout + done.stderr)[-800:]}
     with open(csv_path, newline="") as handle:
         (row,) = list(csv.DictReader(handle))
-    requests = counted_requests(json.loads(export.read_text()))
+    requests, span_s = counted_requests(json.loads(export.read_text()))
     return {
         "tool": "perf_analyzer", "run": run, "requests": requests,
         "window_s": round(3 * window_ms / 1000, 2),
         "achieved_rate": round(float(row["Inferences/Second"]), 2),
+        # the same figure recounted from its profile export: its responses in the windows / their span
+        "export_window_s": None if span_s is None else round(span_s, 3),
+        "export_rate": None if not span_s or requests is None else round(requests / span_s, 2),
         "p50_ms": round(float(row["p50 latency"]) / 1000, 3),
         "p99_ms": round(float(row["p99 latency"]) / 1000, 3),
         "command": " ".join(command[1:]),
     }
 
 
-def counted_requests(export: dict[str, Any]) -> int | None:
-    """Requests with a response inside the last three measurement windows (what its figures cover)."""
+def counted_requests(export: dict[str, Any]) -> tuple[int | None, float | None]:
+    """Requests with a response inside the last three measurement windows (what its figures cover),
+    and those windows' span in seconds (its export's timestamps are nanoseconds)."""
     experiments = export.get("experiments") or []
     if not experiments:
-        return None
+        return None, None
     last = experiments[-1]
     bounds = last.get("window_boundaries") or []
     if len(bounds) < 4:
-        return None
+        return None, None
     start, end = bounds[-4], bounds[-1]
-    return sum(1 for r in last.get("requests", [])
-               if r.get("response_timestamps") and start <= r["response_timestamps"][-1] <= end)
+    count = sum(1 for r in last.get("requests", [])
+                if r.get("response_timestamps") and start <= r["response_timestamps"][-1] <= end)
+    return count, (end - start) / 1e9
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -172,9 +177,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             tools[tool] = {"runs": 0}
             continue
         tools[tool] = {"runs": len(mine), "requests": [r["requests"] for r in mine]}
-        for key in ("p50_ms", "p99_ms", "achieved_rate"):
+        for key in ("p50_ms", "p99_ms", "achieved_rate", "export_rate"):
             values = [r[key] for r in mine if r.get(key) is not None]
-            tools[tool][key] = {"median": float(np.median(values)), "range": [min(values), max(values)]}
+            if values:
+                tools[tool][key] = {"median": float(np.median(values)), "range": [min(values), max(values)]}
     agreement: dict[str, Any] = {}
     if tools["inferload"].get("runs") and tools["perf_analyzer"].get("runs"):
         for key in ("p50_ms", "p99_ms", "achieved_rate"):
@@ -252,7 +258,10 @@ def main() -> int:
         tools = pair["tools"]
         text = ", ".join(
             f"{tool}: p50 {tools[tool]['p50_ms']['median']:.2f} p99 {tools[tool]['p99_ms']['median']:.2f} ms "
-            f"@ {tools[tool]['achieved_rate']['median']:.1f}/s" for tool in tools if tools[tool].get("runs"))
+            f"@ {tools[tool]['achieved_rate']['median']:.1f}/s"
+            + (f" (export: {tools[tool]['export_rate']['median']:.1f}/s)"
+               if "export_rate" in tools[tool] else "")
+            for tool in tools if tools[tool].get("runs"))
         print(f"{pair['server']} {pair['protocol']}: {text}")
     print(f"written to {path}")
     return 0
