@@ -7,6 +7,7 @@
 | `load.json` | `inferload.load` v2 | `loadtest`: `LoadSummary` |
 | `payloads.json` | `inferload.payloads` v1 | `loadtest`: `EncodingRecord`, `read_payloads_json` |
 | `floor.json` | `inferload.floor` v1 | `models.floor`: `FloorRecord`, `read_floor` |
+| `calibration.jsonl` | `inferload.calibration` v1 | `models.calibration`: `CalibrationLog`, reader |
 | `server_metrics.jsonl` | `inferload.server_metrics` v1 | `serving.metrics_file`: `ServerSample`, reader |
 
 Each owner refuses another schema, an unknown or newer version (naming the file, the version it says
@@ -26,6 +27,8 @@ from inferload_formats import MANIFEST_FILE, CellRecord, Manifest, SchemaError, 
 from inferload_formats import read_cell as _read_cell
 from loadtest import EncodingRecord, LoadSummary, read_payloads_json
 from loadtest._summary import LOAD_FILE
+from models.calibration import CALIBRATION_FILE, CalibrationLog
+from models.calibration import read_calibration as _read_calibration
 from models.floor import FloorRecord
 from models.floor import read_floor as _read_floor
 from serving.metrics_file import METRICS_FILE, ServerSample, read_server_samples
@@ -50,6 +53,12 @@ def read_manifest(results_dir: Path) -> Manifest:
 def read_cell(run_dir: Path) -> CellRecord | None:
     """The cell's cell.json, or None for a bare load run or an interrupted cell."""
     return _owned(_read_cell, run_dir)
+
+
+def read_calibration(results_dir: Path) -> CalibrationLog | None:
+    """The run's calibration.jsonl (the machine's speed between rounds), or None when it has none."""
+    path = results_dir / CALIBRATION_FILE
+    return _owned(_read_calibration, path) if path.is_file() else None
 
 
 def read_load(run_dir: Path) -> LoadSummary | None:

@@ -5,11 +5,22 @@ server, protocol, configuration and batch. Delta = after - before (positive p99 
 positive rate delta = more load under the SLO). Unmatched or unusable entries get a null delta.
 
 Beyond the noise: a change is called only when the two intervals do not overlap (each side's own
-noise, measured in its own run): p99 at a rate is *worse* when after's lower bound is above
-before's upper bound; the max rate under the SLO is *worse* when after's bracket lies wholly below
-before's (after's high end, exclusive, at or below before's low end). Otherwise "indistinguishable".
-Each cell is tested on its own at 95 % (no correction for testing many cells).
-Two directories measured with different models, SLOs or TF Serving kinds are refused.
+noise, measured in its own run) and the change is at least the threshold below: p99 at a rate is
+*worse* when after's lower bound is above before's upper bound and the p99 grew by the threshold; the
+max rate under the SLO is *worse* when after's bracket lies wholly below before's by the threshold
+(after's high end, exclusive, x (1 + threshold) at or below before's low end: the true maximum fell by
+that much wherever it was inside the brackets). Otherwise "indistinguishable". Two 95 % intervals
+apart is a far stricter test than 5 %, so these are not corrected further.
+
+The whole distribution of every matched cell is compared too (`shifts`, analysis/gate.py): a rank
+test over the two runs' time slices, Holm-corrected across the cells, worse only beyond a threshold
+(the A/A minimum detectable difference of the median when either run measured one, else the gate's
+pace tolerance). That is what catches a uniform slowdown a p99 interval of a few hundred requests
+hides.
+
+Two directories measured with different models, SLOs or TF Serving kinds are refused; the gate
+(`--fail-on-regression`, `check_gateable`) also refuses two runs from different machines or between
+which the machine's calibration drifted beyond the tolerance, naming both figures.
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from analysis.errors import ResultsError
+from analysis.gate import PACE_TOLERANCE, CellShift, Pace, check_same_machine, check_same_pace, judge_cells
 from analysis.intervals import MISSING, Estimate
 from analysis.repetitions import CellSummary
 from analysis.verdicts import SweepVerdict
@@ -58,33 +70,45 @@ class Comparison:
     after_name: str
     p99_ms: tuple[Delta, ...]
     max_rate_under_slo: tuple[Delta, ...]
+    shifts: tuple[CellShift, ...] = ()  # each matched cell's whole latency distribution
+    threshold: float = PACE_TOLERANCE  # the smallest latency ratio the shifts call worse (0.1: +10 %)
+    threshold_source: str = "the gate's pace tolerance (no A/A check in either run)"
+    pace: Pace | None = None  # the machine's calibration in both runs
 
     @property
     def regressions(self) -> tuple[Delta, ...]:
         """Every p99 or max rate that got worse beyond the noise of both runs."""
         return tuple(d for d in (*self.max_rate_under_slo, *self.p99_ms) if d.verdict == WORSE)
 
+    @property
+    def shifted_worse(self) -> tuple[CellShift, ...]:
+        """Every cell whose latency distribution moved up beyond the noise and the threshold."""
+        return tuple(s for s in self.shifts if s.verdict == WORSE)
 
-def _p99_verdict(before: Estimate, after: Estimate) -> str:
+
+def _p99_verdict(before: Estimate, after: Estimate, threshold: float = 0.0) -> str:
+    """Worse: the intervals separate and the p99 grew by the threshold at least (better: the mirror)."""
     if before.value is None or after.value is None:
         return UNKNOWN
-    if after.separates_above(before):
+    if after.separates_above(before) and after.value >= before.value * (1 + threshold):
         return WORSE
-    if before.separates_above(after):
+    if before.separates_above(after) and before.value >= after.value * (1 + threshold):
         return BETTER
     if None in (before.low, before.high, after.low, after.high):
         return UNKNOWN
     return SAME
 
 
-def _rate_verdict(before: SweepVerdict | None, after: SweepVerdict | None) -> str:
+def _rate_verdict(before: SweepVerdict | None, after: SweepVerdict | None, threshold: float = 0.0) -> str:
+    """Worse: after's bracket lies below before's by the threshold at least (the true max fell by that
+    much whatever it was inside the brackets); better: the mirror image."""
     if before is None or after is None:
         return UNKNOWN
     if after.max_rate_high is not None and before.max_rate_low is not None:
-        if after.max_rate_high <= before.max_rate_low:
+        if after.max_rate_high * (1 + threshold) <= before.max_rate_low:
             return WORSE
     if before.max_rate_high is not None and after.max_rate_low is not None:
-        if before.max_rate_high <= after.max_rate_low:
+        if before.max_rate_high * (1 + threshold) <= after.max_rate_low:
             return BETTER
     return SAME
 
@@ -128,6 +152,48 @@ def check_comparable(before: Results, after: Results) -> None:
         )
 
 
+def pace_of(before: Results, after: Results) -> Pace:
+    """The two runs' calibration figures (median predict ms, no load)."""
+    from analysis.drift import calibration_ms
+
+    first, second = calibration_ms(before.calibration), calibration_ms(after.calibration)
+    if first is not None and second is not None and first[1] != second[1]:
+        return Pace(None, None, None)  # calibrated at different batch sizes: not comparable
+    return Pace(first[0] if first else None, second[0] if second else None,
+                (first or second or (None, None))[1])
+
+
+def check_gateable(before: Results, after: Results) -> Pace:
+    """Refuse (ResultsError) to gate `after` against `before` when they ran on different machines or
+    the machine's calibration drifted between them beyond the tolerance; else their `Pace`."""
+    before_name, after_name = str(before.path), str(after.path)
+    check_same_machine(before.manifest.machine if before.manifest else None,
+                       after.manifest.machine if after.manifest else None, before_name, after_name)
+    pace = pace_of(before, after)
+    check_same_pace(pace, before_name, after_name)
+    return pace
+
+
+def threshold_of(before: Results, after: Results) -> tuple[float, str]:
+    """The smallest latency ratio a shift may be called worse at, and where it comes from: the larger
+    A/A minimum detectable difference of the median latency in either run, else the pace tolerance."""
+    from analysis.aa import mdd_table
+
+    figures = [(m.mdd, name) for name, experiment in (("before", before), ("after", after))
+               for m in mdd_table(experiment.runs) if m.metric == "p50 latency" and m.mdd is not None]
+    if not figures:
+        return PACE_TOLERANCE, (f"the gate's pace tolerance, ±{PACE_TOLERANCE:.0%} (no A/A check in either "
+                                "run)")
+    mdd, name = max(figures)
+    return max(mdd, 0.0), f"the A/A minimum detectable difference of the median in the {name} run, ±{mdd:.0%}"
+
+
+def _slices(cell: CellSummary | None) -> list[float] | None:
+    if cell is None or not cell.usable:
+        return None
+    return [value for run in cell.runs if run.usable for value in run.measured.latency_slices]
+
+
 def compare(
     before_name: str,
     before_cells: Sequence[CellSummary],
@@ -135,6 +201,9 @@ def compare(
     after_name: str,
     after_cells: Sequence[CellSummary],
     after_verdicts: Sequence[SweepVerdict],
+    *,
+    threshold: tuple[float, str] | None = None,
+    pace: Pace | None = None,
 ) -> Comparison:
     before_by_key = {c.key: c for c in before_cells}
     after_by_key = {c.key: c for c in after_cells}
@@ -142,10 +211,12 @@ def compare(
         set(before_by_key) | set(after_by_key),
         key=lambda k: (k.group, k.rate or 0.0, k.concurrency or 0),
     )
+    limit, source = threshold or (PACE_TOLERANCE, f"the gate's pace tolerance, ±{PACE_TOLERANCE:.0%}")
     p99 = []
     for k in keys:
         before, after = _usable_p99(before_by_key.get(k)), _usable_p99(after_by_key.get(k))
-        p99.append(Delta(k.label(), before.value, after.value, before, after, _p99_verdict(before, after)))
+        p99.append(Delta(k.label(), before.value, after.value, before, after,
+                         _p99_verdict(before, after, limit)))
     before_lines = {v.group: v for v in before_verdicts}
     after_lines = {v.group: v for v in after_verdicts}
     rates = []
@@ -158,7 +229,11 @@ def compare(
                 after_line.max_rate_under_slo if after_line else None,
                 _rate_bracket(before_line),
                 _rate_bracket(after_line),
-                _rate_verdict(before_line, after_line),
+                _rate_verdict(before_line, after_line, limit),
             )
         )
-    return Comparison(before_name, after_name, tuple(p99), tuple(rates))
+    shifts = judge_cells(
+        [(k.label(), _slices(before_by_key.get(k)), _slices(after_by_key.get(k))) for k in keys],
+        threshold=limit,
+    )
+    return Comparison(before_name, after_name, tuple(p99), tuple(rates), tuple(shifts), limit, source, pace)

@@ -9,7 +9,10 @@ The machine drifts: on a shared VM the same in-process predict ranged 2.43-4.90 
   cells) by more than `TOLERANCE`: something slowed this one cell's window (the probe shares the
   cores with the load, so only cells under the same load are compared);
 - the hypervisor stole more than `STEAL_LIMIT` of the CPU time.
-Flagged cells are left out of "surely" (analysis/paired.py) and named in the report.
+Flagged cells are left out of "surely" (analysis/paired.py, and a cell's own "met/missed surely")
+and named in the report, beside a machine-speed timeline (`machine_timeline`: the calibration points and
+each cell's own-window probe on one clock). The run's calibration figure (`calibration_ms`, the median of
+its calibration points) is what the regression gate compares between two runs (analysis/gate.py).
 
 The tolerance, 25 %: within-minutes drift of an idle shared VM spans about ±27 % (10th-90th
 percentile of the issue's measurement, 2.62-4.53 ms around 3.5 ms), so a smaller tolerance would flag
@@ -21,10 +24,13 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from analysis.stats import RunSummary
+from models.calibration import CalibrationLog
 
-__all__ = ["MIN_PEERS", "STEAL_LIMIT", "TOLERANCE", "machine_flags", "speed_range"]
+__all__ = ["MIN_PEERS", "STEAL_LIMIT", "TOLERANCE", "MachineTimeline", "TimelinePoint", "calibration_ms",
+           "machine_flags", "machine_timeline", "speed_range"]
 
 TOLERANCE = 0.25
 STEAL_LIMIT = 0.05
@@ -95,3 +101,70 @@ def speed_range(runs: Sequence[RunSummary]) -> tuple[float, float, float] | None
         return None
     times = [ms for _, ms in values]
     return min(times), statistics.median(times), max(times)
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One point of the machine-speed timeline: seconds from the run's first measurement, ms per predict."""
+
+    label: str  # a calibration point's label, or the cell id
+    t_s: float
+    speed_ms: float
+    flagged: bool = False  # a cell `machine_flags` flags
+
+
+@dataclass(frozen=True)
+class MachineTimeline:
+    """The run's machine speed over time (the report's plot): the calibration points, taken between rounds
+    with no load (the machine's own pace), and each cell's probe inside its window (under its load)."""
+
+    batch: int | None  # the batch the calibration points' predict times are at (the smallest served)
+    calibrations: tuple[TimelinePoint, ...]
+    cells: tuple[TimelinePoint, ...]
+    calibration_ms: float | None  # the median calibration: the figure the regression gate compares
+    tolerance: float = TOLERANCE
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.calibrations or self.cells)
+
+
+def calibration_ms(log: CalibrationLog | None) -> tuple[float, int] | None:
+    """(median predict ms, batch) over a run's calibration points at their smallest batch; None: none."""
+    if log is None:
+        return None
+    timings = [t for point in log.points for t in point.predict]
+    if not timings:
+        return None
+    batch = min(t.batch for t in timings)
+    return statistics.median(t.median_ms for t in timings if t.batch == batch), batch
+
+
+def machine_timeline(runs: Sequence[RunSummary], log: CalibrationLog | None) -> MachineTimeline:
+    """The calibration points and every measured cell on one clock (the records' monotonic ns)."""
+    flags = machine_flags(runs)
+    measured = [run for run in runs if run.machine is not None]
+    figure = calibration_ms(log)
+    starts = [run.machine.window_ns[0] for run in measured if run.machine is not None]
+    starts += [point.t_ns for point in (log.points if log else ())]
+    if not starts:
+        return MachineTimeline(None, (), (), None)
+    origin = min(starts)
+    batch = figure[1] if figure else None
+    calibrations = []
+    for point in log.points if log else ():
+        timing = point.predict_at(batch) if batch is not None else None
+        if timing is not None:
+            calibrations.append(TimelinePoint(point.label, (point.t_ns - origin) / 1e9, timing.median_ms))
+    cells = []
+    for run in measured:
+        machine = run.machine
+        assert machine is not None
+        speed = machine.probe.median_ms if machine.probe is not None else (
+            machine.calibration.predict_ms if machine.calibration is not None else None)
+        if speed is None:
+            continue
+        middle = (machine.window_ns[0] + machine.window_ns[1]) / 2
+        cells.append(TimelinePoint(run.cell_id, (middle - origin) / 1e9, speed, run.cell_id in flags))
+    return MachineTimeline(batch, tuple(calibrations), tuple(sorted(cells, key=lambda c: c.t_s)),
+                           figure[0] if figure else None)

@@ -1,7 +1,8 @@
 """Intervals on the numbers verdicts rest on, and the one record (`Estimate`) every view shows them with.
 
 Methods (all two-sided at `percentiles.CONFIDENCE`, 95 %):
-- A percentile of one run: the exact order-statistic (binomial) interval, `percentiles.quantile_interval`.
+- A percentile of one run: the exact order-statistic (binomial) interval on the window's effective
+  sample size, its correlation measured over time slices (`percentiles.window_quantile_interval`).
 - A quantity over >= 2 repetitions: Student-t interval of the mean of the per-repetition values.
 - Throughput of one run: batch means, the window cut into `THROUGHPUT_SLICES` equal slices, Student-t
   over the slices' completions/s (consecutive slices are treated as independent).
@@ -20,7 +21,8 @@ from analysis.percentiles import CONFIDENCE
 from inferload_formats import strict_fields
 
 THROUGHPUT_SLICES = 10
-ORDER_STATISTIC = "exact binomial order-statistic interval (one run)"
+ORDER_STATISTIC = ("order-statistic interval on the effective sample (one run; correlation from batch means "
+                   "over time slices)")
 
 
 def t_method(n: int) -> str:

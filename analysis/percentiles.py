@@ -18,24 +18,30 @@ import numpy.typing as npt
 from inferload_formats import strict_fields
 from loadtest._percentiles import (
     CONFIDENCE,
+    Correlation,
     QuantileInterval,
+    correlation,
     enough_samples,
     min_samples,
     percentile,
     quantile_interval,
+    window_quantile_interval,
 )
 from loadtest._percentiles import nearest_rank as _nearest_rank
 
 __all__ = [
     "CONFIDENCE",
+    "Correlation",
     "REPORTED_PERCENTILES",
     "Percentiles",
     "QuantileInterval",
     "enough_samples",
+    "correlation",
     "min_samples",
     "reportable_percentile",
     "percentile",
     "quantile_interval",
+    "window_quantile_interval",
 ]
 
 REPORTED_PERCENTILES = (50.0, 90.0, 99.0, 99.9)

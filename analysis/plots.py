@@ -20,6 +20,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from analysis._files import PayloadCost  # noqa: E402
 from analysis.decomposition import Decomposition  # noqa: E402
+from analysis.drift import MachineTimeline  # noqa: E402
 from analysis.intervals import Estimate  # noqa: E402
 from analysis.repetitions import CellSummary, GroupKey  # noqa: E402
 from analysis.stats import Slo  # noqa: E402
@@ -303,4 +304,33 @@ def server_usage(cells: Sequence[CellSummary]) -> str | None:
     cpu_axis.set_title("Server CPU under load: cost per request by protocol")
     rss_axis.set_ylabel("server resident memory, peak (MiB)")
     rss_axis.set_title("Server memory under load")
+    return _to_data_uri(figure)
+
+
+def machine_speed(timeline: MachineTimeline) -> str | None:
+    """The machine's speed over the run: its calibration points (no load) and each cell's probe inside
+    its own window (under its load); flagged cells in red. None when the run measured neither."""
+    if not timeline.measured:
+        return None
+    figure, axis = plt.subplots(figsize=(8, 3.2))
+    if timeline.calibration_ms is not None:
+        middle, tolerance = timeline.calibration_ms, timeline.tolerance
+        axis.axhspan(middle * (1 - tolerance), middle * (1 + tolerance), color="tab:green", alpha=0.12,
+                     label=f"median calibration ±{tolerance:.0%}")
+        axis.axhline(middle, color="tab:green", linewidth=1)
+    if timeline.calibrations:
+        axis.plot([p.t_s for p in timeline.calibrations], [p.speed_ms for p in timeline.calibrations], "D",
+                  color="black", markersize=5, label="calibration between rounds (no load)")
+    for flagged, color, label in ((False, "tab:blue", "cell: probe in its own window (under load)"),
+                                  (True, "tab:red", "cell flagged: the machine was off")):
+        chosen = [c for c in timeline.cells if c.flagged is flagged]
+        if chosen:
+            axis.plot([c.t_s for c in chosen], [c.speed_ms for c in chosen], "o", color=color, markersize=4,
+                      label=label)
+    axis.set_xlabel("seconds since the run's first measurement")
+    batch = "" if timeline.batch is None else f", batch {timeline.batch}"
+    axis.set_ylabel(f"model predict{batch} (ms)")
+    axis.set_title("machine speed during the run (higher = slower machine)", fontsize=10)
+    axis.legend(fontsize=7, loc="upper left")
+    axis.grid(True, alpha=0.3)
     return _to_data_uri(figure)

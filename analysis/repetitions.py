@@ -14,7 +14,7 @@ a note saying so.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,10 +136,13 @@ def _status(usable: list[RunStats]) -> str:
     return "met" if statuses == {"met"} else "too few requests"
 
 
-def summarize_cells(runs: Iterable[RunSummary], slo: Slo | None = None) -> list[CellSummary]:
+def summarize_cells(runs: Iterable[RunSummary], slo: Slo | None = None, *,
+                    flagged: Mapping[str, Sequence[str]] | None = None) -> list[CellSummary]:
     """Group runs by `CellKey`. A cell is usable when at least one repetition is; it met the SLO when
     every usable repetition did (one miss is a miss: the verdict stays conservative). With `slo`, a
-    met or missed cell also says whether its SLO percentile's interval makes that sure."""
+    met or missed cell also says whether its SLO percentile's interval makes that sure, unless a usable
+    repetition ran while the machine was off (`flagged`: cell id -> why, analysis/drift.py): then
+    neither is sure, and a note says why."""
     grouped: dict[CellKey, list[RunSummary]] = {}
     for run in runs:
         grouped.setdefault(run.key, []).append(run)
@@ -161,6 +164,12 @@ def summarize_cells(runs: Iterable[RunSummary], slo: Slo | None = None) -> list[
             failed = any(slo.failures_exceed(r.error_rate, r.drop_rate) or r.ok == 0 for r in usable)
             missed_surely = failed or (slo_estimate.low is not None and slo_estimate.low > slo.latency_ms)
         notes = tuple(dict.fromkeys(r.slo.note for r in usable if r.slo.note))
+        machine_off = flagged or {}
+        off = [(r.cell_id, machine_off[r.cell_id]) for r in members if r.usable and r.cell_id in machine_off]
+        if off:
+            met_surely = missed_surely = None
+            notes += tuple(f"{cell}: the machine was off while it ran ({'; '.join(why)}): no 'surely' rests "
+                           "on it" for cell, why in off)
         cells.append(
             CellSummary(
                 key=key,

@@ -59,6 +59,7 @@ def _figures(model: ReportModel) -> dict[str, str | None]:
         "payloads": plots.payload_costs(model.results.payloads),
         "decomposition": plots.decomposition(model.decomposition),
         "server_usage": plots.server_usage(cells),
+        "machine_speed": plots.machine_speed(model.timeline) if model.timeline is not None else None,
     }
 
 

@@ -7,12 +7,14 @@ summary.json) are views of one `ReportModel`, so they can never disagree.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.compare import Comparison, check_comparable, compare
+from analysis.compare import Comparison, check_comparable, check_gateable, compare, pace_of, threshold_of
 from analysis.decomposition import Decomposition, ServerDecomposition, decompose, server_decomposition
+from analysis.drift import MachineTimeline, machine_flags, machine_timeline
 from analysis.intervals import ORDER_STATISTIC, THROUGHPUT_SLICES, Estimate
 from analysis.percentiles import CONFIDENCE, REPORTED_PERCENTILES, min_samples
 from analysis.results import Results, read_results
@@ -59,6 +61,46 @@ class ReportModel:
     comparison: Comparison | None
     server_decomposition: tuple[ServerDecomposition, ...] = ()
     topology: TopologyReport | None = None  # CPU per request, replicas, balancer, cache (topology.py)
+    timeline: MachineTimeline | None = None  # the machine's speed over the run (analysis/drift.py)
+    drift_flags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # cell id -> why it is flagged
+
+    def machine_lines(self) -> list[str]:
+        """The machine's speed in words: its pace, the cells measured while it was off, and how the
+        repetitions were made independent (as the matrix says)."""
+        timeline, manifest = self.timeline, self.results.manifest
+        lines = []
+        if timeline is None or not timeline.measured:
+            lines.append("machine speed not recorded (no calibration probe in this run): drift during the "
+                         "run is unknown, and no verdict can rule it out")
+        else:
+            if timeline.calibrations:
+                speeds = [p.speed_ms for p in timeline.calibrations]
+                spread = (max(speeds) - min(speeds)) / (timeline.calibration_ms or 1.0)
+                lines.append(
+                    f"calibration between rounds (the model's predict{_at_batch(timeline.batch)}, no load): "
+                    f"median {timeline.calibration_ms:.3g} ms over {len(speeds)} points, {min(speeds):.3g}-"
+                    f"{max(speeds):.3g} ms ({spread:.0%} of the median)")
+            flagged = len(self.drift_flags)
+            measured = len(timeline.cells)
+            lines.append(
+                f"{flagged} of {measured} cell(s) ran while the machine was off by more than "
+                f"{timeline.tolerance:.0%} (their nearest calibration against the run's median, their "
+                "own-window probe against the same line's cells at the same load, or steal time): flagged, "
+                "and no 'surely' rests on them" if flagged else
+                f"no cell ran while the machine was off by more than {timeline.tolerance:.0%}")
+        repetitions = int((manifest.experiment.get("repetitions") if manifest else None) or 1)
+        isolation = manifest.schedule.isolation if manifest is not None and manifest.schedule else None
+        how = {"restart": "the servers were restarted between repetitions",
+               "rewarm": "the servers were warmed again (not restarted) between repetitions"}
+        if repetitions > 1:
+            lines.append(f"{repetitions} repetitions; "
+                         + how.get(str(isolation), "how they were separated is not recorded"))
+        else:
+            lines.append("one repetition: no between-run interval, so no verdict is called 'surely'")
+        return lines
+
+    def flagged_rows(self) -> list[tuple[str, str]]:
+        return [(cell, "; ".join(why)) for cell, why in sorted(self.drift_flags.items())]
 
     @property
     def tfserving_label(self) -> str:
@@ -215,14 +257,28 @@ class ReportModel:
                 if r.early_stop_note]
 
     def regression_lines(self) -> list[str]:
-        """Each p99 or max rate that got worse beyond the noise (empty without a comparison)."""
+        """Each cell whose latency distribution, and each p99 or max rate, that got worse beyond the noise
+        and the threshold (empty without a comparison)."""
         if self.comparison is None:
             return []
         return [
-            f"{d.label}: {number(d.before)}{interval_text(d.before_interval)} -> {number(d.after)}"
-            f"{interval_text(d.after_interval)}"
-            for d in self.comparison.regressions
+            *(f"{s.label}: {s.shift.describe()}, Holm-adjusted p {s.adjusted_p:.2g}"
+              for s in self.comparison.shifted_worse if s.shift is not None and s.adjusted_p is not None),
+            *(f"{d.label}: {number(d.before)}{interval_text(d.before_interval)} -> {number(d.after)}"
+              f"{interval_text(d.after_interval)}" for d in self.comparison.regressions),
         ]
+
+    def comparison_lines(self) -> list[str]:
+        """How the comparison judged: the machine's pace in both runs, the threshold and its source."""
+        c = self.comparison
+        if c is None:
+            return []
+        tested = [s for s in c.shifts if s.shift is not None]
+        lines = [c.pace.describe() if c.pace is not None else "machine pace not compared"]
+        lines.append(f"{len(tested)} cell(s) compared as whole distributions (rank test over time slices, "
+                     f"Holm-corrected); a change counts only beyond {c.threshold:.0%}, {c.threshold_source}; "
+                     "below it: indistinguishable here")
+        return lines
 
 
 def _ties(names: tuple[str, ...]) -> str:
@@ -292,13 +348,17 @@ def rate_bracket(verdict: SweepVerdict) -> str:
     return f" (true max in {left}, {right}/s)"
 
 
-def build_model(results_dir: Path | str, compare_with: Path | str | None = None) -> ReportModel:
+def build_model(results_dir: Path | str, compare_with: Path | str | None = None, *,
+                gate: bool = False) -> ReportModel:
+    """The report's model; with `compare_with`, the comparison against that (before) run, and with `gate`
+    the regression gate's refusals first (another machine, a drifted calibration: ResultsError)."""
     experiment = read_results(results_dir)
     verdicts = sweep_verdicts(experiment.cells)
     comparison = None
     if compare_with is not None:
         before = read_results(compare_with)
         check_comparable(before, experiment)
+        pace = check_gateable(before, experiment) if gate else pace_of(before, experiment)
         comparison = compare(
             before.name,
             before.cells,
@@ -306,6 +366,8 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None)
             experiment.name,
             experiment.cells,
             verdicts,
+            threshold=threshold_of(before, experiment),
+            pace=pace,
         )
     return ReportModel(
         results=experiment,
@@ -317,7 +379,13 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None)
         comparison=comparison,
         server_decomposition=tuple(server_decomposition(experiment.cells)),
         topology=topology_report(experiment.manifest, experiment.cells, verdicts),
+        timeline=machine_timeline(experiment.runs, experiment.calibration),
+        drift_flags=machine_flags(experiment.runs),
     )
+
+
+def _at_batch(batch: int | None) -> str:
+    return "" if batch is None else f" at batch {batch}"
 
 
 def uncertainty_methods() -> dict[str, Any]:
@@ -325,15 +393,19 @@ def uncertainty_methods() -> dict[str, Any]:
     return {
         "confidence": CONFIDENCE,
         "percentile_one_run": ORDER_STATISTIC
-        + ": the ranks l, u with P(l <= B <= u - 1) >= 95 %, B ~ Binomial(n, p/100)",
+        + ": the exact ranks for B ~ Binomial(n/f, p/100), each effective sample standing for f requests, f "
+        "the variance inflation of the window's latencies (batch means over 10 and 5 time slices; 1 unless "
+        "the slices show correlation)",
         "over_repetitions": "Student-t interval of the mean of the per-repetition values (>= 2 repetitions)",
         "throughput_one_run": f"batch means: Student-t over {THROUGHPUT_SLICES} equal slices of the window",
         "max_rate": "a bracket [low, high) on the true max: with repetitions, the smallest per-repetition "
-        "max rate and the largest per-repetition first-miss rate; with one, the highest rate surely met "
-        "(the SLO percentile's upper bound within the SLO) and the lowest surely missed",
+        "max rate and the largest per-repetition first-miss rate; with one, within that run: the highest "
+        "rate met with the SLO percentile's upper bound within the SLO and the lowest missed with its lower "
+        "bound above it (no between-run interval)",
         "comparisons": "'A beats B' only when the intervals do not overlap, else 'indistinguishable here'",
         "min_requests": {f"p{p:g}": min_samples(p) for p in REPORTED_PERCENTILES},
         "sample_rule": "a percentile is reported only when both ends of its order-statistic interval "
-        "exist (n >= min_requests); with fewer, a cell does not count as meeting the SLO, and misses it "
+        "exist on the effective sample (n/f >= min_requests); with fewer, a cell does not count as meeting "
+        "the SLO, and misses it "
         "only when the percentile's lower bound is already above the SLO bound",
     }

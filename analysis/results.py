@@ -15,17 +15,20 @@ from pathlib import Path
 from analysis._files import (
     FloorTime,
     PayloadCost,
+    read_calibration,
     read_cell,
     read_floor,
     read_manifest,
     read_payloads,
 )
 from analysis._records import request_files
+from analysis.drift import machine_flags
 from analysis.errors import ResultsError
 from analysis.keys import CellKey
 from analysis.repetitions import CellSummary, summarize_cells
 from analysis.stats import RunSummary, Slo, summarize_run
 from inferload_formats import TFSERVING_KINDS, CellRecord, Manifest, ManifestModel
+from models.calibration import CalibrationLog
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Results:
     cells: tuple[CellSummary, ...]
     floor: tuple[FloorTime, ...]
     payloads: tuple[PayloadCost, ...]
+    calibration: CalibrationLog | None = None  # the machine's speed between rounds (None: not measured)
 
     @property
     def name(self) -> str:
@@ -168,7 +172,8 @@ def read_results(results_dir: Path | str) -> Results:
         manifest=manifest,
         slo=slo,
         runs=runs,
-        cells=tuple(summarize_cells(runs, slo)),
+        cells=tuple(summarize_cells(runs, slo, flagged=machine_flags(runs))),
         floor=tuple(read_floor(path)),
         payloads=tuple(sorted(payloads.values(), key=lambda c: (c.server, c.protocol, c.batch))),
+        calibration=None if single_run else read_calibration(path),
     )

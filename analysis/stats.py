@@ -26,10 +26,11 @@ from pathlib import Path
 
 from analysis._files import ServerUsage, read_cell, read_load, read_samples, server_usage
 from analysis._records import read_requests
+from analysis.distributions import slice_log_means
 from analysis.errors import ResultsError
 from analysis.intervals import slice_rate_interval
 from analysis.keys import CellKey
-from analysis.percentiles import Percentiles, QuantileInterval, quantile_interval
+from analysis.percentiles import Percentiles, QuantileInterval, window_quantile_interval
 from analysis.server_side import ServerSide, server_side_of_run
 from inferload_formats import CellMachine, SchemaError, Slo, strict_fields
 from loadtest import EarlyStopOutcome, RunData
@@ -82,6 +83,9 @@ class RunStats:
     slo: SloCheck
     p99_interval: QuantileInterval
     throughput_interval: tuple[float, float] | None  # batch means over slices of the window
+    # per time slice of the window, the mean log latency (ms) of its ok requests (the regression gate's
+    # unit: analysis/distributions.py); empty without ok requests
+    latency_slices: tuple[float, ...] = ()
 
 
 @strict_fields
@@ -175,6 +179,8 @@ def summarize_records(run: RunData, slo: Slo, *, batch: int | None = None) -> Ru
     count = len(scheduled)
     error_rate = errors / count if count else 0.0
     drop_rate = dropped / count if count else 0.0
+    # latencies in a queue are correlated: the intervals come from the window's own time slices
+    ok_scheduled_ns = ok["scheduled_ns"].to_numpy(dtype=float)
     return RunStats(
         window_s=window_s,
         scheduled=count,
@@ -189,9 +195,11 @@ def summarize_records(run: RunData, slo: Slo, *, batch: int | None = None) -> Ru
         predictions_per_s=throughput * batch,
         error_rate=error_rate,
         drop_rate=drop_rate,
-        slo=judge(quantile_interval(latency_ms, slo.percentile), error_rate, drop_rate, slo),
-        p99_interval=quantile_interval(latency_ms, 99.0),
+        slo=judge(window_quantile_interval(latency_ms, ok_scheduled_ns, window, slo.percentile), error_rate,
+                  drop_rate, slo),
+        p99_interval=window_quantile_interval(latency_ms, ok_scheduled_ns, window, 99.0),
         throughput_interval=slice_rate_interval(completed["done_ns"].to_numpy(), window),
+        latency_slices=slice_log_means(latency_ms, ok_scheduled_ns, window),
     )
 
 
@@ -220,6 +228,14 @@ def judge(interval: QuantileInterval, error_rate: float, drop_rate: float, slo: 
 
 def too_few_note(interval: QuantileInterval) -> str:
     """The report's words for a percentile that has too few samples to be reported."""
+    dependence = interval.correlation
+    if dependence is not None and dependence.inflation > 1.0 and interval.n >= (interval.needed or 0):
+        return (
+            f"too few requests for p{interval.p:g}: {interval.n} ok, but correlated (variance "
+            f"x{dependence.inflation:.1f} over {dependence.slices} time slices): worth "
+            f"{interval.effective_n:.0f} independent ones, {interval.needed} needed for a "
+            f"{interval.confidence:.0%} interval; measure longer"
+        )
     return (
         f"too few requests for p{interval.p:g}: {interval.n} ok, "
         f"{interval.needed} needed for a {interval.confidence:.0%} interval"

@@ -27,8 +27,9 @@ from inferload_formats import CpuPlanEntry, Document, ManifestModel, SkippedCell
 SUMMARY_FILE = "summary.json"
 SUMMARY_SCHEMA: Final = "inferload.summary"
 # 2: intervals on every verdict and cell, the sample rule; 3: early_stop; 4: each run's round, position,
-# arm and machine (cell.json v2), and every group's A/A arm; 5: runs as RunSummary (key, stats)
-SUMMARY_SCHEMA_VERSION = 5
+# arm and machine (cell.json v2), and every group's A/A arm; 5: runs as RunSummary (key, stats); 6: the
+# comparison's distributions, threshold and machine pace, and the run's machine_speed
+SUMMARY_SCHEMA_VERSION = 6
 
 
 class _Entry(BaseModel):
@@ -148,13 +149,42 @@ class LineDelta(_Delta):
     line: str
 
 
+class DistributionEntry(_Entry):
+    """One cell's whole latency distribution compared (analysis/gate.py): after / before latency ratio with
+    its 95 % interval, the rank test's p and its Holm-adjusted p, the verdict. Nulls: not compared."""
+
+    cell: str
+    verdict: str
+    ratio: float | None
+    low: float | None
+    high: float | None
+    p_value: float | None
+    adjusted_p: float | None
+
+
+class PaceEntry(_Entry):
+    """The machine's calibration in both runs (median in-process predict, ms, no load) and its ratio."""
+
+    before_ms: float | None
+    after_ms: float | None
+    batch: int | None
+    tolerance: float
+    ratio: float | None
+    described: str
+
+
 class ComparisonEntry(_Entry):
-    """A --compare report: p99 per cell and max rate per line, before -> after, and the regressions."""
+    """A --compare report: each cell's distribution and p99, each line's max rate, before -> after; the
+    threshold below which a change is indistinguishable, the machine's pace, and the regressions."""
 
     before: str
     after: str
     p99_ms: list[CellDelta]
     max_rate_under_slo: list[LineDelta]
+    distributions: list[DistributionEntry]
+    threshold: float
+    threshold_source: str
+    pace: PaceEntry | None
     regressions: list[str]
 
 
@@ -189,6 +219,7 @@ class SummaryDocument(Document):
     comparison: ComparisonEntry | None
     topology: dict[str, Any] | None  # `analysis.topology.TopologyReport.to_dict()`
     early_stop: dict[str, Any] | None  # the stopping rule in words and, per run, its outcome
+    machine_speed: dict[str, Any] | None  # the machine-speed timeline, the flagged cells and why, in words
 
     def verdict_of(self, server: str, protocol: str) -> list[VerdictEntry]:
         return [v for v in self.verdicts if (v.server, v.protocol) == (server, protocol)]
@@ -282,7 +313,18 @@ def summary_document(model: ReportModel) -> SummaryDocument:
             "after": c.after_name,
             "p99_ms": [delta(d, "cell") for d in c.p99_ms],
             "max_rate_under_slo": [delta(d, "line") for d in c.max_rate_under_slo],
-            "regressions": [d.label for d in c.regressions],
+            "distributions": [
+                {"cell": s.label, "verdict": s.verdict, "adjusted_p": s.adjusted_p,
+                 "ratio": s.shift.ratio if s.shift else None, "low": s.shift.low if s.shift else None,
+                 "high": s.shift.high if s.shift else None, "p_value": s.shift.p_value if s.shift else None}
+                for s in c.shifts
+            ],
+            "threshold": c.threshold,
+            "threshold_source": c.threshold_source,
+            "pace": None if c.pace is None else {**asdict(c.pace), "ratio": c.pace.ratio,
+                                                 "described": c.pace.describe()},
+            "regressions": list(dict.fromkeys([*(s.label for s in c.shifted_worse),
+                                               *(d.label for d in c.regressions)])),
         }
     return SummaryDocument.model_validate({
         "name": experiment.name,
@@ -313,7 +355,24 @@ def summary_document(model: ReportModel) -> SummaryDocument:
         "comparison": comparison,
         "topology": model.topology.to_dict() if model.topology is not None else None,
         "early_stop": _early_stop_document(model),
+        "machine_speed": _machine_speed_document(model),
     })
+
+
+def _machine_speed_document(model: ReportModel) -> dict[str, Any] | None:
+    """The timeline, the flagged cells and why, and the report's words on the machine."""
+    timeline = model.timeline
+    if timeline is None:
+        return None
+    return {
+        "calibration_ms": timeline.calibration_ms,
+        "batch": timeline.batch,
+        "tolerance": timeline.tolerance,
+        "calibrations": [asdict(p) for p in timeline.calibrations],
+        "cells": [asdict(p) for p in timeline.cells],
+        "flagged": {cell: list(why) for cell, why in model.drift_flags.items()},
+        "described": model.machine_lines(),
+    }
 
 
 def _early_stop_document(model: ReportModel) -> dict[str, Any] | None:

@@ -184,7 +184,8 @@ def _bracket(
         (r for r, c in judged if first_miss is not None and r >= first_miss and c.missed_surely),
         default=None,
     )
-    method = "bracketing rates: highest surely met, lowest surely missed (one repetition)"
+    method = ("bracketing rates within this run: highest met by its interval, lowest missed by it (one "
+              "repetition: no between-run interval)")
     return low, high, method, ()
 
 

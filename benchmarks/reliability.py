@@ -112,8 +112,11 @@ def inferload(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[s
 def _error_line(done: subprocess.CompletedProcess[str]) -> str | None:
     if done.returncode == 0:
         return None
-    lines = [line for line in (done.stderr + "\n" + done.stdout).splitlines() if "error" in line.lower()]
-    return (lines[0] if lines else (done.stderr or done.stdout).strip().splitlines()[-1])[:400]
+    lines = [line for line in ((done.stderr or "") + "\n" + (done.stdout or "")).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    if errors or lines:
+        return (errors or lines)[0][:400]
+    return f"exit {done.returncode}, no output (killed)"
 
 
 def _row(fault: str, protocol: str, model: str, run: int, done: subprocess.CompletedProcess[str],

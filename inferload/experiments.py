@@ -597,6 +597,21 @@ class Experiment(_Strict):
         return self
 
     @property
+    def notes(self) -> tuple[str, ...]:
+        """What the matrix as written can and cannot claim, for the user to read before it runs (a note,
+        not a refusal: one repetition is a fine quick look)."""
+        if self.repetitions > 1:
+            return ()
+        return (
+            f"repetitions: 1 with an SLO (p{self.slo.percentile:g} <= {self.slo.latency_ms:g} ms): every "
+            "verdict comes from one measuring "
+            "window per rate. It can say how this run went, with each window's own interval, and bracket "
+            "the max rate within this run; it cannot say how a rerun would come out (no between-run "
+            "interval: the machine and the servers' state move between runs), so no verdict is called "
+            "'surely' and no line is said to beat another. For that, set repetitions: 3 or more",
+        )
+
+    @property
     def longest_duration_s(self) -> float:
         """The longest measuring window a (non-search) cell can have: max_duration_s with early_stop."""
         return self.early_stop.max_duration_s if self.early_stop is not None else self.duration_s

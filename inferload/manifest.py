@@ -1,8 +1,8 @@
 """What the runner records about a matrix's machine and software in `manifest.json`.
 
 The formats themselves (`Manifest`, `CellRecord`, their versions, readers and writers) live in the
-leaf package `inferload_formats`, so analysis reads them without importing the runner; they are
-re-exported here for the runner's callers. This module gathers what only the runner knows: the
+leaf package `inferload_formats`, so analysis reads them without importing the runner; import them
+from there. This module gathers what only the runner knows: the
 installed versions (including `java -version`, TorchServe's runtime) and the machine (psutil).
 """
 
@@ -18,64 +18,10 @@ from typing import Any
 import psutil
 
 from inferload.experiments import Experiment
-from inferload_formats import (
-    CELL_DONE,
-    CELL_FAILED,
-    CELL_FILE,
-    CELL_READABLE,
-    CELL_SCHEMA,
-    CELL_VERSION,
-    MANIFEST_FILE,
-    MANIFEST_READABLE,
-    MANIFEST_SCHEMA,
-    MANIFEST_VERSION,
-    CellCalibration,
-    CellMachine,
-    CellProbe,
-    CellRecord,
-    Manifest,
-    RoundRecord,
-    Schedule,
-    SchemaError,
-    WarmupRecord,
-    cell_status,
-    read_cell,
-    read_manifest,
-    write_cell,
-    write_manifest,
-)
+from inferload_formats import MANIFEST_SCHEMA, MANIFEST_VERSION
 from inferload_formats.versions import installed_versions
 
-__all__ = [
-    "MANIFEST_FILE",
-    "MANIFEST_SCHEMA",
-    "MANIFEST_VERSION",
-    "CELL_FILE",
-    "CELL_SCHEMA",
-    "CELL_VERSION",
-    "CELL_DONE",
-    "CELL_FAILED",
-    "CELL_READABLE",
-    "MANIFEST_READABLE",
-    "CellCalibration",
-    "CellMachine",
-    "CellProbe",
-    "CellRecord",
-    "Manifest",
-    "RoundRecord",
-    "Schedule",
-    "WarmupRecord",
-    "SchemaError",
-    "build_manifest",
-    "cell_status",
-    "machine_info",
-    "package_versions",
-    "read_cell",
-    "read_manifest",
-    "write_cell",
-    "write_manifest",
-    "now_iso",
-]
+__all__ = ["build_manifest", "machine_info", "now_iso", "package_versions"]
 
 _PACKAGES = (
     "inferload", "tensorflow-cpu", "tensorflow", "tensorflow-serving-api", "torch", "torchserve",

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from inferload.cells import Cell
 from inferload.experiments import RateSearch
-from inferload.manifest import CELL_DONE, cell_status
 from inferload.search import Judgement, SearchPlan, describe_result, plan
+from inferload_formats import CELL_DONE, cell_status
 
 __all__ = [
     "Block",

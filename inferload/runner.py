@@ -25,18 +25,7 @@ from inferload.cells import Cell, CellPlan, SkippedCell, expand_cells, select_ce
 from inferload.cpus import experiment_plan
 from inferload.experiments import Experiment, ExperimentError, ModelSpec, RateSearch, load_experiment
 from inferload.machine import MachineWatch, MachineWindow, wait_until_idle
-from inferload.manifest import (
-    CELL_DONE,
-    CELL_FAILED,
-    SchemaError,
-    build_manifest,
-    cell_status,
-    now_iso,
-    read_cell,
-    read_manifest,
-    write_cell,
-    write_manifest,
-)
+from inferload.manifest import build_manifest, now_iso
 from inferload.progress import MatrixProgress
 from inferload.results_disk import results_disk_failure, stop_on_disk_failure
 from inferload.rounds import Block, SearchRounds, blocks, level_rounds, round_order
@@ -50,6 +39,16 @@ from inferload.search import (
 from inferload.stages import RealStages, RunError, RunningServers, Stages, load_settings_for
 from inferload.targets import TargetDriver, driver_for
 from inferload.warmup import rule_words, warm_up
+from inferload_formats import (
+    CELL_DONE,
+    CELL_FAILED,
+    SchemaError,
+    cell_status,
+    read_cell,
+    read_manifest,
+    write_cell,
+    write_manifest,
+)
 
 if TYPE_CHECKING:
     from serving.cpusets import CpuPlan

@@ -2,10 +2,13 @@
 
 Like MLPerf LoadGen (enough queries for the percentile) and perf_analyzer (measure until stable): a
 run with `early_stop` lasts at least `duration_s`; from then on, about once per second, the engine
-asks `EarlyStopJudge` whether the exact 95 % order-statistic interval of the percentile of the `ok`
-latencies so far (`_percentiles.quantile_interval`, the one interval of inferload) lies within
-±`interval_within` of the estimate (both ends). Yes: the schedule ends at that instant (no new
-arrival, in-flight requests finish as at any end). Otherwise it ends at `max_duration_s`.
+asks `EarlyStopJudge` whether the 95 % interval of the percentile of the `ok` latencies so far lies
+within ±`interval_within` of the estimate (both ends). The interval is the reports' one for a window
+of latencies (`_percentiles.window_quantile_interval`: the order-statistic interval on the sample's
+effective size, the correlation between requests measured over time slices of the span judged), so a
+cell whose requests come in busy periods runs longer, as it must to know its percentile. Yes: the
+schedule ends at that instant (no new arrival, in-flight requests finish as at any end). Otherwise it
+ends at `max_duration_s`.
 
 The sample at a check is every request scheduled in the measuring window before a cutoff, `now -
 M` with M the largest ok latency seen so far: its `ok` latencies, plus each of its requests still in
@@ -22,13 +25,14 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._percentiles import CONFIDENCE, QuantileInterval, quantile_interval
+from ._percentiles import CONFIDENCE, QuantileInterval, quantile_interval, window_quantile_interval
 from ._schema import RequestRecord
 
 StopReason = Literal["rule", "cap", "interrupted"]
@@ -105,12 +109,31 @@ def is_tight(interval: QuantileInterval, within: float) -> bool:
     return interval.low >= interval.value * (1 - within) and interval.high <= interval.value * (1 + within)
 
 
-def judge(latencies_ms: npt.ArrayLike, in_flight: int, percentile: float) -> QuantileInterval:
-    """The percentile's interval over finished ok latencies plus `in_flight` slower ones."""
+def judge(
+    latencies_ms: npt.ArrayLike,
+    in_flight: int,
+    percentile: float,
+    *,
+    scheduled_ns: npt.ArrayLike | None = None,
+    in_flight_ns: npt.ArrayLike | None = None,
+    window_ns: tuple[int, int] | None = None,
+) -> QuantileInterval:
+    """The percentile's interval over finished ok latencies plus `in_flight` slower ones.
+
+    With the requests' scheduled instants (`scheduled_ns` for the latencies, `in_flight_ns` for the
+    ones still out) and the span they were drawn from (`window_ns`), the interval is the one for
+    dependent samples (`window_quantile_interval`, as in the reports): a busy period widens it. Without
+    them, the exact interval for independent samples."""
     samples = np.asarray(latencies_ms, dtype=np.float64).ravel()
     if in_flight > 0:
         samples = np.concatenate([samples, np.full(in_flight, np.inf)])
-    return quantile_interval(samples, percentile)
+    if scheduled_ns is None or window_ns is None:
+        return quantile_interval(samples, percentile)
+    times = np.asarray(scheduled_ns, dtype=np.float64).ravel()
+    if in_flight > 0:
+        out = np.asarray(in_flight_ns if in_flight_ns is not None else [], dtype=np.float64).ravel()
+        times = np.concatenate([times, out if out.size == in_flight else np.full(in_flight, window_ns[1])])
+    return window_quantile_interval(samples, times, window_ns, percentile)
 
 
 def stop_interval(interval: QuantileInterval, in_flight: int) -> StopInterval:
@@ -165,13 +188,18 @@ class EarlyStopJudge:
     def __call__(self, now_ns: int) -> bool:
         cutoff = now_ns - self._longest_ns
         scheduled = np.frombuffer(self._scheduled_ns, dtype=np.int64)
-        latencies_ms = np.frombuffer(self._latencies_ns, dtype=np.int64)[scheduled < cutoff] / 1e6
-        del scheduled  # no view may outlive the call: the arrays grow
-        in_flight = sum(1 for at in self._in_flight() if self._from_ns <= at < cutoff)
+        judged = scheduled < cutoff
+        latencies_ms = np.frombuffer(self._latencies_ns, dtype=np.int64)[judged] / 1e6
+        scheduled_ns = scheduled[judged].copy()
+        del scheduled, judged  # no view may outlive the call: the arrays grow
+        out = [at for at in self._in_flight() if self._from_ns <= at < cutoff]
+        in_flight = len(out)
+        timed = partial(judge, scheduled_ns=scheduled_ns, in_flight_ns=np.asarray(out, dtype=np.int64),
+                        window_ns=(self._from_ns, max(cutoff, self._from_ns + 1)))
         if self._offload is None:
-            interval = judge(latencies_ms, in_flight, self.rule.percentile)
+            interval = timed(latencies_ms, in_flight, self.rule.percentile)
         else:
-            interval = self._offload(judge, (latencies_ms, in_flight, self.rule.percentile))
+            interval = self._offload(timed, (latencies_ms, in_flight, self.rule.percentile))
         self.checks += 1
         self.last = stop_interval(interval, in_flight)
         return is_tight(interval, self.rule.interval_within)

@@ -1,5 +1,6 @@
 """`inferload report RESULTS_DIR [--compare BEFORE_DIR [--fail-on-regression]] [--out DIR]`: report a
-results directory; with the gate, exit 1 when a p99 or max rate got worse beyond both runs' noise."""
+results directory; with the gate, exit 1 when a cell's latency distribution, a p99 or a max rate got
+worse beyond both runs' noise, and exit 2 (judging nothing) across machines or a drifted calibration."""
 
 from __future__ import annotations
 
@@ -34,8 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--fail-on-regression",
         action="store_true",
-        help="with --compare: exit 1 when a cell's p99 or a line's max rate under the SLO got worse "
-        "beyond the noise of both runs (their 95 %% intervals do not overlap); prints those cells",
+        help="with --compare: exit 1 when a cell's latency distribution (a rank test over time slices, "
+        "Holm-corrected across cells), its p99 or a line's max rate under the SLO got worse beyond the "
+        "noise of both runs and beyond the A/A figure (else a 10 %% tolerance); prints those cells. "
+        "Exit 2, judging nothing, when the runs come from different machines or the machine's "
+        "calibration drifted between them by more than 10 %%",
     )
     parser.set_defaults(func=run_report)
 
@@ -50,7 +54,7 @@ def run_report(args: argparse.Namespace) -> int:
         raise UsageError("--fail-on-regression needs --compare BEFORE_DIR (the baseline to gate against)")
     print(f"reading {args.results_dir} ...", flush=True)
     try:
-        model = build_model(args.results_dir, args.compare)
+        model = build_model(args.results_dir, args.compare, gate=args.fail_on_regression)
         paths = render_report(model, args.out)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
@@ -65,11 +69,13 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"  {len(excluded)} run(s) excluded from verdicts (invalid or failed): see the report")
     if model.comparison is None:
         return 0
+    for line in model.comparison_lines():
+        print(f"  {line}")
     regressions = model.regression_lines()
     if not regressions:
         print(f"no regression beyond the noise against {args.compare}")
         return 0
-    print(f"{len(regressions)} regression(s) beyond the noise against {args.compare} (95 % intervals apart):")
+    print(f"{len(regressions)} regression(s) beyond the noise against {args.compare}:")
     for line in regressions:
         print(f"  worse: {line}")
     return 1 if args.fail_on_regression else 0

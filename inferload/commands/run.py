@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     except ExperimentError as exc:
         raise UsageError(f"invalid experiment:\n{exc}") from None
     out = args.out or Path("results") / experiment.name
+    for note in experiment.notes:
+        print(f"note: {note}", file=sys.stderr)
     plan = select_cells(expand_cells(experiment), args.only)
     if not plan.cells and not plan.skipped:
         raise UsageError(f"--only {args.only!r} matches no cell of {args.experiment}; see --dry-run")

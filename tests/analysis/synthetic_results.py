@@ -27,6 +27,7 @@ from loadtest import (
     read_run,
 )
 from loadtest._summary import LOAD_FILE, summarize
+from models.calibration import CALIBRATION_FILE, CalibrationWriter, PredictTiming, new_header
 from models.floor import FloorRecord, write_floor
 from serving.metrics_file import METRICS_FILE, MonitoredServer, ServerSample
 from serving.metrics_file import header as metrics_header
@@ -79,6 +80,20 @@ def evenly(
     """`count` requests spread evenly over the window, all with one latency."""
     step = window_s * 1000 / count
     return [Request(offset_ms + i * step, latency_ms, status) for i in range(count)]
+
+
+def poisson_lognormal(
+    seed: int, rate: float, window_s: float, *, median_ms: float, sigma: float, scale: float = 1.0
+) -> list[Request]:
+    """Poisson arrivals at `rate` over the window with independent lognormal(ln median, sigma) latencies x
+    `scale`, seeded: an open-loop cell of a lightly loaded server."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    count = int(rng.poisson(rate * window_s))
+    times = np.sort(rng.uniform(0.0, window_s * 1000.0, count))
+    latencies = rng.lognormal(np.log(median_ms), sigma, count) * scale
+    return [Request(float(t), float(latency)) for t, latency in zip(times, latencies, strict=True)]
 
 
 def lognormal(
@@ -267,6 +282,18 @@ class ResultsBuilder:
         if metrics:
             write_metrics(run_dir, metrics)
         return run_dir
+
+    def calibration(self, predict_ms: Sequence[float], *, batch: int = 1, every_s: float = 60.0) -> None:
+        """calibration.jsonl as the probe writes it (models.calibration's writer): one calibration point
+        per entry of `predict_ms` (the model's in-process predict at `batch`), `every_s` apart."""
+        model = {"classes": 64, "features": FEATURES, "seed": 0}
+        header = new_header(framework="torch", threads=1, model=model, batches=[batch], cpus=None,
+                            probe_interval_s=0.5)
+        with CalibrationWriter(self.root / CALIBRATION_FILE, header) as writer:
+            for i, ms in enumerate(predict_ms):
+                label = "before round 0" if i == 0 else f"after round {i - 1}"
+                writer.add_point(label, WINDOW_START_NS + round(i * every_s * NS_PER_S), 0.5,
+                                 [PredictTiming(batch, ms, ms * 1.1, 30)], 10.0)
 
     def floor(self, records: Sequence[dict[str, Any]]) -> None:
         """floor.json; each entry gives framework, batch and median_ms (p90_ms and n are filled in)."""

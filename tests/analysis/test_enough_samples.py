@@ -67,10 +67,24 @@ def test_the_max_rate_walk_skips_cells_with_too_few_requests(results: ResultsBui
 
 
 def test_too_few_requests_still_prove_a_clear_miss(tmp_path: Path) -> None:
-    """100 requests, 10 of them at 500 ms: the p99's lower bound (the 97th smallest, rank from
-    Binomial(100, 0.99)) is already 500 ms > 100 ms, so the run surely missed although p99 is unreported."""
-    requests = [Request(r.at_ms, 500.0 if i >= 90 else 5.0) for i, r in enumerate(evenly(100, 0.0))]
+    """100 requests, every tenth at 500 ms (spread over the window, so its slices agree: no sign of
+    correlation): the p99's lower bound (the 97th smallest, rank from Binomial(100, 0.99)) is already
+    500 ms > 100 ms, so the run surely missed although p99 is unreported."""
+    requests = [Request(r.at_ms, 500.0 if i % 10 == 9 else 5.0) for i, r in enumerate(evenly(100, 0.0))]
     summary = summarize_run(write_run(tmp_path / "run", requests), Slo())
     assert quantile_interval([r.latency_ms for r in requests], 99.0).low_rank == 97
     assert summary.measured.slo.status == "missed"
     assert "p99 surely > 100 ms" in summary.measured.slo.misses[0]
+
+
+def test_one_slow_burst_in_a_short_window_proves_nothing(tmp_path: Path) -> None:
+    """The same 10 slow requests, all in the window's last second: one busy episode, which the slices
+    see (variance inflated ~10x), so 100 requests are worth ~10 independent ones and the window cannot
+    tell whether such episodes are rare: neither a p99 nor a proven miss."""
+    requests = [Request(r.at_ms, 500.0 if i >= 90 else 5.0) for i, r in enumerate(evenly(100, 0.0))]
+    summary = summarize_run(write_run(tmp_path / "run", requests), Slo())
+    interval = summary.measured.slo.interval
+    assert interval is not None and interval.correlation is not None
+    assert interval.correlation.inflation > 5 and interval.effective_n < 20
+    assert summary.measured.slo.status == "too few requests"
+    assert interval.low is not None and interval.low <= 5.0

@@ -44,18 +44,21 @@ def test_order_statistic_interval_covers_the_true_percentile(p: float, n: int) -
 
 
 def test_the_p99_interval_of_synthetic_runs_covers_the_truth(tmp_path: Path) -> None:
-    """The same through the whole reader: 150 synthetic runs (400 requests each, written as records and
-    summarized), the run's p99 interval holds the true p99 at its stated rate."""
+    """The same through the whole reader: 150 synthetic runs (600 independent requests each, written
+    as records and summarized). Their p99 interval is the one for dependent samples, which here finds
+    little correlation (variance inflation near 1: the exact interval, a little wider): it reports p99 in
+    most runs and holds the true p99 at least at the promised rate."""
     truth, trials = true_percentile(99.0), 150
-    hits, achieved = 0, None
+    hits = reported = 0
     for seed in range(trials):
-        run_dir = write_run(tmp_path / f"run{seed}", lognormal(seed, 400, median_ms=MEDIAN_MS, sigma=SIGMA))
+        run_dir = write_run(tmp_path / f"run{seed}", lognormal(seed, 600, median_ms=MEDIAN_MS, sigma=SIGMA))
         interval = summarize_run(run_dir, Slo()).measured.p99_interval
-        assert interval is not None and interval.low is not None and interval.high is not None
-        hits += interval.low <= truth <= interval.high
-        achieved = interval.achieved
-    assert achieved is not None
-    assert within_binomial_tolerance(hits, trials, achieved), (hits / trials, achieved)
+        assert interval is not None and interval.low is not None and interval.correlation is not None
+        high = interval.high if interval.enough and interval.high is not None else math.inf
+        hits += interval.low <= truth <= high
+        reported += interval.enough
+    assert reported >= 0.8 * trials
+    assert hits / trials >= 0.95 - 4 * math.sqrt(0.95 * 0.05 / trials)
 
 
 def test_student_t_interval_over_repetitions_covers_the_mean() -> None:

@@ -1,6 +1,8 @@
-"""`inferload report AFTER --compare BEFORE --fail-on-regression`: exit 1 when a p99 or a max rate got
-worse beyond the noise of both runs (their 95 % intervals apart), naming the cells; exit 0 when two
-runs of the same build differ only by noise; refuse runs of different models, SLOs or TF Serving kinds."""
+"""`inferload report AFTER --compare BEFORE --fail-on-regression`: exit 1 when a cell's latency
+distribution (a rank test over time slices, Holm-corrected), a p99 or a max rate got worse beyond the
+noise of both runs and beyond the threshold, naming the cells; exit 0 when two runs of the same build
+differ only by noise; exit 2, judging nothing, for runs of different models, SLOs or TF Serving kinds,
+from different machines, or between which the machine's calibration drifted."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from synthetic_results import ResultsBuilder, lognormal
+from synthetic_results import ResultsBuilder, lognormal, poisson_lognormal
 
 from inferload.cli import main
 
@@ -75,16 +77,33 @@ def test_two_runs_of_the_same_build_pass(tmp_path: Path, capsys: pytest.CaptureF
 def test_a_lower_max_rate_beyond_the_bracket_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """before: 40/s and 80/s surely met, 160/s surely missed -> true max in [80, 160).
-    after: 80/s surely missed (latencies x 4) -> true max in [40, 80): below before's bracket."""
+    """before: 40, 80 and 160/s surely met, 320/s surely missed -> true max in [160, 320).
+    after: 80/s surely missed (latencies x 13) -> true max in [40, 80): below before's bracket by more
+    than the 10 % threshold (80 x 1.1 <= 160), so the max rate fell by at least that much."""
+    before = ResultsBuilder(tmp_path / "before")
+    after = ResultsBuilder(tmp_path / "after")
+    for rate, before_ms, after_ms in [(40, 20.0, 20.0), (80, 30.0, 400.0), (160, 30.0, 400.0),
+                                      (320, 400.0, 400.0)]:
+        before.cell(rate=rate, latency_ms=before_ms)
+        after.cell(rate=rate, latency_ms=after_ms)
+    assert gate(before.root, after.root, tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "worse: torchserve grpc [default] batch 1: 160 [160–320] -> 40 [40–80]" in out
+
+
+def test_adjacent_max_rate_brackets_are_indistinguishable(tmp_path: Path) -> None:
+    """before: true max in [80, 160), after: in [40, 80): the maximum fell, but perhaps from 81 to 79:
+    not beyond the 10 % threshold, so the line's max rate is indistinguishable here."""
     before = ResultsBuilder(tmp_path / "before")
     after = ResultsBuilder(tmp_path / "after")
     for rate, before_ms, after_ms in [(40, 20.0, 20.0), (80, 30.0, 400.0), (160, 400.0, 400.0)]:
         before.cell(rate=rate, latency_ms=before_ms)
         after.cell(rate=rate, latency_ms=after_ms)
-    assert gate(before.root, after.root, tmp_path) == 1
-    out = capsys.readouterr().out
-    assert "worse: torchserve grpc [default] batch 1: 80 [80–160] -> 40 [40–80]" in out
+    main(["report", str(after.root), "--compare", str(before.root), "--out", str(tmp_path / "report")])
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    (line,) = summary["comparison"]["max_rate_under_slo"]
+    assert (line["before_interval"], line["after_interval"]) == ([80.0, 160.0], [40.0, 80.0])
+    assert line["verdict"] == "indistinguishable"
 
 
 def test_without_the_flag_regressions_are_printed_but_exit_0(tmp_path: Path) -> None:
@@ -125,3 +144,81 @@ def test_the_gate_needs_a_baseline(tmp_path: Path, capsys: pytest.CaptureFixture
     results.cell()
     assert main(["report", str(results.root), "--fail-on-regression"]) == 2
     assert "--fail-on-regression needs --compare" in capsys.readouterr().err
+
+
+# The smoke matrix's shape: 6 server x protocol cells at 25/s for 18 s (~450 requests each), Poisson
+# arrivals, latencies lognormal around 10 ms with a long tail (sigma 0.6: p99 ~4x the median); the
+# machine's calibration (the model's predict between rounds, no load) around 2.6 ms; one machine.
+PAIRS = [(s, p) for s in ("tfserving", "torchserve") for p in ("rest-json", "rest-binary", "grpc")]
+MACHINE = {"cpu_model": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz", "cpu_count_logical": 2}
+
+
+def smoke_like(root: Path, seed: int, *, scale: float = 1.0,
+               calibration: tuple[float, ...] = (2.6, 2.62, 2.58),
+               machine: dict[str, object] = MACHINE) -> ResultsBuilder:
+    builder = ResultsBuilder(root)
+    for i, (server, protocol) in enumerate(PAIRS):
+        requests = poisson_lognormal(seed * 100 + i, 25.0, 18.0, median_ms=10.0, sigma=0.6, scale=scale)
+        builder.cell(server=server, protocol=protocol, rate=25.0, requests=requests, window_s=18.0)
+    builder.calibration(calibration)
+    document = json.loads((root / "manifest.json").read_text())
+    document["machine"] = machine
+    (root / "manifest.json").write_text(json.dumps(document))
+    return builder
+
+
+def test_a_30_percent_slowdown_on_the_smoke_matrix_is_caught(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every request 30 % slower, ~450 requests a cell: each cell's p99 interval is too wide to call it
+    (the old gate passed this), but the whole distribution, over 10 time slices a run, moves in every
+    slice: all 6 cells worse, Holm-corrected, beyond the 10 % threshold."""
+    before = smoke_like(tmp_path / "before", seed=1)
+    after = smoke_like(tmp_path / "after", seed=2, scale=1.3)
+    assert gate(before.root, after.root, tmp_path) == 1
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    comparison = summary["comparison"]
+    assert [d["verdict"] for d in comparison["distributions"]] == ["worse"] * 6
+    for shift in comparison["distributions"]:
+        assert shift["low"] <= 1.3 <= shift["high"] and shift["adjusted_p"] < 0.05
+    assert all(d["verdict"] != "worse" for d in comparison["p99_ms"]), "p99 intervals alone would not see it"
+    assert "6 regression(s) beyond the noise" in out and "machine pace: " in out
+
+
+def test_an_a_a_pair_of_the_smoke_matrix_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same build twice (different seeds, the calibration 2 % apart): nothing is worse."""
+    before = smoke_like(tmp_path / "before", seed=1)
+    after = smoke_like(tmp_path / "after", seed=3, calibration=(2.64, 2.66, 2.65))
+    assert gate(before.root, after.root, tmp_path) == 0
+    assert "no regression beyond the noise" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert {d["verdict"] for d in summary["comparison"]["distributions"]} == {"indistinguishable"}
+
+
+def test_a_drifted_machine_is_refused_with_both_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's pair: the machine's predict took 2.57 ms before and 3.54 ms after (+38 %). The gate
+    judges nothing (exit 2) and names both figures; without --fail-on-regression the report still says
+    how the pace moved."""
+    before = smoke_like(tmp_path / "before", seed=1, calibration=(2.57, 2.57, 2.57))
+    after = smoke_like(tmp_path / "after", seed=2, calibration=(3.54, 3.54, 3.54))
+    assert gate(before.root, after.root, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "the machine drifted between the runs" in err
+    assert "2.57 ms before and 3.54 ms after (+38%; tolerance ±10%)" in err
+    assert main(["report", str(after.root), "--compare", str(before.root), "--out", str(tmp_path / "r")]) == 0
+    assert "+38%" in capsys.readouterr().out
+
+
+def test_a_base_run_from_another_machine_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = smoke_like(tmp_path / "before", seed=1)
+    after = smoke_like(tmp_path / "after", seed=2,
+                       machine={"cpu_model": "AMD EPYC 7R13 Processor", "cpu_count_logical": 2})
+    assert gate(before.root, after.root, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz x 2 CPUs" in err
+    assert "AMD EPYC 7R13 Processor x 2 CPUs" in err

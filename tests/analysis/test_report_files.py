@@ -10,6 +10,7 @@ import pytest
 from synthetic_results import ResultsBuilder, evenly, write_run
 
 from analysis import ReportPaths, write_report
+from analysis.intervals import ORDER_STATISTIC
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_out_dir_is_honoured(tmp_path: Path) -> None:
 
 def test_summary_json_always_has_the_verdict_fields(report: ReportPaths) -> None:
     summary = json.loads(report.json.read_text())
-    assert (summary["schema"], summary["schema_version"]) == ("inferload.summary", 5)
+    assert (summary["schema"], summary["schema_version"]) == ("inferload.summary", 6)
     verdicts = {(v["server"], v["protocol"]): v for v in summary["verdicts"]}
     torchserve = verdicts[("torchserve", "grpc")]
     assert torchserve["max_rate_under_slo"] == 40.0
@@ -149,7 +150,7 @@ def test_every_verdict_and_cell_carries_its_interval(report: ReportPaths) -> Non
         "value": 30.0,
         "low": 30.0,
         "high": 30.0,
-        "method": "exact binomial order-statistic interval (one run)",
+        "method": ORDER_STATISTIC,
         "note": None,
     }
     cell = next(c for c in summary["cells"] if c["rate"] == 40.0 and c["protocol"] == "grpc")

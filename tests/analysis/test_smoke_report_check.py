@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from synthetic_results import ResultsBuilder, evenly
+from synthetic_results import Request, ResultsBuilder, evenly
 
 from analysis import write_report
 from analysis.summary import read_summary
@@ -87,3 +87,19 @@ def test_generator_invalid_pairs_fail_ci_but_may_be_allowed_on_a_busy_machine(
     assert check.problems_in(summary, allow_generator_invalid=True) == []
     all_errors = read_summary(smoke(tmp_path / "errors", status="error"))
     assert check.problems_in(all_errors, allow_generator_invalid=True) != []
+
+
+def test_a_p99_withheld_for_correlation_is_a_judged_verdict(check: ModuleType, tmp_path: Path) -> None:
+    """480 requests a cell (more than the 368 p99 needs), but the latencies move together: 5 ms for the
+    first half of the window, 9 ms after (a stall of a busy machine). The analysis withholds p99 ("too
+    few", worth fewer independent requests): the analysis working as designed, so the check passes; the
+    same report with only 75 requests a cell still fails."""
+    results = ResultsBuilder(tmp_path / "smoke")
+    for server, protocol in PAIRS:
+        requests = evenly(480, 5.0, window_s=19.2)
+        shifted = [Request(r.at_ms, 9.0 if r.at_ms >= 9600 else 5.0) for r in requests]
+        results.cell(server=server, protocol=protocol, rate=25, requests=shifted, window_s=19.2)
+    summary = read_summary(write_report(results.root).json)
+    assert all(v.max_rate_under_slo is None for v in summary.verdicts)
+    assert "correlated" in summary.cells[0].notes[0]
+    assert check.problems_in(summary) == []

@@ -27,10 +27,11 @@ def test_one_run_brackets_the_max_rate_between_surely_met_and_surely_missed(resu
 
 
 def straddling(count: int = 400) -> list[Request]:
-    """395 requests at 50 ms, then 99, 102, 104, 106, 110 ms: p99 (rank 396) = 99 ms <= 100, but its
-    upper confidence bound (a higher rank) is above 100 ms."""
-    tail = [99.0, 102.0, 104.0, 106.0, 110.0]
-    latencies = [50.0] * (count - len(tail)) + tail
+    """395 requests at 50 ms and 99, 102, 104, 106, 110 ms spread over the window (one in each fifth):
+    p99 (rank 396) = 99 ms <= 100, but its upper confidence bound (a higher rank) is above 100 ms."""
+    tail = iter([99.0, 102.0, 104.0, 106.0, 110.0])
+    step = count // 5
+    latencies = [next(tail) if i % step == step - 1 else 50.0 for i in range(count)]
     times = evenly(count, 0.0, window_s=10.0)
     return [Request(r.at_ms, latency) for r, latency in zip(times, latencies, strict=True)]
 

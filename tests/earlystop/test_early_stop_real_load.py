@@ -39,8 +39,11 @@ def settings(tfserving, small_artifacts, **early_stop: float) -> LoadSettings:  
 
 def test_a_cell_with_a_lax_rule_stops_by_the_rule_before_the_cap(tfserving, small_artifacts,
                                                                   tmp_path) -> None:
-    """±90 % around the p99 of ~800+ fast loopback requests holds at the first checks."""
-    summary = run_load(settings(tfserving, small_artifacts, interval_within=0.9), tmp_path, progress=False)
+    """±90 % around the median of ~800+ fast loopback requests holds at the first checks. (The median:
+    the p99's interval respects the correlation a busy machine's stalls put between requests, and on
+    this shared machine may rightly need more than the cap; the p99 rule is tested on known data.)"""
+    lax = settings(tfserving, small_artifacts, interval_within=0.9, percentile=50.0)
+    summary = run_load(lax, tmp_path, progress=False)
     outcome = summary.early_stop
     assert outcome is not None and outcome.reason == "rule", outcome
     assert MIN_S <= outcome.measured_s < CAP_S
@@ -50,7 +53,7 @@ def test_a_cell_with_a_lax_rule_stops_by_the_rule_before_the_cap(tfserving, smal
     assert (end - start) / 1e9 == pytest.approx(outcome.measured_s)  # the header holds the chosen end
     assert int(run.records["scheduled_ns"].max()) < end  # no arrival after the decision
     assert outcome.at_stop is not None and outcome.at_stop.value_ms is not None
-    assert outcome.at_stop.n >= 368
+    assert outcome.at_stop.n >= 6  # the sample rule's minimum for p50
     document = json.loads((tmp_path / "load.json").read_text())
     assert (document["schema_version"], document["early_stop"]["reason"]) == (2, "rule")
 

@@ -134,3 +134,18 @@ def test_requests_scheduled_after_the_cutoff_wait_for_a_later_check() -> None:
         judge_.observe(record(k, scheduled_ms=float(k), latency_ms=10.0))
     assert judge_(now_ns=1005 * MS) is True
     assert judge_.last is not None and (judge_.last.n, judge_.last.in_flight) == (995, 0)
+
+
+def test_correlated_latencies_keep_the_rule_waiting() -> None:
+    """5,000 requests of a simulated M/M/1 queue at 80 % utilisation (busy periods: each slow moment
+    delays everything behind it) are worth a few dozen independent ones. Told when each was scheduled,
+    the judge (the reports' interval for a window) leaves the p99's upper end open; taken as independent,
+    the same latencies would look tight within ±50 % and stop the cell on a p99 it does not know."""
+    from analysis.queues import Queue
+
+    times_s, latencies_s = next(Queue.at("M/M/1", 500.0, 0.8).windows(10.0, 1, seed=8))
+    latencies_ms = latencies_s * 1000
+    dependent = judge(latencies_ms, 0, 99.0, scheduled_ns=times_s * 1e9, window_ns=(0, 10 * 10**9))
+    assert dependent.correlation is not None and dependent.effective_n < 368
+    assert dependent.high is None and not is_tight(dependent, 0.5)
+    assert is_tight(judge(latencies_ms, 0, 99.0), 0.5)

@@ -39,7 +39,7 @@ def judge_imports_loaded() -> None:
 
 
 def run(runtime: str, latency_s, *, closed: bool = False, min_s: float = 0.8, cap_s: float = 2.0,  # type: ignore[no-untyped-def]
-        within: float = 0.5):
+        within: float = 0.5, percentile: float = 99.0):
     """One run with the rule on; returns (engine, judge, records, measure_start, min_end, cap_end)."""
     records: list[RequestRecord] = []
     start = time.monotonic_ns() + S // 10
@@ -50,7 +50,7 @@ def run(runtime: str, latency_s, *, closed: bool = False, min_s: float = 0.8, ca
         assert engine is not None
         return engine.in_flight_scheduled()
 
-    judge_ = EarlyStopJudge(EarlyStop(interval_within=within, max_duration_s=cap_s),
+    judge_ = EarlyStopJudge(EarlyStop(percentile=percentile, interval_within=within, max_duration_s=cap_s),
                            measure_start_ns=start, in_flight=in_flight)
 
     def sink(record: RequestRecord) -> None:
@@ -69,13 +69,15 @@ def run(runtime: str, latency_s, *, closed: bool = False, min_s: float = 0.8, ca
 
 
 def test_an_open_loop_cell_with_tight_latencies_stops_by_the_rule_after_the_minimum(runtime: str) -> None:
-    """Every answer takes 20 ms: the first check (at the minimum) finds the p99 within ±90 %, unless a
-    stall of this shared CPU spread the latencies just then; either way the rule, not the cap, ends it."""
-    engine, judge, records, _, min_end, cap_end = run(runtime, lambda: 0.020, within=0.9)
+    """Every answer takes 20 ms: the first check (at the minimum) finds the median within ±90 %, and the
+    rule, not the cap, ends it. (The median, not the p99: one stall of this shared CPU makes a few
+    hundred latencies move together, and a p99 interval that respects such correlation rightly waits
+    far longer than this test; the p99 rule is tested on known data in test_early_stop_rule.py.)"""
+    engine, judge, records, _, min_end, cap_end = run(runtime, lambda: 0.020, within=0.9, percentile=50.0)
     assert engine.ended_early
     assert judge.checks >= 1
     assert min_end <= engine.end_ns < cap_end
-    assert judge.last is not None and judge.last.n >= 368
+    assert judge.last is not None and judge.last.n >= 6
     # open loop stays open loop: nothing scheduled at or after the decision was launched
     assert max(r.scheduled_ns for r in records) < engine.end_ns
     assert {r.status for r in records} == {"ok"}  # in-flight requests at the end finished normally
@@ -93,7 +95,8 @@ def test_an_open_loop_cell_whose_p99_interval_stays_wide_runs_to_the_cap(runtime
 
 
 def test_a_closed_loop_cell_with_tight_latencies_stops_early_too(runtime: str) -> None:
-    engine, judge, records, _, min_end, cap_end = run(runtime, lambda: 0.004, closed=True, within=0.9)
+    engine, judge, records, _, min_end, cap_end = run(runtime, lambda: 0.004, closed=True, within=0.9,
+                                                      percentile=50.0)
     assert engine.ended_early and judge.checks >= 1
     assert min_end <= engine.end_ns < cap_end
     assert max(r.sent_ns for r in records) < engine.end_ns  # no sender started a request after it

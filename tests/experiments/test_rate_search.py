@@ -12,7 +12,6 @@ import pytest
 
 from inferload.cells import Cell, expand_cells
 from inferload.experiments import RateSearch, parse_experiment
-from inferload.manifest import write_cell
 from inferload.search import (
     INVALID,
     MET,
@@ -23,6 +22,7 @@ from inferload.search import (
     search_steps,
     step_duration_s,
 )
+from inferload_formats import write_cell
 
 MATRIX = """
 name: search

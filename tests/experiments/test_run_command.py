@@ -59,3 +59,20 @@ def test_refine_on_a_closed_loop_matrix_is_refused_before_the_sweep(
     assert main(args) == 2
     assert "needs an open-loop matrix" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_one_repetition_is_told_what_it_can_and_cannot_claim(capsys: pytest.CaptureFixture[str]) -> None:
+    """smoke.yaml asks for one repetition and an SLO: the run goes ahead, with a note that it can bracket
+    this run's max rate but has no between-run interval, so it never says 'surely'."""
+    assert main(["run", str(EXPERIMENTS / "smoke.yaml"), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "note: repetitions: 1 with an SLO (p99 <= 100 ms)" in err
+    assert "no between-run interval" in err and "'surely'" in err and "repetitions: 3" in err
+
+
+def test_repetitions_give_no_such_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (EXPERIMENTS / "smoke.yaml").read_text().replace("repetitions: 1", "repetitions: 3")
+    path = tmp_path / "three.yaml"
+    path.write_text(text)
+    assert main(["run", str(path), "--dry-run"]) == 0
+    assert "note: repetitions" not in capsys.readouterr().err

@@ -164,5 +164,9 @@ def test_the_report_fills_a_verdict_for_every_server_and_protocol(smoke_run: Smo
     runs = {(r.key.server, r.key.protocol): r for r in summary.runs}
     for verdict in verdicts:
         judged = verdict.max_rate_under_slo is not None or verdict.first_miss_rate is not None
-        assert judged or runs[(verdict.server, verdict.protocol)].generator_valid is False, verdict
+        run = runs[(verdict.server, verdict.protocol)]
+        # unjudged only for the machine: its generator fell behind, or its stalls correlated the latencies
+        # so much that the p99 was withheld as "too few" effective requests rather than printed wrong
+        machine = run.generator_valid is False or check_smoke_report._withheld_for_correlation(run)
+        assert judged or machine, verdict
     assert Path(paths.html).stat().st_size > 0 and Path(paths.markdown).stat().st_size > 0

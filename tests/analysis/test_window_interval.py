@@ -1,0 +1,73 @@
+"""The percentile interval for a window of correlated latencies: the exact interval on the sample's
+effective size, the correlation estimated by batch means over time slices (loadtest/_percentiles.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from loadtest._percentiles import (
+    correlation,
+    effective_ranks,
+    quantile_interval,
+    quantile_ranks,
+    window_quantile_interval,
+)
+
+
+def test_the_inflation_comes_from_the_spread_of_the_slices_means() -> None:
+    """20 requests, two a second over 10 s: 0 ms for the first 5 s, 1 ms after (mean 0.5, variance 0.25).
+    10 slices of 2: deviations of the slice sums +-1, Var(mean) = 10/9 x 10 / 20^2 = 0.0278, f = 0.0278 x
+    20 / 0.25 = 2.22. 5 slices of 4: sums 0 0 2 4 4 against 2 each, Var(mean) = 5/4 x 16 / 400 = 0.05,
+    f = 4.0. Both beyond what independent samples spread (1.88 and 2.37): the larger, 4.0, counts, and
+    the interval uses it widened for its own uncertainty by (t(0.975, 4) / z(0.975))^2 = (2.776 /
+    1.960)^2 = 2.006."""
+    times = np.arange(20) * 0.5 + 0.25
+    values = (times >= 5.0).astype(float)
+    result = correlation(values, times, (0.0, 10.0))
+    assert (result.estimate, result.slices) == (pytest.approx(4.0), 5)
+    assert result.inflation == pytest.approx(4.0 * (2.7764 / 1.95996) ** 2, rel=1e-4)
+    ten = correlation(values, times, (0.0, 10.0), slices=(10,))
+    assert ten.estimate == pytest.approx(20 / 9)
+    assert ten.inflation == pytest.approx(20 / 9 * (2.2622 / 1.95996) ** 2, rel=1e-4)
+
+
+def test_independent_latencies_keep_the_exact_interval() -> None:
+    """Slices that agree as well as independent samples do are no evidence: f = 1, and the interval is
+    the exact one, rank for rank."""
+    rng = np.random.default_rng(4)
+    latencies = rng.lognormal(3.0, 0.5, 2000)
+    times = np.sort(rng.uniform(0.0, 20.0, 2000))
+    windowed = window_quantile_interval(latencies, times, (0.0, 20.0), 99.0)
+    exact = quantile_interval(latencies, 99.0)
+    assert windowed.correlation is not None and windowed.correlation.inflation == 1.0
+    assert (windowed.low_rank, windowed.high_rank, windowed.value) == (exact.low_rank, exact.high_rank,
+                                                                        exact.value)
+
+
+@pytest.mark.parametrize("n", [36, 100, 368, 400, 1000, 4000])
+@pytest.mark.parametrize("p", [50.0, 90.0, 99.0])
+def test_effective_ranks_with_no_inflation_are_the_exact_ranks(n: int, p: float) -> None:
+    exact = quantile_ranks(n, p)
+    low, high = effective_ranks(n, 1.0, p)
+    assert low == exact.low_rank
+    assert high == exact.high_rank or (exact.high_rank is not None and high is not None
+                                        and high <= exact.high_rank)  # exact may widen to the point
+
+
+def test_a_heavily_correlated_window_is_worth_few_samples() -> None:
+    """1,000 latencies worth 2 independent ones (f = 500): P(both below the true p99) = 0.99^2, so
+    P(B <= 1) = 1 - 0.9801 = 0.0199 <= 2.5 %: one effective sample may lie below the lower end, which
+    is then the sample at rank floor(500 x 1) + 1 = 501, the median. No upper end."""
+    assert effective_ranks(1000, 500.0, 99.0) == (501, None)
+
+
+def test_too_few_effective_samples_withhold_the_upper_end() -> None:
+    """A window whose first half is 10 ms and second half 20 ms (a level shift: strongly correlated),
+    2,000 requests: its p99 is not reported, though 2,000 independent ones would be plenty."""
+    times = np.linspace(0.0, 20.0, 2000, endpoint=False)
+    latencies = np.where(times < 10.0, 10.0, 20.0) + np.random.default_rng(1).uniform(0, 1, 2000)
+    interval = window_quantile_interval(latencies, times, (0.0, 20.0), 99.0)
+    assert interval.correlation is not None and interval.correlation.inflation > 100
+    assert interval.effective_n < 368 and not interval.enough and interval.high is None
+    assert interval.value is not None and interval.low is not None and interval.low <= interval.value
