@@ -60,7 +60,7 @@ def test_a_remote_triton_is_measured_over_every_protocol_as_a_v2_server(
         assert cell["target"]["host"] == remote_servers.address
         run = read_run(cell_dir)
         assert set(run.records["status"]) == {"ok"} and len(run.records) > 10
-        assert run.header["settings"]["server_kind"] == "v2"
+        assert run.header.settings["server_kind"] == "v2"
         side = summarize_run(cell_dir, Slo()).server_side
         assert side is not None and side.cpu_source == "none"  # another host's process: metrics only
         assert side.server_requests is not None and side.server_requests > 10
