@@ -35,6 +35,9 @@ $(STAMP): pyproject.toml
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null) || \
 		echo "note: iptables not installed (apt-get install iptables): the packet-loss tests need it"; }
+	@# Triton (serving/triton_install.py): the nvidia-pytriton wheel's tritonserver (--no-deps: its client
+	@# library pins numpy<2), the model's own NumPy-1 environment and perf_analyzer (benchmarks only).
+	$(PY) -m serving.triton_install
 	touch $(STAMP)
 
 protos: $(STAMP)

@@ -1,6 +1,6 @@
 """CI gate after the tests: the smoke matrix produced a report whose verdicts are filled by real answers.
 
-For each of the 6 server x protocol pairs the report must hold (else exit 1, listing every problem):
+For each of the 9 server x protocol pairs the report must hold (else exit 1, listing every problem):
 - ok records: every run of the pair answered requests (`ok` > 0) and its error rate is within the
   SLO's failure limit, so a chain that fails every request cannot pass;
 - a filled verdict: the sweep line was judged, i.e. a max rate under the SLO with its p99 (enough
@@ -24,7 +24,9 @@ from analysis.stats import RunSummary  # noqa: E402
 from analysis.summary import SummaryDocument, read_summary  # noqa: E402
 from inferload_formats import SchemaError  # noqa: E402
 
-EXPECTED_PAIRS = {(s, p) for s in ("tfserving", "torchserve") for p in ("rest-json", "rest-binary", "grpc")}
+EXPECTED_PAIRS = {
+    (s, p) for s in ("tfserving", "torchserve", "triton") for p in ("rest-json", "rest-binary", "grpc")
+}
 
 
 def problems_in(summary: SummaryDocument, *, allow_generator_invalid: bool = False) -> list[str]:

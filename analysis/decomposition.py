@@ -6,7 +6,7 @@ smallest batch when several were measured):
   encodes before the load starts, so it is *not* inside the measured latency; a real client pays it
   per request, so it is shown on top.
 - model compute floor: the same model's predict time in-process at that batch (`floor.json`;
-  TensorFlow for TF Serving, PyTorch for TorchServe), no server involved.
+  TensorFlow for TF Serving, PyTorch for TorchServe, NumPy for Triton), no server involved.
 - transport + server overhead = service time p50 - compute floor: network stack, HTTP/gRPC
   framing, body parsing and tensor decoding, server queues and scheduling.
 - queueing (client side) = latency p50 - service time p50: time between a request's scheduled
@@ -27,7 +27,7 @@ from analysis._files import FloorTime, PayloadCost
 from analysis.repetitions import CellSummary
 from inferload_formats import strict_fields
 
-FRAMEWORK_OF_SERVER = {"tfserving": "tensorflow", "torchserve": "torch"}
+FRAMEWORK_OF_SERVER = {"tfserving": "tensorflow", "torchserve": "torch", "triton": "numpy"}
 
 
 @strict_fields

@@ -27,7 +27,7 @@ from analysis.stats import Slo  # noqa: E402
 from analysis.verdicts import BatchSweepPoint  # noqa: E402
 
 PROTOCOL_COLORS = {"rest-json": "tab:orange", "rest-binary": "tab:green", "grpc": "tab:blue"}
-SERVER_MARKERS = {"tfserving": "o", "torchserve": "s"}
+SERVER_MARKERS = {"tfserving": "o", "torchserve": "s", "triton": "^"}
 MIB = 1024 * 1024
 
 

@@ -19,7 +19,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 REST_BINARY_NOTE = (
     "TF Serving's REST API accepts JSON only: its REST-binary form is base64 strings inside JSON "
     '({"b64": ...} instances on the predict_bytes signature). TorchServe\'s REST-binary is a raw '
-    "application/octet-stream float32 body."
+    "application/octet-stream float32 body. Triton's REST-binary is the Open Inference Protocol's binary "
+    "tensor extension: a JSON header (Inference-Header-Content-Length), then the raw float32 bytes."
 )
 
 

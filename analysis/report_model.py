@@ -38,6 +38,11 @@ TFSERVING_KIND_LABELS = {
     "tfs-compat": "TF Serving API, served by tfs-compat (TensorFlow runtime)",
     "tensorflow_model_server": "TensorFlow Serving (tensorflow_model_server)",
 }
+TRITON_KIND_LABELS = {
+    "pytriton": "Triton 2.51, Python backend (the nvidia-pytriton wheel's tritonserver; model in NumPy)",
+    "tritonserver": "Triton Inference Server (tritonserver on PATH), Python backend (model in NumPy)",
+    "v2": "an Open Inference Protocol (V2) server, unlabelled",
+}
 
 @dataclass(frozen=True)
 class FloorTable:
@@ -115,6 +120,15 @@ class ReportModel:
             ran = any(r.key.server == "tfserving" for r in self.results.runs)
             return "not recorded" if ran else "not run"
         return TFSERVING_KIND_LABELS.get(kind, kind)
+
+    @property
+    def triton_label(self) -> str | None:
+        """What served the `triton` lines (None when the experiment has none)."""
+        runs = self.results.runs
+        kinds = sorted({r.server_kind or "not recorded" for r in runs if r.key.server == "triton"})
+        if not kinds:
+            return None
+        return "; ".join(TRITON_KIND_LABELS.get(kind, kind) for kind in kinds)
 
     @property
     def floor_table(self) -> FloorTable | None:

@@ -17,6 +17,14 @@ What each server exports, and what we make of it (means per request, ms):
   job to the response.
 - TorchServe over gRPC: counted, not timed: TorchServe 0.12 adds to its latency counters in REST
   jobs only (`RestJob`), so queue and inference are not exported.
+- Triton (any protocol; its counters are per model, not per endpoint): requests =
+  `nv_inference_request_success`; queue = `nv_inference_queue_duration_us` / requests; inference =
+  `nv_inference_compute_infer_duration_us` / requests executed (requests less response-cache hits:
+  a hit runs nothing), the model's own execute (the Python backend's stub); compute input and output
+  (`nv_inference_compute_input/output_duration_us`: the backend's tensor copies) are figures of their
+  own; server request time = `nv_inference_request_duration_us` / requests; cache hits and misses =
+  `nv_cache_num_hits_per_model` / `nv_cache_num_misses_per_model` (with the response cache on).
+  With dynamic batching every request of a merged batch is charged the batch's whole compute time.
 
 CPU-seconds are the delta of the cumulative CPU time of the server's process tree (psutil) or
 container (cgroup) over their own bracket, and per ok request they divide by the `ok` responses
@@ -38,6 +46,17 @@ _TF = ":tensorflow:serving:"
 _TS_QUEUE = "ts_queue_latency_microseconds_total"
 _TS_INFERENCE = "ts_inference_latency_microseconds_total"
 _TS_REQUESTS = "ts_inference_requests_total"
+# Triton's counters, as the Prometheus parser names their samples (it adds `_total` to a counter's)
+_NV_REQUESTS = "nv_inference_request_success_total"
+_NV_QUEUE = "nv_inference_queue_duration_us_total"
+_NV_INPUT = "nv_inference_compute_input_duration_us_total"
+_NV_INFER = "nv_inference_compute_infer_duration_us_total"
+_NV_OUTPUT = "nv_inference_compute_output_duration_us_total"
+_NV_REQUEST = "nv_inference_request_duration_us_total"
+_NV_EXECUTIONS = "nv_inference_exec_count_total"
+_NV_CACHE_HITS = "nv_cache_num_hits_per_model_total"
+_NV_CACHE_MISSES = "nv_cache_num_misses_per_model_total"
+TRITON_KINDS = ("tritonserver", "pytriton")
 
 
 @strict_fields
@@ -59,6 +78,12 @@ class ServerSide:
     cpu_span_s: float | None
     cpu_seconds_per_ok: float | None
     notes: tuple[str, ...] = ()
+    # Triton only (None elsewhere): its split of the backend's time, executions and response cache
+    compute_input_ms: float | None = None
+    compute_output_ms: float | None = None
+    executions: float | None = None  # model executions: fewer than requests when batches merged
+    cache_hits: float | None = None
+    cache_misses: float | None = None
 
 
 def bracket(
@@ -110,6 +135,7 @@ class _Figures:
     inference_ms: float | None
     request_ms: float | None
     notes: tuple[str, ...]
+    extra: dict[str, float | None] | None = None  # ServerSide's Triton-only fields
 
 
 def tf_serving_figures(first: ServerSample, last: ServerSample, protocol: str) -> _Figures:
@@ -168,12 +194,49 @@ def torchserve_figures(first: ServerSample, last: ServerSample, protocol: str) -
     )
 
 
+def triton_figures(first: ServerSample, last: ServerSample, model: str = "linear") -> _Figures:
+    """Triton's per-model counters over the bracket (they are per model, whatever the protocol)."""
+    labels = {"model": model}
+    requests = _delta(first, last, _NV_REQUESTS, **labels)
+    hits = _delta(first, last, _NV_CACHE_HITS, **labels)
+    misses = _delta(first, last, _NV_CACHE_MISSES, **labels)
+    executed = requests - hits if requests is not None and hits is not None else requests
+    notes = ["inference = nv_inference_compute_infer_duration_us per request executed (the Python backend's "
+             "execute); compute input/output (tensor copies) apart"]
+    executions = _delta(first, last, _NV_EXECUTIONS, **labels)
+    if executions is not None and requests and executions < requests:
+        notes.append(f"dynamic batching merged {requests:.0f} requests into {executions:.0f} executions: "
+                     "each request is charged its batch's whole compute time")
+    if hits is not None:
+        notes.append(f"response cache: {hits:.0f} hits, {misses or 0:.0f} misses (a hit runs no model)")
+    source = ("Prometheus nv_inference_request_success, nv_inference_queue_duration_us, "
+              "nv_inference_compute_{input,infer,output}_duration_us, nv_inference_request_duration_us"
+              + (", nv_cache_num_{hits,misses}_per_model" if hits is not None else ""))
+    return _Figures(
+        source,
+        requests,
+        _mean_ms(_delta(first, last, _NV_QUEUE, **labels), requests),
+        _mean_ms(_delta(first, last, _NV_INFER, **labels), executed),
+        _mean_ms(_delta(first, last, _NV_REQUEST, **labels), requests),
+        tuple(notes),
+        extra={
+            "compute_input_ms": _mean_ms(_delta(first, last, _NV_INPUT, **labels), executed),
+            "compute_output_ms": _mean_ms(_delta(first, last, _NV_OUTPUT, **labels), executed),
+            "executions": executions,
+            "cache_hits": hits,
+            "cache_misses": misses,
+        },
+    )
+
+
 def _exported_by(sample: ServerSample) -> str | None:
     """Whose families a scrape holds (an external server's kind may be unknown; its metrics tell)."""
     if sample.kind in TFSERVING_KINDS or any(key.startswith(_TF) for key in sample.metrics):
         return "tfserving"
     if sample.kind == "torchserve" or any(key.startswith(_TS_REQUESTS) for key in sample.metrics):
         return "torchserve"
+    if sample.kind in TRITON_KINDS or any(key.startswith(_NV_REQUESTS) for key in sample.metrics):
+        return "triton"
     return None
 
 
@@ -207,9 +270,11 @@ def server_side(
             figures = tf_serving_figures(first, last, protocol)
         elif exported == "torchserve":
             figures = torchserve_figures(first, last, protocol)
+        elif exported == "triton":
+            figures = triton_figures(first, last)
         else:
             figures = _Figures(
-                f"none: the {kind} server exports neither TF Serving's nor TorchServe's families",
+                f"none: the {kind} server exports none of TF Serving's, TorchServe's or Triton's families",
                 None, None, None, None, (),
             )
         span_s = (last.t_ns - first.t_ns) / 1e9
@@ -245,6 +310,7 @@ def server_side(
         cpu_span_s=cpu_span_s,
         cpu_seconds_per_ok=per_ok,
         notes=tuple(notes) + figures.notes,
+        **(figures.extra or {}),
     )
 
 

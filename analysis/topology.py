@@ -35,6 +35,12 @@ from inferload_formats import Manifest, MatrixEcho
 from loadtest import RunData
 from serving.metrics_file import ServerSample
 
+CPU_SOURCES = {  # serving/monitor.py's CPU sources, as the table names them
+    "psutil": "psutil, the server's process tree",
+    "cgroup": "the container's cgroup",
+    "docker-stats": "docker stats",
+    "none": "none (external)",
+}
 CACHE_LIMITS = (
     "gRPC through nginx is not cached: nginx's proxy_cache serves HTTP responses, and grpc_pass has no "
     "cache, so gRPC cells measure the balancer only",
@@ -152,6 +158,7 @@ class CpuRow:
     ms_per_ok: tuple[float, ...]  # one per usable repetition
     ms_per_prediction: tuple[float, ...]
     balancer_ms_per_ok: tuple[float, ...]
+    source: str = ""  # where the server's CPU time came from (psutil process tree, cgroup, ...)
 
     @property
     def mean_ms(self) -> float | None:
@@ -182,6 +189,8 @@ def cpu_rows(cells: Iterable[CellSummary],
             ms_per_prediction=tuple(c.ms_per_prediction for c in costs if c.ms_per_prediction is not None),
             balancer_ms_per_ok=tuple(
                 c.balancer_ms_per_ok for c in costs if c.balancer_ms_per_ok is not None),
+            source=", ".join(sorted({CPU_SOURCES.get(s, s) for s in (
+                run.server_side.cpu_source for run in cell.runs if run.usable and run.server_side)})),
         ))
     return sorted(rows, key=lambda r: (r.server, r.server_config_name, r.batch, r.protocol, r.rate))
 

@@ -2,8 +2,8 @@
 
     python benchmarks/gate_slowdown.py [--out /tmp/gate-check] [--stop-share 0.25]
 
-Runs experiments/smoke.yaml three times back to back on this machine (real TF Serving (tfs-compat) and
-TorchServe, all three protocols, ~450 requests a cell):
+Runs experiments/smoke.yaml three times back to back on this machine (real TF Serving (tfs-compat),
+TorchServe and Triton, all three protocols):
 1. `base`;
 2. `aa`, the same again (an A/A pair with `base`);
 3. `slow`, the same with every server process slowed: a SIGSTOP / SIGCONT duty cycle on the servers'
@@ -35,7 +35,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gate_slowdown.json"
-SERVER_MARKS = ("serving.tfs_compat", "org.pytorch.serve", "model_service_worker", "ts.model_server")
+SERVER_MARKS = ("serving.tfs_compat", "org.pytorch.serve", "model_service_worker", "ts.model_server",
+                "tritonserver", "triton_python_backend_stub")
 PERIOD_S = 0.010
 
 

@@ -163,16 +163,18 @@ def hosts(stack: Stack, scratch: Path) -> list[Target]:
     rate, duration_s = 45.0, 6.0
     listen = f"127.0.0.1:{_free_port()}"
     run = scratch / "run"
+    scratch.mkdir(parents=True, exist_ok=True)
+    logs = [scratch / name for name in ("coordinator.log", "worker0.log", "worker1.log")]
     coordinator = subprocess.Popen(
         [*INFERLOAD, "load", "--server", "tfserving", "--protocol", "grpc", "--host", "127.0.0.1",
          "--port", str(stack.ports.tfserving_grpc), "--features", str(SMALL.features), "--rate", str(rate),
          "--duration", str(duration_s), "--warmup", "0.5", "--workers", "2", "--listen", listen,
          "--join-timeout", "120", "--cpus", "all", "--out", str(run), "--quiet"],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=REPO_ROOT, stdout=logs[0].open("wb"), stderr=subprocess.STDOUT)
     workers = [
         subprocess.Popen([*INFERLOAD, "load-worker", "--connect", listen, "--out", str(scratch / f"w{k}"),
                           "--connect-timeout", "60"], cwd=REPO_ROOT, start_new_session=True,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          stdout=logs[k + 1].open("wb"), stderr=subprocess.STDOUT)
         for k in (0, 1)
     ]
     killed_ns = None
@@ -189,6 +191,9 @@ def hosts(stack: Stack, scratch: Path) -> list[Target]:
                 process.wait(240)
             except subprocess.TimeoutExpired:
                 process.kill()
+    if not (run / "load.json").is_file():
+        raise RuntimeError("the several-hosts run wrote no load.json:\n" + "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}" for log in logs))
     starts = [h.measure_start_ns for h in read_run(run).headers]
     lost = [s for s in json.loads((run / "load.json").read_text())["streams"] if s["lost"]]
     kept = sum(s["arrivals"] for s in lost)  # in the measuring window
@@ -213,6 +218,15 @@ def clock(_stack: Stack, _scratch: Path) -> list[Target]:
     worst = max(errors) / 1e6 if errors else None
     return [target("wall -> monotonic conversion: worst of 2000", worst, 5.0, "ms", below=True,
                    replaces="tests/scaleout/test_load_cluster_rules.py")]
+
+
+def warm_up(stack: Stack, scratch: Path) -> None:
+    """A fresh server's first seconds are slow (TorchServe's worker, TensorFlow's first runs): two
+    seconds of load on every server x protocol the targets use, before any is measured."""
+    for index, (server, protocol) in enumerate(
+            [("torchserve", "rest-binary"), ("torchserve", "grpc"), ("tfserving", "grpc")]):
+        run_load(settings_for(stack, server, protocol, rate=100.0, duration_s=2.0), scratch / str(index),
+                 progress=False)
 
 
 MEASURES: dict[str, Callable[[Stack, Path], list[Target]]] = {
@@ -241,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = up(layout, ports=Ports.free(), settings=ServerSettings(), state_dir=scratch / "state",
                    timeout_s=300)
         try:
+            warm_up(stack, scratch / "warm-up")
             for repetition in range(args.repeat):
                 for name in chosen:
                     for measured in MEASURES[name](stack, scratch / f"{name}-{repetition}"):

@@ -44,6 +44,9 @@ __all__ = [
     "CacheConfig",
     "TorchServeConfig",
     "TFServingConfig",
+    "TritonConfig",
+    "TritonDynamicBatching",
+    "TritonResponseCache",
     "Slo",
     "LocalTarget",
     "ComposeTarget",
@@ -170,6 +173,51 @@ class TFServingConfig(_Strict):
     num_batch_threads: int = Field(default=2, ge=1, le=256)
 
 
+class TritonDynamicBatching(_Strict):
+    """Triton's dynamic batcher: requests queued up to `max_queue_delay_us` merge into one execution."""
+
+    max_queue_delay_us: int = Field(default=0, ge=0, le=60_000_000)
+    preferred_batch_sizes: tuple[int, ...] = ()
+
+    @field_validator("preferred_batch_sizes")
+    @classmethod
+    def _sizes(cls, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        if sizes:
+            _check_list("preferred_batch_sizes", sizes, positive=True)
+        return sizes
+
+
+class TritonResponseCache(_Strict):
+    """Triton's local response cache (`response_cache { enable: true }`, `--cache-config local,size=`)."""
+
+    size_mb: int = Field(default=256, ge=1, le=65_536)
+
+
+class TritonConfig(_Strict):
+    """Triton's model configuration (config.pbtxt): instances, batch limit, dynamic batching, response cache.
+
+    `dynamic_batching` and `response_cache` absent: off.
+    """
+
+    instances: int = Field(default=1, ge=1, le=64)
+    max_batch_size: int = Field(default=1024, ge=1, le=4096)
+    dynamic_batching: TritonDynamicBatching | None = None
+    response_cache: TritonResponseCache | None = None
+
+    @model_validator(mode="after")
+    def _preferred_fit(self) -> TritonConfig:
+        batching = self.dynamic_batching
+        if batching is None:
+            return self
+        for index, size in enumerate(batching.preferred_batch_sizes):
+            if size > self.max_batch_size:
+                raise FieldProblem(("dynamic_batching", "preferred_batch_sizes", index), (
+                    f"preferred batch size {size} is over max_batch_size {self.max_batch_size}: Triton "
+                    "refuses "
+                    "the model; lower it or raise max_batch_size"))
+        return self
+
+
 class BalancerConfig(_Strict):
     """What sits in front of the server's replicas: nothing, or a real nginx with a balancing policy."""
 
@@ -202,6 +250,7 @@ class ServerConfig(_Strict):
     name: str
     torchserve: TorchServeConfig = TorchServeConfig()
     tfserving: TFServingConfig = TFServingConfig()
+    triton: TritonConfig = TritonConfig()
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     balancer: BalancerConfig = BalancerConfig()
     cache: CacheConfig = CacheConfig()
@@ -323,8 +372,14 @@ class ExternalEndpoints(_Strict):
     management: str | None = Field(
         default=None, description="TorchServe's management API (http://HOST:8081): it describes the model"
     )
+    grpc_service: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+        description="V2 servers (triton): the gRPC service of ModelInfer, if not "
+        "inference.GRPCInferenceService "
+        "(TorchServe's OIP: org.pytorch.serve.grpc.openinference.GRPCInferenceService)")
     metrics: str | None = Field(default=None, description="Prometheus endpoint, scraped during each cell")
-    kind: str | None = Field(default=None, max_length=64, description='e.g. "tensorflow_model_server"')
+    kind: str | None = Field(default=None, max_length=64, description='e.g. "tensorflow_model_server"; for '
+                             'triton, any V2 server: "v2", "tritonserver", "kserve", "mlserver", "ovms"')
     security: Security = Field(default_factory=Security, description="TLS files and credentials")
 
     @model_validator(mode="before")
@@ -392,6 +447,12 @@ class ExternalTarget(_Strict):
 
     @model_validator(mode="after")
     def _torchserve_can_describe_its_model(self) -> ExternalTarget:
+        for server, endpoints in self.servers.items():
+            if endpoints.grpc_service is not None and server != "triton":
+                raise FieldProblem(("servers", server, "grpc_service"), (
+                    f"grpc_service names a V2 (Open Inference Protocol) service; {server} has its own gRPC "
+                    "API: "
+                    "remove it, or measure the V2 service under `triton`"))
         torchserve = self.servers.get("torchserve")
         if torchserve is not None and torchserve.management is None:
             raise FieldProblem(
@@ -630,6 +691,23 @@ class Experiment(_Strict):
                     "sends it "
                     f"{', '.join(rest)}: put nginx in front (`balancer: {{kind: nginx, tls: true}}`), or "
                     "measure TF Serving over gRPC only"))
+            if config.tls and "triton" in self.servers:
+                raise FieldProblem(field, (
+                    "TLS on Triton is not set up by inferload: put nginx in front (`balancer: {kind: nginx, "
+                    "tls: true}`), or measure Triton in a server config without tls"))
+        return self
+
+    @model_validator(mode="after")
+    def _triton_takes_the_batches(self) -> Experiment:
+        if "triton" not in self.servers:
+            return self
+        for index, config in enumerate(self.server_configs):
+            too_big = [batch for batch in self.batch_sizes if batch > config.triton.max_batch_size]
+            if too_big and self.target.kind != "external":
+                raise FieldProblem(("server_configs", index, "triton", "max_batch_size"), (
+                    f"batch size {too_big[0]} is over triton.max_batch_size "
+                    f"{config.triton.max_batch_size}: Triton "
+                    f"would refuse every request; raise max_batch_size to at least {max(too_big)}"))
         return self
 
     @model_validator(mode="after")

@@ -518,7 +518,7 @@ class _Session:
             self.servers[server] = started
             self.warmed.discard(server)
             kind = self.stages.server_kind(started, server)
-            if kind and self.manifest.get("tfserving_kind") in (None, "auto"):
+            if kind and server == "tfserving" and self.manifest.get("tfserving_kind") in (None, "auto"):
                 self.manifest["tfserving_kind"] = kind
                 write_manifest(self.manifest_path, self.manifest)
         return results
@@ -666,10 +666,11 @@ class _Session:
             servers = started
             if self.block is not None:  # warm the restarted server before measuring again
                 self._warm(cell.server, self.block)
-        kind = self.stages.server_kind(servers, cell.server)
+        kind = self.stages.server_kind(servers, cell.server)  # the records say it (Triton's too)
+        tfs_kind = kind if cell.server == "tfserving" else None  # cell.json's field is TF Serving's
         problem = self.driver.before_cell(servers, cell, self.experiment)  # external: the served model
         if problem is not None:
-            self._fail(cell, cell_dir, problem, kind, started_at, {**place, "target": target})
+            self._fail(cell, cell_dir, problem, tfs_kind, started_at, {**place, "target": target})
             return
         self.bar.show(f"{self.bar.counter(index)}: round {self.round}: {cell.server} {cell.protocol} "
                       f"b{cell.batch} {cell.level}{' arm ' + cell.arm if cell.arm else ''} "
@@ -684,13 +685,13 @@ class _Session:
             wait_until_idle([m.pid for m in servers.monitored() if m.pid is not None])
         if error is None:
             write_cell(cell_dir, _record(
-                cell, CELL_DONE, None, tfserving_kind=kind, started_at=started_at,
+                cell, CELL_DONE, None, tfserving_kind=tfs_kind, started_at=started_at,
                 extra={"load_summary": _summary_dict(summary), "target": target, **place,
                        "machine": machine}))
             self.done.append(cell.cell_id)
             self.bar.advance()
         else:
-            self._fail(cell, cell_dir, error, kind, started_at,
+            self._fail(cell, cell_dir, error, tfs_kind, started_at,
                        {**place, "target": target, "machine": machine})
             if not servers.alive(cell.server):
                 with contextlib.suppress(Exception):

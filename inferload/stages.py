@@ -91,6 +91,15 @@ def server_settings_for(config: ServerConfig, tfserving_kind: str | None,
         "tfserving_num_batch_threads": config.tfserving.num_batch_threads,
         "tfserving_kind": tfserving_kind or "auto",
         **({"tls": _local_tls()} if config.tls else {}),
+        "triton_instances": config.triton.instances,
+        "triton_max_batch_size": config.triton.max_batch_size,
+        "triton_dynamic_batching": config.triton.dynamic_batching is not None,
+        "triton_max_queue_delay_us": (config.triton.dynamic_batching.max_queue_delay_us
+                                      if config.triton.dynamic_batching else 0),
+        "triton_preferred_batch_sizes": (config.triton.dynamic_batching.preferred_batch_sizes
+                                         if config.triton.dynamic_batching else ()),
+        "triton_response_cache": config.triton.response_cache is not None,
+        "triton_cache_mb": config.triton.response_cache.size_mb if config.triton.response_cache else 256,
     }
 
 
@@ -155,6 +164,8 @@ def load_settings_for(cell: Cell, experiment: Experiment, ports: Any, *,
         fields.update(host=endpoint.host, port=endpoint.port, metadata_url=endpoint.metadata_url)
         if endpoint.security is not None:
             fields["security"] = endpoint.security
+        if getattr(endpoint, "grpc_service", None) is not None:
+            fields["grpc_service"] = endpoint.grpc_service
     if cell.server_config.tls_on:  # servers started here with TLS: trust this machine's local CA
         fields["security"] = {"tls": True, "ca_cert": _local_tls()["ca_file"]}
         # where the model is described speaks TLS too: TorchServe's own management API, or nginx's
@@ -271,9 +282,9 @@ class RealStages:
                         state_dir=state_dir, timeout_s=self.start_timeout_s)
 
     def server_kind(self, servers: RunningServers, server: str) -> str | None:
-        if server != "tfserving":
+        if server not in ("tfserving", "triton"):
             return None
-        kind = getattr(servers, "tfserving_kind", None)
+        kind = getattr(servers, f"{server}_kind", None)
         return str(kind) if kind else None
 
     def monitor(self, servers: RunningServers, out_path: Path) -> AbstractContextManager[Any]:

@@ -43,8 +43,8 @@ __all__ = [
 
 HEALTH_TIMEOUT_S = 5.0
 # What serves there when the user does not say: TorchServe is TorchServe; TF Serving may be the real
-# binary or tfs-compat, which only the user knows.
-_UNLABELLED_KIND = {"torchserve": "torchserve", "tfserving": "external"}
+# binary or tfs-compat, which only the user knows; `triton` may be any V2 server (KServe, MLServer, ...).
+_UNLABELLED_KIND = {"torchserve": "torchserve", "tfserving": "external", "triton": "v2"}
 LOOPBACK = "127.0.0.1"
 
 
@@ -61,6 +61,7 @@ class Endpoint:
     port: int
     metadata_url: str | None
     security: Any = None
+    grpc_service: str | None = None  # a V2 server's gRPC service, when not Triton's
 
     def describe(self) -> dict[str, Any]:
         """For manifests and cell files: credentials by presence and fingerprint, never a value."""
@@ -68,6 +69,8 @@ class Endpoint:
         data.pop("security")
         if self.security is not None and not self.security.plain:
             data["security"] = self.security.describe()
+        if self.grpc_service is None:
+            del data["grpc_service"]
         return data
 
 
@@ -194,6 +197,14 @@ class ExternalServers:
         endpoints = self.spec.servers.get("tfserving")  # type: ignore[call-overload]
         return endpoints.kind if endpoints is not None and "tfserving" in self.servers else None
 
+    @property
+    def triton_kind(self) -> str | None:
+        """What serves the V2 protocol there: the user's label, else `v2`."""
+        endpoints = self.spec.servers.get("triton")  # type: ignore[call-overload]
+        if endpoints is None or "triton" not in self.servers:
+            return None
+        return endpoints.kind or _UNLABELLED_KIND["triton"]
+
     def alive(self, server: str) -> bool:
         return server in self.servers and self.problem(server) is None
 
@@ -220,13 +231,24 @@ class ExternalServers:
 
 
 def health_problem(server: str, endpoints: ExternalEndpoints, model_name: str) -> str | None:
-    """TF Serving: the model has a version AVAILABLE. TorchServe: /ping says Healthy. Over TLS and
-    with the credentials the endpoints name (a refusal or a TLS failure is named as such)."""
+    """TF Serving: the model has a version AVAILABLE. TorchServe: /ping says Healthy. A V2 server: its
+    model metadata and ready endpoints answer. Over TLS and with the credentials the endpoints name (a
+    refusal or a TLS failure is named as such)."""
     import ssl
 
     from loadtest._discovery import is_refusal
     from loadtest._security import CredentialError, Credentials, describe_tls_failure, open_url
 
+    if server == "triton":
+        from loadtest import v2_ready_problem
+
+        security = endpoints.security_for(endpoints.rest)
+        try:
+            credentials = Credentials.load(security)
+        except CredentialError as exc:
+            return f"{server} at {endpoints.rest}: {exc}"
+        return v2_ready_problem(endpoints.rest, model_name, timeout_s=HEALTH_TIMEOUT_S, security=security,
+                                credentials=credentials)
     if server == "tfserving":
         url = f"{endpoints.rest}/v1/models/{model_name}"
     else:
@@ -305,8 +327,8 @@ class ExternalDriver:
         url = endpoints.grpc if protocol == "grpc" else endpoints.rest
         host, port = split_host(url)
         assert port is not None  # the schema requires ports
-        metadata = endpoints.rest if server == "tfserving" else endpoints.management
-        return Endpoint(host, port, metadata, endpoints.security_for(url))
+        metadata = endpoints.management if server == "torchserve" else endpoints.rest
+        return Endpoint(host, port, metadata, endpoints.security_for(url), endpoints.grpc_service)
 
     def before_cell(self, servers: RunningServers, cell: Cell, experiment: Experiment) -> str | None:
         """The server may have been redeployed since the last cell: check the served model again."""
@@ -316,11 +338,11 @@ class ExternalDriver:
         return f"{server} is not healthy (the runner never restarts an external server): {error}"
 
     def _model_problem(self, server: str, features: int) -> str | None:
-        from loadtest import DiscoveryError, describe_served_model
+        from loadtest import DiscoveryError, describe_served_model, v2_tensor_problem
         from loadtest._security import CredentialError, Credentials
 
         endpoints: ExternalEndpoints = self.spec.servers[server]  # type: ignore[index]
-        url = endpoints.rest if server == "tfserving" else endpoints.management
+        url = endpoints.management if server == "torchserve" else endpoints.rest
         assert url is not None  # the schema requires TorchServe's management URL
         security = endpoints.security_for(url)
         try:
@@ -328,6 +350,9 @@ class ExternalDriver:
                                            credentials=Credentials.load(security))
         except (DiscoveryError, CredentialError) as exc:
             return str(exc)
+        tensor_problem = v2_tensor_problem(served)
+        if tensor_problem is not None:
+            return f"{server} at {served.source}: {tensor_problem}"
         if served.features is None:
             return (f"{server} at {served.source} does not say the input width of model "
                     f"{self.spec.model_name!r}: serve the model exported by `inferload export`")

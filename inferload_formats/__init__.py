@@ -15,7 +15,7 @@ inferload, so every format owner can build on it (DESIGN.md section 8):
 | `cell.json` | `inferload.cell` | here (`CellRecord`), written by the runner |
 | `summary.json` | `inferload.summary` | `analysis.summary` (`SummaryDocument`) |
 
-`kinds.py` holds the vocabulary they record (servers, protocols, TF Serving kinds), defined once.
+`kinds.py` holds the vocabulary they record (servers, protocols, TF Serving and Triton kinds), defined once.
 
 Each owner reads its file with the same three steps (`read_json`, `check_version`, `validate`), so
 every refusal names the file, the version it says and the version(s) read here, or each bad field.
@@ -52,9 +52,11 @@ from inferload_formats.kinds import (
     PROTOCOLS,
     SERVERS,
     TFSERVING_KINDS,
+    TRITON_KINDS,
     Protocol,
     Server,
     TfServingKind,
+    TritonKind,
 )
 from inferload_formats.manifest import (
     MANIFEST_FILE,
@@ -89,6 +91,7 @@ __all__ = [
     "PROTOCOLS",
     "SERVERS",
     "TFSERVING_KINDS",
+    "TRITON_KINDS",
     "OLDER_HINT",
     "CellCalibration",
     "CellMachine",
@@ -100,6 +103,7 @@ __all__ = [
     "Protocol",
     "Server",
     "TfServingKind",
+    "TritonKind",
     "ManifestModel",
     "MatrixEcho",
     "RoundRecord",

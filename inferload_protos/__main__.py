@@ -10,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PACKAGE_PATH = Path("inferload_protos")
-JAR_PROTOS = ("inference.proto", "management.proto")
+JAR_PROTOS = ("inference.proto", "management.proto", "open_inference_grpc.proto")
 LOCAL_PROTOS = ("tfserving_predict.proto",)
 
 

@@ -8,7 +8,14 @@ Never imports TensorFlow, torch, serving/ or analysis/: load processes stay ligh
 from inferload_formats import PROTOCOLS, SERVERS
 
 from ._arrivals import ConstantArrivals, PoissonArrivals, StepArrivals, ramp, schedule_ns, stream_seed
-from ._discovery import DiscoveryError, ServedModel, describe_served_model, served_features
+from ._discovery import (
+    DiscoveryError,
+    ModelNotReady,
+    ServedModel,
+    describe_served_model,
+    served_features,
+    v2_ready_problem,
+)
 from ._early_stop import EarlyStop, EarlyStopOutcome
 from ._health import (
     TargetError,
@@ -17,6 +24,7 @@ from ._health import (
     check_reachable,
     check_served_model,
     preflight,
+    v2_tensor_problem,
 )
 from ._merge import MergeError, merge_runs
 from ._payloads import (
@@ -87,6 +95,7 @@ __all__ = [
     "SchemaError",
     "StepArrivals",
     "DiscoveryError",
+    "ModelNotReady",
     "ServedModel",
     "TargetError",
     "TargetMismatch",
@@ -97,6 +106,8 @@ __all__ = [
     "describe_served_model",
     "preflight",
     "served_features",
+    "v2_ready_problem",
+    "v2_tensor_problem",
     "describe_validation_error",
     "encode_body",
     "make_inputs",

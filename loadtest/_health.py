@@ -11,6 +11,7 @@ import ssl
 import urllib.error
 from typing import Any
 
+from . import _oip
 from ._discovery import (
     AccessRefused,
     DescriptionUnavailable,
@@ -90,6 +91,8 @@ def _hint(settings: LoadSettings) -> str:
 def health_path(settings: LoadSettings) -> str:
     if settings.server == "tfserving":
         return f"/v1/models/{settings.model_name}"
+    if settings.server == "triton":
+        return _oip.SERVER_READY_PATH
     return "/ping"
 
 
@@ -191,7 +194,8 @@ def check_credentials(
 
         channel = _channel(settings)
         try:
-            call = channel.unary_unary(grpc_method(settings.server), request_serializer=None,
+            method = grpc_method(settings.server, settings.grpc_service)
+            call = channel.unary_unary(method, request_serializer=None,
                                        response_deserializer=None)
             call(b"", timeout=timeout_s, metadata=credentials.grpc_metadata())
         except grpc.RpcError as exc:
@@ -226,14 +230,16 @@ def check_served_model(settings: LoadSettings, timeout_s: float = CHECK_TIMEOUT_
     """Raise TargetMismatch unless the server serves `model_name` with `features` inputs.
 
     Returns what the server described, or None when its description API is not known (TorchServe,
-    or TF Serving gRPC, at non-standard ports without `metadata_url`): then nothing is checked.
+    or TF Serving gRPC, at non-standard ports without `metadata_url`): then nothing is checked. A V2
+    server must also call the model's input `x` of datatype FP32 and say it is ready.
     """
     url = settings.resolved_metadata_url
     if url is None:
         return None
     try:
         served = describe_served_model(settings.server, url, settings.model_name, timeout_s=timeout_s,
-                                       security=settings.security, credentials=_credentials(settings))
+                                       security=settings.security, credentials=_credentials(settings),
+                                       grpc_service=settings.grpc_service)
     except AccessRefused as exc:
         raise TargetRefused(str(exc)) from None
     except DescriptionUnavailable as exc:
@@ -250,7 +256,28 @@ def check_served_model(settings: LoadSettings, timeout_s: float = CHECK_TIMEOUT_
             f"set features to {served.features} (--features {served.features}), or point at the "
             "server that serves this model"
         )
+    v2_problem = v2_tensor_problem(served)
+    if v2_problem is not None:
+        raise TargetMismatch(f"{settings.server} at {settings.target}: {v2_problem}")
     return served
+
+
+def v2_tensor_problem(served: ServedModel) -> str | None:
+    """Why a V2 server's model cannot take inferload's bodies (another input name or datatype), or None."""
+    if served.server != "triton":
+        return None
+    if served.input_name is not None and served.input_name != _oip.INPUT_NAME:
+        return (
+            f"model {served.model_name!r} ({served.source}) takes an input named {served.input_name!r}; "
+            f"inferload sends {_oip.INPUT_NAME!r}: serve the model exported by `inferload export` "
+            "(artifacts/triton)"
+        )
+    if served.datatype is not None and served.datatype != _oip.DATATYPE:
+        return (
+            f"model {served.model_name!r} ({served.source}) takes {served.datatype} input; inferload sends "
+            f"{_oip.DATATYPE}: serve the model exported by `inferload export` (artifacts/triton)"
+        )
+    return None
 
 
 def preflight(settings: LoadSettings, timeout_s: float = CHECK_TIMEOUT_S) -> ServedModel | None:

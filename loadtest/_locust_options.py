@@ -58,6 +58,12 @@ def add_arguments(parser: Any) -> None:
     )
     parser.add_argument("--model-name", default="linear", help="model name on the server")
     parser.add_argument(
+        "--grpc-service",
+        default="",
+        help="V2 (Triton) classes over gRPC: the service of ModelInfer "
+        "(default inference.GRPCInferenceService)",
+    )
+    parser.add_argument(
         "--fail-fast",
         type=int,
         default=FAIL_FAST_REQUESTS,

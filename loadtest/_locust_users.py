@@ -24,7 +24,7 @@ from loadtest._discovery import DiscoveryError
 from loadtest._engine import Engine
 from loadtest._locust_fail_fast import FAIL_FAST, FirstRequests, fail_fast_message
 from loadtest._locust_options import default_host, security_of, total_users
-from loadtest._locust_width import feature_count
+from loadtest._locust_width import feature_count, grpc_service
 from loadtest._payloads import PayloadPool, build_pool
 from loadtest._schema import RecordWriter, RequestRecord, RunHeader, stream_path
 from loadtest._security import RefusalWatch
@@ -99,6 +99,7 @@ class InferenceUser(User):
             batch=int(getattr(options, "batch", 1)),
             features=feature_count(options, self.server, self.protocol, host, port, security).features,
             model_name=getattr(options, "model_name", "linear"),
+            grpc_service=grpc_service(options, self.server),
             pool_size=int(getattr(options, "pool_size", 16)),
             seed=int(getattr(options, "seed", 0)),
             payload_seed=int(getattr(options, "payload_seed", 1)),
@@ -121,7 +122,8 @@ class InferenceUser(User):
 
     def _transport(self) -> Transport:
         s = self.settings
-        key = (s.server, s.protocol, s.host, s.resolved_port, s.model_name, s.timeout_s, s.security)
+        key = (s.server, s.protocol, s.host, s.resolved_port, s.model_name, s.timeout_s, s.security,
+               s.grpc_service, s.batch, s.features)  # a V2 binary body's header length: batch x features
         if key not in _transports:
             _transports[key] = make_transport(s)
         return _transports[key]
@@ -195,7 +197,7 @@ class InferenceUser(User):
 
 
 # The concrete user classes, generated from data: one per server x protocol, named e.g. TorchServeGrpc.
-SERVER_CLASS_NAMES = {"tfserving": "TFServing", "torchserve": "TorchServe"}
+SERVER_CLASS_NAMES = {"tfserving": "TFServing", "torchserve": "TorchServe", "triton": "Triton"}
 PROTOCOL_CLASS_NAMES = {"rest-json": "RestJson", "rest-binary": "RestBinary", "grpc": "Grpc"}
 USER_CLASS_DOCS = {
     ("tfserving", "rest-json"): "TF Serving REST :predict with JSON instances.",
@@ -208,6 +210,13 @@ USER_CLASS_DOCS = {
         "TorchServe POST /predictions/<model>, raw float32 application/octet-stream."
     ),
     ("torchserve", "grpc"): "TorchServe gRPC InferenceAPIsService/Predictions with input['data'] bytes.",
+    ("triton", "rest-json"): "Triton (any V2 server) POST /v2/models/<model>/infer, FP32 JSON data.",
+    ("triton", "rest-binary"): (
+        "Triton (any V2 server) POST /v2/models/<model>/infer, binary tensor extension (raw float32)."
+    ),
+    ("triton", "grpc"): (
+        "Triton (any V2 server) gRPC GRPCInferenceService/ModelInfer with raw_input_contents."
+    ),
 }
 
 

@@ -2,7 +2,8 @@
 
 `--features`, else `--artifacts`' model.json, else asked from the server (TF Serving's model metadata;
 TorchServe's management API, `--metadata-url` or INFERLOAD_<SERVER>_METADATA_URL where it is not at the
-standard port); the log says which. Where the server can be asked, a given count it contradicts, or a
+standard port; a V2 server's own model metadata, over REST or gRPC, which also says its input's name and
+datatype, checked too); the log says which. Where the server can be asked, a given count it contradicts, or a
 model it does not serve, stops the run before load. Resolved once per target and test per process.
 """
 
@@ -18,10 +19,12 @@ from typing import Any
 from loadtest._discovery import (
     AccessRefused,
     DiscoveryError,
+    ModelNotReady,
     ModelNotServed,
     describe_served_model,
     served_features,
 )
+from loadtest._health import v2_tensor_problem
 from loadtest._security import Credentials, Security
 from loadtest._settings import metadata_url_for
 
@@ -41,6 +44,11 @@ def metadata_url(options: Any, server: str) -> str | None:
     """--metadata-url, else INFERLOAD_<SERVER>_METADATA_URL, else None (derived from the target)."""
     given = getattr(options, "metadata_url", "")
     return given or os.environ.get(f"INFERLOAD_{server.upper()}_METADATA_URL") or None
+
+
+def grpc_service(options: Any, server: str) -> str | None:
+    """--grpc-service, for the V2 (triton) classes only."""
+    return (getattr(options, "grpc_service", "") or None) if server == "triton" else None
 
 
 def resolve_features(
@@ -66,6 +74,7 @@ def resolve_features(
         features = served_features(
             server, host=host, port=port, protocol=protocol, model_name=model_name, metadata_url=url,
             security=security, credentials=Credentials.load(security),
+            grpc_service=grpc_service(options, server),
         )
     except DiscoveryError as exc:
         raise DiscoveryError(
@@ -94,8 +103,9 @@ def check_against_server(
     model_name = getattr(options, "model_name", "linear")
     try:
         served = describe_served_model(server, url, model_name, security=security,
-                                       credentials=Credentials.load(security))
-    except (ModelNotServed, AccessRefused):
+                                       credentials=Credentials.load(security),
+                                       grpc_service=grpc_service(options, server))
+    except (ModelNotServed, ModelNotReady, AccessRefused):
         raise
     except DiscoveryError as exc:
         logger.warning("%s %s: cannot check %s against the server: %s", server, protocol, given.source, exc)
@@ -106,6 +116,9 @@ def check_against_server(
             f"features, but {given.source} gives {given.features}: use --features {served.features} "
             "(or leave it out: the server is asked), or point --host at the server that serves this model"
         )
+    problem = v2_tensor_problem(served)
+    if problem is not None:
+        raise DiscoveryError(f"{server} at {host}: {problem}")
 
 
 # Feature counts by target, per process and test: resolved once, the source printed once.
@@ -130,11 +143,12 @@ def feature_count(
         getattr(options, "features", 0),
         getattr(options, "artifacts", ""),
         metadata_url(options, server),
+        grpc_service(options, server),
     )
     if key not in _feature_counts:
         try:
             resolved = resolve_features(options, server, protocol, host, port, security)
-            if resolved.given:
+            if resolved.given or server == "triton":  # a V2 server also says its input's name and datatype
                 check_against_server(options, server, protocol, host, port, resolved, security)
         except DiscoveryError as exc:
             _feature_counts[key] = exc

@@ -21,6 +21,7 @@ from pydantic import Field
 import inferload_protos as protos
 from inferload_formats import PROTOCOLS, SERVERS, Document, strict_fields
 
+from . import _oip
 from ._percentiles import percentile
 from ._settings import LoadSettings
 
@@ -32,6 +33,8 @@ CONTENT_TYPES: dict[tuple[str, str], str] = {
     ("tfserving", "rest-binary"): "application/json",  # TF Serving's REST API takes JSON only
     ("torchserve", "rest-json"): "application/json",
     ("torchserve", "rest-binary"): "application/octet-stream",
+    ("triton", "rest-json"): _oip.content_type("rest-json"),
+    ("triton", "rest-binary"): _oip.content_type("rest-binary"),  # the binary tensor extension
 }
 
 
@@ -102,6 +105,12 @@ def encode_body(server: str, protocol: str, x: np.ndarray, model_name: str = "li
         return encode_torchserve_rest_binary(x)
     if (server, protocol) == ("torchserve", "grpc"):
         return encode_torchserve_grpc(x, model_name)
+    if (server, protocol) == ("triton", "rest-json"):
+        return _oip.encode_json(x)
+    if (server, protocol) == ("triton", "rest-binary"):
+        return _oip.encode_binary(x)
+    if (server, protocol) == ("triton", "grpc"):
+        return _oip.encode_grpc(x, model_name)
     raise ValueError(
         f"unknown server x protocol {server!r} x {protocol!r}: servers {SERVERS}, protocols {PROTOCOLS}"
     )
@@ -186,7 +195,10 @@ def measure_encoding(
     return results
 
 
-PAYLOADS_NOTE = "TF Serving rest-binary is JSON with base64 strings: its REST API accepts JSON only"
+PAYLOADS_NOTE = (
+    "TF Serving rest-binary is JSON with base64 strings: its REST API accepts JSON only; Triton "
+    "rest-binary is the Open Inference Protocol's binary tensor extension (a JSON header, then raw float32)"
+)
 
 
 class PayloadsDocument(Document):
@@ -234,6 +246,8 @@ class FreshInputs:
         if not bodies:
             raise ValueError("the payload pool is empty: build at least one request body")
         self._bodies = bodies
+        self._oip = server == "triton"
+        self._protocol = protocol
         self._kind = "json" if protocol == "rest-json" else (
             "b64" if (server, protocol) == ("tfserving", "rest-binary") else "raw")
         self._stream_bits = (stream % _TAG_STREAMS) << _TAG_COUNTER_BITS
@@ -241,6 +255,8 @@ class FreshInputs:
 
     def _first_value(self, body: bytes, raw_bytes: int) -> tuple[int, int]:
         """(start, end) of the first value's encoding in `body`."""
+        if self._oip:
+            return _oip.first_value_span(self._protocol, body, raw_bytes)
         if self._kind == "raw":  # raw float32 at the end of a gRPC message, or the whole octet body
             start = len(body) - raw_bytes
             return start, start + 4

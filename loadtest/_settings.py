@@ -26,10 +26,14 @@ STANDARD_PORTS: dict[tuple[str, str], int] = {
     ("torchserve", "rest-json"): 8080,
     ("torchserve", "rest-binary"): 8080,
     ("torchserve", "grpc"): 7070,
+    ("triton", "rest-json"): 8000,
+    ("triton", "rest-binary"): 8000,
+    ("triton", "grpc"): 8001,
 }
 
-# Where each server describes its model: TF Serving's REST API, TorchServe's management API.
-STANDARD_METADATA_PORTS: dict[str, int] = {"tfserving": 8501, "torchserve": 8081}
+# Where each server describes its model: TF Serving's REST API, TorchServe's management API, a V2
+# server's REST API (its gRPC API describes it too: ModelMetadata at the gRPC target itself).
+STANDARD_METADATA_PORTS: dict[str, int] = {"tfserving": 8501, "torchserve": 8081, "triton": 8000}
 
 # Rough bytes per float32 in each body format, to keep the payload pool inside its memory budget.
 BYTES_PER_VALUE = {"rest-json": 14.0, "rest-binary": 4 * 4 / 3, "grpc": 4.0}
@@ -87,9 +91,16 @@ class LoadSettings(BaseModel):
     )
     metadata_url: str | None = Field(
         default=None,
-        description="where the served model is described: TF Serving's REST API (http://HOST:8501) "
-        "or TorchServe's management API (http://HOST:8081); None: derived from host/port when the "
-        "ports are the standard ones",
+        description="where the served model is described: TF Serving's REST API (http://HOST:8501), "
+        "TorchServe's management API (http://HOST:8081), a V2 server's REST API (http://HOST:8000) "
+        "or its gRPC API (grpc://HOST:8001); None: derived from host/port (the target itself for TF "
+        "Serving REST and V2 servers, else only at the standard ports)",
+    )
+    grpc_service: str | None = Field(
+        default=None, min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+        description="V2 servers: the gRPC service that serves ModelInfer (None: "
+        "inference.GRPCInferenceService; TorchServe's OIP: "
+        "org.pytorch.serve.grpc.openinference.GRPCInferenceService)",
     )
     early_stop: EarlyStop | None = Field(
         default=None,
@@ -147,7 +158,15 @@ class LoadSettings(BaseModel):
     @model_validator(mode="after")
     def _metadata_url_is_http(self) -> LoadSettings:
         if self.metadata_url is not None:
-            split_http_url(self.metadata_url, what="metadata_url")
+            if self.server == "triton" and self.metadata_url.startswith("grpc://"):
+                split_host(self.metadata_url)  # a V2 server's gRPC API describes the model too
+            else:
+                split_http_url(self.metadata_url, what="metadata_url")
+        if self.grpc_service is not None and self.server != "triton":
+            raise ValueError(
+                f"grpc_service names a V2 (Open Inference Protocol) service; {self.server} has one gRPC "
+                "API of its own: drop grpc_service"
+            )
         return self
 
     @field_validator("cpus")
@@ -213,6 +232,8 @@ class LoadSettings(BaseModel):
         data = self.model_dump()
         if self.early_stop is None:
             del data["early_stop"]  # runs without the rule echo the same settings as before it existed
+        if self.grpc_service is None:
+            del data["grpc_service"]  # likewise: only V2 runs that name a service echo it
         data["port"] = self.resolved_port
         data["effective_pool_size"] = self.effective_pool_size
         if self.security.plain:
@@ -310,14 +331,17 @@ def metadata_url_for(
 ) -> str | None:
     """Where `server` describes its model, from the load target's host and port, or None if unknown.
 
-    TF Serving REST: the target itself. Its gRPC port, or TorchServe (whose management API is a
-    port of its own): only when the target is at the standard port; a guess at a non-standard
-    layout could describe some other server. With TLS: https, except TF Serving's REST API behind
-    its gRPC port (the real binary has no TLS on REST), which is not guessed.
+    TF Serving REST and a V2 server (REST or gRPC: both APIs describe the model): the target
+    itself. TF Serving's gRPC port, or TorchServe (whose management API is a port of its own): only
+    when the target is at the standard port; a guess at a non-standard layout could describe some
+    other server. With TLS: https, except TF Serving's REST API behind its gRPC port (the real binary
+    has no TLS on REST), which is not guessed.
     """
     bracketed = f"[{host}]" if ":" in host else host
     standard = STANDARD_PORTS[(server, protocol)]
     scheme = "https" if tls else "http"
+    if server == "triton":
+        return f"{'grpc' if protocol == 'grpc' else scheme}://{bracketed}:{port or standard}"
     if server == "tfserving" and protocol != "grpc":
         return f"{scheme}://{bracketed}:{port or standard}"
     if port is not None and port != standard:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import _oip
 from ._payloads import CONTENT_TYPES
 from ._security import Credentials, Security
 from ._settings import LoadSettings
@@ -41,6 +42,7 @@ class TransportSpec:
     pool: int  # connections an HTTP transport may keep (the in-flight bound, or the concurrency)
     path: str = ""  # HTTP: request path
     content_type: str = ""  # HTTP
+    extra_headers: tuple[tuple[str, str], ...] = ()  # HTTP: headers the body format needs (a V2 binary body)
     grpc_method: str = ""  # gRPC: /package.Service/Method
     security: Security | None = None  # TLS (CA, client certificate, server name): `_security`
     credentials: Credentials = field(default_factory=Credentials)  # headers / metadata, read once
@@ -73,8 +75,8 @@ class TransportSpec:
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
-        """HTTP: the credentials' request headers."""
-        return tuple(self.credentials.headers("inference").items())
+        """HTTP: the body format's own headers, then the credentials' request headers."""
+        return self.extra_headers + tuple(self.credentials.headers("inference").items())
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -85,11 +87,23 @@ class TransportSpec:
 def rest_path(server: str, model_name: str) -> str:
     if server == "tfserving":
         return f"/v1/models/{model_name}:predict"
+    if server == "triton":
+        return _oip.infer_path(model_name)
     return f"/predictions/{model_name}"
 
 
-def grpc_method(server: str) -> str:
+def grpc_method(server: str, grpc_service: str | None = None) -> str:
+    """The full gRPC method path a server's requests call (a V2 server's: ModelInfer of `grpc_service`)."""
+    if server == "triton":
+        return _oip.grpc_method(grpc_service)
     return TFSERVING_PREDICT if server == "tfserving" else TORCHSERVE_PREDICT
+
+
+def rest_headers(settings: LoadSettings) -> tuple[tuple[str, str], ...]:
+    """HTTP headers every request of `settings` carries besides Content-Type (the body's shape is fixed)."""
+    if settings.server == "triton":
+        return tuple(_oip.request_headers(settings.protocol, settings.batch, settings.features).items())
+    return ()
 
 
 def transport_spec(settings: LoadSettings, credentials: Credentials | None = None) -> TransportSpec:
@@ -109,11 +123,12 @@ def transport_spec(settings: LoadSettings, credentials: Credentials | None = Non
         client = os.environ.get(GRPC_CLIENT_VARIABLE, "h2")
         if client not in ("h2", "grpc.aio"):
             raise ValueError(f"{GRPC_CLIENT_VARIABLE}={client!r}: use h2 (the default) or grpc.aio")
-        return TransportSpec(kind="grpc", grpc_method=grpc_method(settings.server),
+        return TransportSpec(kind="grpc", grpc_method=grpc_method(settings.server, settings.grpc_service),
                              grpc_client="grpc.aio" if client == "grpc.aio" else "h2", **common)
     return TransportSpec(
         kind="http",
         path=rest_path(settings.server, settings.model_name),
         content_type=CONTENT_TYPES[(settings.server, settings.protocol)],
+        extra_headers=rest_headers(settings),
         **common,
     )

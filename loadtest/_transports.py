@@ -148,13 +148,14 @@ class HttpTransport:
         pool: int,
         security: Security | None = None,
         credentials: Credentials | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ):
         from geventhttpclient import HTTPClient
 
         self._path = path
         self._timeout_s = timeout_s
         self._credentials = credentials or Credentials()
-        self._headers = {"Content-Type": content_type, "Connection": "keep-alive",
+        self._headers = {"Content-Type": content_type, "Connection": "keep-alive", **dict(headers),
                          **self._credentials.headers("inference")}
         self._heads: dict[int, bytes] = {}  # request head by body length (credentials in memory only)
         self._block_size = 65536
@@ -317,4 +318,5 @@ def make_transport(settings: LoadSettings, credentials: Credentials | None = Non
         return GrpcTransport(spec.host, spec.port, spec.grpc_method, timeout_s=spec.timeout_s,
                              security=spec.security, credentials=spec.credentials)
     return HttpTransport(spec.host, spec.port, spec.path, spec.content_type, timeout_s=spec.timeout_s,
-                         pool=spec.pool, security=spec.security, credentials=spec.credentials)
+                         pool=spec.pool, security=spec.security, credentials=spec.credentials,
+                         headers=spec.extra_headers)

@@ -1,4 +1,4 @@
-"""Locust users for the six server x protocol combinations, open loop by default.
+"""Locust users for the nine server x protocol combinations, open loop by default.
 
     locust -f loadtest/                      # web UI: pick a class in the class picker, set --rate etc.
     locust -f loadtest/ --headless -u 4 -r 4 -t 30s --rate 200 TorchServeGrpc
@@ -12,11 +12,12 @@ from each request's *scheduled* time. `--mode closed` gives the stock behaviour 
 `--records-dir DIR` also writes our lossless per-request records (Locust's own stats are bucketed).
 
 Hosts default to the standard local / docker-compose ports (TF Serving 8501 REST, 8500 gRPC;
-TorchServe 8080 REST, 7070 gRPC), overridable with `--host` or INFERLOAD_TFSERVING_HOST,
-INFERLOAD_TFSERVING_REST_PORT, INFERLOAD_TFSERVING_GRPC_PORT, INFERLOAD_TORCHSERVE_HOST,
-INFERLOAD_TORCHSERVE_REST_PORT, INFERLOAD_TORCHSERVE_GRPC_PORT.
+TorchServe 8080 REST, 7070 gRPC; Triton 8000 REST, 8001 gRPC), overridable with `--host` or
+INFERLOAD_<SERVER>_HOST, INFERLOAD_<SERVER>_REST_PORT, INFERLOAD_<SERVER>_GRPC_PORT (SERVER:
+TFSERVING, TORCHSERVE, TRITON). The Triton classes speak the Open Inference Protocol to any V2 server
+(`--grpc-service` where its gRPC service is not Triton's).
 
-The class picker is on by default (the six classes are generated from the server x protocol
+The class picker is on by default (the nine classes are generated from the server x protocol
 table). Features per instance: `--features`, else `--artifacts`' model.json, else asked from the
 server (`_locust_width.py`). Fail-fast: when the first `--fail-fast` (5) completed requests to a
 target all fail, the run stops with the server's error text (`_locust_fail_fast.py`).

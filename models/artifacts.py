@@ -48,7 +48,8 @@ class ArtifactsMissingError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class ArtifactLayout:
-    """The artifacts directory: model.json, a TF Serving base path, a TorchServe model store."""
+    """The artifacts directory: model.json, a TF Serving base path, a TorchServe model store, a Triton
+    model repository."""
 
     root: Path
 
@@ -77,6 +78,19 @@ class ArtifactLayout:
     def mar(self) -> Path:
         return self.model_store / f"{MODEL_NAME}.mar"
 
+    @property
+    def triton_repository(self) -> Path:
+        """Triton's --model-repository: linear/config.pbtxt and linear/1/ (model.py, weights)."""
+        return self.root / "triton"
+
+    @property
+    def triton_model_dir(self) -> Path:
+        return self.triton_repository / MODEL_NAME
+
+    @property
+    def triton_version_dir(self) -> Path:
+        return self.triton_model_dir / str(MODEL_VERSION)
+
     def read_model_json(self) -> ModelJson:
         self._require(self.model_json)
         return ModelJson.read(self.model_json)
@@ -86,7 +100,8 @@ class ArtifactLayout:
 
     def check(self) -> ArtifactLayout:
         """Raise ArtifactsMissingError naming the first missing artifact and how to create it."""
-        for path in (self.model_json, self.tf_version_dir / "saved_model.pb", self.mar):
+        for path in (self.model_json, self.tf_version_dir / "saved_model.pb", self.mar,
+                     self.triton_model_dir / "config.pbtxt"):
             self._require(path)
         return self
 

@@ -44,24 +44,32 @@ def handler_digest() -> str:
 
 
 def is_current(layout: ArtifactLayout, spec: LinearSpec) -> bool:
-    """True when model.json names this spec, both artifacts are on disk, and the .mar holds this handler.
+    """True when model.json names this spec, every artifact is on disk, the .mar holds this handler and
+    the Triton repository this model.py.
 
     Why the handler digest: the .mar copies the handler, so an export made before a handler change
-    (say, a new describe_handle) would otherwise be reused and fail at run time.
+    (say, a new describe_handle) would otherwise be reused and fail at run time; the Triton
+    repository likewise holds a copy of models/triton_model.py, and an export from before Triton
+    existed has no repository at all.
     """
+    from models.triton_export import repository_is_current
+
     if not layout.exists():
         return False
     try:
         recorded = layout.read_model_json()
     except (SchemaError, OSError):  # another format or version: export again
         return False
-    return recorded.spec == spec and recorded.handler_sha256 == handler_digest()
+    return (recorded.spec == spec and recorded.handler_sha256 == handler_digest()
+            and repository_is_current(layout.triton_repository))
 
 
 def export_all(spec: LinearSpec, out: str | Path, force: bool = False) -> ArtifactLayout:
-    """Write model.json, the SavedModel and linear.mar under `out`; skip if already there for this spec."""
+    """Write model.json, the SavedModel, linear.mar and the Triton repository under `out`; skip if already
+    there for this spec."""
     from models.mar_export import export_mar
     from models.tf_export import export_saved_model
+    from models.triton_export import export_repository
 
     layout = ArtifactLayout(Path(out))
     if not force and is_current(layout, spec):
@@ -83,6 +91,8 @@ def export_all(spec: LinearSpec, out: str | Path, force: bool = False) -> Artifa
         staging.rename(layout.tf_version_dir)
     with _step(f"TorchServe archive -> {layout.mar}"):
         export_mar(spec, weights, layout.model_store)
+    with _step(f"Triton model repository -> {layout.triton_model_dir}"):
+        export_repository(spec, weights, layout.triton_repository)
     ModelJson(
         name=MODEL_NAME,
         classes=spec.classes,

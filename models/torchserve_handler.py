@@ -41,6 +41,10 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 WEIGHTS_FILE = "weights.npy"
 JSON_TYPES = ("application/json", "text/json")
 BINARY_TYPES = ("application/octet-stream", "application/x-float32")
+# A file uploaded as multipart form data (perf_analyzer's only way to send TorchServe an input): TorchServe
+# hands the handler the part's bytes under its field name; without a JSON type on the part they are raw
+# float32, as in an octet-stream body.
+FORM_TYPES = ("multipart/form-data",)
 
 
 class BadRequest(Exception):
@@ -145,7 +149,7 @@ class LinearHandler:
         if isinstance(payload, (bytes, bytearray)):
             if content_type in JSON_TYPES or content_type.endswith("+json"):
                 return self._from_json(_loads(payload))
-            if content_type in BINARY_TYPES or content_type == "":
+            if content_type in BINARY_TYPES or content_type in FORM_TYPES or content_type == "":
                 return self._from_binary(payload)
             raise BadRequest(_unsupported(content_type), status=415)
         if isinstance(payload, str):

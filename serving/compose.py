@@ -20,7 +20,7 @@ from typing import Any, Final
 import yaml
 
 from models.artifacts import MODEL_VERSION, ArtifactLayout
-from serving import tfserving, torchserve
+from serving import tfserving, torchserve, triton
 from serving.compose_override import COMPOSE_FILE, ComposeLimits, write_override
 from serving.metrics_file import MonitoredServer
 from serving.ports import LOOPBACK, Ports, busy_ports
@@ -34,8 +34,8 @@ __all__ = [
     "validate_compose",
 ]
 
-SERVICES: Final = ("tfserving", "torchserve")
-KINDS: Final = {"tfserving": tfserving.REAL_BINARY, "torchserve": "torchserve"}
+SERVICES: Final = ("tfserving", "torchserve", "triton")
+KINDS: Final = {"tfserving": tfserving.REAL_BINARY, "torchserve": "torchserve", "triton": triton.ON_PATH}
 ENGINE_TIMEOUT_S: Final = 15.0
 Runner = Callable[[Sequence[str], float], subprocess.CompletedProcess[str]]
 
@@ -258,6 +258,8 @@ class ComposeStack:
     def _health(self, server: str) -> str | None:
         if server == "tfserving":
             return tfserving.health(self.ports)
+        if server == "triton":
+            return triton.health(self.ports)
         return torchserve.health(self.ports, self.settings.torchserve_workers)
 
     def endpoints(self, server: str) -> dict[str, str]:
@@ -283,6 +285,10 @@ class ComposeStack:
             )
             for server in self.servers
         ]
+
+    @property
+    def triton_kind(self) -> str | None:
+        return KINDS["triton"] if "triton" in self.servers else None
 
     @property
     def info(self) -> dict[str, object]:
@@ -316,7 +322,8 @@ class ComposeStack:
                 "tensorflow_model_server): use 'auto' or 'tensorflow_model_server'"
             )
         layout = self.artifacts or ArtifactLayout(self.compose_file.parent / "artifacts")
-        needed = {"tfserving": layout.tf_version_dir / "saved_model.pb", "torchserve": layout.mar}
+        needed = {"tfserving": layout.tf_version_dir / "saved_model.pb", "torchserve": layout.mar,
+                  "triton": layout.triton_version_dir / "model.py"}
         for server in self.servers:
             if not needed[server].exists():
                 problems.append(

@@ -6,8 +6,11 @@ Serving's command line (batching flags only when batching is on: `tensorflow_mod
 `--batching_parameters_file` without `--enable_batching`), TorchServe's config.properties (workers,
 batch size and delay, netty threads) and healthchecks that wait for the model itself. Host ports,
 CPU count and memory go into an env file next to it, because compose appends `ports:` of an
-override instead of replacing them. Each server is told the CPU count it runs under, so neither sizes
-its thread pools to the host's cores. Driving compose with these files is serving/compose.py's job.
+override instead of replacing them. Each server is told the CPU count it runs under, so none sizes
+its thread pools to the host's cores. Triton's server config lives in its model's config.pbtxt
+(dynamic batching, instances, response cache): the generated one is mounted over the exported one,
+and its command line gains `--cache-config` when the response cache is on. Driving compose with these
+files is serving/compose.py's job.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any, Final
 import yaml
 
 from models.artifacts import MODEL_NAME, MODEL_VERSION, ArtifactLayout
-from serving import tfserving, torchserve
+from models.linear import LinearSpec
+from serving import tfserving, torchserve, triton
 from serving.ports import Ports
 from serving.settings import ServerSettings
 
@@ -33,6 +37,7 @@ __all__ = [
     "override",
     "tfserving_command",
     "torchserve_properties",
+    "triton_command",
     "write_override",
 ]
 
@@ -45,10 +50,12 @@ TS_HOME: Final = "/home/model-server"
 TS_CONFIG: Final = f"{TS_HOME}/config.properties"
 TS_MODEL_STORE: Final = f"{TS_HOME}/model-store"
 TF_MODEL_DIR: Final = f"/models/{MODEL_NAME}"
+TRITON_REPOSITORY: Final = "/models"  # docker-compose.yml mounts artifacts/triton here
 REST_THREADS_PER_CPU: Final = 4  # TF Serving's own default: 4 x schedulable CPUs (it counts the host's)
 # The settings of docker/batching.override.yml (its committed TorchServe config and TF Serving file).
 BATCHING_EXAMPLE: Final = ServerSettings(
-    tfserving_batching=True, torchserve_batch_size=32, torchserve_max_batch_delay_ms=5
+    tfserving_batching=True, torchserve_batch_size=32, torchserve_max_batch_delay_ms=5,
+    triton_dynamic_batching=True, triton_max_queue_delay_us=5000,
 )
 
 
@@ -127,6 +134,38 @@ def torchserve_healthcheck(workers: int) -> list[str]:
     return ["CMD", "python", "-c", script]
 
 
+def triton_command(settings: ServerSettings, cpus: int) -> list[str]:
+    """tritonserver's command line in the container: the official image's binary and backends, every
+    listener on 0.0.0.0 inside the container (compose publishes on 127.0.0.1), HTTP threads sized to
+    `cpus`, and the response cache's size when the model config enables it."""
+    ports = Ports()
+    command = [
+        "tritonserver",
+        f"--model-repository={TRITON_REPOSITORY}",
+        f"--http-port={ports.triton_http}",
+        f"--grpc-port={ports.triton_grpc}",
+        f"--metrics-port={ports.triton_metrics}",
+        "--allow-gpu-metrics=false",
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+        f"--http-thread-count={cpus}",
+        f"--backend-config=python,shm-default-byte-size={triton.SHM_DEFAULT_BYTES}",
+    ]
+    if settings.triton_response_cache:
+        command.append(f"--cache-config=local,size={settings.triton_cache_mb * 2**20}")
+    return command
+
+
+def triton_healthcheck() -> list[str]:
+    """Healthy = model `linear` ready (its ready endpoint answers 200), over bash's /dev/tcp."""
+    request = f"GET /v2/models/{MODEL_NAME}/ready HTTP/1.0\\r\\n\\r\\n"
+    script = (
+        f"exec 3<>/dev/tcp/127.0.0.1/{Ports().triton_http} && printf '{request}' >&3 "
+        "&& head -1 <&3 | grep -q ' 200 '"
+    )
+    return ["CMD", "bash", "-c", script]
+
+
 def tfserving_healthcheck() -> list[str]:
     """Healthy = a version of the model AVAILABLE (the image has no curl: HTTP over bash's /dev/tcp)."""
     request = f"GET /v1/models/{MODEL_NAME} HTTP/1.0\\r\\n\\r\\n"
@@ -166,11 +205,25 @@ def override(
             "healthcheck": {"test": torchserve_healthcheck(settings.torchserve_workers), **health},
             "restart": "no",
         },
+        "triton": {
+            "command": triton_command(settings, limits.cpus),
+            "environment": {
+                name: str(max(1, limits.cpus // settings.triton_instances))
+                for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+            },
+            "volumes": [
+                f"{generated / 'triton' / 'config.pbtxt'}:{TRITON_REPOSITORY}/{MODEL_NAME}/config.pbtxt:ro"
+            ],
+            "healthcheck": {"test": triton_healthcheck(), **health},
+            "restart": "no",
+        },
     }
     if artifacts is not None:  # else the base file's ./artifacts mounts
         root = artifacts.root.resolve()
         services["tfserving"]["volumes"].append(f"{root / 'tfserving' / MODEL_NAME}:{TF_MODEL_DIR}:ro")
         services["torchserve"]["volumes"].append(f"{root / 'torchserve'}:{TS_MODEL_STORE}:ro")
+        # before the config file: the file is mounted into this directory
+        services["triton"]["volumes"].insert(0, f"{root / 'triton'}:{TRITON_REPOSITORY}:ro")
     return {"version": "2.4", "services": services}
 
 
@@ -191,12 +244,20 @@ def write_override(
     *,
     artifacts: ArtifactLayout | None = None,
     model_version: str = str(MODEL_VERSION),
+    spec: LinearSpec | None = None,
 ) -> tuple[Path, Path]:
-    """Write the override, the env file and the files they mount; returns (override, env file)."""
+    """Write the override, the env file and the files they mount; returns (override, env file).
+
+    `spec`: the exported model's dimensions, for Triton's config.pbtxt (default: the artifacts', else
+    the full-size model).
+    """
     state_dir = state_dir.resolve()
-    tf_dir, ts_dir = state_dir / "tfserving", state_dir / "torchserve"
-    tf_dir.mkdir(parents=True, exist_ok=True)
-    ts_dir.mkdir(parents=True, exist_ok=True)
+    tf_dir, ts_dir, triton_dir = state_dir / "tfserving", state_dir / "torchserve", state_dir / "triton"
+    for directory in (tf_dir, ts_dir, triton_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    if spec is None:
+        spec = artifacts.spec() if artifacts is not None and artifacts.model_json.exists() else LinearSpec()
+    (triton_dir / "config.pbtxt").write_text(triton.render_config(spec, settings, execution_env=None))
     (tf_dir / "monitoring.config").write_text(tfserving.monitoring_config())
     batching = tf_dir / "batching_parameters.txt"
     if settings.tfserving_batching:

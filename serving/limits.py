@@ -7,7 +7,7 @@ the body is still being sent; neither says what to change. Checking the body siz
 
 from __future__ import annotations
 
-from serving import torchserve
+from serving import torchserve, triton
 
 __all__ = [
     "REQUEST_LIMITS",
@@ -29,6 +29,10 @@ REQUEST_LIMITS: dict[tuple[str, str], int] = {
     ("torchserve", "grpc"): torchserve.MAX_MESSAGE_BYTES,
     ("torchserve", "rest-json"): torchserve.MAX_MESSAGE_BYTES,
     ("torchserve", "rest-binary"): torchserve.MAX_MESSAGE_BYTES,
+    # Triton's own, however it is started: Content-Length read as a signed 32-bit int, gRPC INT32_MAX.
+    ("triton", "grpc"): triton.MAX_MESSAGE_BYTES,
+    ("triton", "rest-json"): triton.MAX_MESSAGE_BYTES,
+    ("triton", "rest-binary"): triton.MAX_MESSAGE_BYTES,
 }
 
 

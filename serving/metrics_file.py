@@ -51,7 +51,7 @@ class MonitoredServer:
     """One server to watch: where its metrics are and where its CPU/memory can be read."""
 
     name: str  # "tfserving" | "torchserve" (or "tfserving-1" for replicas)
-    kind: str  # "tfs-compat" | "tensorflow_model_server" | "torchserve"
+    kind: str  # "tfs-compat" | "tensorflow_model_server" | "torchserve" | "pytriton" | "tritonserver"
     metrics_url: str | None  # Prometheus endpoint, None if the server exports none
     pid: int | None = None  # local process: psutil CPU/RSS of its process tree
     container: str | None = None  # compose: container id/name or "/cgroup/path": cgroup files, docker stats

@@ -1,4 +1,4 @@
-"""The seven ports of the two servers, and who holds a port, so a clash is reported before anything starts."""
+"""The ten ports of the three servers, and who holds a port, so a clash is reported before anything starts."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ SERVING_FIELDS: dict[str, dict[str, str]] = {
     "tfserving": {"rest": "tfserving_rest", "grpc": "tfserving_grpc", "metadata": "tfserving_rest"},
     "torchserve": {"rest": "torchserve_inference", "grpc": "torchserve_grpc",
                    "metadata": "torchserve_management"},
+    "triton": {"rest": "triton_http", "grpc": "triton_grpc", "metadata": "triton_http"},
 }
 
 
@@ -41,6 +42,9 @@ class Ports:
     torchserve_metrics: int = 8082
     torchserve_grpc: int = 7070
     torchserve_grpc_management: int = 7071
+    triton_http: int = 8000
+    triton_grpc: int = 8001
+    triton_metrics: int = 8002
 
     def __post_init__(self) -> None:
         values = self.to_dict()
@@ -52,7 +56,7 @@ class Ports:
 
     @classmethod
     def free(cls, host: str = LOOPBACK) -> Ports:
-        """Seven distinct ports that are free on `host` right now (the kernel picks them)."""
+        """Distinct ports (one per field) that are free on `host` right now (the kernel picks them)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with contextlib.ExitStack() as stack:
             chosen = []
@@ -78,11 +82,11 @@ class Ports:
         return int(getattr(self, serving_field(server, "metadata")))
 
     def of(self, server: str) -> dict[str, int]:
-        """The ports one server (`tfserving` or `torchserve`) listens on, by role."""
+        """The ports one server (`tfserving`, `torchserve` or `triton`) listens on, by role."""
         prefix = f"{server}_"
         picked = {name: port for name, port in self.to_dict().items() if name.startswith(prefix)}
         if not picked:
-            raise ValueError(f"unknown server {server!r}: expected 'tfserving' or 'torchserve'")
+            raise ValueError(f"unknown server {server!r}: expected 'tfserving', 'torchserve' or 'triton'")
         return picked
 
 

@@ -25,6 +25,8 @@ def metrics_url(server: str, ports: dict[str, int], host: str = LOOPBACK) -> str
     """A local server's Prometheus endpoint, from its ports by role (`Ports.of(server)`)."""
     if server == "torchserve":
         return f"http://{host}:{ports['torchserve_metrics']}/metrics"
+    if server == "triton":
+        return f"http://{host}:{ports['triton_metrics']}/metrics"
     return f"http://{host}:{ports['tfserving_rest']}{PROMETHEUS_PATH}"
 
 

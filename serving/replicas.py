@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from inferload_formats import SERVERS
 from serving import balancer as nginx
 from serving.metrics_file import MonitoredServer
 from serving.ports import LOOPBACK, Ports, serving_field
@@ -25,8 +26,8 @@ from serving.settings import ServerSettings
 from serving.stack import Stack, StackError, up
 
 # Which Ports fields carry client traffic, by server: (REST, gRPC), from the one map (serving.ports).
-FRONT_FIELDS = {server: (serving_field(server, "rest"), serving_field(server, "grpc"))
-                for server in ("tfserving", "torchserve")}
+FRONT_FIELDS: dict[str, tuple[str, str]] = {
+    server: (serving_field(server, "rest"), serving_field(server, "grpc")) for server in SERVERS}
 MAX_REPLICAS = 16
 
 
@@ -106,6 +107,10 @@ class ReplicatedServers:
     def tfserving_kind(self) -> str | None:
         return self.stacks[0].tfserving_kind if self.stacks else None
 
+    @property
+    def triton_kind(self) -> str | None:
+        return self.stacks[0].triton_kind if self.stacks else None
+
     def replica_name(self, index: int) -> str:
         """`tfserving` for a single replica (the server-side view reads it as usual), else `tfserving-2`."""
         return self.server if len(self.stacks) == 1 else f"{self.server}-{index + 1}"
@@ -136,7 +141,10 @@ class ReplicatedServers:
 
     @contextlib.contextmanager
     def cell_files(self, cell_dir: Path) -> Iterator[None]:
-        """Around one cell: a cache starts empty; afterwards the cell keeps nginx.conf and its access log."""
+        """Around one cell: a cache starts empty (nginx's, and each replica's own, Triton's response cache);
+        afterwards the cell keeps nginx.conf and its access log."""
+        for stack in self.stacks:
+            stack.empty_caches()
         if self.balancer is None:
             yield
             return

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from inferload_formats import TfServingKind
 
 TfServingSetting = Literal["auto", TfServingKind]  # "auto": the real binary when on PATH, else tfs-compat
+# "auto": a tritonserver on PATH, else the nvidia-pytriton wheel's
+TritonSetting = Literal["auto", "tritonserver", "pytriton"]
 
 
 class ServerTls(BaseModel):
@@ -27,7 +29,7 @@ class ServerTls(BaseModel):
 
 
 class ServerSettings(BaseModel):
-    """Workers and batching of both servers; echoed into servers.json and every results header."""
+    """Workers, batching and caching of every server; echoed into servers.json and every results header."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -72,6 +74,28 @@ class ServerSettings(BaseModel):
         description="TorchServe's token authorization on: it writes key_file.json (inference and "
         "management keys) into its working directory",
     )
+    triton_kind: TritonSetting = Field(
+        default="auto",
+        description="auto = a `tritonserver` on PATH if there is one, else the nvidia-pytriton wheel's",
+    )
+    triton_instances: int = Field(default=1, ge=1, le=64, description="model instances (stub processes)")
+    triton_max_batch_size: int = Field(
+        default=1024, ge=1, le=4096,
+        description="config.pbtxt max_batch_size: the largest client batch, and merged batch, Triton takes",
+    )
+    triton_dynamic_batching: bool = Field(
+        default=False, description="Triton's dynamic batcher merges requests"
+    )
+    triton_max_queue_delay_us: int = Field(
+        default=0, ge=0, le=60_000_000, description="how long the dynamic batcher may hold a request"
+    )
+    triton_preferred_batch_sizes: tuple[int, ...] = Field(
+        default=(), description="batch sizes the dynamic batcher aims for (empty: max_batch_size)"
+    )
+    triton_response_cache: bool = Field(
+        default=False, description="Triton's local response cache (identical requests answered from it)"
+    )
+    triton_cache_mb: int = Field(default=256, ge=1, le=65_536, description="the local cache's size, MiB")
     cpus: tuple[int, ...] | None = Field(
         default=None,
         description="pin every server process (and its children) to these CPUs; thread pools are sized "
@@ -86,3 +110,20 @@ class ServerSettings(BaseModel):
         if not cpus or min(cpus) < 0:
             raise ValueError("cpus must name at least one CPU number >= 0 (or be None: unpinned)")
         return tuple(sorted(set(cpus)))
+
+    @model_validator(mode="after")
+    def _triton_batching_fits(self) -> ServerSettings:
+        sizes = self.triton_preferred_batch_sizes
+        if sizes and not self.triton_dynamic_batching:
+            raise ValueError(
+                "triton_preferred_batch_sizes needs triton_dynamic_batching: turn it on, or drop them"
+            )
+        too_big = [size for size in sizes if not 1 <= size <= self.triton_max_batch_size]
+        if too_big:
+            raise ValueError(
+                f"triton_preferred_batch_sizes {list(too_big)} outside 1..triton_max_batch_size "
+                f"({self.triton_max_batch_size}): Triton refuses such a config"
+            )
+        if len(set(sizes)) != len(sizes):
+            raise ValueError(f"triton_preferred_batch_sizes {list(sizes)} lists a size twice")
+        return self

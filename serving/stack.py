@@ -1,4 +1,4 @@
-"""Bring both servers up together, record them in `servers.json`, and take them down from any process.
+"""Bring the servers up together, record them in `servers.json`, and take them down from any process.
 
 `up` checks everything it can before starting anything (artifacts, Java, TF Serving kind, ports, a
 stack already running in the state dir) and says what to do about each problem. The state file holds
@@ -8,20 +8,21 @@ what `up` started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from inferload_formats import SERVERS
 from models.artifacts import MODEL_NAME, ArtifactLayout
-from serving import tfserving, torchserve
+from serving import tfserving, torchserve, triton
 from serving.cpusets import CpuSetError, check_available, format_cpu_list
 from serving.metrics_file import MonitoredServer
 from serving.ports import LOOPBACK, Ports, busy_ports, connect_host, is_local_address, url_host
@@ -47,7 +48,7 @@ class ServerInfo:
     """One running server as recorded in servers.json."""
 
     name: str
-    kind: str  # "torchserve", "tensorflow_model_server" or "tfs-compat"
+    kind: str  # "torchserve", "tensorflow_model_server", "tfs-compat", "tritonserver" or "pytriton"
     pid: int
     create_time: float
     ports: dict[str, int]
@@ -74,6 +75,13 @@ def endpoints(name: str, ports: Ports, bind: str = LOOPBACK, *, tls: bool = Fals
         return {
             "rest": f"http://{host}:{rest}/v1/models/{MODEL_NAME}:predict",
             "grpc": f"{scheme}{host}:{grpc}",
+        }
+    if name == "triton":
+        return {
+            "rest": f"http://{host}:{ports.triton_http}/v2/models/{MODEL_NAME}/infer",
+            "grpc": f"{host}:{ports.triton_grpc}",
+            "metadata": f"http://{host}:{ports.triton_http}/v2/models/{MODEL_NAME}",
+            "metrics": f"http://{host}:{ports.triton_metrics}/metrics",
         }
     http = "https" if tls else "http"
     return {
@@ -111,6 +119,17 @@ class Stack:
         return server.kind if server else None
 
     @property
+    def triton_kind(self) -> str | None:
+        """`tritonserver` (on PATH) or `pytriton` (the wheel's binary); None without Triton."""
+        server = self.servers.get("triton")
+        return server.kind if server else None
+
+    def kind_of(self, server: str) -> str | None:
+        """The kind of one server of the stack (what ran: for records and reports)."""
+        info = self.servers.get(server)
+        return info.kind if info else None
+
+    @property
     def info(self) -> dict[str, object]:
         """What ran, where, with which settings: the content of servers.json."""
         return {
@@ -118,6 +137,7 @@ class Stack:
             "schema_version": STATE_VERSION,
             "artifacts": str(self.artifacts.root),
             "tfserving_kind": self.tfserving_kind,
+            "triton_kind": self.triton_kind,
             "settings": self.settings.model_dump(),
             "ports": self.ports.to_dict(),
             "bind": self.host,
@@ -173,6 +193,17 @@ class Stack:
             self.host,
         )
         self._save()
+
+    def empty_caches(self) -> None:
+        """Empty the servers' own caches: Triton's response cache lives in its process, so it restarts."""
+        if "triton" in self.servers and self.settings.triton_response_cache:
+            self.restart("triton")
+
+    @contextlib.contextmanager
+    def cell_files(self, cell_dir: Path) -> Iterator[None]:
+        """Around one cell (the runner's hook): a server-side cache starts empty, as nginx's does."""
+        self.empty_caches()
+        yield
 
     def _stop_one(self, name: str) -> None:
         server = self.servers[name]
@@ -253,7 +284,8 @@ def preflight(
     problems: list[str] = []
     kinds: dict[str, str] = {}
     export_hint = f"create it with `inferload export --out {layout.root}`"
-    needed = {"tfserving": layout.tf_version_dir / "saved_model.pb", "torchserve": layout.mar}
+    needed = {"tfserving": layout.tf_version_dir / "saved_model.pb", "torchserve": layout.mar,
+              "triton": layout.triton_version_dir / "model.py"}
     for name in names:
         if not needed[name].exists():
             problems.append(f"missing model artifact for {name}: {needed[name]}: {export_hint}")
@@ -282,6 +314,25 @@ def preflight(
             problems.append(
                 "TorchServe 0.12 cannot require client certificates (mutual TLS): put nginx in front "
                 "(a server config with `balancer: {kind: nginx, tls: true}`), or start TF Serving alone"
+            )
+        if "triton" in names:  # never a plaintext Triton where TLS was asked for
+            problems.append(
+                "TLS for Triton is not set up by inferload: start Triton without tls, or put nginx in front "
+                "(a server config with `balancer: {kind: nginx, tls: true}`)"
+            )
+    if "triton" in names:
+        from models.triton_export import repository_is_current
+
+        try:
+            kinds["triton"] = triton.resolve_kind(settings.triton_kind)
+            problems.extend(triton.environment_problems(kinds["triton"]))  # type: ignore[arg-type]
+        except (triton.TritonUnavailableError, ValueError) as exc:
+            problems.append(str(exc))
+        if needed["triton"].exists() and not repository_is_current(layout.triton_repository):
+            problems.append(
+                f"the Triton model repository {layout.triton_repository} comes from an older export (its "
+                f"model.py differs from this inferload's): export again with `inferload export --out "
+                f"{layout.root}` (it redoes a stale export)"
             )
     if settings.cpus is not None:
         try:
@@ -378,6 +429,8 @@ def _health_check(
 ) -> HealthCheck:
     if name == "tfserving":
         return lambda: tfserving.health(ports, host=host)
+    if name == "triton":
+        return lambda: triton.health(ports, host=host)
     ca_file = settings.tls.ca_file if settings.tls is not None else None
     workdir = state_dir / name if settings.torchserve_token_auth and state_dir is not None else None
     return lambda: torchserve.health(ports, settings.torchserve_workers, host=host, tls_ca_file=ca_file,
@@ -397,6 +450,10 @@ def _spawn(
     tmpdir: str | None = None
     if name == "tfserving":
         spec = tfserving.launch_spec(
+            layout, kind=kind, settings=settings, ports=ports, workdir=workdir, host=host  # type: ignore[arg-type]
+        )
+    elif name == "triton":
+        spec = triton.launch_spec(
             layout, kind=kind, settings=settings, ports=ports, workdir=workdir, host=host  # type: ignore[arg-type]
         )
     else:

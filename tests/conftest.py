@@ -1,7 +1,8 @@
 """Shared fixtures for every test area: one session-wide small export and one running server stack per
 kind on it (add nothing area-specific here).
 
-- `small_stack`: TF Serving (tfs-compat here) and TorchServe, default settings, free loopback ports;
+- `small_stack`: TF Serving (tfs-compat here), TorchServe and Triton, default settings, free loopback
+  ports;
   tests/tfs_compat use its tfs-compat too. A test that only sends requests uses the shared stack; one
   that stops, restarts or reconfigures a server starts its own (tests/serving/serving_stacks.py).
 - A fixture that starts (or hands out) a server belongs in tests/lanes.py's SERVER_FIXTURES, and a test
@@ -31,14 +32,14 @@ def small_artifacts(tmp_path_factory: pytest.TempPathFactory) -> ArtifactLayout:
 
 @pytest.fixture(scope="session")
 def small_stack(small_artifacts: ArtifactLayout, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """TF Serving (real or tfs-compat) and TorchServe on the small model, default settings, free loopback
-    ports: one start (seconds each on 2 cores) shared by every module whose tests leave the servers as
-    they found them. Tests that stop, restart or reconfigure a server start their own."""
+    """TF Serving (real or tfs-compat), TorchServe and Triton on the small model, default settings, free
+    loopback ports: one start (seconds each on 2 cores) shared by every module whose tests leave the
+    servers as they found them. Tests that stop, restart or reconfigure a server start their own."""
     from serving import Ports, ServerSettings, up
 
     stack = up(
         small_artifacts,
-        servers=("tfserving", "torchserve"),
+        servers=("tfserving", "torchserve", "triton"),
         settings=ServerSettings(),
         ports=Ports.free(),
         state_dir=tmp_path_factory.mktemp("small-stack"),

@@ -25,11 +25,13 @@ from capabilities import need, required
 # Fixtures that start servers (or hand out a running one): a test that uses one, directly or through
 # another fixture, must carry @pytest.mark.servers. Add yours here.
 SERVER_FIXTURES = frozenset({
-    "small_stack", "both_servers", "servers",  # the session's shared TF Serving + TorchServe
+    "small_stack", "both_servers", "servers",  # the session's shared TF Serving + TorchServe + Triton
     "tfs_compat",  # tests/tfs_compat: one tfs-compat
     "replica_pair",  # tests/topology: two replicas behind nginx
     "three_hosts",  # tests/scaleout: tfs-compat in a network namespace
-    "remote_servers",  # tests/targets: both servers in a network namespace
+    "remote_servers",  # tests/targets: the servers in a network namespace
+    "configured_triton",  # tests/triton: Triton with dynamic batching and the response cache
+    "unready_triton",  # tests/triton: Triton whose model was unloaded
     "fault_host",  # tests/faults: TorchServe in a network namespace whose link the tests damage
 })
 SLOW_S = 20.0  # a test's own run (its call phase) above this wants the `slow` marker

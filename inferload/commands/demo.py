@@ -21,6 +21,7 @@ import argparse
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,9 @@ SMOKE = REPO_ROOT / "experiments" / "smoke.yaml"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="answer the question end to end: full-size model, 6 max-rate searches, report, headline",
+        help="answer the question end to end: full-size model, 9 max-rate searches, report, headline",
         description="Run experiments/demo.yaml (full-size model, max-rate search on every server x "
-        "protocol; about 5 minutes on a 2-core machine), write its report and print the headline. "
+        "protocol; about 7 minutes on a 2-core machine), write its report and print the headline. "
         "--smoke runs the small smoke matrix instead (what CI runs).",
     )
     parser.add_argument("--smoke", action="store_true",
@@ -80,7 +81,8 @@ def headline(results_dir: Path) -> list[str]:
     from analysis.verdicts import best_configuration, sweep_verdicts
 
     results = read_results(results_dir)
-    verdicts = [v for v in sweep_verdicts(results.cells) if v.group.arm != "b"]  # the twin is the A/A's
+    every = sweep_verdicts(results.cells)
+    verdicts = [v for v in every if v.group.arm != "b"]  # the twin is the A/A's evidence, not a line
     best = best_configuration(verdicts)
     repetitions = results.manifest.matrix.repetitions if results.manifest is not None else 1
     flags = frozenset(machine_flags(results.runs))
@@ -95,7 +97,21 @@ def headline(results_dir: Path) -> list[str]:
                 paired[verdict.group] = compare_max_rates(mine, theirs, mdd=mdd, flagged=flags)
     lines = headline_lines(verdicts, best, slo=results.slo.describe(), model=_model_words(results.manifest),
                            repetitions=repetitions, paired=paired)
-    return [*lines, *evidence_lines(results.runs, best.group, results.cells)]
+    return [*lines, *evidence_lines(results.runs, best.group, results.cells), *twin_lines(every)]
+
+
+def twin_lines(verdicts: Sequence[Any]) -> list[str]:
+    """The A/A twins' max-rate brackets side by side: how far this machine moves one line's answer."""
+    lines = []
+    for twin in (v for v in verdicts if v.group.arm == "b"):
+        line = next((v for v in verdicts if v.group == replace(twin.group, arm="")), None)
+        if line is None:
+            continue
+        a, b = line.sustained_predictions, twin.sustained_predictions
+        same = "overlap" if not line.beats(twin) and not twin.beats(line) else "do not overlap"
+        lines.append(f"  A/A max rate: {twin.group.server} {twin.group.protocol} searched twice: "
+                     f"{_bracket(a)} and {_bracket(b)} (the brackets {same})")
+    return lines
 
 
 def _model_words(manifest: Manifest | None) -> str:

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "into --out. Open loop (--rate) is free of coordinated omission; closed loop (--concurrency) "
         "reproduces fixed-concurrency sweeps.",
     )
-    parser.add_argument("--server", required=True, help="tfserving | torchserve")
+    parser.add_argument("--server", required=True, help="tfserving | torchserve | triton (any V2 server)")
     parser.add_argument("--protocol", required=True, help="rest-json | rest-binary | grpc")
     load = parser.add_mutually_exclusive_group(required=True)
     load.add_argument("--rate", type=float, help="open loop: target arrivals per second (Poisson)")
@@ -58,8 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--metadata-url",
         help="where the served model is described, to check its input width before the load: "
-        "TF Serving's REST API (http://HOST:8501) or TorchServe's management API (http://HOST:8081); "
-        "default: derived from --host at the standard ports",
+        "TF Serving's REST API (http://HOST:8501), TorchServe's management API (http://HOST:8081), a V2 "
+        "server's REST or gRPC API (http://HOST:8000, grpc://HOST:8001); default: derived from --host "
+        "(the target itself for TF Serving REST and V2 servers, else the standard ports)",
+    )
+    parser.add_argument(
+        "--grpc-service",
+        help="V2 servers over gRPC: the service serving ModelInfer (default inference.GRPCInferenceService; "
+        "TorchServe's OIP: org.pytorch.serve.grpc.openinference.GRPCInferenceService)",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a request times out")
     parser.add_argument("--lateness-limit-ms", type=float, default=5.0, help="lateness p99 above it: invalid")
@@ -195,6 +201,7 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
         "server_kind": args.server_kind,
         "model_name": args.model_name,
         "metadata_url": args.metadata_url,
+        "grpc_service": args.grpc_service,
         "cpus": _cpus(args),
     }
     features = _features(args)
@@ -222,6 +229,7 @@ def build_settings(args: argparse.Namespace):  # -> loadtest.LoadSettings
             "security.server_name": "server-name",
             "security.torchserve_key_file": "torchserve-key-file",
             "security": "tls/credentials",
+            "grpc_service": "grpc-service",
         }
         message = describe_validation_error(exc)
         for field, flag in flags.items():
@@ -234,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
     from loadtest import LoadError, TargetError, run_load
 
     settings = build_settings(args)
+    _refuse_oversized_body(settings)
     if settings.resolved_metadata_url is None:
         print(
             f"inferload load: note: the served model is not checked before the load ({settings.server} "
@@ -272,6 +281,26 @@ def run(args: argparse.Namespace) -> int:
     for reason in summary.invalid_reasons:
         print(f"  invalid: {reason}")
     return 0 if summary.valid else 1
+
+
+def _refuse_oversized_body(settings) -> None:  # settings: loadtest.LoadSettings
+    """A body over the server's own limit is refused before anything is sent, naming the limit.
+
+    Only where the limit is the server's own, whoever started it: Triton's (2 GiB - 1 over REST and
+    gRPC). TorchServe's and tfs-compat's limits are what inferload configures (matrices skip cells
+    over them).
+    """
+    from inferload.cells import estimate_body_bytes
+    from inferload.cli import UsageError
+    from serving.limits import RequestTooLargeError, check_request_size
+
+    if settings.server != "triton":
+        return
+    body = estimate_body_bytes(settings.server, settings.protocol, settings.batch, settings.features)
+    try:
+        check_request_size(settings.server, settings.protocol, int(body), settings.batch)
+    except RequestTooLargeError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _ms(value: float | None) -> str:

@@ -1,4 +1,4 @@
-"""`inferload serve up|down|status`: start both model servers detached, stop them, show what runs.
+"""`inferload serve up|down|status`: start the model servers detached, stop them, show what runs.
 
 The servers outlive `serve up` (they run in their own sessions); `serve down` finds them again through
 `STATE_DIR/servers.json`, so the pair is what scripts and the Makefile use.
@@ -17,19 +17,24 @@ DEFAULT_STATE_DIR = "logs/servers"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="start/stop TF Serving and TorchServe on this machine")
+    parser = subparsers.add_parser(
+        "serve", help="start/stop TF Serving, TorchServe and Triton on this machine"
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     up = actions.add_parser(
         "up",
         help="start the servers (detached) and wait until they are healthy",
-        description="Start TF Serving (the real tensorflow_model_server if on PATH, else tfs-compat) and "
-        "TorchServe, wait until both are healthy, and leave them running. TorchServe and tfs-compat bind "
-        "--bind (127.0.0.1 unless told otherwise); the real tensorflow_model_server has no address flag "
-        "and binds 0.0.0.0.",
+        description="Start TF Serving (the real tensorflow_model_server if on PATH, else tfs-compat), "
+        "TorchServe and Triton (a tritonserver on PATH, else the nvidia-pytriton wheel's; Python backend), "
+        "wait until all are healthy, and leave them running. TorchServe, tfs-compat and Triton bind --bind "
+        "(127.0.0.1 unless told otherwise); the real tensorflow_model_server has no address flag and binds "
+        "0.0.0.0.",
     )
     up.add_argument("--artifacts", required=True, type=Path, help="directory written by `inferload export`")
-    up.add_argument("--servers", default="tfserving,torchserve", help="comma-separated (default: both)")
+    up.add_argument(
+        "--servers", default="tfserving,torchserve,triton", help="comma-separated (default: all three)"
+    )
     up.add_argument("--torchserve-workers", type=int, default=1)
     up.add_argument("--torchserve-batch-size", type=int, default=1)
     up.add_argument("--torchserve-max-batch-delay", type=int, default=5, metavar="MS")
@@ -41,6 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--tfserving-kind", default="auto", choices=("auto", *TFSERVING_KINDS)
     )
+    up.add_argument("--triton-kind", default="auto", choices=("auto", "tritonserver", "pytriton"))
+    up.add_argument("--triton-instances", type=int, default=1, help="model instances (Python stub processes)")
+    up.add_argument("--triton-max-batch-size", type=int, default=1024)
+    up.add_argument("--triton-dynamic-batching", action="store_true", help="enable Triton's dynamic batcher")
+    up.add_argument("--triton-max-queue-delay-us", type=int, default=0)
+    up.add_argument("--triton-preferred-batch-sizes", default="", metavar="LIST", help="e.g. 4,8")
+    up.add_argument(
+        "--triton-response-cache", action="store_true", help="enable Triton's local response cache"
+    )
+    up.add_argument("--triton-cache-mb", type=int, default=256, help="the response cache's size")
     up.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR), help="logs and servers.json")
     up.add_argument(
         "--bind",
@@ -114,6 +129,14 @@ def _up(args: argparse.Namespace) -> int:
             tfserving_max_batch_size=args.tfserving_max_batch_size,
             tfserving_batch_timeout_us=args.tfserving_batch_timeout_us,
             tfserving_kind=args.tfserving_kind,
+            triton_kind=args.triton_kind,
+            triton_instances=args.triton_instances,
+            triton_max_batch_size=args.triton_max_batch_size,
+            triton_dynamic_batching=args.triton_dynamic_batching,
+            triton_max_queue_delay_us=args.triton_max_queue_delay_us,
+            triton_preferred_batch_sizes=_sizes(args.triton_preferred_batch_sizes),
+            triton_response_cache=args.triton_response_cache,
+            triton_cache_mb=args.triton_cache_mb,
         )
     except ValidationError as exc:
         raise UsageError(_describe(exc)) from None
@@ -162,6 +185,13 @@ def _server_tls(args: argparse.Namespace):  # -> serving.settings.ServerTls | No
         return None
     client_ca = args.tls_client_ca or (ca if args.mutual_tls else None)
     return ServerTls(cert_file=cert, key_file=key, ca_file=ca, client_ca_file=client_ca)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"--triton-preferred-batch-sizes {text!r}: give whole numbers, e.g. 4,8") from None
 
 
 def _cpus_help() -> str:
@@ -219,6 +249,10 @@ def _print_stack(stack: object) -> None:
         print(f"  {'log':<10} {server.log_file}")
     if stack.tfserving_kind:
         print(f"TF Serving kind: {stack.tfserving_kind}")
+    if stack.triton_kind:
+        from serving.triton import DESCRIPTION
+
+        print(f"Triton kind: {stack.triton_kind} ({DESCRIPTION})")
     wildcard = stack.host in ("0.0.0.0", "::")
     print(f"bound to: {stack.host}" + (" (all addresses of this machine)" if wildcard else ""))
     if stack.settings.tls is not None:

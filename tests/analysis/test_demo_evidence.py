@@ -32,6 +32,7 @@ def test_the_headline_adds_paired_verdicts_the_aa_figure_and_the_machine(tmp_pat
     assert "A/A (tfserving grpc [default] batch 1 measured twice in every round, 2 pair(s))" in text
     assert "machine: the model's in-process predict took 3-3.1 ms (median 3.05)" in text
     assert "no cell ran while the machine was off by more than 25%" in text
+    assert "A/A max rate: tfserving grpc searched twice: [80, ∞) and [80, ∞) (the brackets overlap)" in text
 
 
 def test_an_aa_twin_is_never_the_best_configuration(tmp_path: Path) -> None:

@@ -47,6 +47,26 @@ def _ts(requests: float, queue_us: float, inference_us: float) -> dict[str, floa
     }
 
 
+def _nv(requests: float, queue_us: float, infer_us: float, request_us: float, *,
+        executions: float | None = None, hits: float | None = None, misses: float | None = None,
+        model: str = "linear") -> dict[str, float]:
+    """Triton's per-model counters (Triton 2.51's names; the Prometheus parser adds `_total` to every
+    counter's samples: test_triton_metrics_names_as_parsed checks it on Triton's own exposition text)."""
+    labels = {"model": model, "version": "1"}
+    series = {
+        "nv_inference_request_success": requests,
+        "nv_inference_queue_duration_us": queue_us,
+        "nv_inference_compute_input_duration_us": requests * 10.0,
+        "nv_inference_compute_infer_duration_us": infer_us,
+        "nv_inference_compute_output_duration_us": requests * 20.0,
+        "nv_inference_request_duration_us": request_us,
+        "nv_inference_exec_count": requests if executions is None else executions,
+    }
+    if hits is not None:
+        series |= {"nv_cache_num_hits_per_model": hits, "nv_cache_num_misses_per_model": misses or 0.0}
+    return {series_key(f"{name}_total", labels): value for name, value in series.items()}
+
+
 def _samples(server: str, kind: str, before: dict, inside: dict, after: dict) -> list[ServerSample]:
     """Samples at 0.5 s (before the window), 6 s (inside) and 11.5 s (after it), CPU 10 -> 99 -> 12.5 s.
     The one inside must never be used: the bracket is the last before and the first after."""
@@ -93,6 +113,22 @@ CASES = [
         (200, None, None, None),
         id="torchserve grpc: counted, not timed",
     ),
+    pytest.param(
+        # 200 requests (any protocol: Triton counts per model): 100 ms queued (0.5 ms each), 400 ms in
+        # the model's execute (2 ms each), 1 s in the server (5 ms each); another model's series ignored
+        "triton", "pytriton", "grpc",
+        {**_nv(50, 5_000, 20_000, 90_000), **_nv(7, 7, 7, 7, model="other")}, {},
+        {**_nv(250, 105_000, 420_000, 1_090_000), **_nv(70, 70, 70, 70, model="other")},
+        (200, 0.5, 2.0, 5.0),
+        id="triton: inference = compute_infer per request",
+    ),
+    pytest.param(
+        # 200 requests, 150 answered from the response cache: the 50 executed took 4 ms each
+        "triton", "pytriton", "rest-json",
+        _nv(0, 0, 0, 0, hits=0, misses=0), {}, _nv(200, 20_000, 200_000, 400_000, hits=150, misses=50),
+        (200, 0.1, 4.0, 2.0),
+        id="triton with the response cache: inference per request executed",
+    ),
 ]
 
 
@@ -114,6 +150,35 @@ def test_means_per_request_from_counter_deltas(
     assert side.cpu_seconds_per_ok == pytest.approx(0.01)
     assert side.cpu_source == "psutil" and side.kind == kind
     assert side.metrics_source.startswith("Prometheus")
+
+
+def test_triton_s_merged_batches_cache_and_compute_split_are_reported() -> None:
+    """80 requests in 20 executions (batches of 4); the input and output copies are figures of their own."""
+    samples = _samples("triton", "tritonserver", _nv(0, 0, 0, 0, hits=0, misses=0), {},
+                       _nv(80, 8_000, 80_000, 160_000, executions=20, hits=0, misses=80))
+    side = server_side(samples, WINDOW, OK_DONE, "triton", "rest-binary")
+    assert side is not None
+    assert (side.executions, side.cache_hits, side.cache_misses) == (20, 0, 80)
+    assert (side.compute_input_ms, side.compute_output_ms) == (pytest.approx(0.01), pytest.approx(0.02))
+    assert any("merged 80 requests into 20 executions" in note for note in side.notes)
+    assert "nv_inference_compute" in side.metrics_source and "nv_cache" in side.metrics_source
+
+
+def test_triton_metrics_names_as_parsed() -> None:
+    """Triton's exposition text (its HELP/TYPE lines as 2.51 writes them) read by the monitor's parser:
+    the counters' samples come back with `_total`, the names the figures are computed from."""
+    from serving.prometheus import parse_metrics
+
+    text = "".join(
+        f"# HELP {name} {name}\n# TYPE {name} counter\n{name}{{model=\"linear\",version=\"1\"}} 5\n"
+        for name in ("nv_inference_request_success", "nv_inference_compute_infer_duration_us",
+                     "nv_cache_num_hits_per_model")
+    ) + "# HELP nv_inference_pending_request_count x\n# TYPE nv_inference_pending_request_count gauge\n" \
+        'nv_inference_pending_request_count{model="linear",version="1"} 0\n'
+    parsed = parse_metrics(text)
+    assert 'nv_inference_request_success_total{model="linear",version="1"}' in parsed
+    assert 'nv_cache_num_hits_per_model_total{model="linear",version="1"}' in parsed
+    assert 'nv_inference_pending_request_count{model="linear",version="1"}' in parsed
 
 
 def test_grpc_torchserve_says_why_it_has_no_times() -> None:

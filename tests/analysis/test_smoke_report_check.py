@@ -1,5 +1,5 @@
 """`.ci/check_smoke_report.py` passes only a smoke report with ok records and a judged verdict for each
-of the 6 server x protocol pairs: an all-error run, or one with too few requests, fails it."""
+of the 9 server x protocol pairs: an all-error run, or one with too few requests, fails it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from analysis import write_report
 from analysis.summary import read_summary
 
 SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "check_smoke_report.py"
-PAIRS = [(s, p) for s in ("tfserving", "torchserve") for p in ("rest-json", "rest-binary", "grpc")]
+PAIRS = [(s, p) for s in ("tfserving", "torchserve", "triton") for p in ("rest-json", "rest-binary", "grpc")]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def check() -> ModuleType:
 
 
 def smoke(root: Path, *, status: str = "ok", count: int = 400) -> Path:
-    """The smoke matrix's shape: 6 pairs, one rate (25/s here), `count` requests of 5 ms each."""
+    """The smoke matrix's shape: 9 pairs, one rate (25/s here), `count` requests of 5 ms each."""
     results = ResultsBuilder(root)
     for server, protocol in PAIRS:
         window_s = count / 25
@@ -83,7 +83,7 @@ def test_generator_invalid_pairs_fail_ci_but_may_be_allowed_on_a_busy_machine(
         results.cell(server=server, protocol=protocol, rate=25, latency_ms=5.0, valid=False,
                      invalid_reasons=["generator lateness p99 8 ms is above the limit 5 ms"])
     summary = read_summary(write_report(results.root).json)
-    assert len(check.problems_in(summary)) == 6
+    assert len(check.problems_in(summary)) == 9
     assert check.problems_in(summary, allow_generator_invalid=True) == []
     all_errors = read_summary(smoke(tmp_path / "errors", status="error"))
     assert check.problems_in(all_errors, allow_generator_invalid=True) != []

@@ -15,8 +15,8 @@ from k8s_render import KUBERNETES, find, pod_spec
 from inferload import experiments
 
 MATRIX = KUBERNETES / "external-matrix.yaml"
-# README.md's port-forward line: sed -E 's#(//|grpc: )(tfserving|torchserve):#\1127.0.0.1:#'
-PORT_FORWARD = (r"(//|grpc: )(tfserving|torchserve):", r"\g<1>127.0.0.1:")
+# README.md's port-forward line: sed -E 's#(//|grpc: )(tfserving|torchserve|triton):#\1127.0.0.1:#'
+PORT_FORWARD = (r"(//|grpc: )(tfserving|torchserve|triton):", r"\g<1>127.0.0.1:")
 
 # Each endpoint of the target -> (Service, port name) that must serve it.
 ENDPOINTS = {
@@ -27,6 +27,9 @@ ENDPOINTS = {
     ("torchserve", "grpc"): ("torchserve", "grpc"),
     ("torchserve", "management"): ("torchserve", "management"),
     ("torchserve", "metrics"): ("torchserve", "metrics"),
+    ("triton", "rest"): ("triton", "http"),
+    ("triton", "grpc"): ("triton", "grpc"),
+    ("triton", "metrics"): ("triton", "metrics"),
 }
 
 
@@ -37,7 +40,7 @@ def matrix() -> Any:
 
 def test_matrix_is_valid_with_an_external_target(matrix: Any) -> None:
     assert matrix.target.kind == "external"
-    assert set(matrix.target.servers) == set(matrix.servers) == {"tfserving", "torchserve"}
+    assert set(matrix.target.servers) == set(matrix.servers) == {"tfserving", "torchserve", "triton"}
 
 
 @pytest.mark.parametrize(("server", "endpoint"), list(ENDPOINTS))
@@ -54,7 +57,7 @@ def test_endpoints_are_the_services_ports(
     assert parts.port == ports[port_name]
 
 
-@pytest.mark.parametrize("server", ["tfserving", "torchserve"])
+@pytest.mark.parametrize("server", ["tfserving", "torchserve", "triton"])
 def test_metrics_path_is_the_one_the_pod_announces(
     matrix: Any, stack_docs: list[dict[str, Any]], server: str
 ) -> None:
@@ -85,7 +88,7 @@ def test_the_job_runs_this_matrix(job_docs: list[dict[str, Any]]) -> None:
 
 def test_port_forward_variant_targets_loopback_and_validates(tmp_path: Any) -> None:
     text = re.sub(*PORT_FORWARD, MATRIX.read_text())
-    assert "//tfserving:" not in text and "grpc: torchserve:" not in text
+    assert "//tfserving:" not in text and "grpc: torchserve:" not in text and "//triton:" not in text
     path = tmp_path / "port-forward.yaml"
     path.write_text(text)
     target = experiments.load_experiment(path).target

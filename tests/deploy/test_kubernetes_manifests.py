@@ -20,7 +20,7 @@ from serving.ports import Ports
 
 # The oldest and newest Kubernetes minor whose schemas kubernetes-validate bundles; README states it.
 KUBERNETES_VERSIONS = ("1.34", "1.37")
-SERVERS = ("tfserving", "torchserve")
+SERVERS = ("tfserving", "torchserve", "triton")
 MODEL = "linear"
 VAR_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -79,9 +79,9 @@ def _resources(stack_docs: list[dict[str, Any]], server: str) -> dict[str, Any]:
     return container(stack_docs, server, server)["resources"]
 
 
-def test_both_servers_get_the_same_cpu_and_memory(stack_docs: list[dict[str, Any]]) -> None:
-    tfserving, torchserve = (_resources(stack_docs, server) for server in SERVERS)
-    assert tfserving == torchserve
+def test_every_server_gets_the_same_cpu_and_memory(stack_docs: list[dict[str, Any]]) -> None:
+    tfserving, *others = (_resources(stack_docs, server) for server in SERVERS)
+    assert all(other == tfserving for other in others)
     assert tfserving["limits"]["cpu"] and tfserving["limits"]["memory"]
 
 
@@ -153,6 +153,28 @@ def test_torchserve_thread_pools_follow_its_cpu_limit_as_in_compose(stack_docs: 
     assert told >= {"TS_NUMBER_OF_NETTY_THREADS", "OMP_NUM_THREADS"}
 
 
+def test_triton_thread_pools_follow_its_cpu_limit_as_in_compose(stack_docs: list[dict[str, Any]]) -> None:
+    triton = container(stack_docs, "triton", "triton")
+    env = _env(triton)
+    told = {name for name, entry in env.items() if _reads_own_cpu_limit(entry, "triton")}
+    assert told == {"SERVER_CPUS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
+    assert "--http-thread-count=$(SERVER_CPUS)" in triton["command"]
+    compose = _compose()["triton"]
+    assert {n for n, v in compose["environment"].items() if "SERVER_CPUS" in str(v)} == told - {"SERVER_CPUS"}
+
+
+def test_triton_is_ready_only_with_the_model_ready_and_has_shared_memory(
+    stack_docs: list[dict[str, Any]],
+) -> None:
+    triton = container(stack_docs, "triton", "triton")
+    for kind in ("readinessProbe", "startupProbe"):
+        assert triton[kind]["httpGet"]["path"] == f"/v2/models/{MODEL}/ready"
+        assert _probe_port(stack_docs, "triton", triton[kind]) == STANDARD.triton_http
+    pod = pod_spec(find(stack_docs, "Deployment", "triton"))
+    shm = next(m["name"] for m in triton["volumeMounts"] if m["mountPath"] == "/dev/shm")
+    assert next(v for v in pod["volumes"] if v["name"] == shm)["emptyDir"]["medium"] == "Memory"
+
+
 def test_torchserve_reads_the_ts_variables(stack_docs: list[dict[str, Any]]) -> None:
     """Without enable_envvars_config=true TorchServe ignores TS_* variables: the limit would be lost."""
     properties = find(stack_docs, "ConfigMap", "torchserve-config")["data"]["config.properties"]
@@ -167,6 +189,8 @@ def test_servers_start_with_the_flags_compose_gives_them(stack_docs: list[dict[s
         a.split("=")[0] for a in compose["tfserving"]["command"]
     }
     assert container(stack_docs, "torchserve", "torchserve")["command"] == compose["torchserve"]["command"]
+    triton = container(stack_docs, "triton", "triton")["command"]
+    assert [a.split("=")[0] for a in triton] == [a.split("=")[0] for a in compose["triton"]["command"]]
 
 
 # --- images ---------------------------------------------------------------------------------------
@@ -187,7 +211,7 @@ def test_both_servers_copy_their_model_from_one_artifacts_image(stack_docs: list
 
 @pytest.mark.parametrize(
     ("server", "model_dir"),
-    [("tfserving", "$(MODEL_BASE_PATH)"), ("torchserve", "--model-store")],
+    [("tfserving", "$(MODEL_BASE_PATH)"), ("torchserve", "--model-store"), ("triton", "--model-repository")],
 )
 def test_the_copied_model_is_where_the_server_reads_it(
     stack_docs: list[dict[str, Any]], server: str, model_dir: str
@@ -201,7 +225,9 @@ def test_the_copied_model_is_where_the_server_reads_it(
     assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == volume)
     copy_command = init["command"][-1]
     assert f"{init_mounts[volume]}/" in copy_command
-    if model_dir.startswith("--"):
+    if model_dir == "--model-repository":
+        reads = next(a.split("=", 1)[1] for a in main["command"] if a.startswith(f"{model_dir}="))
+    elif model_dir.startswith("--"):
         reads = main["command"][main["command"].index(model_dir) + 1]
     else:
         reads = _env(main)["MODEL_BASE_PATH"]["value"]
@@ -219,6 +245,9 @@ SERVICE_PORTS = {
         "metrics": STANDARD.torchserve_metrics,
         "grpc": STANDARD.torchserve_grpc,
         "grpc-management": STANDARD.torchserve_grpc_management,
+    },
+    "triton": {
+        "http": STANDARD.triton_http, "grpc": STANDARD.triton_grpc, "metrics": STANDARD.triton_metrics
     },
     "locust-master": {"web": 8089, "master": 5557},
 }
@@ -450,7 +479,7 @@ def _user_classes() -> set[str]:
     """The locustfile's concrete user classes, from the table they are generated from (importing it
     would patch gevent)."""
     text = (ROOT / "loadtest" / "_locust_users.py").read_text()
-    servers = dict(re.findall(r'"(tfserving|torchserve)": "(\w+)"', text))
+    servers = dict(re.findall(r'"(tfserving|torchserve|triton)": "(\w+)"', text))
     protocols = dict(re.findall(r'"(rest-json|rest-binary|grpc)": "(\w+)"', text))
     if servers and protocols:
         return {s + p for s in servers.values() for p in protocols.values()}

@@ -20,8 +20,8 @@ def test_the_arms_and_the_overrides_make_a_short_check_of_protocols_yaml() -> No
     experiment = aa.with_arms(load_experiment(EXPERIMENTS / "protocols.yaml"), lines="*grpc*", repetitions=3,
                               rates="40,160", duration_s=10)
     cells = select_cells(expand_cells(experiment), "*grpc*").cells
-    # 2 servers x gRPC x 2 rates x 3 repetitions, each twice (arm a: the line itself, arm b its twin)
-    assert len(cells) == 24 and {cell.arm for cell in cells} == {"a", "b"}
+    # 3 servers x gRPC x 2 rates x 3 repetitions, each twice (arm a: the line itself, arm b its twin)
+    assert len(cells) == 36 and {cell.arm for cell in cells} == {"a", "b"}
     assert experiment.load.rates == (40.0, 160.0) and experiment.duration_s == 10
     assert experiment.time_budget_min is None  # the matrix's budget was for one arm
 
@@ -39,6 +39,6 @@ def test_bad_overrides_name_what_to_fix(matrix: str, overrides: dict[str, object
 def test_a_line_pattern_that_matches_nothing_is_refused_before_any_run() -> None:
     parser = argparse.ArgumentParser()
     aa.register(parser.add_subparsers())
-    args = parser.parse_args(["aa", str(EXPERIMENTS / "smoke.yaml"), "--lines", "triton-*"])
+    args = parser.parse_args(["aa", str(EXPERIMENTS / "smoke.yaml"), "--lines", "mlserver-*"])
     with pytest.raises(UsageError, match="matches no line"):
         aa.run_aa(args)

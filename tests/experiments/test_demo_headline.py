@@ -107,10 +107,11 @@ def test_a_line_whose_every_step_was_excluded_is_not_determined_rather_than_miss
                         "generator-invalid or failed; see report.html)")
 
 
-def test_the_demo_matrix_is_full_size_on_all_six_combinations_with_a_search() -> None:
+def test_the_demo_matrix_is_full_size_on_all_nine_combinations_with_a_search() -> None:
     experiment = load_experiment(demo.DEMO)
     assert (experiment.model.classes, experiment.model.features) == (64, 262_144)
-    assert len(experiment.servers) * len(experiment.protocols) == 6
+    assert set(experiment.servers) == {"tfserving", "torchserve", "triton"}
+    assert len(experiment.servers) * len(experiment.protocols) == 9
     assert experiment.load.search is not None and experiment.load.rates is None
 
 

@@ -42,7 +42,7 @@ CASES = [
     ("missing field", edit("  seed: 0\n", ""), "2: model.seed:", "missing"),
     ("missing top-level field", edit("duration_s: 3\n", ""), "1: duration_s:", "missing"),
     ("wrong type", edit("duration_s: 3", "duration_s: soon"), "17: duration_s:", "valid number"),
-    ("unknown server", edit("[tfserving, torchserve]", "[tfserving, triton]"), "6: servers.1:", "torchserve"),
+    ("unknown server", edit("[tfserving, torchserve]", "[tfserving, mlserver]"), "6: servers.1:", "triton"),
     ("unknown protocol", edit("[rest-json, grpc]", "[rest-json, http2]"), "7: protocols.1:", "rest-binary"),
     ("open mode without rates", edit("  rates: [10, 20]\n", ""), "8: load:", "needs `rates`"),
     ("closed mode with rates", edit("mode: open", "mode: closed"), "10: load.rates:", "not `rates`"),

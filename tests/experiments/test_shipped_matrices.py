@@ -13,15 +13,16 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 # (file, cells to run, cells skipped, budget in minutes)
 SHIPPED = [
-    ("smoke.yaml", 6, 0, 3),
-    ("demo.yaml", 7, 0, 6),  # 6 max-rate search lines and an A/A twin (steps decided as they run)
-    ("protocols.yaml", 90, 0, 45),
-    ("protocols-pinned.yaml", 30, 0, 15),
-    ("batch-sweep.yaml", 174, 24, 45),
-    ("batching.yaml", 72, 0, 33),
-    ("external-example.yaml", 18, 0, 10),
-    ("scaling.yaml", 24, 0, 36),  # max-rate search lines
-    ("caching.yaml", 12, 0, 18),  # max-rate search lines
+    ("smoke.yaml", 9, 0, 5),
+    ("demo.yaml", 10, 0, 6),  # 9 max-rate search lines and an A/A twin (steps decided as they run)
+    ("protocols.yaml", 135, 0, 65),
+    ("protocols-pinned.yaml", 45, 0, 22),
+    ("batch-sweep.yaml", 270, 27, 65),
+    ("batching.yaml", 108, 0, 46),
+    ("external-example.yaml", 27, 0, 15),
+    ("scaling.yaml", 36, 0, 53),  # max-rate search lines
+    ("caching.yaml", 18, 0, 26),  # max-rate search lines
+    ("model-cache.yaml", 18, 0, 26),  # max-rate search lines, Triton's response cache
     ("tls-cost.yaml", 48, 0, 30),
 ]
 
@@ -39,10 +40,10 @@ def test_shipped_matrix_loads_and_expands(name: str, cells: int, skipped: int, b
     assert plan.estimated_seconds(experiment) <= budget_min * 60
 
 
-def test_smoke_covers_all_six_server_protocol_pairs_on_the_small_model() -> None:
+def test_smoke_covers_all_nine_server_protocol_pairs_on_the_small_model() -> None:
     experiment = load_experiment(EXPERIMENTS / "smoke.yaml")
     pairs = {(cell.server, cell.protocol) for cell in expand_cells(experiment).cells}
-    assert len(pairs) == 6
+    assert len(pairs) == 9
     assert experiment.model.features == 1024
 
 
@@ -69,7 +70,7 @@ def test_every_cell_maps_to_valid_server_and_load_settings(name: str) -> None:
         assert settings.resolved_port in ports.of(cell.server).values()
 
 
-@pytest.mark.parametrize("name", ["scaling.yaml", "caching.yaml"])
+@pytest.mark.parametrize("name", ["scaling.yaml", "caching.yaml", "model-cache.yaml"])
 def test_the_header_states_the_dry_run_estimate(name: str) -> None:
     """The wall time in the header is what `inferload run --dry-run` estimates (to the half minute)."""
     import re
@@ -89,6 +90,14 @@ def test_scaling_measures_one_and_two_replicas_under_both_policies_and_without_a
     assert {(1, "none", None), (1, "nginx", "round_robin"), (2, "nginx", "round_robin"),
             (2, "nginx", "least_conn")} <= topologies
     assert experiment.model.features == 262144
+
+
+def test_model_cache_sweeps_the_repeat_share_with_and_without_triton_s_response_cache() -> None:
+    experiment = load_experiment(EXPERIMENTS / "model-cache.yaml")
+    assert experiment.servers == ("triton",) and experiment.repeat_shares == (0.0, 0.5, 0.9)
+    caches = {c.name: c.triton.response_cache for c in experiment.server_configs}
+    assert caches["no_cache"] is None and caches["response_cache"] is not None
+    assert set(experiment.protocols) == {"rest-json", "rest-binary", "grpc"}  # inside the server: gRPC too
 
 
 def test_caching_sweeps_the_repeat_share_behind_a_cache_on_rest() -> None:

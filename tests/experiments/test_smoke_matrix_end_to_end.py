@@ -39,13 +39,16 @@ def _load_check() -> Any:
 
 
 check_smoke_report = _load_check()
-# The smoke chain runs once, here: the shipped matrix (same 6 pairs, model, SLO) at 4x the rate for 5 s
-# instead of 18: more requests per cell (~520; p99 needs 368) in under half the wall time. `.ci/run`
-# sets INFERLOAD_SMOKE_OUT: the run and its report are then written there, and after the tests CI
-# checks that report with .ci/check_smoke_report.py's strict rules (no allowance for a busy machine).
+# The smoke chain runs once, here: the shipped matrix (same 9 pairs, model, SLO) at 2x the rate for 9 s
+# instead of 18: the same ~450 requests per cell (p99 needs 368) in half the wall time. At 100/s
+# TorchServe's one worker saturates 2 cores and the generator falls behind (lateness p99 13-164 ms
+# under /work/bin/quiet, 2 runs): CI's strict check would then fail on the machine, not the chain.
+# `.ci/run` sets INFERLOAD_SMOKE_OUT: the run and its report are then written there, and after the
+# tests CI checks that report with .ci/check_smoke_report.py's strict rules (no allowance for a busy
+# machine).
 SMOKE_OUT = os.environ.get("INFERLOAD_SMOKE_OUT")
-FAST_LOAD = {"rates": [100]}
-FAST_DURATION_S = 5
+FAST_LOAD = {"rates": [50]}
+FAST_DURATION_S = 9
 INTERRUPTED_AT = 2  # the third cell the round runs
 # Warm-up until stable and the calibration probe are tested on real servers by test_drift_is_measured.py;
 # here they would only add their seconds to both starts (interrupted, resumed).
@@ -154,7 +157,7 @@ def test_the_report_fills_a_verdict_for_every_server_and_protocol(smoke_run: Smo
     summary = read_summary(paths.json)
     verdicts = summary.verdicts
     assert {(v.server, v.protocol) for v in verdicts} == {
-        (server, protocol) for server in ("tfserving", "torchserve")
+        (server, protocol) for server in ("tfserving", "torchserve", "triton")
         for protocol in ("rest-json", "rest-binary", "grpc")}
     # the CI gate's rules: every pair answered (ok records, errors within the SLO's limit) and its verdict
     # is judged (a max rate with its p99, or a measured miss), not null for want of requests or because

@@ -35,6 +35,8 @@ def port_for(stacks: Servers, server: str, protocol: str) -> int:
     ports = stacks[server].ports
     if server == "tfserving":
         return ports.tfserving_grpc if protocol == "grpc" else ports.tfserving_rest
+    if server == "triton":
+        return ports.triton_grpc if protocol == "grpc" else ports.triton_http
     return ports.torchserve_grpc if protocol == "grpc" else ports.torchserve_inference
 
 
@@ -55,7 +57,7 @@ def settings_for(servers, small_features):
             "features": small_features,
             "duration_s": 2.0,
             "lateness_p99_limit_ms": 100.0,  # 2 shared cores: validity is tested on its own, not here
-            "server_kind": getattr(servers[server], "tfserving_kind", None),
+            "server_kind": servers[server].kind_of(server),
         }
         if "concurrency" not in overrides:
             values["rate"] = 100.0

@@ -41,7 +41,7 @@ def with_option(flag: str, value: str) -> list[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (with_option("--server", "triton"), "server: 'triton' is not one of the allowed values"),
+        (with_option("--server", "nginx"), "server: 'nginx' is not one of the allowed values"),
         (with_option("--protocol", "soap"), "protocol: 'soap' is not one of the allowed values"),
         (with_option("--rate", "0"), "rate: Input should be greater than 0"),
         (with_option("--rate", "-5"), "rate: Input should be greater than 0"),

@@ -1,4 +1,4 @@
-"""`locust -f loadtest/` opens a web UI whose class picker offers the six server x protocol users.
+"""`locust -f loadtest/` opens a web UI whose class picker offers the nine server x protocol users.
 
 The picker is on without `--class-picker` on the command line, and the class a user picks in
 the UI is the one that runs.
@@ -21,13 +21,16 @@ import loadtest
 from serving.ports import Ports
 
 LOADTEST_DIR = str(Path(loadtest.__file__).parent)
-SIX_USER_CLASSES = [
+NINE_USER_CLASSES = [
     "TFServingGrpc",
     "TFServingRestBinary",
     "TFServingRestJson",
     "TorchServeGrpc",
     "TorchServeRestBinary",
     "TorchServeRestJson",
+    "TritonGrpc",
+    "TritonRestBinary",
+    "TritonRestJson",
 ]
 
 
@@ -57,10 +60,10 @@ def template_args(page: str) -> dict:
     return json.loads(line.split("window.templateArgs = ", 1)[1].strip().rstrip(";"))
 
 
-def test_the_web_ui_offers_the_six_user_classes_in_its_class_picker(web_ui: str) -> None:
+def test_the_web_ui_offers_the_nine_user_classes_in_its_class_picker(web_ui: str) -> None:
     state = template_args(get(f"{web_ui}/"))
     assert state["show_userclass_picker"] is True
-    assert state["available_user_classes"] == SIX_USER_CLASSES
+    assert state["available_user_classes"] == NINE_USER_CLASSES
     for name, user in state["users"].items():  # each class keeps its own default host and port
         assert user["host"].startswith("grpc://" if name.endswith("Grpc") else "http://"), (name, user)
 

@@ -21,10 +21,13 @@ USER_CLASSES = [
     "TorchServeGrpc",
     "TorchServeRestBinary",
     "TorchServeRestJson",
+    "TritonGrpc",
+    "TritonRestBinary",
+    "TritonRestJson",
 ]
 
 
-def test_locust_lists_the_six_user_classes(tmp_path) -> None:
+def test_locust_lists_the_nine_user_classes(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--list"],
         cwd=tmp_path,
@@ -64,6 +67,7 @@ def test_our_options_parse_and_show_in_the_web_ui(tmp_path) -> None:
         "max_in_flight",
         "records_dir",
         "seed",
+        "grpc_service",
     ):
         assert option in in_web_ui.split()
 
@@ -77,6 +81,9 @@ def test_our_options_parse_and_show_in_the_web_ui(tmp_path) -> None:
         ("TorchServeRestJson", "torchserve", "rest-json"),
         ("TorchServeRestBinary", "torchserve", "rest-binary"),
         ("TorchServeGrpc", "torchserve", "grpc"),
+        ("TritonRestJson", "triton", "rest-json"),
+        ("TritonRestBinary", "triton", "rest-binary"),
+        ("TritonGrpc", "triton", "grpc"),
     ],
 )
 def test_each_generated_class_sends_its_server_and_protocol(name: str, server: str, protocol: str) -> None:
@@ -94,6 +101,8 @@ def test_each_generated_class_sends_its_server_and_protocol(name: str, server: s
         ("torchserve", "rest-binary", {}, "http://127.0.0.1:8080"),
         ("torchserve", "grpc", {"INFERLOAD_TORCHSERVE_GRPC_PORT": "17070"}, "grpc://127.0.0.1:17070"),
         ("tfserving", "rest-json", {"INFERLOAD_TFSERVING_HOST": "127.0.0.2"}, "http://127.0.0.2:8501"),
+        ("triton", "rest-binary", {}, "http://127.0.0.1:8000"),
+        ("triton", "grpc", {"INFERLOAD_TRITON_GRPC_PORT": "18001"}, "grpc://127.0.0.1:18001"),
     ],
 )
 def test_hosts_default_to_the_standard_ports_and_follow_env_vars(

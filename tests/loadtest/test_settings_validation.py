@@ -13,7 +13,7 @@ BASE = {"server": "torchserve", "protocol": "grpc", "rate": 10.0, "duration_s": 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"server": "triton"}, "server: 'triton' is not one of the allowed values"),
+        ({"server": "mlserver"}, "server: 'mlserver' is not one of the allowed values"),
         ({"protocol": "soap"}, "protocol: 'soap' is not one of the allowed values"),
         ({"rate": 0}, "rate: Input should be greater than 0"),
         ({"rate": -3}, "rate: Input should be greater than 0"),

@@ -1,6 +1,7 @@
 """The TorchServe handler, called in-process with batches built the way TorchServe's worker builds them.
 
-Every request form (decoded JSON, JSON bytes, raw float32, gRPC bytes) gives the reference class ids;
+Every request form (decoded JSON, JSON bytes, raw float32, a multipart file upload of raw float32, gRPC
+bytes) gives the reference class ids;
 a bad request gets its own 4xx status and error body while the rest of its batch still succeeds.
 """
 
@@ -40,6 +41,9 @@ FORMS = {
     "json bytes (not decoded)": lambda x: Request(bytearray(orjson.dumps({"instances": x.tolist()}))),
     "json str": lambda x: Request(json.dumps({"instances": x.tolist()}), "text/json"),
     "raw octet-stream": lambda x: http_binary(x.astype("<f4").tobytes()),
+    # a file uploaded as form data, perf_analyzer's TorchServe input: TorchServe hands over the part's bytes
+    "multipart file upload": lambda x: Request(bytearray(x.astype("<f4").tobytes()),
+                                               "multipart/form-data; boundary=inferload"),
     "grpc data bytes": lambda x: grpc(x.astype("<f4").tobytes()),
 }
 

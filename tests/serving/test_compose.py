@@ -29,8 +29,13 @@ def services() -> dict[str, dict]:
     return yaml.safe_load(COMPOSE.read_text())["services"]
 
 
-def test_both_servers_are_services(services: dict[str, dict]) -> None:
-    assert set(services) == {"tfserving", "torchserve"}
+def test_every_server_is_a_service(services: dict[str, dict]) -> None:
+    assert set(services) == {"tfserving", "torchserve", "triton"}
+
+
+def test_triton_is_the_pinned_official_image_of_the_version_run_locally(services: dict[str, dict]) -> None:
+    """NVIDIA's 24.10 release is Triton 2.51, the nvidia-pytriton 0.7.0 wheel's server."""
+    assert services["triton"]["image"] == "nvcr.io/nvidia/tritonserver:24.10-py3"
 
 
 def test_tf_serving_is_the_pinned_official_image(services: dict[str, dict]) -> None:
@@ -55,7 +60,7 @@ def _port_default(mapping: str) -> str:
     return re.sub(r"\$\{[A-Z_]+:-(\d+)\}", r"\1", mapping)
 
 
-@pytest.mark.parametrize("service", ["tfserving", "torchserve"])
+@pytest.mark.parametrize("service", ["tfserving", "torchserve", "triton"])
 def test_ports_are_the_standard_ones_on_loopback_only(services: dict[str, dict], service: str) -> None:
     expected = {f"127.0.0.1:{port}:{port}" for port in Ports().of(service).values()}
     assert {_port_default(mapping) for mapping in services[service]["ports"]} == expected
@@ -68,6 +73,7 @@ def test_ports_are_the_standard_ones_on_loopback_only(services: dict[str, dict],
         ("torchserve", "./artifacts/torchserve", "/home/model-server/model-store"),
         ("tfserving", "./docker/tfserving", "/config"),
         ("torchserve", "./docker/torchserve/config.properties", "/home/model-server/config.properties"),
+        ("triton", "./artifacts/triton", "/models"),
     ],
 )
 def test_mounts_are_read_only_and_point_at_what_export_writes(
@@ -83,6 +89,7 @@ def test_artifact_mounts_match_the_export_layout(tmp_path: Path) -> None:
     layout = ArtifactLayout(tmp_path / "artifacts")
     assert layout.tf_base_path.relative_to(tmp_path) == Path("artifacts/tfserving/linear")
     assert layout.model_store.relative_to(tmp_path) == Path("artifacts/torchserve")
+    assert layout.triton_repository.relative_to(tmp_path) == Path("artifacts/triton")
 
 
 def test_tf_serving_serves_the_model_named_linear(services: dict[str, dict]) -> None:
@@ -123,16 +130,35 @@ def test_both_servers_are_told_the_same_cpu_count_as_their_limit(services: dict[
     assert properties["number_of_netty_threads"] == properties["netty_client_threads"] == "2"
 
 
+def test_triton_is_told_the_cpu_limit_and_gets_room_for_the_python_backend(services: dict[str, dict]) -> None:
+    triton = services["triton"]
+    cpus = "${SERVER_CPUS:-2}"
+    assert triton["cpus"] == cpus and f"--http-thread-count={cpus}" in triton["command"]
+    assert triton["environment"]["OMP_NUM_THREADS"] == triton["environment"]["OPENBLAS_NUM_THREADS"] == cpus
+    assert triton["shm_size"] == "1g"  # the backend's shared-memory region is bigger than Docker's 64 MB
+
+
+def test_the_batching_override_gives_triton_the_generated_dynamic_batching_config() -> None:
+    from models.linear import LinearSpec
+    from serving.triton import render_config
+
+    batching = yaml.safe_load((ROOT / "docker/batching.override.yml").read_text())["services"]["triton"]
+    assert "./docker/triton/config.batching.pbtxt:/models/linear/config.pbtxt:ro" in batching["volumes"]
+    committed = (ROOT / "docker/triton/config.batching.pbtxt").read_text()
+    lines = [line for line in committed.splitlines() if line and not line.startswith("#")]
+    assert "\n".join(lines) + "\n" == render_config(LinearSpec(), BATCHING_EXAMPLE, execution_env=None)
+
+
 def test_rest_threads_default_to_tf_servings_rule_for_the_default_limit(services: dict[str, dict]) -> None:
     """4 x CPUs, as TF Serving picks from the host's CPU count; here from the limit's default (2)."""
     assert "--rest_api_num_threads=${TFSERVING_REST_THREADS:-8}" in services["tfserving"]["command"]
 
 
-@pytest.mark.parametrize("service", ["tfserving", "torchserve"])
+@pytest.mark.parametrize("service", ["tfserving", "torchserve", "triton"])
 def test_healthcheck_and_restart_policy(services: dict[str, dict], service: str) -> None:
     check = services[service]["healthcheck"]
     assert check["test"][0] == "CMD"
-    assert "curl" not in " ".join(check["test"])  # neither image is guaranteed to have curl
+    assert "curl" not in " ".join(check["test"])  # no image is guaranteed to have curl
     assert services[service]["restart"] == "unless-stopped"
 
 
@@ -141,6 +167,7 @@ def test_healthcheck_and_restart_policy(services: dict[str, dict], service: str)
     [
         ("tfserving", "GET /v1/models/linear", '"AVAILABLE"'),  # model status, not the process
         ("torchserve", "http://127.0.0.1:8081/models/linear", "'READY'"),  # a worker, not /ping
+        ("triton", "GET /v2/models/linear/ready", "' 200 '"),  # the model ready, not /v2/health/live
     ],
 )
 def test_healthchecks_prove_the_model_is_loaded(
@@ -152,9 +179,8 @@ def test_healthchecks_prove_the_model_is_loaded(
 
 
 def test_equal_cpu_and_memory_limits(services: dict[str, dict]) -> None:
-    tfs, ts = services["tfserving"], services["torchserve"]
-    assert tfs["cpus"] == ts["cpus"]
-    assert tfs["mem_limit"] == ts["mem_limit"]
+    assert len({service["cpus"] for service in services.values()}) == 1
+    assert len({service["mem_limit"] for service in services.values()}) == 1
 
 
 def _properties(path: Path) -> dict[str, str]:

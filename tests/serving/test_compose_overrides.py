@@ -137,7 +137,7 @@ def test_generated_override_validates_and_matches_its_server_config(
     )
 
     # Published on loopback only, on the ports asked for.
-    for service, published in (("tfserving", ports.of("tfserving")), ("torchserve", ports.of("torchserve"))):
+    for service, published in ((name, ports.of(name)) for name in ("tfserving", "torchserve", "triton")):
         mappings = services[service]["ports"]
         hosts = {m["host_ip"] if isinstance(m, dict) else m.split(":")[0] for m in mappings}
         assert hosts == {"127.0.0.1"}
@@ -153,6 +153,21 @@ def test_generated_override_validates_and_matches_its_server_config(
     assert "/models/linear" in ts_check and "'READY'" in ts_check
     assert re.search(rf">= {settings.torchserve_workers} else 1", ts_check)
     assert tfs["restart"] == ts["restart"] == "no"  # a crash fails the cell instead of looping
+
+    # Triton: its model config (dynamic batching, instances, response cache) mounted over the export's,
+    # the cache's size on its command line exactly when the config enables it, told the CPU count.
+    triton = services["triton"]
+    config = _host_path(services, "triton", "/models/linear/config.pbtxt").read_text()
+    assert ("dynamic_batching {" in config) is settings.triton_dynamic_batching
+    assert ("response_cache { enable: true }" in config) is settings.triton_response_cache
+    assert f"count: {settings.triton_instances} kind: KIND_CPU" in config
+    assert "EXECUTION_ENV_PATH" not in config  # the image's own Python runs the model
+    cache = _flag(triton["command"], "cache-config")
+    assert (cache is not None) is settings.triton_response_cache
+    assert float(triton["cpus"]) == cpus and _flag(triton["command"], "http-thread-count") == str(cpus)
+    assert int(triton["environment"]["OMP_NUM_THREADS"]) * settings.triton_instances <= max(
+        cpus, settings.triton_instances)
+    assert "/v2/models/linear/ready" in " ".join(triton["healthcheck"]["test"]) and triton["restart"] == "no"
 
 
 def test_a_stale_batching_file_is_removed_when_batching_goes_off(tmp_path: Path) -> None:

@@ -68,6 +68,8 @@ def artifacts(tmp_path: Path) -> ArtifactLayout:
     (layout.tf_version_dir / "saved_model.pb").write_bytes(b"")
     layout.mar.parent.mkdir(parents=True, exist_ok=True)
     layout.mar.write_bytes(b"")
+    layout.triton_version_dir.mkdir(parents=True)
+    (layout.triton_version_dir / "model.py").write_bytes(b"")
     return layout
 
 
@@ -98,7 +100,7 @@ def test_up_validates_checks_the_engine_starts_and_waits(
     files = [up[i + 1] for i, arg in enumerate(up) if arg == "-f"]
     assert files == [str(stack.compose_file), str(stack.override_path)]
     assert up[up.index("-p") + 1] == stack.project
-    assert up[-5:] == ["up", "-d", "--build", "tfserving", "torchserve"]
+    assert up[-6:] == ["up", "-d", "--build", "tfserving", "torchserve", "triton"]
     env = dict(line.split("=", 1) for line in stack.env_path.read_text().splitlines())  # type: ignore[union-attr]
     assert (env["SERVER_CPUS"], env["SERVER_MEMORY"]) == ("3", "2g")
     assert env["TFSERVING_REST_PORT"] == str(stack.ports.tfserving_rest)
@@ -179,6 +181,11 @@ def test_endpoints_and_monitored_servers_name_ports_and_containers(
         "metrics": f"http://127.0.0.1:{ports.tfserving_rest}/monitoring/prometheus/metrics",
     }
     assert stack.endpoints("torchserve")["metrics"] == f"http://127.0.0.1:{ports.torchserve_metrics}/metrics"
+    assert stack.endpoints("triton") == {
+        "rest": f"http://127.0.0.1:{ports.triton_http}",
+        "grpc": f"127.0.0.1:{ports.triton_grpc}",
+        "metrics": f"http://127.0.0.1:{ports.triton_metrics}/metrics",
+    }
     monitored = {m.name: m for m in stack.monitored()}
     assert monitored["tfserving"].kind == "tensorflow_model_server"
     assert monitored["torchserve"].container == "id-of-torchserve"

@@ -28,7 +28,7 @@ def test_corrupt_saved_model_fails_the_start_and_leaves_nothing_running(
     before = {p.pid for p in psutil.Process().children(recursive=True)}
 
     with pytest.raises(ServerStartError) as error:
-        up(layout, ports=ports, state_dir=state, timeout_s=240)
+        up(layout, servers=("tfserving", "torchserve"), ports=ports, state_dir=state, timeout_s=240)
 
     message = str(error.value)
     assert message.startswith("tfserving exited during start-up")

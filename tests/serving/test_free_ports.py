@@ -9,7 +9,7 @@ import pytest
 
 from serving.ports import Ports, busy_ports, is_free
 
-STANDARD = {8500, 8501, 8080, 8081, 8082, 7070, 7071}
+STANDARD = {8500, 8501, 8080, 8081, 8082, 7070, 7071, 8000, 8001, 8002}
 
 
 def test_defaults_are_the_standard_ports() -> None:
@@ -21,12 +21,15 @@ def test_defaults_are_the_standard_ports() -> None:
         "torchserve_metrics": 8082,
         "torchserve_grpc": 7070,
         "torchserve_grpc_management": 7071,
+        "triton_http": 8000,
+        "triton_grpc": 8001,
+        "triton_metrics": 8002,
     }
 
 
 def test_free_ports_are_distinct_bindable_and_never_standard() -> None:
     ports = Ports.free().to_dict().values()
-    assert len(set(ports)) == 7
+    assert len(set(ports)) == 10
     assert not STANDARD & set(ports)
     assert all(is_free(port) for port in ports)
 
@@ -45,6 +48,7 @@ def test_free_ports_are_distinct_bindable_and_never_standard() -> None:
                 "torchserve_grpc_management",
             },
         ),
+        ("triton", {"triton_http", "triton_grpc", "triton_metrics"}),
     ],
 )
 def test_ports_of_one_server(server: str, roles: set[str]) -> None:

@@ -33,6 +33,8 @@ def test_up_status_down(small_artifacts: ArtifactLayout, tmp_path: Path) -> None
         recorded = json.loads((state / "servers.json").read_text())
         kind = recorded["tfserving_kind"]
         assert f"TF Serving kind: {kind}" in started.stdout
+        assert recorded["triton_kind"] in ("pytriton", "tritonserver")  # the wheel's binary, or one on PATH
+        assert f"Triton kind: {recorded['triton_kind']} (Triton 2.51, Python backend)" in started.stdout
         for server in recorded["servers"].values():
             assert server["endpoints"]["rest"] in started.stdout
             assert server["log_file"] in started.stdout
@@ -43,18 +45,19 @@ def test_up_status_down(small_artifacts: ArtifactLayout, tmp_path: Path) -> None
             for root in [psutil.Process(server["pid"])]
             for p in [root, *root.children(recursive=True)]
         }
-        assert len(pids) >= 4  # tfs-compat or tensorflow_model_server; TorchServe's launcher, JVM, worker
+        # tfs-compat or tensorflow_model_server; TorchServe's launcher, JVM, worker; tritonserver and its stub
+        assert len(pids) >= 6
         ports = [port for server in recorded["servers"].values() for port in server["ports"].values()]
         assert not any(is_free(port) for port in ports)
 
         status = inferload("status", "--state-dir", str(state))
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count("healthy") == 2
+        assert status.stdout.count("healthy") == 3
     finally:
         stopped = inferload("down", "--state-dir", str(state))
 
     assert stopped.returncode == 0, stopped.stderr
-    assert "stopped: tfserving, torchserve" in stopped.stdout
+    assert "stopped: tfserving, torchserve, triton" in stopped.stdout
     survivors = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
     assert survivors == []
     assert all(is_free(port) for port in ports)

@@ -24,6 +24,14 @@ def test_defaults() -> None:
         "tfserving_kind": "auto",
         "tls": None,
         "torchserve_token_auth": False,
+        "triton_kind": "auto",
+        "triton_instances": 1,
+        "triton_max_batch_size": 1024,
+        "triton_dynamic_batching": False,
+        "triton_max_queue_delay_us": 0,
+        "triton_preferred_batch_sizes": (),
+        "triton_response_cache": False,
+        "triton_cache_mb": 256,
         "cpus": None,
     }
 
@@ -38,11 +46,28 @@ def test_defaults() -> None:
         ("tfserving_num_batch_threads", 0),
         ("tfserving_kind", "docker"),
         ("torchserve_workers", "many"),
+        ("triton_instances", 0),
+        ("triton_kind", "docker"),
+        ("triton_max_batch_size", 0),
     ],
 )
 def test_bad_values_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         ServerSettings(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"triton_preferred_batch_sizes": (4,)}, "needs triton_dynamic_batching"),
+        ({"triton_dynamic_batching": True, "triton_preferred_batch_sizes": (64,),
+          "triton_max_batch_size": 32}, "outside 1..triton_max_batch_size"),
+        ({"triton_dynamic_batching": True, "triton_preferred_batch_sizes": (4, 4)}, "lists a size twice"),
+    ],
+)
+def test_triton_batching_that_triton_would_refuse_is_refused_here(fields: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ServerSettings(**fields)
 
 
 def test_unknown_fields_are_refused() -> None:

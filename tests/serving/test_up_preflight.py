@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import psutil
 import pytest
 
 from models.artifacts import ArtifactLayout
+from models.triton_export import MODEL_SOURCE
 from serving import Ports, StackError, up
 
 
@@ -27,6 +29,10 @@ def fake_artifacts(tmp_path: Path) -> ArtifactLayout:
     (layout.tf_version_dir / "saved_model.pb").write_bytes(b"")
     layout.model_store.mkdir(parents=True)
     layout.mar.write_bytes(b"")
+    layout.triton_version_dir.mkdir(parents=True)
+    shutil.copyfile(MODEL_SOURCE, layout.triton_version_dir / "model.py")
+    (layout.triton_version_dir / "weights.npy").write_bytes(b"")
+    (layout.triton_model_dir / "config.pbtxt").write_text("")
     return layout
 
 
@@ -43,6 +49,7 @@ def refused(artifacts: ArtifactLayout | Path, tmp_path: Path, **kwargs: object) 
     [
         (("tfserving",), "tfserving/linear/1/saved_model.pb"),
         (("torchserve",), "torchserve/linear.mar"),
+        (("triton",), "triton/linear/1/model.py"),
     ],
 )
 def test_missing_artifacts_are_named_with_the_export_command(
@@ -51,6 +58,15 @@ def test_missing_artifacts_are_named_with_the_export_command(
     message = refused(tmp_path / "empty", tmp_path, servers=servers)
     assert missing in message
     assert f"inferload export --out {tmp_path / 'empty'}" in message
+
+
+def test_a_triton_repository_from_an_older_export_is_refused_saying_to_export_again(
+    fake_artifacts: ArtifactLayout, tmp_path: Path
+) -> None:
+    (fake_artifacts.triton_version_dir / "model.py").write_text("# an older model.py\n")
+    message = refused(fake_artifacts, tmp_path, servers=("triton",))
+    assert "comes from an older export" in message
+    assert f"inferload export --out {fake_artifacts.root}" in message
 
 
 def test_missing_java_says_how_to_install_it(
@@ -81,7 +97,8 @@ def test_every_problem_is_listed_at_once(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_unknown_server_is_refused(fake_artifacts: ArtifactLayout, tmp_path: Path) -> None:
-    assert "choose from tfserving, torchserve" in refused(fake_artifacts, tmp_path, servers=("triton",))
+    message = refused(fake_artifacts, tmp_path, servers=("mlserver",))
+    assert "choose from tfserving, torchserve, triton" in message
 
 
 def test_a_running_stack_in_the_state_dir_must_be_stopped_first(

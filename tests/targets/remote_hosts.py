@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class RemoteServers:
-    """Both servers of the small model running inside the namespace host, bound to its address."""
+    """The servers of the small model running inside the namespace host, bound to its address."""
 
     host: NetnsHost
     state_dir: Path
@@ -27,12 +27,15 @@ class RemoteServers:
         return self.host.address
 
     def port(self, server: str, protocol: str) -> int:
+        if server == "triton":
+            return self.ports["triton_grpc" if protocol == "grpc" else "triton_http"]
         if server == "tfserving":
             return self.ports["tfserving_grpc" if protocol == "grpc" else "tfserving_rest"]
         return self.ports["torchserve_grpc" if protocol == "grpc" else "torchserve_inference"]
 
     def metadata_url(self, server: str) -> str:
-        port = self.ports["tfserving_rest" if server == "tfserving" else "torchserve_management"]
+        port = self.ports[{"tfserving": "tfserving_rest", "torchserve": "torchserve_management",
+                           "triton": "triton_http"}[server]]
         return f"http://{self.address}:{port}"
 
 

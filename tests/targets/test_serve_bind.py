@@ -1,4 +1,4 @@
-"""`inferload serve up --bind ADDRESS`: tfs-compat and TorchServe listen on that address (here the
+"""`inferload serve up --bind ADDRESS`: tfs-compat, TorchServe and Triton listen on that address (here the
 namespace host's), servers.json records it, endpoints are printed with it; a bind address that is
 not this machine's, or not an address at all, is refused before anything starts."""
 
@@ -24,6 +24,9 @@ def test_the_servers_listen_on_the_bind_address_and_say_so(remote_servers: Remot
     assert f"grpc_inference_address={address}" in properties
     tfs_log = (remote_servers.state_dir / "tfserving" / "server.log").read_text()
     assert f"--host={address}" in tfs_log  # tfs-compat's command line (the real binary binds 0.0.0.0)
+    triton_log = (remote_servers.state_dir / "triton" / "server.log").read_text()
+    for listener in ("http", "grpc", "metrics"):  # Triton itself would bind 0.0.0.0
+        assert f"--{listener}-address={address}" in triton_log
 
     status = remote_servers.host.run(
         inferload_argv("serve", "status", "--state-dir", str(remote_servers.state_dir)),

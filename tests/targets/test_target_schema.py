@@ -122,7 +122,7 @@ def test_the_shipped_external_example_is_valid_and_names_every_endpoint() -> Non
     experiment = load_experiment(EXAMPLE)
     target = experiment.target
     assert isinstance(target, ExternalTarget)
-    assert set(target.servers) == set(experiment.servers) == {"tfserving", "torchserve"}
+    assert set(target.servers) == set(experiment.servers) == {"tfserving", "torchserve", "triton"}
     assert target.servers["torchserve"].management is not None
     driver = driver_for(experiment)
     for cell in expand_cells(experiment).cells:
@@ -131,3 +131,39 @@ def test_the_shipped_external_example_is_valid_and_names_every_endpoint() -> Non
         settings = LoadSettings(**fields)
         assert settings.host == "serving-box"
         assert settings.resolved_metadata_url is not None  # the served model is checked for every cell
+
+
+V2_EXTERNAL = MATRIX.replace("servers: [tfserving, torchserve]", "servers: [triton]") + """\
+target:
+  kind: external
+  servers:
+    triton:
+      rest: http://198.18.7.2:9000
+      grpc: 198.18.7.2:9001
+      kind: mlserver
+      grpc_service: org.pytorch.serve.grpc.openinference.GRPCInferenceService
+"""
+
+
+def test_an_external_v2_server_needs_no_management_api_and_keeps_its_label_and_grpc_service() -> None:
+    """Any Open Inference Protocol server under `triton`: its own REST API describes the model, over
+    gRPC too (the endpoint itself, in the service it names)."""
+    experiment = parse_experiment(V2_EXTERNAL)
+    driver = driver_for(experiment)
+    rest = driver.endpoint("triton", "rest-json", ports=None)
+    grpc = driver.endpoint("triton", "grpc", ports=None)
+    assert (rest.host, rest.port, rest.metadata_url) == ("198.18.7.2", 9000, "http://198.18.7.2:9000")
+    assert grpc.port == 9001
+    assert grpc.grpc_service == "org.pytorch.serve.grpc.openinference.GRPCInferenceService"
+    assert grpc.describe()["grpc_service"] == grpc.grpc_service
+    cell = next(c for c in expand_cells(experiment).cells if c.protocol == "grpc")
+    fields = load_settings_for(cell, experiment, None, server_kind="mlserver", endpoint=grpc)
+    settings = LoadSettings(**fields)
+    assert settings.grpc_service == grpc.grpc_service and settings.server_kind == "mlserver"
+
+
+def test_a_grpc_service_for_a_server_with_its_own_grpc_api_is_refused_naming_the_field() -> None:
+    text = EXTERNAL.replace("      management: http://[fd00::7]:9081\n",
+                            "      management: http://[fd00::7]:9081\n      grpc_service: x.Y\n")
+    with pytest.raises(ExperimentError, match=r"target\.servers\.torchserve\.grpc_service: .*measure the V2"):
+        parse_experiment(text)
