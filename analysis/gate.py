@@ -10,7 +10,8 @@ apart from the machine they ran on:
   `PACE_TOLERANCE`, 10 % (a median over the run's calibration points: steadier than the single points
   the drift flags judge, whose tolerance is wider). A 30 % slower machine makes every latency slower; the gate
   cannot tell that from a slower server, so it says which it saw: both figures and their ratio. A run
-  without calibration is judged, with a note that drift between the runs is unchecked.
+  without calibration, or whose predict is too short to time (under `MIN_PACE_MS`, 0.1 ms: the small
+  model's), is judged, with a note that drift between the runs is unchecked.
 - **Per cell** (`judge_cells`): the whole latency distribution, a Mann-Whitney rank test over the two
   runs' time slices (analysis/distributions.py: slices long compared with the busy periods, so nearly
   independent), Holm-corrected across every cell compared. A cell is *worse* when its adjusted p is
@@ -30,6 +31,11 @@ from analysis.distributions import Shift, holm, shift
 from analysis.errors import ResultsError
 
 PACE_TOLERANCE = 0.10  # the runs' calibration medians may differ by this much, no more
+# Below this, a calibration predict is too short to time the machine's pace: a call of a few microseconds
+# (the small model's ~0.015 ms) is mostly call overhead and timer noise. Measured here: three runs of
+# one matrix a minute apart on the same warm servers took 0.012, 0.018 and 0.016 ms (+48 %, +28 %) while
+# the same line's latency moved -6 % (tests/experiments/test_regression_gate_real.py).
+MIN_PACE_MS = 0.1
 ALPHA = 0.05
 WORSE, BETTER, SAME, UNKNOWN = "worse", "better", "indistinguishable", "not comparable"
 
@@ -71,8 +77,13 @@ class Pace:
         return self.after_ms / self.before_ms
 
     @property
+    def timeable(self) -> bool:
+        """Both figures long enough to time the machine's pace (`MIN_PACE_MS`)."""
+        return min(self.before_ms or 0.0, self.after_ms or 0.0) >= MIN_PACE_MS
+
+    @property
     def drifted(self) -> bool:
-        return self.ratio is not None and abs(self.ratio - 1.0) > self.tolerance
+        return self.timeable and self.ratio is not None and abs(self.ratio - 1.0) > self.tolerance
 
     def describe(self) -> str:
         if self.ratio is None:
@@ -80,6 +91,11 @@ class Pace:
             missing = [side for side, ms in sides if ms is None]
             return (f"machine pace not compared: no calibration recorded in the {' and '.join(missing)} "
                     "run(s), so drift between the runs is unchecked")
+        if not self.timeable:
+            return (f"machine pace not compared: the model's predict (batch {self.batch}, no load) took "
+                    f"{self.before_ms:.3f} ms before and {self.after_ms:.3f} ms after, too short to time the "
+                    f"machine (under {MIN_PACE_MS} ms a predict is mostly call overhead and timer noise), so "
+                    "drift between the runs is unchecked")
         return (f"machine pace: the model's predict (batch {self.batch}, no load) took {self.before_ms:.2f} "
                 f"ms before and {self.after_ms:.2f} ms after ({self.ratio - 1:+.0%}; tolerance "
                 f"±{self.tolerance:.0%})")
