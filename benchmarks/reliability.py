@@ -535,9 +535,10 @@ def _figure_text(figures: list[dict[str, Any]]) -> str:
     if "delay" in first:
         shifts = [f["delay"]["median_shift_ms"] for f in figures]
         intervals = [f["delay"]["interval_ms"] for f in figures]
-        ok = all(f["delay"]["within_1ms_plus_interval"] for f in figures)
+        within = sum(bool(f["delay"]["within_1ms_plus_interval"]) for f in figures)
         return (f"median shift {', '.join(f'{s:g}' for s in shifts)} ms for 30 ms added (intervals "
-                f"{'; '.join(f'[{a:g}, {b:g}]' for a, b in intervals)}); within 1 ms + interval: {ok}")
+                f"{'; '.join(f'[{a:g}, {b:g}]' for a, b in intervals)}); 30 ms within 1 ms of the "
+                f"interval: {within} of {len(figures)} runs")
     if "overload" in first:
         parts = []
         for f in figures:
