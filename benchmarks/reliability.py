@@ -128,7 +128,8 @@ def _error_line(done: subprocess.CompletedProcess[str]) -> str | None:
     if done.returncode == 0:
         return None
     lines = [line for line in ((done.stderr or "") + "\n" + (done.stdout or "")).splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
+    own = [line for line in lines if re.match(r"inferload [\w-]+: error:", line)]  # the CLI's own words
+    errors = own or [line for line in lines if "error" in line.lower()]
     if errors or lines:
         # this script's own temp directories differ per run: fold them so equal errors read as one
         return re.sub(re.escape(tempfile.gettempdir()) + r"/reliability-[^/\s]+", "$WORK",
@@ -439,6 +440,8 @@ def disk_full_matrix(server: Server, protocol: str, run: int, work: Path) -> Row
         after = _cells(out)
         result = _matrix_audit(out, after)
     figures = {"first_run_exit": first.returncode, "first_run_error": _error_line(first),
+               "first_run_traceback": "Traceback (most recent call last)" in first.stderr,
+               "first_run_stderr_tail": first.stderr[-1500:],
                "done_after_first": len(before), "done_after_resume": len(after),
                "done_cells_redone": len([c for c, t in before.items() if after.get(c) != t])}
     return Row("results disk full mid-matrix, then room and rerun", "both", "small", run, second.returncode,
@@ -548,7 +551,8 @@ def _figure_text(figures: list[dict[str, Any]]) -> str:
                          f"worker RSS {mb['first_steady']} -> {mb['last']} MB")
         return "; ".join(parts)
     if "resume" in first:
-        parts = [", ".join(f"{k} {v}" for k, v in f["resume"].items() if k != "first_run_error")
+        parts = [", ".join(f"{k} {v}" for k, v in f["resume"].items()
+                           if k not in ("first_run_error", "first_run_stderr_tail"))
                  for f in figures]
         return "; ".join(parts)
     if "orphan_workers_ran_on_s" in first:
