@@ -52,7 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -61,6 +61,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
 
 from busy import OtherWork  # noqa: E402
 
+from inferload_formats.kinds import Protocol, Server  # noqa: E402
 from loadtest import LoadSettings, read_run, run_load  # noqa: E402
 from loadtest._percentiles import window_quantile_interval  # noqa: E402
 from models.artifacts import ArtifactLayout  # noqa: E402
@@ -129,7 +130,7 @@ def latency_percentiles(latency_ms: np.ndarray, times: np.ndarray, window: tuple
                         ) -> dict[str, Any]:
     """p50 and p99 (nearest rank) of one run's latencies with loadtest's correlation-aware interval at
     the `EACH` level; `effective_n`: the independent samples the run is worth for it."""
-    found = {}
+    found: dict[str, Any] = {}
     for name, p in (("p50", 50.0), ("p99", 99.0)):
         q = window_quantile_interval(latency_ms, times, window, p, confidence=EACH)
         found[f"{name}_ms"] = _round(q.value)
@@ -151,7 +152,8 @@ def rate_interval(count: int, span_s: float, confidence: float = CONFIDENCE) -> 
 def inferload_run(stack: Stack, server: str, protocol: str, rate: float, features: int,
                   args: argparse.Namespace, run: int, out: Path) -> dict[str, Any]:
     settings = LoadSettings(
-        server=server, protocol=protocol, port=_port(stack.ports, server, protocol), features=features,
+        server=cast(Server, server), protocol=cast(Protocol, protocol),
+        port=_port(stack.ports, server, protocol), features=features,
         rate=rate, duration_s=args.duration, warmup_s=args.warmup, seed=run, payload_seed=1 + run,
         lateness_p99_limit_ms=25.0, server_kind=stack.kind_of(server), max_in_flight=256,
     )
