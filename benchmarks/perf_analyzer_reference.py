@@ -87,6 +87,8 @@ ENCODINGS = {
     "the same bytes uploaded as a multipart/form-data file (its only TorchServe input form)",
 }
 TOOLS = ("inferload", "perf_analyzer")
+SPLIT_COLUMNS = ("Client Send", "Network+Server Send/Recv", "Server Queue", "Server Compute Input",
+                 "Server Compute Infer", "Server Compute Output", "Client Recv", "Avg latency")
 
 
 def parse_pairs(text: str, default_rate: float) -> list[tuple[str, str, float]]:
@@ -253,7 +255,11 @@ def perf_analyzer_run(stack: Stack, server: str, protocol: str, rate: float, fea
         # its own figures, from its CSV (latency from the send; its throughput over its own durations)
         "csv": {"achieved_rate": round(float(row["Inferences/Second"]), 2),
                 "p50_ms": round(float(row["p50 latency"]) / 1000, 3),
-                "p99_ms": round(float(row["p99 latency"]) / 1000, 3)},
+                "p99_ms": round(float(row["p99 latency"]) / 1000, 3),
+                # its average latency split (us): its client's send and receive, network + server, and
+                # (Triton) the server's own queue and compute, from Triton's statistics
+                "split_us": {key: float(value) for key, value in row.items()
+                             if key in SPLIT_COLUMNS and value not in (None, "")}},
         "input": ("perf_analyzer's own random data" if server == "tfserving" or refused is not None
                   else "one standard-normal float32 row, as inferload's rows are drawn"),
         **({"own_data_refused": refused} if refused is not None else {}),
@@ -434,6 +440,20 @@ def table(document: dict[str, Any]) -> str:
     for pair in document["pairs"]:
         verdicts = "; ".join(f"{key}: {entry['verdict']}" for key, entry in pair["agreement"].items())
         lines.append(f"- {pair['server']} {pair['protocol']}: {verdicts}")
+    lines += ["", "perf_analyzer's own split of its average latency (its CSV, ms, per repetition: client "
+              "send / network + server / client receive; Triton's own queue + compute from its "
+              "statistics):", ""]
+    for pair in document["pairs"]:
+        splits = [r["csv"].get("split_us", {}) for r in pair["rows"]
+                  if r["tool"] == "perf_analyzer" and "csv" in r]
+        text = "; ".join(
+            " / ".join(f"{split.get(key, float('nan')) / 1000:.2f}" for key in
+                       ("Client Send", "Network+Server Send/Recv", "Client Recv"))
+            + (f" (server {sum(split.get(key, 0.0) for key in SPLIT_COLUMNS[2:6]) / 1000:.2f})"
+               if "Server Queue" in split else "")
+            + f", average {split.get('Avg latency', float('nan')) / 1000:.2f}"
+            for split in splits if split)
+        lines.append(f"- {pair['server']} {pair['protocol']}: {text or 'not in its CSV'}")
     lines += ["", "What each tool sends:", ""]
     lines += [f"- {pair['server']} {pair['protocol']}: {pair['encoding']}" for pair in document["pairs"]]
     return "\n".join(lines) + "\n"
@@ -446,7 +466,9 @@ def main() -> int:
                         help="Poisson arrivals per second, both tools, for a pair without its own @rate")
     parser.add_argument("--duration", type=float, default=15.0,
                         help="inferload's window; perf_analyzer: 3 windows of a third of it")
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=3.0, help="inferload's warm-up before its window")
+    parser.add_argument("--server-warmup", type=float, default=15.0,
+                        help="seconds of load, measured by neither tool, on each freshly started server")
     parser.add_argument("--runs", type=int, default=2,
                         help="repetitions per pair, alternating which tool goes first")
     parser.add_argument("--pairs", default=DEFAULT_PAIRS, help="server:protocol[@rate], comma-separated")
@@ -465,6 +487,13 @@ def main() -> int:
             stack = up(layout, servers=[server], settings=ServerSettings(), ports=Ports.free(),
                        state_dir=Path(scratch) / server / "state", timeout_s=300)
             try:
+                first = next((protocol, rate) for s, protocol, rate in pairs if s == server)
+                if args.server_warmup > 0:  # a fresh server's first seconds go to neither tool
+                    print(f"  {server}: warming up for {args.server_warmup:g} s ...", file=sys.stderr,
+                          flush=True)
+                    warm = argparse.Namespace(**{**vars(args), "duration": args.server_warmup, "warmup": 1.0})
+                    inferload_run(stack, server, first[0], first[1], features, warm, 99,
+                                  Path(scratch) / server / "server-warmup")
                 for pair_server, protocol, rate in pairs:
                     if pair_server != server:
                         continue
@@ -492,7 +521,8 @@ def main() -> int:
         "machine": {"cpus": cpus, "platform": platform.platform(), "python": platform.python_version()},
         "other_work": other.result(),
         "model": layout.spec().to_dict(),
-        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "runs": args.runs,
+        "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
+                     "server_warmup_s": args.server_warmup, "runs": args.runs,
                      "rates": {f"{s}:{p}": r for s, p, r in pairs},
                      "perf_analyzer": "tritonclient 2.41.0 (manylinux wheel)",
                      "latency": "both tools' p50/p99 are from the request's send to its response "
