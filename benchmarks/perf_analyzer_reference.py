@@ -130,10 +130,10 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def latency_percentiles(latency_ms: np.ndarray, times: np.ndarray, window: tuple[float, float]
                         ) -> dict[str, Any]:
-    """p50 and p99 (nearest rank) of one run's latencies with loadtest's correlation-aware interval at
+    """p50, p90 and p99 (nearest rank) of one run's latencies with loadtest's correlation-aware interval at
     the `EACH` level; `effective_n`: the independent samples the run is worth for it."""
     found: dict[str, Any] = {}
-    for name, p in (("p50", 50.0), ("p99", 99.0)):
+    for name, p in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0)):
         q = window_quantile_interval(latency_ms, times, window, p, confidence=EACH)
         found[f"{name}_ms"] = _round(q.value)
         found[f"{name}_interval_ms"] = [_round(q.low), _round(q.high)]
@@ -255,6 +255,7 @@ def perf_analyzer_run(stack: Stack, server: str, protocol: str, rate: float, fea
         # its own figures, from its CSV (latency from the send; its throughput over its own durations)
         "csv": {"achieved_rate": round(float(row["Inferences/Second"]), 2),
                 "p50_ms": round(float(row["p50 latency"]) / 1000, 3),
+                "p90_ms": round(float(row["p90 latency"]) / 1000, 3),
                 "p99_ms": round(float(row["p99 latency"]) / 1000, 3),
                 # its average latency split (us): its client's send and receive, network + server, and
                 # (Triton) the server's own queue and compute, from Triton's statistics
@@ -322,6 +323,7 @@ def agreement_in_run(theirs: dict[str, Any], ours: dict[str, Any]) -> dict[str, 
     """How far perf_analyzer's run is from inferload's run of the same repetition."""
     return {
         "p50_ms": latency_ratio(theirs, ours, "p50"),
+        "p90_ms": latency_ratio(theirs, ours, "p90"),
         "p99_ms": latency_ratio(theirs, ours, "p99"),
         "achieved_rate": rate_ratio(theirs["requests"], theirs["window_s"],
                                     ours["requests"], ours["window_s"]),
@@ -360,7 +362,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for tool in TOOLS:
         mine = [r for r in rows if r["tool"] == tool and "error" not in r and r.get("requests")]
         tools[tool] = {"runs": len(mine), "requests": [r["requests"] for r in mine]}
-        for key in ("p50_ms", "p99_ms", "achieved_rate"):
+        for key in ("p50_ms", "p90_ms", "p99_ms", "achieved_rate"):
             values = [r[key] for r in mine if r.get(key) is not None]
             if values:
                 tools[tool][key] = {"median": float(np.median(values)), "range": [min(values), max(values)]}
@@ -370,7 +372,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if set(pair) == set(TOOLS):
             per_run.append({"run": run, **agreement_in_run(pair["perf_analyzer"], pair["inferload"])})
     agreement: dict[str, Any] = {}
-    for key in ("p50_ms", "p99_ms", "achieved_rate"):
+    for key in ("p50_ms", "p90_ms", "p99_ms", "achieved_rate"):
         runs = [r[key] for r in per_run]
         ratios = [r["ratio"] for r in runs if r["ratio"] is not None]
         agreement[key] = {
@@ -416,9 +418,10 @@ def table(document: dict[str, Any]) -> str:
         "effective samples for that end).",
         "",
         "| server | protocol | rate/s | requests (inferload; perf_analyzer) | p50 inferload "
-        "| p50 perf_analyzer | p50 ratio [95 %] | p99 inferload | p99 perf_analyzer | p99 ratio [95 %] "
+        "| p50 perf_analyzer | p50 ratio [95 %] | p90 inferload | p90 perf_analyzer | p90 ratio [95 %] "
+        "| p99 inferload | p99 perf_analyzer | p99 ratio [95 %] "
         "| achieved/s inferload | achieved/s perf_analyzer (its CSV) | rate ratio [95 %] |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in document["pairs"]:
         tools, agreement = pair["tools"], pair["agreement"]
@@ -428,7 +431,7 @@ def table(document: dict[str, Any]) -> str:
         cells = [f"{pair['server']} ({pair['server_kind']})", pair["protocol"], f"{pair['rate']:g}",
                  f"{', '.join(map(str, tools['inferload']['requests']))}; "
                  f"{', '.join(map(str, tools['perf_analyzer']['requests']))}"]
-        for key in ("p50_ms", "p99_ms"):
+        for key in ("p50_ms", "p90_ms", "p99_ms"):
             cells += [_median(tools, "inferload", key), _median(tools, "perf_analyzer", key),
                       _ratios(agreement[key])]
         theirs_csv = ", ".join(f"{v:g}" for v in csv_rates)
