@@ -87,6 +87,8 @@ ENCODINGS = {
     "the same bytes uploaded as a multipart/form-data file (its only TorchServe input form)",
 }
 TOOLS = ("inferload", "perf_analyzer")
+SPLIT_COLUMNS = ("Client Send", "Network+Server Send/Recv", "Server Queue", "Server Compute Input",
+                 "Server Compute Infer", "Server Compute Output", "Client Recv", "Avg latency")
 
 
 def parse_pairs(text: str, default_rate: float) -> list[tuple[str, str, float]]:
@@ -128,10 +130,10 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def latency_percentiles(latency_ms: np.ndarray, times: np.ndarray, window: tuple[float, float]
                         ) -> dict[str, Any]:
-    """p50 and p99 (nearest rank) of one run's latencies with loadtest's correlation-aware interval at
+    """p50, p90 and p99 (nearest rank) of one run's latencies with loadtest's correlation-aware interval at
     the `EACH` level; `effective_n`: the independent samples the run is worth for it."""
     found: dict[str, Any] = {}
-    for name, p in (("p50", 50.0), ("p99", 99.0)):
+    for name, p in (("p50", 50.0), ("p90", 90.0), ("p99", 99.0)):
         q = window_quantile_interval(latency_ms, times, window, p, confidence=EACH)
         found[f"{name}_ms"] = _round(q.value)
         found[f"{name}_interval_ms"] = [_round(q.low), _round(q.high)]
@@ -253,7 +255,12 @@ def perf_analyzer_run(stack: Stack, server: str, protocol: str, rate: float, fea
         # its own figures, from its CSV (latency from the send; its throughput over its own durations)
         "csv": {"achieved_rate": round(float(row["Inferences/Second"]), 2),
                 "p50_ms": round(float(row["p50 latency"]) / 1000, 3),
-                "p99_ms": round(float(row["p99 latency"]) / 1000, 3)},
+                "p90_ms": round(float(row["p90 latency"]) / 1000, 3),
+                "p99_ms": round(float(row["p99 latency"]) / 1000, 3),
+                # its average latency split (us): its client's send and receive, network + server, and
+                # (Triton) the server's own queue and compute, from Triton's statistics
+                "split_us": {key: float(value) for key, value in row.items()
+                             if key in SPLIT_COLUMNS and value not in (None, "")}},
         "input": ("perf_analyzer's own random data" if server == "tfserving" or refused is not None
                   else "one standard-normal float32 row, as inferload's rows are drawn"),
         **({"own_data_refused": refused} if refused is not None else {}),
@@ -316,6 +323,7 @@ def agreement_in_run(theirs: dict[str, Any], ours: dict[str, Any]) -> dict[str, 
     """How far perf_analyzer's run is from inferload's run of the same repetition."""
     return {
         "p50_ms": latency_ratio(theirs, ours, "p50"),
+        "p90_ms": latency_ratio(theirs, ours, "p90"),
         "p99_ms": latency_ratio(theirs, ours, "p99"),
         "achieved_rate": rate_ratio(theirs["requests"], theirs["window_s"],
                                     ours["requests"], ours["window_s"]),
@@ -354,7 +362,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for tool in TOOLS:
         mine = [r for r in rows if r["tool"] == tool and "error" not in r and r.get("requests")]
         tools[tool] = {"runs": len(mine), "requests": [r["requests"] for r in mine]}
-        for key in ("p50_ms", "p99_ms", "achieved_rate"):
+        for key in ("p50_ms", "p90_ms", "p99_ms", "achieved_rate"):
             values = [r[key] for r in mine if r.get(key) is not None]
             if values:
                 tools[tool][key] = {"median": float(np.median(values)), "range": [min(values), max(values)]}
@@ -364,7 +372,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if set(pair) == set(TOOLS):
             per_run.append({"run": run, **agreement_in_run(pair["perf_analyzer"], pair["inferload"])})
     agreement: dict[str, Any] = {}
-    for key in ("p50_ms", "p99_ms", "achieved_rate"):
+    for key in ("p50_ms", "p90_ms", "p99_ms", "achieved_rate"):
         runs = [r[key] for r in per_run]
         ratios = [r["ratio"] for r in runs if r["ratio"] is not None]
         agreement[key] = {
@@ -410,9 +418,10 @@ def table(document: dict[str, Any]) -> str:
         "effective samples for that end).",
         "",
         "| server | protocol | rate/s | requests (inferload; perf_analyzer) | p50 inferload "
-        "| p50 perf_analyzer | p50 ratio [95 %] | p99 inferload | p99 perf_analyzer | p99 ratio [95 %] "
+        "| p50 perf_analyzer | p50 ratio [95 %] | p90 inferload | p90 perf_analyzer | p90 ratio [95 %] "
+        "| p99 inferload | p99 perf_analyzer | p99 ratio [95 %] "
         "| achieved/s inferload | achieved/s perf_analyzer (its CSV) | rate ratio [95 %] |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in document["pairs"]:
         tools, agreement = pair["tools"], pair["agreement"]
@@ -422,7 +431,7 @@ def table(document: dict[str, Any]) -> str:
         cells = [f"{pair['server']} ({pair['server_kind']})", pair["protocol"], f"{pair['rate']:g}",
                  f"{', '.join(map(str, tools['inferload']['requests']))}; "
                  f"{', '.join(map(str, tools['perf_analyzer']['requests']))}"]
-        for key in ("p50_ms", "p99_ms"):
+        for key in ("p50_ms", "p90_ms", "p99_ms"):
             cells += [_median(tools, "inferload", key), _median(tools, "perf_analyzer", key),
                       _ratios(agreement[key])]
         theirs_csv = ", ".join(f"{v:g}" for v in csv_rates)
@@ -434,6 +443,20 @@ def table(document: dict[str, Any]) -> str:
     for pair in document["pairs"]:
         verdicts = "; ".join(f"{key}: {entry['verdict']}" for key, entry in pair["agreement"].items())
         lines.append(f"- {pair['server']} {pair['protocol']}: {verdicts}")
+    lines += ["", "perf_analyzer's own split of its average latency (its CSV, ms, per repetition: client "
+              "send / network + server / client receive; Triton's own queue + compute from its "
+              "statistics):", ""]
+    for pair in document["pairs"]:
+        splits = [r["csv"].get("split_us", {}) for r in pair["rows"]
+                  if r["tool"] == "perf_analyzer" and "csv" in r]
+        text = "; ".join(
+            " / ".join(f"{split.get(key, float('nan')) / 1000:.2f}" for key in
+                       ("Client Send", "Network+Server Send/Recv", "Client Recv"))
+            + (f" (server {sum(split.get(key, 0.0) for key in SPLIT_COLUMNS[2:6]) / 1000:.2f})"
+               if "Server Queue" in split else "")
+            + f", average {split.get('Avg latency', float('nan')) / 1000:.2f}"
+            for split in splits if split)
+        lines.append(f"- {pair['server']} {pair['protocol']}: {text or 'not in its CSV'}")
     lines += ["", "What each tool sends:", ""]
     lines += [f"- {pair['server']} {pair['protocol']}: {pair['encoding']}" for pair in document["pairs"]]
     return "\n".join(lines) + "\n"
@@ -446,7 +469,9 @@ def main() -> int:
                         help="Poisson arrivals per second, both tools, for a pair without its own @rate")
     parser.add_argument("--duration", type=float, default=15.0,
                         help="inferload's window; perf_analyzer: 3 windows of a third of it")
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--warmup", type=float, default=3.0, help="inferload's warm-up before its window")
+    parser.add_argument("--server-warmup", type=float, default=15.0,
+                        help="seconds of load, measured by neither tool, on each freshly started server")
     parser.add_argument("--runs", type=int, default=2,
                         help="repetitions per pair, alternating which tool goes first")
     parser.add_argument("--pairs", default=DEFAULT_PAIRS, help="server:protocol[@rate], comma-separated")
@@ -465,6 +490,13 @@ def main() -> int:
             stack = up(layout, servers=[server], settings=ServerSettings(), ports=Ports.free(),
                        state_dir=Path(scratch) / server / "state", timeout_s=300)
             try:
+                first = next((protocol, rate) for s, protocol, rate in pairs if s == server)
+                if args.server_warmup > 0:  # a fresh server's first seconds go to neither tool
+                    print(f"  {server}: warming up for {args.server_warmup:g} s ...", file=sys.stderr,
+                          flush=True)
+                    warm = argparse.Namespace(**{**vars(args), "duration": args.server_warmup, "warmup": 1.0})
+                    inferload_run(stack, server, first[0], first[1], features, warm, 99,
+                                  Path(scratch) / server / "server-warmup")
                 for pair_server, protocol, rate in pairs:
                     if pair_server != server:
                         continue
@@ -492,7 +524,8 @@ def main() -> int:
         "machine": {"cpus": cpus, "platform": platform.platform(), "python": platform.python_version()},
         "other_work": other.result(),
         "model": layout.spec().to_dict(),
-        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "runs": args.runs,
+        "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
+                     "server_warmup_s": args.server_warmup, "runs": args.runs,
                      "rates": {f"{s}:{p}": r for s, p, r in pairs},
                      "perf_analyzer": "tritonclient 2.41.0 (manylinux wheel)",
                      "latency": "both tools' p50/p99 are from the request's send to its response "
