@@ -6,12 +6,15 @@ Both arms at one load level and repetition ran back to back in one round, so eac
 A/A comparison of exactly the kind a real comparison of two lines makes. For each metric the pairs'
 log ratios d = ln(b / a) are, by construction, noise around 0 (the arms are the same), with spread s.
 A new single pair (one cell of line X against one cell of line Y, as a round compares them) then
-differs by more than exp(t(0.975, n-1) x s x sqrt(1 + 1/n)) - 1 only 5 % of the time when the lines are
-the same: that ratio is the minimum detectable difference (MDD) here, a 95 % prediction bound
-from the n A/A pairs. Below it two lines are "indistinguishable here".
+differs by more than exp(|mean d| + t(0.975, n-1) x s x sqrt(1 + 1/n)) - 1 only 5 % of the time when
+the lines are the same: that ratio is the minimum detectable difference (MDD) here, a 95 % prediction
+bound from the n A/A pairs. |mean d| counts any systematic gap between the arms (one always measured
+after the other in a round, warmer caches): a gap the arms show is one two different lines could show
+too. Below it two lines are "indistinguishable here".
 
-This is the smallest version of the rule, for the `inferload aa` command; the paired comparisons of
-the report build on it.
+Metrics: p50 and p99 latency at a load level (each only where its window had the effective requests
+the sample rule asks for, analysis/percentiles.py), throughput, and the max rate under the SLO
+(`max_rate_mdd`: each arm's sweep walked per repetition, one pair per repetition).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats as scipy_stats
 
+from analysis.repetitions import CellSummary
 from analysis.stats import RunSummary
 
-__all__ = ["METRICS", "AaPair", "Mdd", "aa_pairs", "minimum_detectable_difference", "mdd_table"]
+__all__ = ["METRICS", "AaPair", "Mdd", "aa_pairs", "max_rate_mdd", "mdd_sentence", "mdd_table",
+           "minimum_detectable_difference"]
 
 MIN_PAIRS = 2
 
@@ -36,7 +41,9 @@ def _p50(run: RunSummary) -> float | None:
 
 
 def _p99(run: RunSummary) -> float | None:
-    return run.measured.latency_ms.reportable(99.0)
+    """The run's p99, only when its window had the effective requests p99 needs (correlation counted)."""
+    interval = run.measured.p99_interval
+    return interval.value if interval.enough else None
 
 
 def _throughput(run: RunSummary) -> float | None:
@@ -68,7 +75,7 @@ class Mdd:
     metric: str
     pairs: int
     log_sd: float | None  # the spread s of ln(b / a) over the pairs
-    mdd: float | None  # exp(t x s x sqrt(1 + 1/n)) - 1; None with fewer than MIN_PAIRS pairs
+    mdd: float | None  # exp(|mean| + t x s x sqrt(1 + 1/n)) - 1; None with fewer than MIN_PAIRS pairs
     largest: float | None  # the largest |b / a - 1| seen among the pairs
 
     def describe(self) -> str:
@@ -107,15 +114,57 @@ def minimum_detectable_difference(metric: str, values: Sequence[tuple[float, flo
         return Mdd(metric, n, None, None, largest)
     s = float(np.std(ratios, ddof=1))
     t = float(scipy_stats.t.ppf(0.975, n - 1))
-    return Mdd(metric, n, s, math.expm1(t * s * math.sqrt(1 + 1 / n)), largest)
+    gap = abs(float(ratios.mean()))
+    return Mdd(metric, n, s, math.expm1(gap + t * s * math.sqrt(1 + 1 / n)), largest)
 
 
-def mdd_table(runs: Sequence[RunSummary]) -> list[Mdd]:
-    """The MDD of every metric over all A/A pairs of these runs."""
+def max_rate_mdd(cells: Sequence[CellSummary]) -> Mdd:
+    """The MDD of the max rate under the SLO: each A/A arm's open-loop sweep walked per repetition
+    (analysis/verdicts.py), one (arm a, arm b) pair per line and repetition where both found a max."""
+    from analysis.verdicts import repetition_max_rates
+
+    lines: dict[tuple[str, str], dict[str, dict[int, float | None]]] = {}
+    for group in sorted({c.key.group for c in cells if c.key.mode == "open" and c.key.rate is not None}):
+        arm = "b" if group.arm == "b" else "a"
+        members = [c for c in cells if c.key.group == group and c.usable]
+        if not any(r.arm in ("a", "b") for c in members for r in c.runs):
+            continue
+        lines.setdefault((group.server, replace(group, arm="").label()), {})[arm] = (
+            repetition_max_rates(members))
+    values = []
+    for arms in lines.values():
+        if len(arms) == 2:
+            for repetition, a in arms["a"].items():
+                b = arms["b"].get(repetition)
+                if a is not None and b is not None:
+                    values.append((a, b))
+    return minimum_detectable_difference("max rate under the SLO", values)
+
+
+def mdd_table(runs: Sequence[RunSummary], cells: Sequence[CellSummary] = ()) -> list[Mdd]:
+    """The MDD of every metric over all A/A pairs of these runs (and, given their cells, of the max
+    rate under the SLO)."""
     pairs = aa_pairs(runs)
     table = []
     for metric, pick in METRICS.items():
         values = [(a, b) for pair in pairs
                   if (a := pick(pair.a)) is not None and (b := pick(pair.b)) is not None]
         table.append(minimum_detectable_difference(metric, values))
+    if cells:
+        table.append(max_rate_mdd(cells))
     return table
+
+
+def mdd_sentence(table: Sequence[Mdd]) -> str:
+    """The headline's and the report's sentence on what this machine can tell apart now."""
+    figures = [m for m in table if m.mdd is not None]
+    if not figures:
+        seen = [m for m in table if m.pairs]
+        if not seen:
+            return ("A/A: no line was measured twice (the matrix's `aa:`), so the smallest difference this "
+                    "machine can tell apart is unknown: every ratio below is judged on its own interval only")
+        return ("A/A: too few pairs for a figure (" + "; ".join(
+            f"{m.metric}: {m.pairs}" + ("" if m.largest is None else f", arms {m.largest:.0%} apart")
+            for m in seen) + f"; {MIN_PAIRS} needed)")
+    return ("A/A (one configuration measured twice per round): differences below "
+            + ", ".join(f"±{m.mdd:.0%} ({m.metric})" for m in figures) + " are indistinguishable here")

@@ -9,7 +9,9 @@ known; with one pair there is no between-round interval, and a single pair is "s
 when it lies beyond that minimum detectable difference. Pairs with a cell the calibration flags
 (analysis/drift.py) are left out. Anything else is "indistinguishable here".
 
-This is the smallest version, for the demo's headline; the report's paired statistics build on it.
+The max rate under the SLO is paired by repetition (`compare_max_rates`): each repetition's sweep
+walked on its own gives each line's maximum; repetitions run interleaved in rounds, so one repetition's
+two maxima were measured side by side. Two brackets measured apart (no rounds) are no pair.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from analysis.aa import METRICS
+from analysis.repetitions import CellSummary
 from analysis.stats import RunSummary
 
-__all__ = ["Pair", "PairedComparison", "compare_lines", "line_label"]
+__all__ = ["Pair", "PairedComparison", "compare_lines", "compare_max_rates", "line_label"]
 
 
 def line_label(run: RunSummary) -> str:
@@ -129,6 +132,12 @@ def compare_lines(
             "indistinguishable here",
             f"{excluded} pair(s) flagged by the calibration" if excluded else "no pairs",
         )
+    return judge_pairs(a, b, metric, pairs, excluded, mdd)
+
+
+def judge_pairs(a: str, b: str, metric: str, pairs: Sequence[Pair], excluded: int,
+           mdd: float | None) -> PairedComparison:
+    """The verdict over `pairs` (see the module docstring)."""
     logs = np.array([math.log(p.a / p.b) for p in pairs])
     mean = float(logs.mean())
     margin = math.log1p(mdd) if mdd is not None else 0.0
@@ -158,3 +167,50 @@ def compare_lines(
     return PairedComparison(a, b, metric, tuple(pairs), excluded, math.exp(mean),
                             math.exp(low) if low is not None else None,
                             math.exp(high) if high is not None else None, verdict, why)
+
+
+def compare_max_rates(
+    cells_a: Sequence[CellSummary],
+    cells_b: Sequence[CellSummary],
+    *,
+    mdd: float | None = None,
+    flagged: set[str] | frozenset[str] = frozenset(),
+) -> PairedComparison:
+    """Two sweep lines' max rates under the SLO, paired by repetition: each repetition's sweep walked on
+    its own (analysis/verdicts.py), A's and B's maxima of one repetition a pair when both lines ran it in
+    interleaved rounds (every run has a round). A repetition with a flagged cell on either line is left
+    out. `ratio` is A / B: "b lower" means A sustains more. Two brackets measured apart are no pair."""
+    from analysis.verdicts import repetition_max_rates
+
+    metric = "max rate under the SLO"
+    label_a = cells_a[0].key.group.label() if cells_a else "?"
+    label_b = cells_b[0].key.group.label() if cells_b else "?"
+
+    def interleaved(cells: Sequence[CellSummary], repetition: int) -> bool:
+        runs = [r for c in cells for r in c.runs if r.repetition == repetition]
+        return bool(runs) and all(r.round is not None for r in runs)
+
+    def touched(cells: Sequence[CellSummary], repetition: int) -> bool:
+        return any(r.cell_id in flagged for c in cells for r in c.runs if r.repetition == repetition)
+
+    maxima_a, maxima_b = repetition_max_rates(cells_a), repetition_max_rates(cells_b)
+    pairs, excluded, apart = [], 0, 0
+    for repetition in sorted(set(maxima_a) & set(maxima_b)):
+        a, b = maxima_a[repetition], maxima_b[repetition]
+        if a is None or b is None:
+            continue
+        if not (interleaved(cells_a, repetition) and interleaved(cells_b, repetition)):
+            apart += 1
+            continue
+        if touched(cells_a, repetition) or touched(cells_b, repetition):
+            excluded += 1
+            continue
+        pairs.append(Pair(0.0, -1, repetition, a, b))
+    if not pairs:
+        why = ("measured apart, not in interleaved rounds: two brackets minutes apart are no evidence"
+               if apart else "no repetition found a max rate on both lines")
+        if excluded:
+            why += f"; {excluded} repetition(s) flagged by the calibration"
+        return PairedComparison(label_a, label_b, metric, (), excluded, None, None, None,
+                                "indistinguishable here", why)
+    return judge_pairs(label_a, label_b, metric, pairs, excluded, mdd)

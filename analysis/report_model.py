@@ -7,15 +7,17 @@ summary.json) are views of one `ReportModel`, so they can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from analysis.aa import Mdd, mdd_sentence, mdd_table
 from analysis.compare import Comparison, check_comparable, check_gateable, compare, pace_of, threshold_of
 from analysis.decomposition import Decomposition, ServerDecomposition, decompose, server_decomposition
 from analysis.drift import MachineTimeline, machine_flags, machine_timeline
 from analysis.intervals import ORDER_STATISTIC, THROUGHPUT_SLICES, Estimate
+from analysis.paired import PairedComparison, compare_max_rates
 from analysis.percentiles import CONFIDENCE, REPORTED_PERCENTILES, min_samples
 from analysis.results import Results, read_results
 from analysis.topology import TopologyReport, topology_report
@@ -61,6 +63,8 @@ class ReportModel:
     comparison: Comparison | None
     server_decomposition: tuple[ServerDecomposition, ...] = ()
     topology: TopologyReport | None = None  # CPU per request, replicas, balancer, cache (topology.py)
+    paired: tuple[PairedComparison, ...] = ()  # the best line's max rate against every other line's
+    aa: tuple[Mdd, ...] = ()  # the A/A minimum detectable difference per metric (analysis/aa.py)
     timeline: MachineTimeline | None = None  # the machine's speed over the run (analysis/drift.py)
     drift_flags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # cell id -> why it is flagged
 
@@ -98,6 +102,13 @@ class ReportModel:
         else:
             lines.append("one repetition: no between-run interval, so no verdict is called 'surely'")
         return lines
+
+    def paired_lines(self) -> list[str]:
+        """The best line against every other, on pairs of max rates from the same repetition."""
+        return [c.describe() for c in self.paired]
+
+    def aa_line(self) -> str:
+        return mdd_sentence(self.aa)
 
     def flagged_rows(self) -> list[tuple[str, str]]:
         return [(cell, "; ".join(why)) for cell, why in sorted(self.drift_flags.items())]
@@ -308,7 +319,7 @@ def best_sentence(best: BestConfiguration) -> str:
         f"{number(best.max_rate_under_slo)} requests/s under the SLO"
     )
     if best.beats and not best.indistinguishable_from:
-        return sentence + "; beats every other line (brackets separate)"
+        return sentence + "; surely sustains more than every other line (paired repetitions)"
     if best.indistinguishable_from:
         names = ", ".join(g.label() for g in best.indistinguishable_from)
         return sentence + f"; indistinguishable here from {names}"
@@ -369,19 +380,47 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None,
             threshold=threshold_of(before, experiment),
             pace=pace,
         )
+    aa = tuple(mdd_table(experiment.runs, experiment.cells))
+    flags = machine_flags(experiment.runs)
+    best, paired = paired_best(experiment, verdicts, aa, frozenset(flags))
     return ReportModel(
         results=experiment,
         verdicts=tuple(verdicts),
-        best=best_configuration(verdicts),
+        best=best,
         batching=tuple(batching_verdicts(experiment.cells, verdicts)),
         sweep=tuple(batch_sweep(experiment.cells)),
         decomposition=tuple(decompose(experiment.cells, experiment.floor, experiment.payloads)),
         comparison=comparison,
         server_decomposition=tuple(server_decomposition(experiment.cells)),
         topology=topology_report(experiment.manifest, experiment.cells, verdicts),
+        paired=paired,
+        aa=aa,
         timeline=machine_timeline(experiment.runs, experiment.calibration),
-        drift_flags=machine_flags(experiment.runs),
+        drift_flags=flags,
     )
+
+
+def paired_best(results: Results, verdicts: Sequence[SweepVerdict], aa: Sequence[Mdd],
+                flagged: frozenset[str]) -> tuple[BestConfiguration, tuple[PairedComparison, ...]]:
+    """The best configuration by max rate (the A/A's twin arms left out), and its max rate paired by
+    repetition against every other line (`analysis.paired.compare_max_rates`). It "beats" only the lines
+    its pairs surely beat (two or more repetitions, beyond the A/A figure); every other line is
+    indistinguishable here, whatever the brackets say."""
+    lines = [v for v in verdicts if v.group.arm != "b"]
+    best = best_configuration(lines)
+    if best.group is None:
+        return best, ()
+    mdd = next((m.mdd for m in aa if m.metric == "max rate under the SLO"), None)
+    mine = [c for c in results.cells if c.key.group == best.group]
+    paired = tuple(
+        compare_max_rates(mine, [c for c in results.cells if c.key.group == v.group], mdd=mdd,
+                          flagged=flagged)
+        for v in lines if v.group != best.group
+    )
+    others = [v.group for v in lines if v.group != best.group]
+    beaten = tuple(g for g, c in zip(others, paired, strict=True) if c.verdict == "b lower")
+    tied = tuple(g for g in others if g not in beaten)
+    return replace(best, beats=beaten, indistinguishable_from=tied), paired
 
 
 def _at_batch(batch: int | None) -> str:

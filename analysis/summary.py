@@ -28,7 +28,7 @@ SUMMARY_FILE = "summary.json"
 SUMMARY_SCHEMA: Final = "inferload.summary"
 # 2: intervals on every verdict and cell, the sample rule; 3: early_stop; 4: each run's round, position,
 # arm and machine (cell.json v2), and every group's A/A arm; 5: runs as RunSummary (key, stats); 6: the
-# comparison's distributions, threshold and machine pace, and the run's machine_speed
+# comparison's distributions, threshold and machine pace, the run's machine_speed, paired and aa
 SUMMARY_SCHEMA_VERSION = 6
 
 
@@ -220,6 +220,8 @@ class SummaryDocument(Document):
     topology: dict[str, Any] | None  # `analysis.topology.TopologyReport.to_dict()`
     early_stop: dict[str, Any] | None  # the stopping rule in words and, per run, its outcome
     machine_speed: dict[str, Any] | None  # the machine-speed timeline, the flagged cells and why, in words
+    paired: list[dict[str, Any]]  # the best line's max rate paired by repetition against every other line
+    aa: list[dict[str, Any]]  # the A/A minimum detectable difference per metric (analysis/aa.py)
 
     def verdict_of(self, server: str, protocol: str) -> list[VerdictEntry]:
         return [v for v in self.verdicts if (v.server, v.protocol) == (server, protocol)]
@@ -356,6 +358,10 @@ def summary_document(model: ReportModel) -> SummaryDocument:
         "topology": model.topology.to_dict() if model.topology is not None else None,
         "early_stop": _early_stop_document(model),
         "machine_speed": _machine_speed_document(model),
+        "paired": [{"a": c.a, "b": c.b, "metric": c.metric, "pairs": len(c.pairs), "excluded": c.excluded,
+                    "ratio": c.ratio, "low": c.low, "high": c.high, "verdict": c.verdict, "why": c.why,
+                    "described": c.describe()} for c in model.paired],
+        "aa": [asdict(m) for m in model.aa],
     })
 
 

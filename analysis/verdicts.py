@@ -164,6 +164,14 @@ def _repetition_walks(usable: Sequence[CellSummary]) -> dict[int, tuple[float | 
     return walks
 
 
+def repetition_max_rates(cells: Sequence[CellSummary]) -> dict[int, float | None]:
+    """One sweep line's max rate under the SLO in each repetition, each repetition's sweep walked on its
+    own (None: that repetition found none)."""
+    usable = sorted((c for c in cells if c.usable and c.key.rate is not None),
+                    key=lambda c: c.key.rate or 0.0)
+    return {repetition: best for repetition, (best, _) in _repetition_walks(usable).items()}
+
+
 def _bracket(
     usable: Sequence[CellSummary], max_rate: float | None, first_miss: float | None
 ) -> tuple[float | None, float | None, str, tuple[float | None, ...]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,9 @@ def headline(results_dir: Path) -> list[str]:
     """Which server x protocol sustains the most under the SLO, by how much, how sure (from the analysis),
     then the paired comparisons, the A/A figure and the machine's speed."""
     from analysis import read_results
+    from analysis.aa import mdd_table
+    from analysis.drift import machine_flags
+    from analysis.paired import compare_max_rates
     from analysis.verdicts import best_configuration, sweep_verdicts
 
     results = read_results(results_dir)
@@ -82,9 +85,19 @@ def headline(results_dir: Path) -> list[str]:
     verdicts = [v for v in every if v.group.arm != "b"]  # the twin is the A/A's evidence, not a line
     best = best_configuration(verdicts)
     repetitions = results.manifest.matrix.repetitions if results.manifest is not None else 1
+    flags = frozenset(machine_flags(results.runs))
+    table = mdd_table(results.runs, results.cells)
+    mdd = next((m.mdd for m in table if m.metric == "max rate under the SLO"), None)
+    paired = {}
+    if best.group is not None:
+        mine = [c for c in results.cells if c.key.group == best.group]
+        for verdict in verdicts:
+            if verdict.group != best.group:
+                theirs = [c for c in results.cells if c.key.group == verdict.group]
+                paired[verdict.group] = compare_max_rates(mine, theirs, mdd=mdd, flagged=flags)
     lines = headline_lines(verdicts, best, slo=results.slo.describe(), model=_model_words(results.manifest),
-                           repetitions=repetitions)
-    return [*lines, *evidence_lines(results.runs, best.group), *twin_lines(every)]
+                           repetitions=repetitions, paired=paired)
+    return [*lines, *evidence_lines(results.runs, best.group, results.cells), *twin_lines(every)]
 
 
 def twin_lines(verdicts: Sequence[Any]) -> list[str]:
@@ -113,15 +126,15 @@ def _line_key(group: Any) -> tuple[Any, ...]:
     return (group.server, group.protocol, group.batch, group.server_config_name, group.repeat_share)
 
 
-def evidence_lines(runs: Sequence[Any], winner: Any) -> list[str]:
+def evidence_lines(runs: Sequence[Any], winner: Any, cells: Sequence[Any] = ()) -> list[str]:
     """The paired comparisons of the winner against every other line (p99 at the rates both ran in one
     round), the A/A figure they are judged against, and the machine's speed over the run."""
-    from analysis.aa import aa_pairs, mdd_table
+    from analysis.aa import aa_pairs, mdd_sentence, mdd_table
     from analysis.drift import TOLERANCE, machine_flags, speed_range
     from analysis.paired import compare_lines
 
     flags = set(machine_flags(runs))
-    table = mdd_table(runs)
+    table = mdd_table(runs, cells)
     mdd = next((m.mdd for m in table if m.metric == "p99 latency"), None)
     by_line: dict[tuple[Any, ...], list[Any]] = {}
     for run in runs:
@@ -136,12 +149,10 @@ def evidence_lines(runs: Sequence[Any], winner: Any) -> list[str]:
                 comparison = compare_lines(mine, theirs, metric="p99 latency", mdd=mdd, flagged=flags)
                 lines.append(f"    {comparison.describe()}")
     pairs = aa_pairs(runs)
+    lines.append(f"  {mdd_sentence(table)}")
     if pairs:
         lines.append(f"  A/A ({pairs[0].line} measured twice in every round, {len(pairs)} pair(s)):")
         lines += [f"    {m.describe()}" for m in table]
-    else:
-        lines.append("  A/A: no line was measured twice (the matrix's `aa:`), so no figure for what this "
-                     "machine can tell apart")
     speed = speed_range(runs)
     if speed is not None:
         low, median, high = speed
@@ -160,9 +171,12 @@ def evidence_lines(runs: Sequence[Any], winner: Any) -> list[str]:
 
 
 def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
-                   repetitions: int = 1) -> list[str]:
-    """The headline from `analysis.verdicts` objects (SweepVerdict, BestConfiguration). With one
-    repetition there is no between-run interval: separated brackets say "ahead here", never "surely"."""
+                   repetitions: int = 1, paired: Mapping[Any, Any] | None = None) -> list[str]:
+    """The headline from `analysis.verdicts` objects (SweepVerdict, BestConfiguration) and the winner's
+    paired comparisons (`paired`: line -> `analysis.paired.compare_max_rates(winner, line)`). Only the
+    pairs judge "A beats B": the ratio of the two lines' max rates in each repetition (interleaved
+    rounds), with its interval over repetitions, beyond the A/A figure. Two brackets measured apart are
+    shown, never taken as evidence; one repetition is never "surely"."""
     names = _short_names(verdicts)
     unit = "req/s" if all(v.group.batch == 1 for v in verdicts) else "predictions/s"
     lines = [f"HEADLINE ({model}; SLO {slo})"]
@@ -172,38 +186,24 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
     won = winner.sustained_predictions
     sure = ("" if winner.max_rate_surely_met is not False
             else "; met, but not surely (p99 interval straddles the bound)")
-    lines.append(f"  {names[winner.group]} sustains the most: {_num(won.value)} {unit} under the SLO "
-                 f"(true max in {_bracket(won)}){sure}")
+    lines.append(f"  {names[winner.group]} has the highest max rate here: {_num(won.value)} {unit} under "
+                 f"the SLO (true max in {_bracket(won)}){sure}")
     others = sorted((v for v in verdicts if v is not winner),
                     key=lambda v: -(v.sustained_predictions.value or 0.0))
     for other in others:
         theirs = other.sustained_predictions
+        verdict = _paired_words((paired or {}).get(other.group), names[winner.group], names[other.group])
         if theirs.value is None:
             if other.rates_measured and len(other.excluded) == len(other.rates_measured):
                 lines.append(f"  vs {names[other.group]}: not determined here (every step was excluded: "
                              "generator-invalid or failed; see report.html)")
             else:
-                surely = ""
-                if winner.beats(other):
-                    surely = ("; surely less than the winner (the brackets separate)" if repetitions > 1 else
-                              "; less than the winner here (the brackets separate; one repetition: not "
-                              "'surely')")
-                lines.append(f"  vs {names[other.group]}: no rate met the SLO ({other.max_rate_note})"
-                             f"{surely}")
+                lines.append(f"  vs {names[other.group]}: no rate met the SLO ({other.max_rate_note}); "
+                             f"{verdict}")
             continue
         ratio = f"{won.value / theirs.value:.2f}x" if won.value and theirs.value else "n/a"
-        head = (f"  vs {names[other.group]} ({_num(theirs.value)} {unit}, true max in {_bracket(theirs)}): "
-                f"{ratio}")
-        if winner.beats(other):
-            floor = won.low / theirs.high if won.low and theirs.high else None
-            surely = f"at least {floor:.2f}x" if floor is not None else "more"
-            if repetitions > 1:
-                lines.append(f"{head}; surely more ({surely}: the brackets separate)")
-            else:
-                lines.append(f"{head}; more here ({surely}: the brackets separate in this run; one "
-                             "repetition: no between-run interval, so not 'surely')")
-        else:
-            lines.append(f"{head}; indistinguishable here (the brackets overlap)")
+        lines.append(f"  vs {names[other.group]} ({_num(theirs.value)} {unit}, true max in "
+                     f"{_bracket(theirs)}): {ratio}; {verdict}")
     excluded = sum(len(v.excluded) for v in verdicts)
     if excluded:
         steps = sum(len(v.rates_measured) for v in verdicts)
@@ -211,12 +211,33 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
                      "could not keep its schedule, or the cell failed): those rates could not be judged "
                      "on this machine now; a busy machine narrows what the headline can say")
     lines.append(
-        "  how sure: each bracket runs from the highest rate surely meeting the SLO to the lowest surely "
-        "missing it (95 % intervals on each step's p99; with repetitions, their spread); the lines' steps "
-        "ran interleaved in rounds. A line is 'surely' ahead only when the brackets separate over two or "
-        "more repetitions, each on freshly started servers. A bracket that stays open (∞) was not "
-        "bounded by this run (e.g. the generator could not offer more); see report.html.")
+        "  how sure: each bracket runs from the highest rate met to the lowest missed within the run "
+        "(95 % intervals on each step's p99 that count the correlation between requests; a step with too "
+        "few effective requests is not judged). A line beats another only on pairs: its max rate over the "
+        "other's in the same repetition's interleaved rounds, with a 95 % interval over two or more "
+        f"repetitions, beyond the A/A figure ({repetitions} repetition(s) here). A bracket that stays "
+        "open (∞) was not bounded by this run; see report.html.")
     return lines
+
+
+def _paired_words(comparison: Any, winner: str, other: str) -> str:
+    """The paired max-rate verdict in words (`analysis.paired.PairedComparison`, ratio = winner / other)."""
+    if comparison is None or comparison.ratio is None:
+        why = comparison.why if comparison is not None else "no paired repetitions"
+        return f"indistinguishable here ({why})"
+    interval = ("" if comparison.low is None or comparison.high is None
+                else f" [{comparison.low:.2f}, {comparison.high:.2f}]")
+    pairs = len(comparison.pairs)
+    measured = (f"{comparison.ratio:.2f}x{interval} over {pairs} paired repetition(s)")
+    if comparison.verdict == "b lower":
+        return f"{winner} surely sustains more: {measured} ({comparison.why})"
+    if comparison.verdict == "b lower here":
+        return f"more here: {measured} ({comparison.why})"
+    if comparison.verdict.startswith("a lower"):
+        sure = "surely" if comparison.verdict == "a lower" else "here"
+        return (f"the pairs say {other} sustains more ({sure}): {measured} ({comparison.why}); the "
+                "brackets' order is not evidence")
+    return f"indistinguishable here: {measured} ({comparison.why})"
 
 
 def _short_names(verdicts: Sequence[Any]) -> dict[Any, str]:

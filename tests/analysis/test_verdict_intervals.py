@@ -84,9 +84,10 @@ def test_best_configuration_beats_others_only_when_brackets_separate(
     assert best.group is not None and best.group.protocol == "grpc"
     assert [g.protocol for g in best.beats] == (["rest-json"] if beats else [])
     assert [g.protocol for g in best.indistinguishable_from] == ([] if beats else ["rest-json"])
+    # the report calls a line beaten only on paired repetitions (analysis/paired.py): these cells ran in
+    # no rounds, so whatever the brackets say, the report's best line is indistinguishable from the other
     sentence = build_model(results.root).verdict_lines()[-1]
-    expected = "beats every other line" if beats else "indistinguishable here from torchserve rest-json"
-    assert expected in sentence
+    assert "indistinguishable here from torchserve rest-json" in sentence
 
 
 def test_the_best_batch_is_indistinguishable_when_predictions_tie(results: ResultsBuilder) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis.paired import Pair, judge_pairs
 from analysis.repetitions import GroupKey
 from analysis.verdicts import SweepVerdict, best_configuration
 from inferload.commands import demo
@@ -26,39 +27,62 @@ def line(server: str, protocol: str, rate: float | None, low: float | None,
         max_rate_low=low, max_rate_high=high, max_rate_method="bracketing rates")
 
 
-def headline(*verdicts: SweepVerdict, repetitions: int = 3) -> list[str]:
-    return demo.headline_lines(verdicts, best_configuration(verdicts), slo="p99 latency <= 100 ms",
+Pairs = dict[str, list[tuple[float, float]]]
+
+
+def headline(*verdicts: SweepVerdict, repetitions: int = 3, pairs: Pairs | None = None,
+             mdd: float | None = None) -> list[str]:
+    """The headline of these lines; `pairs`: per other line (protocol), the (winner, other) max rates of
+    each repetition measured in interleaved rounds (absent: no paired repetitions)."""
+    best = best_configuration(verdicts)
+    paired = {}
+    for v in verdicts:
+        if v.group != best.group and pairs and v.group.protocol in pairs:
+            values = [Pair(0.0, -1, k, a, b) for k, (a, b) in enumerate(pairs[v.group.protocol])]
+            paired[v.group] = judge_pairs("winner", v.group.label(), "max rate under the SLO", values, 0, mdd)
+    return demo.headline_lines(verdicts, best, slo="p99 latency <= 100 ms",
                                model=f"model 64 x 262,144, {repetitions} repetition(s)",
-                               repetitions=repetitions)
+                               repetitions=repetitions, paired=paired)
 
 
-def test_the_headline_names_the_winner_and_how_much_it_sustains() -> None:
+def test_the_headline_names_the_line_with_the_highest_max_rate() -> None:
     lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "grpc", 120, 80, 160))
     assert lines[0] == "HEADLINE (model 64 x 262,144, 3 repetition(s); SLO p99 latency <= 100 ms)"
-    assert lines[1] == "  tfserving grpc sustains the most: 140 req/s under the SLO (true max in [120, 160))"
+    assert lines[1] == ("  tfserving grpc has the highest max rate here: 140 req/s under the SLO (true max "
+                        "in [120, 160))")
 
 
-def test_overlapping_brackets_are_indistinguishable_here() -> None:
-    lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "grpc", 120, 80, 160))
-    assert lines[2] == ("  vs torchserve grpc (120 req/s, true max in [80, 160)): 1.17x; "
-                        "indistinguishable here (the brackets overlap)")
-
-
-def test_separated_brackets_say_surely_more_and_by_at_least_how_much() -> None:
+def test_brackets_alone_are_no_evidence() -> None:
+    """Separated brackets measured apart (no paired repetitions): shown, but indistinguishable here."""
     lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "rest-json", 20, 20, 30))
     assert lines[2] == ("  vs torchserve rest-json (20 req/s, true max in [20, 30)): 7.00x; "
-                        "surely more (at least 4.00x: the brackets separate)")
+                        "indistinguishable here (no paired repetitions)")
+    assert not any("surely" in text and "sustains more" in text for text in lines)
+
+
+def test_pairs_over_repetitions_beyond_the_a_a_figure_say_surely_more() -> None:
+    """Three repetitions, each with both lines in interleaved rounds: 160/80, 160/80, 120/80 -> log
+    ratios ln 2, ln 2, ln 1.5: 1.82x [1.20, 2.75], wholly beyond a 10 % A/A figure."""
+    lines = headline(line("tfserving", "grpc", 160, 120, 160), line("torchserve", "rest-json", 80, 80, 160),
+                     pairs={"rest-json": [(160, 80), (160, 80), (120, 80)]}, mdd=0.10)
+    assert lines[2].startswith("  vs torchserve rest-json (80 req/s, true max in [80, 160)): 2.00x; "
+                               "tfserving grpc surely sustains more: 1.82x [1.20, 2.75] over 3 paired "
+                               "repetition(s) (95 % interval over 3 pairs, beyond the A/A's ±10%)")
+
+
+def test_pairs_that_disagree_are_indistinguishable() -> None:
+    lines = headline(line("tfserving", "grpc", 160, 120, 160), line("torchserve", "grpc", 120, 80, 160),
+                     pairs={"grpc": [(160, 120), (120, 160), (160, 160)]}, mdd=0.10)
+    assert "; indistinguishable here: 1.00x [" in lines[2] and "reaches 1" in lines[2]
 
 
 def test_one_repetition_is_never_surely() -> None:
-    lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "rest-json", 20, 20, 30),
-                     line("tfserving", "rest-json", None, None, 10), repetitions=1)
-    assert lines[2] == ("  vs torchserve rest-json (20 req/s, true max in [20, 30)): 7.00x; more here (at "
-                        "least 4.00x: the brackets separate in this run; one repetition: no between-run "
-                        "interval, so not 'surely')")
-    assert lines[3].endswith("less than the winner here (the brackets separate; one repetition: "
-                             "not 'surely')")
-    assert not any("surely more" in text or "surely less" in text for text in lines)
+    """One repetition's pair beyond the A/A figure: "more here", never "surely"."""
+    lines = headline(line("tfserving", "grpc", 160, 160, 320), line("torchserve", "rest-json", 40, 40, 80),
+                     pairs={"rest-json": [(160, 40)]}, mdd=0.10, repetitions=1)
+    assert "more here: 4.00x over 1 paired repetition(s)" in lines[2]
+    assert "one repetition: no between-run interval, so not 'surely'" in lines[2]
+    assert not any("surely sustains" in text for text in lines)
 
 
 def test_an_open_bracket_is_never_surely_beaten() -> None:
@@ -69,10 +93,7 @@ def test_an_open_bracket_is_never_surely_beaten() -> None:
 def test_a_line_that_met_nothing_and_a_run_where_nothing_met() -> None:
     lines = headline(line("tfserving", "grpc", 140, 120, 160), line("tfserving", "rest-json", None, None, 10))
     assert lines[2].startswith("  vs tfserving rest-json: no rate met the SLO (the lowest usable rate")
-    assert lines[2].endswith("; surely less than the winner (the brackets separate)")  # 120 >= 10
-    unbounded = headline(line("tfserving", "grpc", 140, 120, 160),
-                         line("tfserving", "rest-json", None, None, None))
-    assert not unbounded[2].endswith("(the brackets separate)")
+    assert lines[2].endswith("; indistinguishable here (no paired repetitions)")
     nothing = headline(line("tfserving", "rest-json", None, None, 10))
     assert nothing[1] == ("  no server and protocol met the SLO: "
                           "no configuration met the SLO at any usable rate")

@@ -51,7 +51,8 @@ def test_torchserve_with_token_auth_over_tls(
     assert described["inference"]["fingerprint"].startswith("sha256:")
     key = h.keys()["inference"]
     assert key not in json.dumps(header.to_dict())
-    assert not [path.name for path in tmp_path.rglob("*") if path.is_file() and key.encode() in path.read_bytes()]
+    assert not [path.name for path in tmp_path.rglob("*")
+                if path.is_file() and key.encode() in path.read_bytes()]
 
 
 def test_tfs_compat_grpc_over_mutual_tls(secured_host: SecuredHost, tmp_path: Path) -> None:
