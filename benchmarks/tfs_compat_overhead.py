@@ -34,6 +34,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
 
 from busy import OtherWork  # noqa: E402
 
+from loadtest import encode_body  # noqa: E402
 from models.artifacts import ArtifactLayout  # noqa: E402
 from models.linear import make_inputs  # noqa: E402
 
@@ -124,21 +125,6 @@ def _start_server(layout: ArtifactLayout, log_path: Path) -> tuple[subprocess.Po
     raise RuntimeError(f"tfs-compat not ready in 300 s: see {log_path}")
 
 
-def _grpc_body(x: np.ndarray) -> bytes:
-    from inferload_protos import load
-
-    wire = load("tfserving_predict_pb2")
-
-    request = wire.PredictRequest()
-    request.model_spec.name = "linear"
-    tensor = request.inputs["x"]
-    tensor.dtype = wire.DT_FLOAT
-    tensor.tensor_shape.dim.add().size = 1
-    tensor.tensor_shape.dim.add().size = x.shape[0]
-    tensor.tensor_content = x.astype("<f4").tobytes()
-    return request.SerializeToString()
-
-
 def _b64(row: np.ndarray) -> str:
     return base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
 
@@ -165,7 +151,7 @@ def main() -> None:
         ).encode()
         for i in range(POOL)
     ]
-    grpc_bodies = [_grpc_body(x[i]) for i in range(POOL)]
+    grpc_bodies = [encode_body("tfserving", "grpc", x[i : i + 1]) for i in range(POOL)]  # as the generator
 
     calls = _in_process_calls(layout, x)
     calls["in-process json decode"] = _json_decode_call(json_bodies)

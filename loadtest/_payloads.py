@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -89,31 +89,30 @@ def encode_torchserve_grpc(x: np.ndarray, model_name: str = "linear") -> bytes:
     return bytes(request.SerializeToString())
 
 
+# Each server x protocol's encoder: (inputs, model name) -> the request body; the REST bodies name no model.
+_ENCODERS: Final[dict[tuple[str, str], Callable[[np.ndarray, str], bytes]]] = {
+    ("tfserving", "rest-json"): lambda x, _: encode_tfserving_rest_json(x),
+    ("tfserving", "rest-binary"): lambda x, _: encode_tfserving_rest_binary(x),
+    ("tfserving", "grpc"): encode_tfserving_grpc,
+    ("torchserve", "rest-json"): lambda x, _: encode_torchserve_rest_json(x),
+    ("torchserve", "rest-binary"): lambda x, _: encode_torchserve_rest_binary(x),
+    ("torchserve", "grpc"): encode_torchserve_grpc,
+    ("triton", "rest-json"): lambda x, _: _oip.encode_json(x),
+    ("triton", "rest-binary"): lambda x, _: _oip.encode_binary(x),
+    ("triton", "grpc"): _oip.encode_grpc,
+}
+
+
 def encode_body(server: str, protocol: str, x: np.ndarray, model_name: str = "linear") -> bytes:
     """The bytes one request carries, for any server x protocol (x: float32 [batch, features])."""
     if x.ndim != 2:
         raise ValueError(f"inputs must be 2-D [batch, features], got shape {x.shape}")
-    if (server, protocol) == ("tfserving", "rest-json"):
-        return encode_tfserving_rest_json(x)
-    if (server, protocol) == ("tfserving", "rest-binary"):
-        return encode_tfserving_rest_binary(x)
-    if (server, protocol) == ("tfserving", "grpc"):
-        return encode_tfserving_grpc(x, model_name)
-    if (server, protocol) == ("torchserve", "rest-json"):
-        return encode_torchserve_rest_json(x)
-    if (server, protocol) == ("torchserve", "rest-binary"):
-        return encode_torchserve_rest_binary(x)
-    if (server, protocol) == ("torchserve", "grpc"):
-        return encode_torchserve_grpc(x, model_name)
-    if (server, protocol) == ("triton", "rest-json"):
-        return _oip.encode_json(x)
-    if (server, protocol) == ("triton", "rest-binary"):
-        return _oip.encode_binary(x)
-    if (server, protocol) == ("triton", "grpc"):
-        return _oip.encode_grpc(x, model_name)
-    raise ValueError(
-        f"unknown server x protocol {server!r} x {protocol!r}: servers {SERVERS}, protocols {PROTOCOLS}"
-    )
+    encoder = _ENCODERS.get((server, protocol))
+    if encoder is None:
+        raise ValueError(
+            f"unknown server x protocol {server!r} x {protocol!r}: servers {SERVERS}, protocols {PROTOCOLS}"
+        )
+    return encoder(x, model_name)
 
 
 @dataclass(frozen=True)

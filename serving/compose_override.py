@@ -156,24 +156,24 @@ def triton_command(settings: ServerSettings, cpus: int) -> list[str]:
     return command
 
 
-def triton_healthcheck() -> list[str]:
-    """Healthy = model `linear` ready (its ready endpoint answers 200), over bash's /dev/tcp."""
-    request = f"GET /v2/models/{MODEL_NAME}/ready HTTP/1.0\\r\\n\\r\\n"
-    script = (
-        f"exec 3<>/dev/tcp/127.0.0.1/{Ports().triton_http} && printf '{request}' >&3 "
-        "&& head -1 <&3 | grep -q ' 200 '"
-    )
+def _http_healthcheck(port: int, path: str, check: str) -> list[str]:
+    """A healthcheck that GETs `path` on the container's `port` over bash's /dev/tcp (the images have no
+    curl); `check`, a shell test, reads the answer from file descriptor 3."""
+    request = f"GET {path} HTTP/1.0\\r\\n\\r\\n"
+    script = f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf '{request}' >&3 && {check}"
     return ["CMD", "bash", "-c", script]
+
+
+def triton_healthcheck() -> list[str]:
+    """Healthy = model `linear` ready (its ready endpoint answers 200)."""
+    ready = f"/v2/models/{MODEL_NAME}/ready"
+    return _http_healthcheck(Ports().triton_http, ready, "head -1 <&3 | grep -q ' 200 '")
 
 
 def tfserving_healthcheck() -> list[str]:
-    """Healthy = a version of the model AVAILABLE (the image has no curl: HTTP over bash's /dev/tcp)."""
-    request = f"GET /v1/models/{MODEL_NAME} HTTP/1.0\\r\\n\\r\\n"
-    script = (
-        f"exec 3<>/dev/tcp/127.0.0.1/{Ports().tfserving_rest} && printf '{request}' >&3 "
-        "&& grep -q '\"AVAILABLE\"' <&3"
-    )
-    return ["CMD", "bash", "-c", script]
+    """Healthy = a version of the model AVAILABLE."""
+    status = f"/v1/models/{MODEL_NAME}"
+    return _http_healthcheck(Ports().tfserving_rest, status, "grep -q '\"AVAILABLE\"' <&3")
 
 
 def override(

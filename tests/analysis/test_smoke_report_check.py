@@ -3,27 +3,22 @@ of the 9 server x protocol pairs: an all-error run, or one with too few requests
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from smoke_report_gate import load_check_smoke_report
 from synthetic_results import Request, ResultsBuilder, evenly
 
 from analysis import write_report
 from analysis.summary import read_summary
 
-SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "check_smoke_report.py"
 PAIRS = [(s, p) for s in ("tfserving", "torchserve", "triton") for p in ("rest-json", "rest-binary", "grpc")]
 
 
 @pytest.fixture(scope="module")
 def check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_smoke_report", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_check_smoke_report()
 
 
 def smoke(root: Path, *, status: str = "ok", count: int = 400) -> Path:

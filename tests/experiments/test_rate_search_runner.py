@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferload.calibration import NoCalibration
+from pass_through_stages import PassThroughStages
+
 from inferload.experiments import ModelSpec, ServerConfig, parse_experiment
 from inferload.runner import run_experiment
 from inferload.search import FAILED, MET, MISSED, Judgement
@@ -47,7 +48,7 @@ class FakeServers:
 
 
 @dataclass
-class FakeStages:
+class FakeStages(PassThroughStages):
     kill_server_at: str | None = None
     started: list[str] = field(default_factory=list)
     loads: list[tuple[str, float]] = field(default_factory=list)
@@ -70,19 +71,6 @@ class FakeStages:
     @contextlib.contextmanager
     def monitor(self, servers: Any, out_path: Path) -> Iterator[None]:
         yield
-
-    def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None:
-        pass
-
-    def make_load_settings(self, **fields: Any) -> dict[str, Any]:
-        return fields
-
-    def calibration(self, *args: Any, **kwargs: Any) -> NoCalibration:
-        return NoCalibration()
-
-    def warmup_chunk(self, settings: Any, out_dir: Path) -> list[tuple[int, float]]:
-        """Closed-loop warm-up: steady 1 ms requests, 10 a second (stable at once)."""
-        return [(k * 100_000_000, 1.0) for k in range(20)]
 
     def run_load(self, settings: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         self.loads.append((settings["run"], settings["duration_s"]))

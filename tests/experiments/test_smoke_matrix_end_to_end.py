@@ -3,7 +3,6 @@ it ends with every cell's records, a manifest, and a report whose verdict fields
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from smoke_report_gate import load_check_smoke_report
 
 from analysis.summary import read_summary
 from inferload.cells import expand_cells
@@ -26,19 +26,7 @@ from serving.ports import Ports, is_free
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(900)]
 
 SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "smoke.yaml"
-CHECK = Path(__file__).resolve().parents[2] / ".ci" / "check_smoke_report.py"
-
-
-def _load_check() -> Any:
-    """The CI gate script (not a package), loaded so this test applies exactly its rules."""
-    spec = importlib.util.spec_from_file_location("check_smoke_report", CHECK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-check_smoke_report = _load_check()
+check_smoke_report = load_check_smoke_report()
 # The smoke chain runs once, here: the shipped matrix (same 9 pairs, model, SLO) at 2x the rate for 9 s
 # instead of 18: the same ~450 requests per cell (p99 needs 368) in half the wall time. At 100/s
 # TorchServe's one worker saturates 2 cores and the generator falls behind (lateness p99 13-164 ms

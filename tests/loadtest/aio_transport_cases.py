@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -22,6 +21,7 @@ from typing import Any
 import grpc
 import pytest
 from gevent import monkey
+from threaded_http import serving
 
 from loadtest._aio_engine import new_loop
 from loadtest._aio_transports import AioGrpcTransport, AioHttpTransport, make_aio_transport
@@ -97,14 +97,8 @@ class CountingServer(ThreadingHTTPServer):
 def http_port() -> Iterator[int]:
     Recorder.requests = []
     Recorder.connections = 0
-    server = CountingServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(CountingServer(("127.0.0.1", 0), Recorder)) as port:
+        yield port
 
 
 def http(port: int, path: str = "/predict", **overrides: Any) -> tuple[AioHttpTransport, Any]:
@@ -290,18 +284,12 @@ def test_https_with_the_servers_certificate_checked(tls: Any) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(tls.server.cert), str(tls.server.key))
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     Recorder.requests = []
-    try:
-        port = int(server.server_address[1])
+    with serving(server) as port:
         transport, loop = http(port, security=Security(tls=True, ca_cert=str(tls.ca_cert)))
         outcomes = exchange(transport, loop, [b"x" * 4096, b"y" * 10])
         untrusted, loop = http(port, security=Security(tls=True))  # the system's CAs: not ours
         refused = exchange(untrusted, loop, [b"z"])
-    finally:
-        server.shutdown()
-        server.server_close()
     assert [(o.status, o.code) for o in outcomes] == [("ok", 200), ("ok", 200)]
     assert sorted(body for _, _, body in Recorder.requests) == [b"x" * 4096, b"y" * 10]
     assert refused[0].status == "error" and "CERTIFICATE_VERIFY_FAILED" in (refused[0].error or "")

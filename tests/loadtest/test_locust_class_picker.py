@@ -7,51 +7,18 @@ the UI is the one that runs.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-
-import loadtest
-from serving.ports import Ports
-
-LOADTEST_DIR = str(Path(loadtest.__file__).parent)
-NINE_USER_CLASSES = [
-    "TFServingGrpc",
-    "TFServingRestBinary",
-    "TFServingRestJson",
-    "TorchServeGrpc",
-    "TorchServeRestBinary",
-    "TorchServeRestJson",
-    "TritonGrpc",
-    "TritonRestBinary",
-    "TritonRestJson",
-]
+from locust_runs import NINE_USER_CLASSES, get, post, wait_for
+from locust_runs import web_ui as locust_web_ui
 
 
 @pytest.fixture
 def web_ui(tmp_path) -> Iterator[str]:
     """A `locust -f loadtest/` web UI on a free loopback port; yields its base URL."""
-    port = Ports.free().tfserving_rest
-    command = [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--web-host", "127.0.0.1"]
-    ui = subprocess.Popen(
-        [*command, "--web-port", str(port)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: get(f"{base}/"), what="the web UI")
+    with locust_web_ui(tmp_path) as base:
         yield base
-    finally:
-        ui.terminate()
-        ui.wait(timeout=60)
 
 
 def template_args(page: str) -> dict:
@@ -94,28 +61,3 @@ def test_the_class_picked_in_the_ui_is_the_one_that_runs(web_ui: str, port_of, s
 def requests_so_far(base: str) -> int:
     stats = json.loads(get(f"{base}/stats/requests"))
     return sum(row["num_requests"] for row in stats["stats"] if row["name"] == "Aggregated")
-
-
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
-
-
-def post(url: str, form: dict[str, str]) -> str:
-    data = urllib.parse.urlencode(form).encode()
-    with urllib.request.urlopen(url, data=data, timeout=30) as response:
-        return response.read().decode()
-
-
-def wait_for(check: Callable[[], object], *, what: str, limit_s: float = 120.0) -> None:
-    """Poll `check` (a bounded loop): a truthy answer means ready; connection errors mean not yet."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {limit_s:.0f} s for {what}")
-        time.sleep(0.5)

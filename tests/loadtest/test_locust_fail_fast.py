@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
-from locust_runs import LOADTEST_DIR, requests_and_failures, run_locust
+from locust_runs import (
+    get,
+    post,
+    requests_and_failures,
+    run_locust,
+    users,
+    wait_for,
+    web_ui,
+    worker_processes,
+)
 
 from loadtest import RequestRecord
 from loadtest._locust_fail_fast import FirstRequests
 from loadtest._schema import Status
-from serving.ports import Ports
 
 LONG_RUN = "600s"  # never reached: the run must stop long before
 RATE = "20"  # 12,000 requests in LONG_RUN; a fail-fast stop sends a handful
@@ -36,6 +40,12 @@ def locust(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedP
 
 def headless(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return locust(cwd, "--headless", "--json", "-t", LONG_RUN, "--rate", RATE, *args)
+
+
+def unserved_model_at_torchserve_rest_json(port_of, features: int) -> list[str]:
+    """The Locust options of a TorchServe REST-JSON target asked for a model it does not serve."""
+    host = f"http://127.0.0.1:{port_of('torchserve', 'rest-json')}"
+    return ["--features", str(features), "--model-name", "nope", "--host", host, "TorchServeRestJson"]
 
 
 def record(status: Status, code: int = 0, error: str | None = None) -> RequestRecord:
@@ -99,10 +109,7 @@ def test_a_wrong_model_name_stops_the_run_with_the_servers_error(
 ) -> None:
     result = headless(
         tmp_path,
-        "-u",
-        "2",
-        "-r",
-        "2",
+        *users(2),
         "--features",
         str(small_features),
         "--model-name",
@@ -133,10 +140,7 @@ def test_a_wrong_feature_count_stops_the_run_with_the_servers_error(
 ) -> None:
     result = headless(
         tmp_path,
-        "-u",
-        "1",
-        "-r",
-        "1",
+        *users(1),
         "--features",
         str(small_features - 24),
         "--host",
@@ -155,26 +159,11 @@ def test_a_wrong_feature_count_stops_the_run_with_the_servers_error(
 
 @pytest.mark.servers
 def test_workers_tell_the_master_to_stop_the_run(port_of, small_features, tmp_path) -> None:
-    master_port = str(Ports.free().tfserving_grpc)
     result = headless(
         tmp_path,
-        "--processes",
-        "2",
-        "--master-bind-port",
-        master_port,
-        "--master-port",
-        master_port,
-        "-u",
-        "4",
-        "-r",
-        "100",
-        "--features",
-        str(small_features),
-        "--model-name",
-        "nope",
-        "--host",
-        f"http://127.0.0.1:{port_of('torchserve', 'rest-json')}",
-        "TorchServeRestJson",
+        *worker_processes(2),
+        *users(4, spawn_rate=100),
+        *unserved_model_at_torchserve_rest_json(port_of, small_features),
     )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "asking the master to stop the run" in result.stderr
@@ -196,13 +185,7 @@ def test_fail_fast_0_keeps_a_failing_run_going(port_of, small_features, tmp_path
         RATE,
         "--fail-fast",
         "0",
-        "--features",
-        str(small_features),
-        "--model-name",
-        "nope",
-        "--host",
-        f"http://127.0.0.1:{port_of('torchserve', 'rest-json')}",
-        "TorchServeRestJson",
+        *unserved_model_at_torchserve_rest_json(port_of, small_features),
     )
     assert result.returncode == 1, result.stderr[-3000:]  # Locust's own exit code for failed requests
     assert "Stopping the run" not in result.stderr
@@ -214,19 +197,7 @@ def test_fail_fast_0_keeps_a_failing_run_going(port_of, small_features, tmp_path
 def test_in_the_web_ui_the_run_stops_and_the_ui_shows_why(
     port_of, small_features, tmp_path, processes: int
 ) -> None:
-    free = Ports.free()
-    base = f"http://127.0.0.1:{free.tfserving_rest}"
-    command = [sys.executable, "-m", "locust", "-f", LOADTEST_DIR, "--web-host", "127.0.0.1"]
-    command += ["--web-port", str(free.tfserving_rest)]
-    if processes:
-        port = str(free.tfserving_grpc)
-        command += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
-    ui = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: get(f"{base}/"), what="the web UI")
-        if processes:
-            stats = f"{base}/stats/requests"
-            wait_for(lambda: len(json.loads(get(stats))["workers"]) == processes, what="the workers")
+    with web_ui(tmp_path, processes) as base:
         form = {
             "user_count": "2",
             "spawn_rate": "2",
@@ -242,32 +213,4 @@ def test_in_the_web_ui_the_run_stops_and_the_ui_shows_why(
         logs = get(f"{base}/logs")
         assert "Stopping the run: the first 5 requests to torchserve rest-json" in logs
         assert "Model not found: nope" in logs
-        assert ui.poll() is None  # the UI stays up, so the user can fix the form and start again
-    finally:
-        ui.terminate()
-        ui.wait(timeout=60)
-
-
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
-
-
-def post(url: str, form: dict[str, str]) -> str:
-    data = urllib.parse.urlencode(form).encode()
-    with urllib.request.urlopen(url, data=data, timeout=30) as response:
-        return response.read().decode()
-
-
-def wait_for(check, *, what: str, limit_s: float = 120.0) -> None:
-    """Poll `check` (a bounded loop): True, or a string, means ready; connection errors mean not yet."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {limit_s:.0f} s for {what}")
-        time.sleep(0.5)
+        assert get(f"{base}/")  # the UI stays up, so the user can fix the form and start again

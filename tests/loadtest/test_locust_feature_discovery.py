@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from locust_runs import requests_and_failures, run_locust
+from locust_runs import requests_and_failures, run_locust, users
 
 from serving.ports import Ports
 
@@ -49,14 +49,7 @@ def test_the_feature_count_comes_from_the_server(
     env = {"INFERLOAD_TORCHSERVE_METADATA_URL": url} if described_at.startswith("INFERLOAD_") else {}
     result = locust(
         tmp_path,
-        "-u",
-        "1",
-        "-r",
-        "1",
-        "-t",
-        "1s",
-        "--rate",
-        "20",
+        *users(1, run_time="1s", rate=20),
         "--host",
         f"127.0.0.1:{port_of(server, protocol)}",
         *args,
@@ -82,14 +75,7 @@ def test_features_or_artifacts_given_win_over_the_server(
     value = str(small_features) if option == "--features" else str(small_artifacts.root)
     result = locust(
         tmp_path,
-        "-u",
-        "1",
-        "-r",
-        "1",
-        "-t",
-        "1s",
-        "--rate",
-        "20",
+        *users(1, run_time="1s", rate=20),
         option,
         value,
         "--host",
@@ -106,12 +92,7 @@ def test_a_model_the_server_does_not_serve_stops_the_run_before_load(
 ) -> None:
     result = locust(
         tmp_path,
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "-t",
-        "600s",  # never reached
+        *users(2, run_time="600s"),  # never reached
         "--model-name",
         "nope",
         *(["--features", str(small_features)] if features_given else []),
@@ -149,12 +130,7 @@ def test_a_feature_count_the_server_contradicts_stops_the_run_before_load(
     metadata = ["--metadata-url", asked_at] if described_by == "--metadata-url" else []
     result = locust(
         tmp_path,
-        "-u",
-        "1",
-        "-r",
-        "1",
-        "-t",
-        "600s",
+        *users(1, run_time="600s"),
         "--features",
         str(wrong),
         *metadata,
@@ -176,14 +152,7 @@ def test_an_unreadable_description_does_not_block_a_given_feature_count(
     closed_port = Ports.free().torchserve_management  # nothing listens there
     result = locust(
         tmp_path,
-        "-u",
-        "1",
-        "-r",
-        "1",
-        "-t",
-        "1s",
-        "--rate",
-        "20",
+        *users(1, run_time="1s", rate=20),
         "--features",
         str(small_features),
         "--metadata-url",
@@ -202,12 +171,7 @@ def test_an_unknown_description_api_stops_the_run_naming_the_options(port_of, tm
     """TorchServe's management API has a port of its own: at non-standard ports it must be named."""
     result = locust(
         tmp_path,
-        "-u",
-        "1",
-        "-r",
-        "1",
-        "-t",
-        "600s",
+        *users(1, run_time="600s"),
         "--host",
         f"127.0.0.1:{port_of('torchserve', 'rest-json')}",
         "TorchServeRestJson",

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from locust_runs import LOADTEST_DIR, NINE_USER_CLASSES
 
-import loadtest
 import loadtest.locustfile
 from loadtest._locust_options import default_host
 from loadtest._settings import split_host
-
-LOADTEST_DIR = str(Path(loadtest.__file__).parent)
-USER_CLASSES = [
-    "TFServingGrpc",
-    "TFServingRestBinary",
-    "TFServingRestJson",
-    "TorchServeGrpc",
-    "TorchServeRestBinary",
-    "TorchServeRestJson",
-    "TritonGrpc",
-    "TritonRestBinary",
-    "TritonRestJson",
-]
 
 
 def test_locust_lists_the_nine_user_classes(tmp_path) -> None:
@@ -37,7 +23,7 @@ def test_locust_lists_the_nine_user_classes(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     listed = [line.strip() for line in result.stdout.splitlines() if line.startswith("    ")]
-    assert sorted(listed) == USER_CLASSES
+    assert sorted(listed) == NINE_USER_CLASSES
 
 
 def test_our_options_parse_and_show_in_the_web_ui(tmp_path) -> None:

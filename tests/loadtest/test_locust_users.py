@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from arrival_counts import missing_arrivals
-from locust_runs import run_locust
+from locust_runs import run_locust, users, worker_processes
 
 from loadtest import read_header, read_records
 from loadtest._schema import run_streams
-from serving.ports import Ports
 
 pytestmark = pytest.mark.servers
 
@@ -29,14 +28,7 @@ def stats_row(csv_prefix: Path, name: str) -> dict[str, str]:
 def test_a_short_headless_run_exits_0_and_writes_its_csv(port_of, small_features, tmp_path) -> None:
     result = locust(
         tmp_path,
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "-t",
-        "3s",
-        "--rate",
-        "50",
+        *users(2, run_time="3s", rate=50),
         "--features",
         str(small_features),
         "--host",
@@ -55,14 +47,7 @@ def test_a_short_headless_run_exits_0_and_writes_its_csv(port_of, small_features
 def test_failing_requests_make_locust_exit_non_zero(port_of, small_features, tmp_path) -> None:
     result = locust(
         tmp_path,
-        "-u",
-        "1",
-        "-r",
-        "1",
-        "-t",
-        "2s",
-        "--rate",
-        "50",
+        *users(1, run_time="2s", rate=50),
         "--features",
         str(small_features),
         "--model-name",
@@ -81,23 +66,10 @@ def test_failing_requests_make_locust_exit_non_zero(port_of, small_features, tmp
 def test_two_locust_processes_split_the_rate_and_achieve_the_total(port_of, small_features, tmp_path) -> None:
     rate = 300.0
     records_dir = tmp_path / "records"
-    master_port = str(Ports.free().tfserving_grpc)  # not Locust's standard 5557: tests run side by side
     result = locust(
         tmp_path,
-        "--processes",
-        "2",
-        "--master-bind-port",
-        master_port,
-        "--master-port",
-        master_port,
-        "-u",
-        "4",
-        "-r",
-        "100",
-        "-t",
-        "3s",
-        "--rate",
-        str(rate),
+        *worker_processes(2),
+        *users(4, spawn_rate=100, run_time="3s", rate=rate),
         "--features",
         str(small_features),
         "--host",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from inferload_formats import PROTOCOLS, SERVERS
 from loadtest import LoadSettings, describe_validation_error
+from serving.ports import Ports
 
 BASE = {"server": "torchserve", "protocol": "grpc", "rate": 10.0, "duration_s": 1.0}
 
@@ -34,19 +36,13 @@ def test_bad_settings_name_the_field(changes: dict, message: str) -> None:
     assert message in describe_validation_error(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("server", "protocol", "port"),
-    [
-        ("tfserving", "rest-json", 8501),
-        ("tfserving", "rest-binary", 8501),
-        ("tfserving", "grpc", 8500),
-        ("torchserve", "rest-json", 8080),
-        ("torchserve", "rest-binary", 8080),
-        ("torchserve", "grpc", 7070),
-    ],
-)
-def test_port_defaults_to_the_standard_one(server: str, protocol: str, port: int) -> None:
-    assert LoadSettings(**{**BASE, "server": server, "protocol": protocol}).resolved_port == port
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("server", SERVERS)
+def test_port_defaults_to_the_standard_one(server: str, protocol: str) -> None:
+    """The standard ports of docker-compose.yml, as the port map has them (tests/serving/test_port_map.py)."""
+    assert LoadSettings(**{**BASE, "server": server, "protocol": protocol}).resolved_port == (
+        Ports().serving_port(server, protocol)
+    )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost", "10.1.2.3", "example.com"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import gevent
 import gevent.socket
 import pytest
+from threaded_http import serving
 
 from loadtest._transports import HttpTransport, _send_parts
 
@@ -78,14 +78,8 @@ def http_port() -> Iterator[int]:
     Recorder.protocol_version = "HTTP/1.1"  # keep-alive, as the servers under test
     Recorder.bodies = []
     Recorder.connections = 0
-    server = CountingServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(CountingServer(("127.0.0.1", 0), Recorder)) as port:
+        yield port
 
 
 def test_http_posts_the_exact_body_and_reads_the_answer_on_a_kept_alive_connection(http_port: int) -> None:

@@ -5,20 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixed_ports import FIXED_PORTS
 
 from serving import tfserving
-from serving.ports import Ports
 from serving.settings import ServerSettings
-
-PORTS = Ports(
-    tfserving_grpc=1000,
-    tfserving_rest=1001,
-    torchserve_inference=2000,
-    torchserve_management=2001,
-    torchserve_metrics=2002,
-    torchserve_grpc=2003,
-    torchserve_grpc_management=2004,
-)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +50,7 @@ def test_both_kinds_get_the_tf_serving_flags(kind: str, tmp_path: Path) -> None:
     argv = tfserving.command(
         kind,  # type: ignore[arg-type]
         base_path=tmp_path / "linear",
-        ports=PORTS,
+        ports=FIXED_PORTS,
         batching_file=tmp_path / "b.txt",
         monitoring_file=tmp_path / "m.config",
     )
@@ -74,10 +64,14 @@ def test_both_kinds_get_the_tf_serving_flags(kind: str, tmp_path: Path) -> None:
 
 def test_only_tfs_compat_is_told_to_bind_loopback(tmp_path: Path) -> None:
     compat = tfserving.command(
-        "tfs-compat", base_path=tmp_path, ports=PORTS, batching_file=None, monitoring_file=None
+        "tfs-compat", base_path=tmp_path, ports=FIXED_PORTS, batching_file=None, monitoring_file=None
     )
     real = tfserving.command(
-        "tensorflow_model_server", base_path=tmp_path, ports=PORTS, batching_file=None, monitoring_file=None
+        "tensorflow_model_server",
+        base_path=tmp_path,
+        ports=FIXED_PORTS,
+        batching_file=None,
+        monitoring_file=None,
     )
     assert compat[1:3] == ("-m", "serving.tfs_compat")
     assert "--host=127.0.0.1" in compat
@@ -90,13 +84,13 @@ def test_launch_writes_batching_file_only_when_batching(tmp_path: Path) -> None:
 
     layout = ArtifactLayout(tmp_path)
     off = tfserving.launch_spec(
-        layout, kind="tfs-compat", settings=ServerSettings(), ports=PORTS, workdir=tmp_path / "a"
+        layout, kind="tfs-compat", settings=ServerSettings(), ports=FIXED_PORTS, workdir=tmp_path / "a"
     )
     on = tfserving.launch_spec(
         layout,
         kind="tfs-compat",
         settings=ServerSettings(tfserving_batching=True),
-        ports=PORTS,
+        ports=FIXED_PORTS,
         workdir=tmp_path / "b",
     )
     assert not (tmp_path / "a" / "batching_parameters.txt").exists()

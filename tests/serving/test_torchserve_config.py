@@ -6,21 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from fixed_ports import FIXED_PORTS
 
 from models.artifacts import ArtifactLayout
-from serving.ports import Ports
 from serving.settings import ServerSettings
-from serving.torchserve import MAX_MESSAGE_BYTES, launch_spec, mar_version, write_config
-
-PORTS = Ports(
-    tfserving_grpc=1000,
-    tfserving_rest=1001,
-    torchserve_inference=2000,
-    torchserve_management=2001,
-    torchserve_metrics=2002,
-    torchserve_grpc=2003,
-    torchserve_grpc_management=2004,
-)
+from serving.torchserve import MAX_MESSAGE_BYTES, config_properties, launch_spec, mar_version, write_config
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -31,7 +21,8 @@ def read_properties(path: Path) -> dict[str, str]:
 @pytest.fixture
 def properties(tmp_path: Path) -> dict[str, str]:
     settings = ServerSettings(torchserve_workers=3, torchserve_batch_size=8, torchserve_max_batch_delay_ms=7)
-    path = write_config(tmp_path / "config.properties", ports=PORTS, settings=settings, model_store=tmp_path)
+    entries = config_properties(ports=FIXED_PORTS, settings=settings, model_store=tmp_path)
+    path = write_config(tmp_path / "config.properties", entries)
     return read_properties(path)
 
 
@@ -77,7 +68,7 @@ def test_model_entry_carries_workers_and_batching(properties: dict[str, str]) ->
 def test_launch_gives_each_instance_its_own_temp_and_log_dirs(tmp_path: Path) -> None:
     layout = ArtifactLayout(tmp_path / "artifacts")
     spec = launch_spec(
-        layout, settings=ServerSettings(), ports=PORTS, workdir=tmp_path / "ts", tmpdir=tmp_path / "tmp"
+        layout, settings=ServerSettings(), ports=FIXED_PORTS, workdir=tmp_path / "ts", tmpdir=tmp_path / "tmp"
     )
     assert spec.env["TMPDIR"] == spec.env["TEMP"] == str(tmp_path / "tmp")
     assert spec.env["LOG_LOCATION"] == str(tmp_path / "ts" / "logs")

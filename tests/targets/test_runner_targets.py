@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferload.calibration import NoCalibration
+from pass_through_stages import PassThroughStages
+
 from inferload.cells import Cell, expand_cells
 from inferload.experiments import Experiment, ServerConfig, parse_experiment
 from inferload.runner import run_experiment
@@ -49,7 +50,7 @@ target:
 
 
 @dataclass
-class RecordingStages:
+class RecordingStages(PassThroughStages):
     """Records what the runner asks for; any server start is a failure of these tests."""
 
     loads: list[dict[str, Any]] = field(default_factory=list)
@@ -71,19 +72,6 @@ class RecordingStages:
     def monitor(self, servers: Any, out_path: Path) -> Iterator[None]:
         self.monitored = servers.monitored()
         yield
-
-    def check_server_settings(self, config: ServerConfig, tfserving_kind: str | None) -> None:
-        pass
-
-    def make_load_settings(self, **fields: Any) -> dict[str, Any]:
-        return fields
-
-    def calibration(self, *args: Any, **kwargs: Any) -> NoCalibration:
-        return NoCalibration()
-
-    def warmup_chunk(self, settings: Any, out_dir: Path) -> list[tuple[int, float]]:
-        """Closed-loop warm-up: steady 1 ms requests, 10 a second (stable at once)."""
-        return [(k * 100_000_000, 1.0) for k in range(20)]
 
     def run_load(self, settings: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         self.loads.append(settings)

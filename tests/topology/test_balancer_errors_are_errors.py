@@ -20,12 +20,17 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def in_front_of_a_dead_replica(ports: Ports) -> BalancerSettings:
+    """nginx on `ports`' TF Serving ports, with one upstream (REST and gRPC) where nothing listens."""
+    dead = (Upstream("127.0.0.1", closed_port()),)
+    return BalancerSettings(rest_port=ports.tfserving_rest, grpc_port=ports.tfserving_grpc,
+                            rest_upstreams=dead, grpc_upstreams=dead)
+
+
 @pytest.mark.parametrize("protocol", ["rest-json", "grpc"])
 def test_a_dead_replica_behind_nginx_gives_error_records(nginx: str, tmp_path: Path, protocol: str) -> None:
     ports = Ports.free()
-    dead = (Upstream("127.0.0.1", closed_port()),)
-    settings = BalancerSettings(rest_port=ports.tfserving_rest, grpc_port=ports.tfserving_grpc,
-                                rest_upstreams=dead, grpc_upstreams=dead)
+    settings = in_front_of_a_dead_replica(ports)
     running = balancer.start(settings, tmp_path / "nginx")
     try:
         port = ports.tfserving_grpc if protocol == "grpc" else ports.tfserving_rest
@@ -44,10 +49,7 @@ def test_an_nginx_left_behind_by_a_killed_run_is_stopped_first(nginx: str, tmp_p
     import os
     import signal
 
-    ports = Ports.free()
-    dead = (Upstream("127.0.0.1", closed_port()),)
-    settings = BalancerSettings(rest_port=ports.tfserving_rest, grpc_port=ports.tfserving_grpc,
-                                rest_upstreams=dead, grpc_upstreams=dead)
+    settings = in_front_of_a_dead_replica(Ports.free())
     first = balancer.start(settings, tmp_path / "nginx")
     try:
         second = balancer.start(settings, tmp_path / "nginx")  # a killed runner: same prefix and ports
