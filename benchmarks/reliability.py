@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -59,8 +60,9 @@ from hostile_link import (  # noqa: E402
 from netns import NetnsHost, default_prefix, netns_host, skip_reason  # noqa: E402
 from tiny_disk import resize, tiny_disk  # noqa: E402
 
-from loadtest import LoadSummary  # noqa: E402
+from loadtest import LoadSummary, read_records  # noqa: E402
 from loadtest._percentiles import quantile_interval  # noqa: E402
+from loadtest._schema import run_streams  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 SMALL = (64, 1024)
@@ -102,6 +104,19 @@ class Row:
     errors: dict[str, int]
     message: str | None  # the CLI's own error line when it failed
     figures: dict[str, Any] = field(default_factory=dict)
+    stopped: bool = False  # the fault stops the run by design: the schedule past the stop is never sent
+
+
+def gaps_before_stop(run_dir: Path) -> int:
+    """Seqs below each stream's highest recorded seq that have no record: for a run the fault stops
+    (kill -9, a full disk), what lies before its last record but never reached the disk (in flight or
+    unflushed when it stopped). The schedule's later arrivals were never sent, so are not counted."""
+    gaps = 0
+    for path in run_streams(run_dir):
+        seqs = {record.seq for record in read_records(path)}
+        if seqs:
+            gaps += sum(1 for seq in range(max(seqs)) if seq not in seqs)
+    return gaps
 
 
 def inferload(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -113,9 +128,12 @@ def _error_line(done: subprocess.CompletedProcess[str]) -> str | None:
     if done.returncode == 0:
         return None
     lines = [line for line in ((done.stderr or "") + "\n" + (done.stdout or "")).splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
+    own = [line for line in lines if re.match(r"inferload [\w-]+: error:", line)]  # the CLI's own words
+    errors = own or [line for line in lines if "error" in line.lower()]
     if errors or lines:
-        return (errors or lines)[0][:400]
+        # this script's own temp directories differ per run: fold them so equal errors read as one
+        return re.sub(re.escape(tempfile.gettempdir()) + r"/reliability-[^/\s]+", "$WORK",
+                      (errors or lines)[0])[:400]
     return f"exit {done.returncode}, no output (killed)"
 
 
@@ -275,7 +293,7 @@ def overload(model: str) -> Fault:
                                      "growth": round(steady[-1] - steady[0], 1) if steady else None},
                    "drops_in_load_json": summary.counts_total["dropped"],
                    "valid": summary.valid, "invalid_reasons": summary.invalid_reasons}
-        return _row(f"overload: 10x capacity ({rate}/s)", protocol, model, run, done, wall, out,
+        return _row("overload: 10x capacity (measured first)", protocol, model, run, done, wall, out,
                     overload=figures)
 
     return fault
@@ -287,7 +305,8 @@ def disk_full(server: Server, protocol: str, run: int, work: Path) -> Row:
         out = disk / "out"
         done, wall = load(server, protocol, out, rate=300, duration_s=20, timeout_s=5)
         row = _row("results disk full (192 kB tmpfs)", protocol, "small", run, done, wall, out,
-                   stopped_after_s=round(wall, 1), window_s=20.5)
+                   stopped_after_s=round(wall, 1), window_s=20.5, gaps_before_stop=gaps_before_stop(out))
+        row.stopped = True
     return row
 
 
@@ -325,11 +344,12 @@ def kill_load(server: Server, protocol: str, run: int, work: Path) -> Row:
     done = subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
     result = audit(out)
     return Row("kill -9 of inferload load at 2 s", protocol, "small", run, process.returncode,
-               round(time.monotonic() - started, 1), result.expected, result.found, 0, result.duplicated,
-               result.ok_beyond_timeout, dict(result.statuses), dict(result.errors.most_common(3)),
-               _error_line(done), {"orphan_workers_ran_on_s": orphans_s,
-                                   "note": "expected: the full 60 s schedule; found: what was sent before "
-                                           "the kill (a killed run is short by design)"})
+               round(time.monotonic() - started, 1), result.expected, result.found, result.missing,
+               result.duplicated, result.ok_beyond_timeout, dict(result.statuses),
+               dict(result.errors.most_common(3)), _error_line(done),
+               {"orphan_workers_ran_on_s": orphans_s, "gaps_before_stop": gaps_before_stop(out),
+                "note": "expected: the full 60 s schedule; found: what was sent before the kill (a killed "
+                        "run is short by design)"}, stopped=True)
 
 
 def _matrix(server: Server, name: str) -> str:
@@ -420,6 +440,8 @@ def disk_full_matrix(server: Server, protocol: str, run: int, work: Path) -> Row
         after = _cells(out)
         result = _matrix_audit(out, after)
     figures = {"first_run_exit": first.returncode, "first_run_error": _error_line(first),
+               "first_run_traceback": "Traceback (most recent call last)" in first.stderr,
+               "first_run_stderr_tail": first.stderr[-1500:],
                "done_after_first": len(before), "done_after_resume": len(after),
                "done_cells_redone": len([c for c, t in before.items() if after.get(c) != t])}
     return Row("results disk full mid-matrix, then room and rerun", "both", "small", run, second.returncode,
@@ -494,6 +516,9 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
         table.append({
             "fault": fault, "protocol": protocol, "model": model, "runs": len(runs),
             "exit_codes": sorted({row.returncode for row in runs}),
+            "exit_counts": {str(code): n
+                            for code, n in sorted(Counter(row.returncode for row in runs).items())},
+            "stopped_by_fault": any(row.stopped for row in runs),
             "records_expected": sum(row.expected for row in runs),
             "records_found": sum(row.found for row in runs),
             "lost": sum(row.missing for row in runs), "duplicated": sum(row.duplicated for row in runs),
@@ -513,26 +538,41 @@ def _figure_text(figures: list[dict[str, Any]]) -> str:
     if "delay" in first:
         shifts = [f["delay"]["median_shift_ms"] for f in figures]
         intervals = [f["delay"]["interval_ms"] for f in figures]
-        ok = all(f["delay"]["within_1ms_plus_interval"] for f in figures)
+        within = sum(bool(f["delay"]["within_1ms_plus_interval"]) for f in figures)
         return (f"median shift {', '.join(f'{s:g}' for s in shifts)} ms for 30 ms added (intervals "
-                f"{'; '.join(f'[{a:g}, {b:g}]' for a, b in intervals)}); within 1 ms + interval: {ok}")
+                f"{'; '.join(f'[{a:g}, {b:g}]' for a, b in intervals)}); 30 ms within 1 ms of the "
+                f"interval: {within} of {len(figures)} runs")
     if "overload" in first:
         parts = []
         for f in figures:
             mb = f["overload"]["worker_rss_mb"]
-            parts.append(f"capacity {f['overload']['capacity_per_s']}/s, worker RSS {mb['first_steady']} -> "
-                         f"{mb['last']} MB")
+            load = f["overload"]
+            parts.append(f"capacity {load['capacity_per_s']}/s, offered {load['offered_per_s']}/s, "
+                         f"worker RSS {mb['first_steady']} -> {mb['last']} MB")
         return "; ".join(parts)
     if "resume" in first:
-        parts = [", ".join(f"{k} {v}" for k, v in f["resume"].items() if k != "first_run_error")
+        parts = [", ".join(f"{k} {v}" for k, v in f["resume"].items()
+                           if k not in ("first_run_error", "first_run_stderr_tail"))
                  for f in figures]
         return "; ".join(parts)
     if "orphan_workers_ran_on_s" in first:
         return "orphaned workers stopped after " + ", ".join(
-            f"{f['orphan_workers_ran_on_s']} s" for f in figures)
+            f"{f['orphan_workers_ran_on_s']} s" for f in figures) + "; " + _gaps_text(figures)
     if "stopped_after_s" in first:
-        return "stopped after " + ", ".join(f"{f['stopped_after_s']} s" for f in figures) + " of a 20.5 s run"
+        stops = ", ".join(f"{f['stopped_after_s']} s" for f in figures)
+        return f"stopped after {stops} of a 20.5 s run; {_gaps_text(figures)}"
     return ""
+
+
+def _gaps_text(figures: list[dict[str, Any]]) -> str:
+    return "gaps below the last record: " + ", ".join(str(f.get("gaps_before_stop", "?")) for f in figures)
+
+
+def _exits(line: dict[str, Any]) -> str:
+    counts = line.get("exit_counts") or {str(code): None for code in line["exit_codes"]}
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{code} x{n}" if n else code for code, n in counts.items())
 
 
 def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -546,7 +586,11 @@ def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['runs']} run(s) per row, by `python benchmarks/reliability.py` "
         f"({'under /work/bin/quiet' if meta['quiet'] else 'beside other work'}). TorchServe, small model "
         "(64 x 1,024) unless the model column says full (64 x 262,144), on a namespace host across a veth "
-        "link. Expected = arrivals of the seeded schedule; lost = scheduled requests without a record.",
+        "link. Expected = arrivals of the seeded schedule; lost = scheduled requests without a record "
+        "(where the fault stops the run by design, kill -9 and a full disk, the schedule past the stop is "
+        "never sent: lost reads 'stopped', and the figure counts the gaps below the last record, requests "
+        "in flight or unflushed at the stop). Exit: code x runs; a run refused before the load (exit 2) has "
+        "no schedule, so adds nothing to expected or found.",
         "",
         "| fault | protocol | model | runs | exit | expected | found | lost | dup "
         "| ok / timeout / error / dropped | errors recorded (count) | run's own error | figure |",
@@ -559,9 +603,10 @@ def markdown(table: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         messages = "; ".join(line["messages"]) or "-"
         lines.append(
             f"| {line['fault']} | {line['protocol']} | {line['model']} | {line['runs']} | "
-            f"{','.join(map(str, line['exit_codes']))} | {line['records_expected']} | "
+            f"{_exits(line)} | {line['records_expected']} | "
             f"{line['records_found']} | "
-            f"{line['lost']} | {line['duplicated']} | {statuses} | {errors.replace('|', '/')} | "
+            f"{'stopped' if line.get('stopped_by_fault') else line['lost']} | "
+            f"{line['duplicated']} | {statuses} | {errors.replace('|', '/')} | "
             f"{messages.replace('|', '/')} | {_figure_text(line['figures']).replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 

@@ -265,6 +265,7 @@ class ServerMonitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.samples_written = 0
+        self.write_error: OSError | None = None  # the samples file could not be written (a full disk)
 
     def __enter__(self) -> ServerMonitor:
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,16 +286,23 @@ class ServerMonitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10 * self.interval_s + 15)
+        if self.write_error is not None and exc is None:
+            # raised here, on the caller's thread, where a results-disk failure is told as one clear
+            # error (inferload/results_disk.py), not as a traceback from the sampling thread
+            raise self.write_error
 
     def _run(self) -> None:
-        with open(self.out_path, "a", buffering=1) as out:
-            while True:
-                stopping = self._stop.wait(self.interval_s)
-                for sample in self._sample_once():
-                    out.write(sample_line(sample))
-                    self.samples_written += 1
-                if stopping:
-                    return
+        try:
+            with open(self.out_path, "a", buffering=1) as out:
+                while True:
+                    stopping = self._stop.wait(self.interval_s)
+                    for sample in self._sample_once():
+                        out.write(sample_line(sample))
+                        self.samples_written += 1
+                    if stopping:
+                        return
+        except OSError as error:  # the disk is full or failing: stop sampling, tell the caller on exit
+            self.write_error = error
 
     def _sample_once(self) -> list[ServerSample]:
         return [watched.sample() for watched in self._watched]
