@@ -14,10 +14,14 @@ record headers name the host that sent them.
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from netns import BENCHMARK_NET, NetnsHost, _free_subnet, netns_host
@@ -103,3 +107,23 @@ def lab(prefix: str, generators: int = 2) -> Iterator[Lab]:
             _ip(gen.name, "route", "add", f"{service}/32", "via", near)
             lab_gens.append(LabHost(gen, f"{prefix}-gen{index}", far))
         yield Lab(server=LabHost(server, f"{prefix}-server", service), generators=tuple(lab_gens))
+
+
+def finish(processes: list[subprocess.Popen[bytes]], timeout_s: float = 240) -> None:
+    """Wait for `processes` (together at most `timeout_s`); kill any still running: a process that leads
+    its own session (a worker host) with its whole session."""
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            if os.getpgid(process.pid) == process.pid:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+            process.wait()
+
+
+def logs(*paths: Path) -> str:
+    """The tail of each log that exists, for an assertion's message."""
+    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in paths if p.exists())

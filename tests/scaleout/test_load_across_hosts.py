@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from arrival_counts import missing_arrivals
-from lab_network import LabHost, ServerHost
+from lab_network import LabHost, ServerHost, finish, logs
 from scipy import stats
 
 from loadtest._cluster import START_MARGIN_S
@@ -63,23 +63,6 @@ def worker(host: LabHost, master: str, out: Path, log: Path,
             [*INFERLOAD, "load-worker", "--connect", f"{master}:{COORDINATOR_PORT}", "--out", str(out),
              "--connect-timeout", str(timeout_s), "--secret-file", str(secret_file(log.parent))],
             stdout=handle, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
-
-
-def finish(processes: list[subprocess.Popen[bytes]], timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    for process in processes:
-        try:
-            process.wait(max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            if os.getpgid(process.pid) == process.pid:  # a worker host: its whole session
-                os.killpg(process.pid, signal.SIGKILL)
-            else:
-                process.kill()
-            process.wait()
-
-
-def logs(*paths: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in paths if p.exists())
 
 
 def test_three_hosts_send_one_poisson_run_at_the_total_rate(three_hosts: ServerHost, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from arrival_counts import missing_arrivals
-from lab_network import LabHost, ServerHost
+from lab_network import LabHost, ServerHost, finish, logs
 from scipy import stats
 
 from loadtest._merge import merge_runs
@@ -58,20 +58,6 @@ def start_master(env: ServerHost, records: Path, log: Path) -> subprocess.Popen[
             stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
 
 
-def finish(processes: list[subprocess.Popen[bytes]], timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    for process in processes:
-        try:
-            process.wait(max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def logs(*paths: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in paths if p.exists())
-
-
 def test_workers_on_two_hosts_split_the_rate_into_one_poisson_run(
     three_hosts: ServerHost, tmp_path: Path
 ) -> None:
@@ -82,7 +68,7 @@ def test_workers_on_two_hosts_split_the_rate_into_one_poisson_run(
     workers = [start_worker(gen, three_hosts.lab.server.address, log)
                for gen, log in zip((gen1, gen2), worker_logs, strict=True)]
     master = start_master(three_hosts, records, master_log)
-    finish([master, *workers])
+    finish([master, *workers], timeout_s=180)
 
     assert list(records.glob("requests.*.jsonl")), logs(master_log, *worker_logs)
     summary = merge_runs([records], run)
@@ -129,7 +115,7 @@ def test_a_killed_worker_keeps_its_records_and_the_run_says_it_was_lost(
         time.sleep(RUN_S / 3)
         victim.send_signal(signal.SIGKILL)  # the worker process itself (ip netns exec, unshare, sh exec it)
     finally:
-        finish([master, survivor, victim])
+        finish([master, survivor, victim], timeout_s=180)
 
     summary = merge_runs([records], run)
     assert set(summary.hosts) == {gen1.hostname, gen2.hostname}

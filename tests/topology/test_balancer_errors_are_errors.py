@@ -12,6 +12,8 @@ from serving import balancer
 from serving.balancer import BalancerSettings, Upstream
 from serving.ports import Ports
 
+pytestmark = pytest.mark.servers  # each test starts an nginx
+
 
 def closed_port() -> int:
     """A port nothing listens on (bound, then released)."""
