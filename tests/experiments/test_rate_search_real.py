@@ -32,6 +32,8 @@ load: {mode: open, search: {start: 160, factor: 2, max: 640, bisect_steps: 1}}
 batch_sizes: [1]
 warmup_s: 1
 duration_s: 2
+calibration: {enabled: false}       # drift checks are tested in tests/experiments/test_drift_is_measured.py;
+server_warmup: {enabled: false}     # here they would only add their seconds
 slo: {percentile: 99, latency_ms: 100}
 lateness_limit_ms: 25
 max_in_flight: 64

@@ -29,6 +29,8 @@ load: {mode: open, rates: [40]}
 batch_sizes: [1]
 warmup_s: 0
 duration_s: 3
+calibration: {enabled: false}       # drift checks are tested in tests/experiments/test_drift_is_measured.py;
+server_warmup: {enabled: false}     # here they would only add their seconds
 repetitions: 2
 """
 

@@ -34,6 +34,8 @@ load: {mode: open, rates: [20]}
 batch_sizes: [1]
 warmup_s: 0.5
 duration_s: 2
+calibration: {enabled: false}       # drift checks are tested in tests/experiments/test_drift_is_measured.py;
+server_warmup: {enabled: false}     # here they would only add their seconds
 cpus: {servers: "0", load: "1"}
 """
 

@@ -27,6 +27,8 @@ server_configs:
     tls: true
 warmup_s: 0.5
 duration_s: 3
+calibration: {enabled: false}       # drift checks are tested in tests/experiments/test_drift_is_measured.py;
+server_warmup: {enabled: false}     # here they would only add their seconds
 lateness_limit_ms: 10000
 cpus: {servers: all, load: all}
 """

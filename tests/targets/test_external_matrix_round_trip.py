@@ -17,6 +17,8 @@ load: {{mode: open, rates: [20]}}
 batch_sizes: [1]
 warmup_s: 0
 duration_s: 1
+calibration: {{enabled: false}}   # drift checks are tested in tests/experiments/test_drift_is_measured.py;
+server_warmup: {{enabled: false}} # here they would only add their seconds
 target:
   kind: external
   model_name: linear

@@ -29,6 +29,8 @@ server_configs:
   - name: as_deployed
 warmup_s: 0
 duration_s: 1.5
+calibration: {{enabled: false}}   # drift checks are tested in tests/experiments/test_drift_is_measured.py;
+server_warmup: {{enabled: false}} # here they would only add their seconds
 lateness_limit_ms: 200
 target:
   kind: external

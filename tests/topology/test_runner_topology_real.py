@@ -36,6 +36,8 @@ server_configs:
     balancer: {kind: nginx, policy: round_robin}
 warmup_s: 0.5
 duration_s: 2
+calibration: {enabled: false}       # drift checks are tested in tests/experiments/test_drift_is_measured.py;
+server_warmup: {enabled: false}     # here they would only add their seconds
 """
 
 

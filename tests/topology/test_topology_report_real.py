@@ -24,6 +24,8 @@ load: {mode: open, rates: [25]}
 batch_sizes: [1]
 warmup_s: 0.5
 duration_s: 2
+calibration: {enabled: false}       # drift checks are tested in tests/experiments/test_drift_is_measured.py;
+server_warmup: {enabled: false}     # here they would only add their seconds
 lateness_limit_ms: 1000  # the shared 2-core test machine: judge the views, not the generator
 slo: {percentile: 50, latency_ms: 1000}  # ~50 requests per cell: enough for a p50, not a p99
 """
