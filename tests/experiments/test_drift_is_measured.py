@@ -1,6 +1,7 @@
 """Drift injected on REAL servers (small model): CPU hogs that are not ours run through one round.
 
-Two lines (TF Serving gRPC, TorchServe gRPC) at one rate, three repetitions, so three rounds: the
+Two lines (TF Serving gRPC, TorchServe gRPC, the session's shared servers: tests/experiments/
+shared_stack.py) at one rate, three repetitions, so three rounds: the
 hogs start before round 1's first cell and stop after its last. The machine watch sees them as other
 processes' CPU, the probe in those cells' windows runs slower than in the same line's other cells,
 and analysis/drift.py flags exactly those cells; the paired order of the two lines, judged round by
@@ -20,16 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_stack import OnSharedStack
 
 from analysis import read_results as load_results
 from analysis.drift import machine_flags
 from analysis.paired import compare_lines
 from inferload.experiments import parse_experiment
 from inferload.runner import run_experiment
-from inferload.stages import RealStages
 from models.artifacts import ArtifactLayout
 from models.calibration import read_calibration
-from serving.ports import Ports
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -52,11 +52,12 @@ HOGGED_ROUND = 1
 BUSY = "while True: pass"
 
 
-class HogOneRound(RealStages):
-    """The real stages; CPU hogs (one per CPU, daemonized: not inferload's) run through round 1's loads."""
+class HogOneRound(OnSharedStack):
+    """The real stages on the session's shared servers; CPU hogs (one per CPU, daemonized: not
+    inferload's) run through round 1's loads."""
 
-    def __init__(self, lines: int) -> None:
-        super().__init__()
+    def __init__(self, stack: Any, lines: int) -> None:
+        super().__init__(stack)
         self.lines = lines
         self.loads = 0
         self.hogs: list[int] = []
@@ -88,12 +89,13 @@ class HogOneRound(RealStages):
 
 
 @pytest.fixture(scope="module")
-def drifted(small_artifacts: ArtifactLayout, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def drifted(small_stack: Any, small_artifacts: ArtifactLayout,
+            tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("drift") / "results"
-    stages = HogOneRound(lines=2)
+    stages = HogOneRound(small_stack, lines=2)
     try:
         result = run_experiment(parse_experiment(MATRIX), out, progress=False,
-                                artifacts_dir=small_artifacts.root, ports=Ports.free(), stages=stages,
+                                artifacts_dir=small_artifacts.root, ports=small_stack.ports, stages=stages,
                                 measure_floor=False)
     finally:
         stages.stop_hogs()
