@@ -96,7 +96,10 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         code = self._status
-        if 200 <= code < 300:
+        if time.monotonic_ns() > self.deadline_ns:  # answered, but only after a stall of this loop let
+            # the deadline pass unswept: a timeout, as the sweeper would have recorded it, never a latency
+            outcome = Outcome("timeout", 0, 0, f"no response within {self._pool._timeout_s} s")
+        elif 200 <= code < 300:
             outcome = Outcome("ok", code, self._bytes_in, None, self._cache)
         else:  # any other status is an error, never a latency: also a balancer's own 502/503/504
             text = self._text[:_ERROR_TEXT].decode("utf-8", "replace") or f"HTTP {code}"

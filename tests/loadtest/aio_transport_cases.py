@@ -35,8 +35,9 @@ assert not monkey.is_module_patched("socket"), "run these cases in an interprete
 
 
 def exchange(transport: Any, loop: asyncio.AbstractEventLoop, bodies: list[bytes], *, prime: bool = False,
-             close: bool = True) -> list[Outcome]:
-    """Start every body at once on the loop; each request's Outcome, in the order of `bodies`."""
+             close: bool = True, stall_s: float = 0.0) -> list[Outcome]:
+    """Start every body at once on the loop; each request's Outcome, in the order of `bodies`.
+    `stall_s`: once the requests are out, the loop's thread is blocked that long (a busy machine's stall)."""
     outcomes: dict[int, Outcome] = {}
 
     async def run() -> None:
@@ -51,6 +52,8 @@ def exchange(transport: Any, loop: asyncio.AbstractEventLoop, bodies: list[bytes
 
         for seq, body in enumerate(bodies):
             transport.start(body, Ticket(seq, time.monotonic_ns()), done)
+        if stall_s:  # the primed connection has sent the requests; their answers arrive meanwhile
+            time.sleep(stall_s)
         await asyncio.wait_for(finished, 60)
         if close:
             await transport.close()
@@ -148,6 +151,12 @@ def test_no_answer_within_the_timeout_is_a_timeout_record(http_port: int) -> Non
     assert (outcome.status, outcome.code, outcome.error) == ("timeout", 0, "no response within 0.3 s")
 
 
+def test_an_answer_read_only_after_its_deadline_is_a_timeout_never_a_latency(http_port: int) -> None:
+    transport, loop = http(http_port, timeout_s=0.2)
+    (outcome,) = exchange(transport, loop, [b"{}"], prime=True, stall_s=0.5)
+    assert (outcome.status, outcome.error) == ("timeout", "no response within 0.2 s")
+
+
 def test_an_unreachable_http_server_is_an_error_record_not_a_crash() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -235,6 +244,14 @@ def test_grpc_failures_come_back_as_records(  # type: ignore[no-untyped-def]
     assert (outcome.status, outcome.code) == (status, code)
     assert (outcome.error or "").startswith(error_start)
     assert after.status == "ok"
+
+
+def test_a_grpc_answer_read_only_after_its_deadline_is_deadline_exceeded(grpc_port: int) -> None:
+    """inferload's HTTP/2 client (grpc.aio sends only once the loop runs again, so it cannot be stalled
+    between a call's send and its answer this way)."""
+    transport, loop = grpc_transport(grpc_port, "h2", timeout_s=0.2)
+    (outcome,) = exchange(transport, loop, [b"quick"], prime=True, stall_s=0.5)
+    assert (outcome.status, outcome.code) == ("timeout", 4)
 
 
 def test_an_unreachable_grpc_server_is_an_unavailable_record_not_a_crash(client: str) -> None:
