@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from analysis.errors import ResultsError
-from analysis.gate import PACE_TOLERANCE, CellShift, Pace, check_same_machine, check_same_pace, judge_cells
+from analysis.gate import (
+    OVERLOADED,
+    PACE_TOLERANCE,
+    CellShift,
+    Pace,
+    check_same_machine,
+    check_same_pace,
+    judge_cells,
+)
 from analysis.intervals import MISSING, Estimate
 from analysis.repetitions import CellSummary
 from analysis.verdicts import SweepVerdict
@@ -188,6 +196,10 @@ def threshold_of(before: Results, after: Results) -> tuple[float, str]:
     return max(mdd, 0.0), f"the A/A minimum detectable difference of the median in the {name} run, ±{mdd:.0%}"
 
 
+def _missed(cell: CellSummary | None) -> bool:
+    return cell is not None and cell.slo_status == "missed"
+
+
 def _slices(cell: CellSummary | None) -> list[float] | None:
     if cell is None or not cell.usable:
         return None
@@ -212,11 +224,13 @@ def compare(
         key=lambda k: (k.group, k.rate or 0.0, k.concurrency or 0),
     )
     limit, source = threshold or (PACE_TOLERANCE, f"the gate's pace tolerance, ±{PACE_TOLERANCE:.0%}")
+    overloaded = frozenset(k.label() for k in keys
+                           if _missed(before_by_key.get(k)) and _missed(after_by_key.get(k)))
     p99 = []
     for k in keys:
         before, after = _usable_p99(before_by_key.get(k)), _usable_p99(after_by_key.get(k))
-        p99.append(Delta(k.label(), before.value, after.value, before, after,
-                         _p99_verdict(before, after, limit)))
+        verdict = OVERLOADED if k.label() in overloaded else _p99_verdict(before, after, limit)
+        p99.append(Delta(k.label(), before.value, after.value, before, after, verdict))
     before_lines = {v.group: v for v in before_verdicts}
     after_lines = {v.group: v for v in after_verdicts}
     rates = []
@@ -234,6 +248,6 @@ def compare(
         )
     shifts = judge_cells(
         [(k.label(), _slices(before_by_key.get(k)), _slices(after_by_key.get(k))) for k in keys],
-        threshold=limit,
+        threshold=limit, overloaded=overloaded,
     )
     return Comparison(before_name, after_name, tuple(p99), tuple(rates), tuple(shifts), limit, source, pace)

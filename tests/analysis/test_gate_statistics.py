@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from analysis.errors import ResultsError
-from analysis.gate import BETTER, SAME, UNKNOWN, WORSE, Pace, check_same_machine, check_same_pace, judge_cells
+from analysis.gate import (
+    BETTER,
+    OVERLOADED,
+    SAME,
+    UNKNOWN,
+    WORSE,
+    Pace,
+    check_same_machine,
+    check_same_pace,
+    judge_cells,
+)
 
 
 def slices(median_ms: float, seed: int, n: int = 10, spread: float = 0.03) -> list[float]:
@@ -76,3 +86,16 @@ def test_a_significant_shift_within_the_threshold_is_not_a_regression() -> None:
     (cell,) = judge_cells([("cell", before, after)], threshold=0.10)
     assert cell.shift is not None and cell.shift.p_value < 0.001
     assert cell.verdict == SAME
+
+
+def test_a_cell_past_the_slo_in_both_runs_is_listed_not_tested() -> None:
+    """An overloaded queue's latency grows with the run: x10 between two runs is not a regression of
+    the server. A cell that only the after run missed is still tested, and no Holm share is spent on
+    the overloaded one."""
+    cells = [("overloaded", slices(300, 1), slices(3000, 2)), ("slower", slices(10, 3), slices(13, 4))]
+    verdicts = {c.label: c for c in judge_cells(cells, threshold=0.10, overloaded=frozenset({"overloaded"}))}
+    assert (verdicts["overloaded"].verdict, verdicts["overloaded"].shift) == (OVERLOADED, None)
+    assert verdicts["overloaded"].describe() == f"overloaded: {OVERLOADED}"
+    assert verdicts["slower"].verdict == WORSE
+    slower = verdicts["slower"]
+    assert slower.adjusted_p is not None and slower.adjusted_p <= 2 / math.comb(20, 10)
