@@ -3,6 +3,7 @@ child (a load process, the probe) and the servers' processes do not."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -26,17 +27,20 @@ def test_other_processes_count_and_ours_and_the_servers_do_not(tmp_path: Path) -
     own = subprocess.Popen([sys.executable, "-c", BUSY.format(seconds=3.0)])
     server = subprocess.Popen([sys.executable, "-c", BUSY.format(seconds=3.0)], start_new_session=True)
     pid_file = tmp_path / "pid"
-    foreign_busy(3.0, pid_file)
+    foreign_busy(30.0, pid_file)  # killed below; long enough to outlive a slow start on a loaded machine
     foreign = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while sum(psutil.Process(foreign).cpu_times()[:2]) < 0.2 and time.monotonic() < deadline:
-        time.sleep(0.05)  # busy by now (on a loaded machine it may wait for a core)
+    foreign_process = psutil.Process(foreign)
     try:
+        deadline = time.monotonic() + 5
+        while sum(foreign_process.cpu_times()[:2]) < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # busy by now (on a loaded machine it may wait for a core)
         with MachineWatch(lambda: [server.pid], interval_s=0.2) as watch:
             time.sleep(0.8)
     finally:
-        for process in (own, server, psutil.Process(foreign)):
-            process.kill()
+        own.kill()
+        server.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            foreign_process.kill()
     assert watch.window is not None
     assert watch.others.get(foreign, 0.0) > 0.02, "the foreign busy process took CPU in the window"
     assert own.pid not in watch.others and server.pid not in watch.others
