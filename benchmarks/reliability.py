@@ -48,6 +48,7 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks"), str(REPO / "tests"), str(RE
 
 from accounting import RunAudit, audit  # noqa: E402
 from busy import OtherWork  # noqa: E402
+from fault_runs import done_cells, external_matrix  # noqa: E402
 from hostile_link import (  # noqa: E402
     bandwidth_limit,
     delay_proxy,
@@ -352,36 +353,6 @@ def kill_load(server: Server, protocol: str, run: int, work: Path) -> Row:
                         "run is short by design)"}, stopped=True)
 
 
-def _matrix(server: Server, name: str) -> str:
-    address, ports = server.host.address, server.ports
-    return f"""\
-name: {name}
-model: {{classes: 64, features: {server.features}, seed: 0}}
-servers: [torchserve]
-protocols: [rest-json, grpc]
-load: {{mode: open, rates: [20, 30, 40]}}
-batch_sizes: [1]
-warmup_s: 0
-duration_s: 2
-lateness_limit_ms: 1000
-server_warmup: {{enabled: false}}  # the server host is warm already; the cells are what is measured
-target:
-  kind: external
-  model_name: linear
-  servers:
-    torchserve:
-      rest: http://{address}:{ports["torchserve_inference"]}
-      grpc: {address}:{ports["torchserve_grpc"]}
-      management: http://{address}:{ports["torchserve_management"]}
-      metrics: http://{address}:{ports["torchserve_metrics"]}/metrics
-"""
-
-
-def _cells(out: Path) -> dict[str, str]:
-    return {p.parent.name: p.read_text() for p in sorted(out.glob("cells/*/cell.json"))
-            if json.loads(p.read_text())["status"] == "done"}
-
-
 def _matrix_audit(out: Path, cells: dict[str, str]) -> RunAudit:
     total = RunAudit()
     for cell_id in cells:
@@ -399,21 +370,22 @@ def _matrix_audit(out: Path, cells: dict[str, str]) -> RunAudit:
 def kill_matrix(server: Server, protocol: str, run: int, work: Path) -> Row:
     """SIGKILL to `inferload run` during its third cell (of 6), then the same command again."""
     matrix = work / "m.yaml"
-    matrix.write_text(_matrix(server, f"killed-{run}"))
+    matrix.write_text(external_matrix(f"killed-{run}", address=server.host.address, ports=server.ports,
+                                      features=server.features, rates=[20, 30, 40], duration_s=2))
     out = work / "results"
     argv = [sys.executable, "-m", "inferload", "run", str(matrix), "--out", str(out), "--no-progress",
             "--no-floor"]
     started = time.monotonic()
     runner = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while not (len(_cells(out)) >= 2 and _workers(runner)):
+    while not (len(done_cells(out)) >= 2 and _workers(runner)):
         time.sleep(0.05)
-    before = _cells(out)
+    before = done_cells(out)
     workers = _workers(runner)
     os.kill(runner.pid, signal.SIGKILL)
     runner.communicate()
     orphans_s = _orphans_for(workers)
     rerun = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900)
-    after = _cells(out)
+    after = done_cells(out)
     redone = [cell for cell, text in before.items() if after.get(cell) != text]
     result = _matrix_audit(out, after)
     figures = {"cells": 6, "done_before_kill": len(before), "done_after_rerun": len(after),
@@ -428,16 +400,17 @@ def kill_matrix(server: Server, protocol: str, run: int, work: Path) -> Row:
 def disk_full_matrix(server: Server, protocol: str, run: int, work: Path) -> Row:
     """`inferload run` of 6 cells on a 150 kB tmpfs; then 4 MB and the same command again."""
     matrix = work / "m.yaml"
-    matrix.write_text(_matrix(server, f"disk-{run}"))
+    matrix.write_text(external_matrix(f"disk-{run}", address=server.host.address, ports=server.ports,
+                                      features=server.features, rates=[20, 30, 40], duration_s=2))
     with tiny_disk(work / "disk", 150) as disk:
         out = disk / "results"
         argv = ["run", str(matrix), "--out", str(out), "--no-progress", "--no-floor"]
         started = time.monotonic()
         first = inferload(*argv)
-        before = _cells(out)
+        before = done_cells(out)
         resize(disk, 4096)
         second = inferload(*argv)
-        after = _cells(out)
+        after = done_cells(out)
         result = _matrix_audit(out, after)
     figures = {"first_run_exit": first.returncode, "first_run_error": _error_line(first),
                "first_run_traceback": "Traceback (most recent call last)" in first.stderr,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -34,3 +35,36 @@ def load(target_args: list[str], out: Path, *, rate: float, duration_s: float, t
     wall_s = time.monotonic() - started
     output = done.stdout[-3000:] + done.stderr[-3000:]
     return LoadRun(out, done.returncode, output, wall_s, audit(out) if out.is_dir() else RunAudit())
+
+
+def external_matrix(name: str, *, address: str, ports: dict[str, int], features: int, rates: list[int],
+                    duration_s: float) -> str:
+    """A matrix of short cells against the fault host's TorchServe over REST-JSON and gRPC, as an external
+    target (nothing is started): what the matrix-level fault tests and benchmarks/reliability.py run."""
+    return f"""\
+name: {name}
+model: {{classes: 64, features: {features}, seed: 0}}
+servers: [torchserve]
+protocols: [rest-json, grpc]
+load: {{mode: open, rates: {rates}}}
+batch_sizes: [1]
+warmup_s: 0
+duration_s: {duration_s:g}
+lateness_limit_ms: 1000
+server_warmup: {{enabled: false}}  # the server host is warm already; the cells are what is measured
+target:
+  kind: external
+  model_name: linear
+  servers:
+    torchserve:
+      rest: http://{address}:{ports["torchserve_inference"]}
+      grpc: {address}:{ports["torchserve_grpc"]}
+      management: http://{address}:{ports["torchserve_management"]}
+      metrics: http://{address}:{ports["torchserve_metrics"]}/metrics
+"""
+
+
+def done_cells(out: Path) -> dict[str, str]:
+    """cell id -> the text of its cell.json, for the cells of a matrix's results marked done."""
+    return {path.parent.name: path.read_text() for path in sorted(out.glob("cells/*/cell.json"))
+            if json.loads(path.read_text())["status"] == "done"}

@@ -10,7 +10,6 @@ when a cell is done), so a rerun skips the finished cells, moves the interrupted
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ import psutil
 import pytest
 from accounting import audit
 from fault_host import REPO, FaultHost
+from fault_runs import done_cells, external_matrix
 
 pytestmark = pytest.mark.servers
 
@@ -78,44 +78,14 @@ def test_a_load_killed_with_sigkill_leaves_no_worker_loading_the_server(
     assert records.found > 0 and records.duplicated == 0  # what it sent before is on disk, once each
 
 
-def matrix(fault_host: FaultHost) -> str:
-    """Four short cells against the fault host's TorchServe (an external target: nothing is started)."""
-    address, ports = fault_host.address, fault_host.ports
-    return f"""\
-name: killed
-model: {{classes: 64, features: {fault_host.features}, seed: 0}}
-servers: [torchserve]
-protocols: [rest-json, grpc]
-load: {{mode: open, rates: [20, 30]}}
-batch_sizes: [1]
-warmup_s: 0
-duration_s: 3
-lateness_limit_ms: 1000
-server_warmup: {{enabled: false}}  # the server host is warm already; the cells are what is measured
-target:
-  kind: external
-  model_name: linear
-  servers:
-    torchserve:
-      rest: http://{address}:{ports["torchserve_inference"]}
-      grpc: {address}:{ports["torchserve_grpc"]}
-      management: http://{address}:{ports["torchserve_management"]}
-      metrics: http://{address}:{ports["torchserve_metrics"]}/metrics
-"""
-
-
-def done_cells(out: Path) -> dict[str, str]:
-    """cell id -> the text of its cell.json, for the cells marked done."""
-    return {path.parent.name: path.read_text() for path in sorted(out.glob("cells/*/cell.json"))
-            if json.loads(path.read_text())["status"] == "done"}
-
-
 @pytest.mark.slow
 def test_a_matrix_killed_mid_cell_resumes_without_redoing_or_losing_a_cell(
     fault_host: FaultHost, tmp_path: Path
 ) -> None:
     matrix_path = tmp_path / "killed.yaml"
-    matrix_path.write_text(matrix(fault_host))
+    matrix_path.write_text(external_matrix(  # four short cells
+        "killed", address=fault_host.address, ports=fault_host.ports, features=fault_host.features,
+        rates=[20, 30], duration_s=3))
     out = tmp_path / "results"
     argv = [sys.executable, "-m", "inferload", "run", str(matrix_path), "--out", str(out), "--no-progress",
             "--no-floor"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from fault_host import REPO, FaultHost
-from fault_runs import load
+from fault_runs import external_matrix, load
 from tiny_disk import resize, tiny_disk
 
 from loadtest import read_records
@@ -44,32 +44,6 @@ def test_a_load_whose_disk_fills_stops_at_once_and_keeps_its_records(
     assert max(seqs.values()) == 1  # no request twice
 
 
-def matrix(fault_host: FaultHost) -> str:
-    """Four equal cells against the fault host's TorchServe (an external target: nothing is started)."""
-    address, ports = fault_host.address, fault_host.ports
-    return f"""\
-name: disk-full
-model: {{classes: 64, features: {fault_host.features}, seed: 0}}
-servers: [torchserve]
-protocols: [rest-json, grpc]
-load: {{mode: open, rates: [100, 101]}}
-batch_sizes: [1]
-warmup_s: 0
-duration_s: 1.5
-lateness_limit_ms: 1000
-server_warmup: {{enabled: false}}  # the server host is warm already; the cells are what is measured
-target:
-  kind: external
-  model_name: linear
-  servers:
-    torchserve:
-      rest: http://{address}:{ports["torchserve_inference"]}
-      grpc: {address}:{ports["torchserve_grpc"]}
-      management: http://{address}:{ports["torchserve_management"]}
-      metrics: http://{address}:{ports["torchserve_metrics"]}/metrics
-"""
-
-
 def run_matrix(matrix_path: Path, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "inferload", "run", str(matrix_path), "--out", str(out),
                            "--no-progress", "--no-floor"], cwd=REPO, capture_output=True, text=True,
@@ -86,7 +60,9 @@ def test_a_matrix_whose_disk_fills_stops_keeps_its_cells_and_resumes_once_there_
     fault_host: FaultHost, tmp_path: Path
 ) -> None:
     matrix_path = tmp_path / "disk-full.yaml"
-    matrix_path.write_text(matrix(fault_host))
+    matrix_path.write_text(external_matrix(  # four equal cells
+        "disk-full", address=fault_host.address, ports=fault_host.ports, features=fault_host.features,
+        rates=[100, 101], duration_s=1.5))
     # one cell (~150 records, its load.json and server metrics) takes ~60-90 kB: 150 kB holds one or two
     with tiny_disk(tmp_path / "disk", 150) as disk:
         out = disk / "results"
