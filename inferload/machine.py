@@ -9,6 +9,8 @@ process's cumulative CPU time (psutil) and the 1-minute load average; at the end
 - `other_cpu_cores`: CPU-seconds of every process that is neither one of the servers (the process
   trees of `server_pids`) nor inferload's own (this process and its descendants: load processes,
   the calibration probe), divided by the window's seconds: 1.0 is one core taken by other work.
+  Work that yields to ours (a process under SCHED_IDLE, `chrt -i 0`, while inferload itself is not)
+  runs only on CPU time ours leaves idle, so it is not counted.
 A process is counted from its first sample on (or from its start when it began inside the window),
 until its last sample: a process that exits between two samples loses at most `interval_s` of CPU.
 On Linux a sample reads /proc/<pid>/stat directly (about 3 ms for 150 processes); psutil's
@@ -46,8 +48,20 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PROC = Path("/proc")
 
 
-def _snapshot() -> dict[tuple[int, float], tuple[int, float]]:
-    """Every process: (pid, start time) -> (parent pid, CPU-seconds user + system so far)."""
+_SCHED_IDLE = 5  # the kernel's policy number; os.SCHED_IDLE where Python exposes it
+
+
+def _yields_to_us() -> bool:
+    """Does a SCHED_IDLE process yield to ours? Not when we run under SCHED_IDLE ourselves."""
+    try:
+        return os.sched_getscheduler(0) != _SCHED_IDLE
+    except (AttributeError, OSError):
+        return False
+
+
+def _snapshot(*, skip_idle: bool = False) -> dict[tuple[int, float], tuple[int, float]]:
+    """Every process: (pid, start time) -> (parent pid, CPU-seconds user + system so far); with
+    `skip_idle`, without the processes under SCHED_IDLE."""
     if not (_PROC / "self" / "stat").is_file():
         return _snapshot_psutil()
     found = {}
@@ -60,7 +74,9 @@ def _snapshot() -> dict[tuple[int, float], tuple[int, float]]:
         except OSError:
             continue  # gone since the listing
         fields = text[text.rfind(b")") + 2:].split()  # after "pid (comm) ": state is field 0
-        # field 1 ppid, 11 utime, 12 stime, 19 starttime (proc(5), counted from field 3 of the line)
+        # field 1 ppid, 11 utime, 12 stime, 19 starttime, 38 policy (proc(5), counted from field 3)
+        if skip_idle and len(fields) > 38 and int(fields[38]) == _SCHED_IDLE:
+            continue
         cpu_s = (int(fields[11]) + int(fields[12])) / _TICKS
         found[(int(entry.name), float(fields[19]))] = (int(fields[1]), cpu_s)
     return found
@@ -107,6 +123,7 @@ class MachineWatch:
         self.others: dict[int, float] = {}  # CPU-seconds in the window of each process counted as other
         self._loads: list[float] = []
         self._start_ns = 0
+        self._skip_idle = _yields_to_us()
 
     def __enter__(self) -> MachineWatch:
         self._start_ns = time.monotonic_ns()
@@ -145,7 +162,7 @@ class MachineWatch:
     def _sample(self, *, first: bool = False) -> None:
         if hasattr(os, "getloadavg"):
             self._loads.append(os.getloadavg()[0])
-        seen = _snapshot()
+        seen = _snapshot(skip_idle=self._skip_idle)
         parents = {pid: ppid for (pid, _), (ppid, _) in seen.items()}
         ours = _descendants([os.getpid(), *self.server_pids()], parents)
         for key, (_, cpu) in seen.items():

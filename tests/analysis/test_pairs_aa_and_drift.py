@@ -18,9 +18,10 @@ from analysis.paired import compare_lines
 S = 1_000_000_000
 
 
-def machine(*, calibration: tuple[int, float] | None = None, probe: float | None = None) -> dict[str, Any]:
+def machine(*, calibration: tuple[int, float] | None = None, probe: float | None = None,
+            other_cpu_cores: float = 0.0) -> dict[str, Any]:
     return {"window_ns": [S, 2 * S], "cpu_count": 2, "steal_share": 0.0, "load_average_1m": 1.0,
-            "other_cpu_cores": 0.0,
+            "other_cpu_cores": other_cpu_cores,
             "calibration": None if calibration is None else {
                 "index": calibration[0], "label": f"after round {calibration[0]}", "seconds_away": 1.0,
                 "batch": 1, "predict_ms": calibration[1], "bandwidth_gb_s": 10.0},
@@ -94,3 +95,15 @@ def test_a_calibration_off_the_runs_median_flags_its_cells(tmp_path: Path) -> No
     (reason,) = next(iter(flags.values()))
     assert "45% slower than the run's median" in reason
     assert math.isclose(4.5 / 3.1 - 1, 0.4516, abs_tol=1e-3)
+
+
+def test_a_cell_beside_other_work_is_flagged_even_when_its_probe_did_not_notice(tmp_path: Path) -> None:
+    """Other processes took 0.9 cores in one cell's window (limit 0.25) and 0.1 in another's; every probe
+    read 3 ms (a 15 µs predict can finish inside one scheduler slice beside a hog)."""
+    results = ResultsBuilder(tmp_path / "beside")
+    for k, other in enumerate([0.1, 0.9, 0.0]):
+        results.cell(rate=40, round_index=k, repetition=k, machine=machine(probe=3.0, other_cpu_cores=other))
+    runs = read_results(tmp_path / "beside").runs
+    flags = machine_flags(runs)
+    assert [run.round for run in runs if run.cell_id in flags] == [1]
+    assert next(iter(flags.values())) == ("other processes took 0.90 cores in its window",)

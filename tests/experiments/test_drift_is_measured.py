@@ -3,8 +3,8 @@
 Two lines (TF Serving gRPC, TorchServe gRPC, the session's shared servers: tests/experiments/
 shared_stack.py) at one rate, three repetitions, so three rounds: the
 hogs start before round 1's first cell and stop after its last. The machine watch sees them as other
-processes' CPU, the probe in those cells' windows runs slower than in the same line's other cells,
-and analysis/drift.py flags exactly those cells; the paired order of the two lines, judged round by
+processes' CPU, and analysis/drift.py flags those cells for it (the probe in their windows may also
+run slower than in the same line's other cells); the paired order of the two lines, judged round by
 round, is the same in the hogged round as in the others (both lines ran back to back in it), so the
 drift cannot flip the verdict. Along the way: every line warmed after every (re)warm, a calibration
 before the first round and after each, and every cell's machine recorded.
@@ -124,7 +124,9 @@ def test_the_hogged_round_is_flagged(drifted: Path) -> None:
     assert min(other_cpu[c] or 0 for c in hogged) > 0.5, other_cpu  # the hogs: another process's CPU
     flags = machine_flags(runs)
     assert hogged <= set(flags), flags
-    assert all(any("probe" in reason for reason in flags[c]) for c in hogged), flags
+    # the direct evidence names the hogs; the probe may or may not also notice them (a 15 µs predict can
+    # finish inside one scheduler slice beside a hog: in CI one hogged cell's probe did not notice)
+    assert all(any("other processes took" in reason for reason in flags[c]) for c in hogged), flags
 
 
 def test_the_paired_order_holds_in_every_round_even_the_hogged_one(drifted: Path) -> None:

@@ -4,23 +4,25 @@ child (a load process, the probe) and the servers' processes do not."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from inferload.machine import MachineWatch
 
 BUSY = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass\n"
 
 
-def foreign_busy(seconds: float, pid_file: Path) -> None:
+def foreign_busy(seconds: float, pid_file: Path, *, prefix: str = "") -> None:
     """A busy process that is nobody's child here: started by a shell that exits at once (daemonized)."""
     code = BUSY.format(seconds=seconds)
-    subprocess.run(["sh", "-c", f'{sys.executable} -c "{code}" >/dev/null 2>&1 & echo $! > {pid_file}'],
-                   check=True)
+    shell = f'{prefix}{sys.executable} -c "{code}" >/dev/null 2>&1 & echo $! > {pid_file}'
+    subprocess.run(["sh", "-c", shell], check=True)
 
 
 def test_other_processes_count_and_ours_and_the_servers_do_not(tmp_path: Path) -> None:
@@ -47,3 +49,24 @@ def test_other_processes_count_and_ours_and_the_servers_do_not(tmp_path: Path) -
     assert watch.window.other_cpu_cores is not None and watch.window.other_cpu_cores > 0.02
     assert watch.window.window_ns[1] - watch.window.window_ns[0] >= 800_000_000
     assert 0.0 <= (watch.window.steal_share or 0.0) <= 1.0
+
+
+@pytest.mark.skipif(os.sched_getscheduler(0) == os.SCHED_IDLE, reason="the suite runs under SCHED_IDLE")
+def test_work_that_yields_to_ours_is_not_counted(tmp_path: Path) -> None:
+    """`chrt -i 0` (SCHED_IDLE) work runs only on CPU time ours leaves idle: not other work."""
+    pid_file = tmp_path / "pid"
+    foreign_busy(30.0, pid_file, prefix="chrt -i 0 ")
+    idle = psutil.Process(int(pid_file.read_text()))
+    try:
+        deadline = time.monotonic() + 5
+        while sum(idle.cpu_times()[:2]) < 0.2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # it runs: nothing else of ours is busy now
+        assert sum(idle.cpu_times()[:2]) >= 0.2, "the idle-class process never ran"
+        with MachineWatch(lambda: [], interval_s=0.2) as watch:
+            time.sleep(0.8)
+        took = sum(idle.cpu_times()[:2])
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            idle.kill()
+    assert took > 0.5, "it was busy through the window"
+    assert idle.pid not in watch.others
