@@ -9,11 +9,18 @@
 - `slow` marks a test over ~20 s; tests that took longer without it are listed at the end of the run.
 - `needs(...)` names capabilities the machine may lack (tests/capabilities.py): skipped where one is
   missing, failed instead where INFERLOAD_REQUIRE names it.
+- The lane without servers runs on pytest-xdist workers (`-n 2`, `make test` and `make test-fast`),
+  except the modules that import Locust: its import monkey-patches the interpreter with gevent, which
+  deadlocks an xdist worker (its work queue waits on a real thread's event). A worker skips them at
+  collection (`imports_locust`, a scan of the module's import lines), their tests carry the
+  `locust_in_process` marker, and the serial phase runs them. A worker that finds Locust imported
+  anyway stops the session and names the modules it collected.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Generator, Iterable, Sequence
 from pathlib import PurePath
@@ -88,6 +95,28 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 _slow_unmarked: list[tuple[str, float]] = []
 
+# a module line that imports Locust, or one of loadtest's modules that import it at their top
+_LOCUST_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:locust\b|loadtest\.locustfile\b|loadtest\._locust\w*)",
+                            re.MULTILINE)
+
+
+def imports_locust(path: PurePath) -> bool:
+    """Does this test module import Locust in-process (and so gevent's monkey-patching)?"""
+    try:
+        return bool(_LOCUST_IMPORT.search(open(path, encoding="utf-8").read()))
+    except OSError:
+        return False
+
+
+def _xdist_worker() -> bool:
+    return bool(os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
+    if _xdist_worker() and collection_path.suffix == ".py" and imports_locust(collection_path):
+        return True  # run by the serial phase (-m locust_in_process)
+    return None
+
 
 def pytest_configure(config: pytest.Config) -> None:
     required()  # an unknown name in INFERLOAD_REQUIRE stops the session here
@@ -120,6 +149,17 @@ def unmarked_server_tests(items: Iterable[pytest.Item]) -> list[str]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if imports_locust(item.path):
+            item.add_marker("locust_in_process")
+    if _xdist_worker() and "locust" in sys.modules:
+        modules = sorted({str(item.path) for item in items})
+        raise pytest.UsageError(
+            "Locust was imported on a pytest-xdist worker (its gevent patching deadlocks the worker): a "
+            "module imports it in a way tests/lanes.py's scan misses; import it on a line "
+            "`import locust` / `from loadtest.locustfile ...`, or run it serially. Modules collected:\n  "
+            + "\n  ".join(modules)
+        )
     offenders = unmarked_server_tests(items)
     if offenders:
         raise pytest.UsageError(

@@ -53,7 +53,7 @@ def burn_outside_own_tree() -> None:
 def test_cpu_of_the_own_tree_counts_a_child_after_it_has_exited() -> None:
     before = tree_cpu_s(os.getpid())
     burn_in_own_tree()
-    assert tree_cpu_s(os.getpid()) - before >= BURN_S
+    assert tree_cpu_s(os.getpid()) - before >= BURN_S * 0.9  # /proc counts in clock ticks (10 ms)
 
 
 def test_cpu_of_a_process_outside_the_tree_is_other_work() -> None:
