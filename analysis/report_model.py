@@ -433,8 +433,8 @@ def uncertainty_methods() -> dict[str, Any]:
         "confidence": CONFIDENCE,
         "percentile_one_run": ORDER_STATISTIC
         + ": the exact ranks for B ~ Binomial(n/f, p/100), each effective sample standing for f requests, f "
-        "the variance inflation of the window's latencies (batch means over 10 and 5 time slices; 1 unless "
-        "the slices show correlation)",
+        "the variance inflation of the window's latencies at its 90 % upper confidence bound (batch means "
+        "over 10 time slices; at least 1)",
         "over_repetitions": "Student-t interval of the mean of the per-repetition values (>= 2 repetitions)",
         "throughput_one_run": f"batch means: Student-t over {THROUGHPUT_SLICES} equal slices of the window",
         "max_rate": "a bracket [low, high) on the true max: with repetitions, the smallest per-repetition "

@@ -26,11 +26,13 @@ def test_one_run_brackets_the_max_rate_between_surely_met_and_surely_missed(resu
     assert (verdict.p99_at_max.value, verdict.p99_at_max.low, verdict.p99_at_max.high) == (30.0, 30.0, 30.0)
 
 
-def straddling(count: int = 400) -> list[Request]:
-    """395 requests at 50 ms and 99, 102, 104, 106, 110 ms spread over the window (one in each fifth):
-    p99 (rank 396) = 99 ms <= 100, but its upper confidence bound (a higher rank) is above 100 ms."""
-    tail = iter([99.0, 102.0, 104.0, 106.0, 110.0])
-    step = count // 5
+def straddling(count: int = 2100) -> list[Request]:
+    """2,078 requests at 50 ms and 22 slow ones spread evenly over the window (every 95th): 99 ms and
+    101-121 ms. p99 (rank 2,079, the 22nd largest) = 99 ms <= 100, but its upper confidence bound (a higher rank) is above
+    100 ms. Evenly spread, the slices agree: the window is worth about n / 2.2 (f's upper bound) = 950
+    samples, enough for both ends."""
+    tail = iter([99.0, *(101.0 + i for i in range(21))])
+    step = count // 22
     latencies = [next(tail) if i % step == step - 1 else 50.0 for i in range(count)]
     times = evenly(count, 0.0, window_s=10.0)
     return [Request(r.at_ms, latency) for r, latency in zip(times, latencies, strict=True)]
