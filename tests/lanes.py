@@ -1,6 +1,6 @@
 """The test lanes and their rules (hooks loaded by tests/conftest.py).
 
-- `make test-fast` runs `-m "not servers and not slow"`: no server starts, under two minutes.
+- `make test-fast` runs `-m "not servers and not slow"`: no server starts (about 2.5 minutes on 2 cores).
 - `servers` marks every test that starts a server process (TF Serving or tfs-compat, TorchServe,
   Triton, nginx), itself or through a fixture or `inferload serve up` / `run` / `demo`. Two checks keep
   the marker honest: at collection, a test that uses a fixture of SERVER_FIXTURES without the marker

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from lanes import server_start
+from lanes import imports_locust, server_start
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -123,3 +123,18 @@ def test_an_unknown_name_in_inferload_require_stops_the_session(tmp_path: Path) 
     done = run_pytest(tmp_path, NEEDS_IT, conftest=NEVER_HERE, INFERLOAD_REQUIRE="ngnix")
     assert done.returncode == 4, done.stdout + done.stderr
     assert "INFERLOAD_REQUIRE names unknown capabilities ['ngnix']" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("source", "locust"), [
+    ("import locust\n", True),
+    ("from locust import HttpUser\n", True),
+    ("from loadtest._locust_fail_fast import FirstRequests\n", True),
+    ("from loadtest.locustfile import TfServingGrpcUser\n", True),
+    ("from locust_runs import web_ui\n", False),  # a test helper that runs Locust in subprocesses
+    ("import subprocess  # runs `locust -f loadtest/` in a subprocess\n", False),
+])
+def test_modules_that_import_locust_in_process_are_kept_off_xdist_workers(tmp_path: Path, source: str,
+                                                                          locust: bool) -> None:
+    module = tmp_path / "test_module.py"
+    module.write_text("from __future__ import annotations\n\n" + source)
+    assert imports_locust(module) is locust
