@@ -313,6 +313,11 @@ def best_configuration(verdicts: Sequence[SweepVerdict]) -> BestConfiguration:
     candidates = [v for v in verdicts if v.predictions_at_max_per_s is not None]
     if not candidates:
         note = "no configuration met the SLO at any usable rate"
+        unjudged = [v for v in verdicts if v.first_miss_rate is None and v.max_rate_high is None]
+        if unjudged:  # never judged at any rate: not a miss, and not evidence that nothing meets the SLO
+            note = (f"no line was judged to meet the SLO: {len(unjudged)} of {len(verdicts)} could not be "
+                    "judged at any rate (too few effective requests for the SLO percentile: run the "
+                    "steps longer)")
         if not verdicts:
             note = "no open-loop rate sweeps to judge"
         return BestConfiguration(None, None, None, note)

@@ -181,7 +181,7 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
     unit = "req/s" if all(v.group.batch == 1 for v in verdicts) else "predictions/s"
     lines = [f"HEADLINE ({model}; SLO {slo})"]
     if best.group is None:
-        return [*lines, f"  no server and protocol met the SLO: {best.note}"]
+        return [*lines, f"  no best server and protocol: {best.note}"]
     winner = next(v for v in verdicts if v.group == best.group)
     won = winner.sustained_predictions
     sure = ("" if winner.max_rate_surely_met is not False

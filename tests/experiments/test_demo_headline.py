@@ -95,8 +95,19 @@ def test_a_line_that_met_nothing_and_a_run_where_nothing_met() -> None:
     assert lines[2].startswith("  vs tfserving rest-json: no rate met the SLO (the lowest usable rate")
     assert lines[2].endswith("; indistinguishable here (no paired repetitions)")
     nothing = headline(line("tfserving", "rest-json", None, None, 10))
-    assert nothing[1] == ("  no server and protocol met the SLO: "
-                          "no configuration met the SLO at any usable rate")
+    assert nothing[1] == "  no best server and protocol: no configuration met the SLO at any usable rate"
+
+
+def test_lines_never_judged_are_not_said_to_miss() -> None:
+    """Two lines whose every step had too few effective requests for p99, one that missed at 20/s: the
+    headline names no best line and says why, not that nothing met the SLO."""
+    unjudged = [replace(line(server, "grpc", None, None, None), rates_measured=(20.0, 40.0),
+                        not_judged=("@ 20/s: too few requests for p99", "@ 40/s: too few requests for p99"))
+                for server in ("tfserving", "triton")]
+    lines = headline(*unjudged, line("tfserving", "rest-json", None, None, 20))
+    assert lines[1] == ("  no best server and protocol: no line was judged to meet the SLO: 2 of 3 could "
+                        "not be judged at any rate (too few effective requests for the SLO percentile: "
+                        "run the steps longer)")
 
 
 def test_a_line_whose_every_step_was_excluded_is_not_determined_rather_than_missed() -> None:
