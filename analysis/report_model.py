@@ -336,6 +336,8 @@ def number(value: float | None, digits: int = 3) -> str:
 
 def verdict_sentence(verdict: SweepVerdict) -> str:
     head = verdict.group.label()
+    if verdict.never_judged:
+        return f"{head}: not judged at any rate ({verdict.max_rate_note})"
     if verdict.max_rate_under_slo is None:
         return f"{head}: no rate met the SLO{rate_bracket(verdict)} ({verdict.max_rate_note})"
     bracket = rate_bracket(verdict)

@@ -62,6 +62,12 @@ class SweepVerdict:
     not_judged: tuple[str, ...] = ()  # cells with too few requests for the SLO percentile
 
     @property
+    def never_judged(self) -> bool:
+        """No rate was judged either way (too few effective requests, or every step excluded): the line
+        neither met nor missed the SLO as far as this run can tell."""
+        return self.max_rate_under_slo is None and self.first_miss_rate is None and self.max_rate_high is None
+
+    @property
     def sustained_predictions(self) -> Estimate:
         """batch x the max-rate bracket: the sustained predictions/s the best configuration compares."""
         b = self.group.batch
@@ -313,7 +319,7 @@ def best_configuration(verdicts: Sequence[SweepVerdict]) -> BestConfiguration:
     candidates = [v for v in verdicts if v.predictions_at_max_per_s is not None]
     if not candidates:
         note = "no configuration met the SLO at any usable rate"
-        unjudged = [v for v in verdicts if v.first_miss_rate is None and v.max_rate_high is None]
+        unjudged = [v for v in verdicts if v.never_judged]
         if unjudged:  # never judged at any rate: not a miss, and not evidence that nothing meets the SLO
             note = (f"no line was judged to meet the SLO: {len(unjudged)} of {len(verdicts)} could not be "
                     "judged at any rate (too few effective requests for the SLO percentile: run the "

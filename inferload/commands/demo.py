@@ -197,6 +197,9 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
             if other.rates_measured and len(other.excluded) == len(other.rates_measured):
                 lines.append(f"  vs {names[other.group]}: not determined here (every step was excluded: "
                              "generator-invalid or failed; see report.html)")
+            elif other.never_judged:
+                lines.append(f"  vs {names[other.group]}: not judged at any rate ({other.max_rate_note}); "
+                             f"{verdict}")
             else:
                 lines.append(f"  vs {names[other.group]}: no rate met the SLO ({other.max_rate_note}); "
                              f"{verdict}")

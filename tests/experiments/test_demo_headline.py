@@ -12,6 +12,7 @@ import pytest
 
 from analysis.paired import Pair, judge_pairs
 from analysis.repetitions import GroupKey
+from analysis.report_model import verdict_sentence
 from analysis.verdicts import SweepVerdict, best_configuration
 from inferload.commands import demo
 from inferload.experiments import load_experiment
@@ -108,6 +109,8 @@ def test_lines_never_judged_are_not_said_to_miss() -> None:
     assert lines[1] == ("  no best server and protocol: no line was judged to meet the SLO: 2 of 3 could "
                         "not be judged at any rate (too few effective requests for the SLO percentile: "
                         "run the steps longer)")
+    sentence = verdict_sentence(unjudged[0])
+    assert sentence.startswith("tfserving grpc [default] batch 1: not judged at any rate")
 
 
 def test_a_line_whose_every_step_was_excluded_is_not_determined_rather_than_missed() -> None:
