@@ -29,8 +29,8 @@ def test_one_run_brackets_the_max_rate_between_surely_met_and_surely_missed(resu
 def straddling(count: int = 2100) -> list[Request]:
     """2,078 requests at 50 ms and 22 slow ones spread evenly over the window (every 95th): 99 ms and
     101-121 ms. p99 (rank 2,079, the 22nd largest) = 99 ms <= 100, but its upper confidence bound (a
-    higher rank) is above 100 ms. Evenly spread, the slices agree: the window is worth about n / 2.2 (f's upper bound) = 950
-    samples, enough for both ends."""
+    higher rank) is above 100 ms. Evenly spread, the slices agree: the window is worth about n / 2.2
+    (f's upper bound) = 950 samples, enough for both ends."""
     tail = iter([99.0, *(101.0 + i for i in range(21))])
     step = count // 22
     latencies = [next(tail) if i % step == step - 1 else 50.0 for i in range(count)]
