@@ -15,6 +15,9 @@ too. Below it two lines are "indistinguishable here".
 Metrics: p50 and p99 latency at a load level (each only where its window had the effective requests
 the sample rule asks for, analysis/percentiles.py), throughput, and the max rate under the SLO
 (`max_rate_mdd`: each arm's sweep walked per repetition, one pair per repetition).
+A metric whose arms agree exactly in every pair gives no figure, not ±0 %: in an open loop both arms
+send the same seeded schedule, so at a rate the server keeps up with their throughputs are equal by
+construction, and ±0 % would claim that any difference can be told apart.
 """
 
 from __future__ import annotations
@@ -78,7 +81,15 @@ class Mdd:
     mdd: float | None  # exp(|mean| + t x s x sqrt(1 + 1/n)) - 1; None with fewer than MIN_PAIRS pairs
     largest: float | None  # the largest |b / a - 1| seen among the pairs
 
+    @property
+    def identical(self) -> bool:
+        """The arms agreed exactly in every pair: no spread to measure (see the module docstring)."""
+        return self.pairs >= MIN_PAIRS and self.largest == 0.0
+
     def describe(self) -> str:
+        if self.identical:
+            return (f"{self.metric}: the arms were identical in all {self.pairs} pairs (the same seeded "
+                    "schedule): no figure")
         if self.mdd is None:
             return f"{self.metric}: {self.pairs} pair(s), too few for a figure (needs {MIN_PAIRS})"
         return (f"{self.metric}: differences below ±{self.mdd:.0%} are indistinguishable here "
@@ -110,7 +121,7 @@ def minimum_detectable_difference(metric: str, values: Sequence[tuple[float, flo
     ratios = np.array([math.log(b / a) for a, b in values if a > 0 and b > 0], dtype=np.float64)
     n = int(ratios.size)
     largest = float(np.max(np.abs(np.expm1(ratios)))) if n else None
-    if n < MIN_PAIRS:
+    if n < MIN_PAIRS or largest == 0.0:
         return Mdd(metric, n, None, None, largest)
     s = float(np.std(ratios, ddof=1))
     t = float(scipy_stats.t.ppf(0.975, n - 1))
@@ -159,10 +170,12 @@ def mdd_sentence(table: Sequence[Mdd]) -> str:
     """The headline's and the report's sentence on what this machine can tell apart now."""
     figures = [m for m in table if m.mdd is not None]
     if not figures:
-        seen = [m for m in table if m.pairs]
-        if not seen:
+        if not [m for m in table if m.pairs]:
             return ("A/A: no line was measured twice (the matrix's `aa:`), so the smallest difference this "
                     "machine can tell apart is unknown: every ratio below is judged on its own interval only")
+        seen = [m for m in table if m.pairs and not m.identical]
+        if not seen:
+            return "A/A: the arms were identical in every pair (the same seeded schedule): no figure"
         return ("A/A: too few pairs for a figure (" + "; ".join(
             f"{m.metric}: {m.pairs}" + ("" if m.largest is None else f", arms {m.largest:.0%} apart")
             for m in seen) + f"; {MIN_PAIRS} needed)")

@@ -11,7 +11,7 @@ import pytest
 from synthetic_results import ResultsBuilder
 
 from analysis import read_results
-from analysis.aa import aa_pairs, mdd_table
+from analysis.aa import aa_pairs, mdd_sentence, mdd_table
 from analysis.drift import machine_flags
 from analysis.paired import compare_lines
 
@@ -43,6 +43,11 @@ def test_the_aa_figure_is_a_prediction_bound_from_the_arms_log_ratios(tmp_path: 
     assert p50.pairs == 3 and p50.mdd == pytest.approx(0.829, abs=0.002)
     assert p50.largest == pytest.approx(0.1)
     assert "below ±83%" in p50.describe()
+    # both arms sent the same schedule: their throughputs agree exactly, which is no figure, not ±0 %
+    throughput = next(m for m in mdd_table(runs) if m.metric == "throughput")
+    assert throughput.identical and throughput.mdd is None
+    assert "identical in all 3 pairs" in throughput.describe()
+    assert "(throughput)" not in mdd_sentence(mdd_table(runs))
 
 
 def build_lines(root: Path, *, repetitions: bool, flagged_round: int | None = None) -> list[Any]:
