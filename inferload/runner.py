@@ -401,10 +401,14 @@ class _Session:
         """cell.json's `machine`: the watch's window plus the nearest calibration and the probe in it."""
         if window is None:
             return None
+        # Other work is only known as such when inferload started the servers: a compose or external
+        # target's servers may run on this machine too, and their CPU is not told apart from other work
+        # (counted, it would flag every cell as run beside other work: analysis/drift.py).
+        other = window.other_cpu_cores if self.driver.kind == "local" else None
         record: dict[str, Any] = {
             "window_ns": list(window.window_ns), "cpu_count": window.cpu_count,
             "steal_share": window.steal_share, "load_average_1m": window.load_average_1m,
-            "other_cpu_cores": window.other_cpu_cores,
+            "other_cpu_cores": other,
         }
         if log is None:
             return record

@@ -55,7 +55,8 @@ class CellMachine(_Part):
     cpu_count: int  # CPUs the shares below are of
     steal_share: float | None  # share of all CPU time the hypervisor gave to other guests (/proc/stat)
     load_average_1m: float | None  # the 1-minute load average, mean over the cell's samples
-    other_cpu_cores: float | None  # CPU of processes that are neither the servers nor ours, in cores
+    # CPU of processes neither the servers nor ours, in cores; None: the servers were not inferload's
+    other_cpu_cores: float | None
     calibration: CellCalibration | None = None
     probe: CellProbe | None = None
 
