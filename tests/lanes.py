@@ -19,11 +19,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 from collections.abc import Generator, Iterable, Sequence
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
@@ -100,10 +101,11 @@ _LOCUST_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:locust\b|loadtest\.locust
                             re.MULTILINE)
 
 
+@functools.cache  # asked once per test item: read each module once
 def imports_locust(path: PurePath) -> bool:
     """Does this test module import Locust in-process (and so gevent's monkey-patching)?"""
     try:
-        return bool(_LOCUST_IMPORT.search(open(path, encoding="utf-8").read()))
+        return bool(_LOCUST_IMPORT.search(Path(path).read_text(encoding="utf-8")))
     except OSError:
         return False
 
