@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accounting import RunAudit, audit
+from external_targets import torchserve_endpoints
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,12 +57,7 @@ target:
   kind: external
   model_name: linear
   servers:
-    torchserve:
-      rest: http://{address}:{ports["torchserve_inference"]}
-      grpc: {address}:{ports["torchserve_grpc"]}
-      management: http://{address}:{ports["torchserve_management"]}
-      metrics: http://{address}:{ports["torchserve_metrics"]}/metrics
-"""
+{torchserve_endpoints(address, ports)}"""
 
 
 def done_cells(out: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from external_targets import torchserve_endpoints
 from remote_hosts import RemoteServers, run_inferload
 
 from loadtest import read_run
@@ -45,12 +46,7 @@ target:
       grpc: {host}:{ports["tfserving_grpc"]}
       metrics: http://{host}:{ports["tfserving_rest"]}/monitoring/prometheus/metrics
       kind: {remote.tfserving_kind}
-    torchserve:
-      rest: http://{host}:{ports["torchserve_inference"]}
-      grpc: {host}:{ports["torchserve_grpc"]}
-      management: http://{host}:{ports["torchserve_management"]}
-      metrics: http://{host}:{ports["torchserve_metrics"]}/metrics
-"""
+{torchserve_endpoints(host, ports)}"""
 
 
 def process_identity(pid: int) -> tuple[int, float]:
