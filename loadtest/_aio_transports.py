@@ -35,6 +35,11 @@ _CACHE_HEADER = CACHE_HEADER.lower().encode()
 SWEEP_S = 0.002  # a timeout is recorded at most this long after its deadline (and the loop's 1 ms timers)
 
 
+def timed_out(timeout_s: float) -> Outcome:
+    """A request with no answer within `timeout_s`: swept at its deadline, or answered only after it."""
+    return Outcome("timeout", 0, 0, f"no response within {timeout_s} s")
+
+
 async def resolve_once(loop: asyncio.AbstractEventLoop, address: tuple[str, int]) -> tuple[str, int]:
     """The address every later connection goes to, resolved once before the schedule (a failure now
     leaves the name: each connection tries again, and its error becomes a record)."""
@@ -98,7 +103,7 @@ class _Connection(asyncio.Protocol):
         code = self._status
         if time.monotonic_ns() > self.deadline_ns:  # answered, but only after a stall of this loop let
             # the deadline pass unswept: a timeout, as the sweeper would have recorded it, never a latency
-            outcome = Outcome("timeout", 0, 0, f"no response within {self._pool._timeout_s} s")
+            outcome = timed_out(self._pool._timeout_s)
         elif 200 <= code < 300:
             outcome = Outcome("ok", code, self._bytes_in, None, self._cache)
         else:  # any other status is an error, never a latency: also a balancer's own 502/503/504
@@ -133,7 +138,7 @@ class _Connection(asyncio.Protocol):
             transport.abort()
 
     def time_out(self, timeout_s: float) -> None:
-        self._fail(Outcome("timeout", 0, 0, f"no response within {timeout_s} s"))
+        self._fail(timed_out(timeout_s))
 
 
 class AioHttpTransport:
@@ -250,7 +255,7 @@ class AioHttpTransport:
             connection.time_out(self._timeout_s)
         while self._waiting and self._waiting[0][3] <= now:
             _, ticket, done, _ = self._waiting.popleft()
-            done(ticket, Outcome("timeout", 0, 0, f"no response within {self._timeout_s} s"))
+            done(ticket, timed_out(self._timeout_s))
         oldest = [c.deadline_ns for c in itertools.islice(busy, 1)]
         oldest += [w[3] for w in itertools.islice(self._waiting, 1)]
         if oldest and not self._closed:

@@ -67,6 +67,10 @@ def failure(code: int, details: str) -> Outcome:
     return Outcome(kind, code, 0, f"{name}: {details}"[:_ERROR_TEXT])
 
 
+# a call past its deadline, swept or answered only after it, as grpcio's client records it
+PAST_DEADLINE = failure(DEADLINE_EXCEEDED, "Deadline Exceeded")
+
+
 def grpc_timeout(seconds: float) -> str:
     """The grpc-timeout header: at most 8 digits and a unit."""
     millis = max(1, round(seconds * 1000))
@@ -312,7 +316,7 @@ class _Connection(asyncio.Protocol):
         code = stream.grpc_status
         if time.monotonic_ns() > stream.deadline_ns:  # answered after a stall of this loop let the
             # deadline pass unswept: DEADLINE_EXCEEDED, as grpcio's client records it, never a latency
-            outcome = failure(DEADLINE_EXCEEDED, "Deadline Exceeded")
+            outcome = PAST_DEADLINE
         elif code == 0:
             outcome = Outcome("ok", 0, max(0, stream.bytes_in - 5), None)
         elif code is not None:
@@ -450,17 +454,16 @@ class H2GrpcTransport:
         self._sweeper = None
         now = time.monotonic_ns()
         connection = self._connection
-        late = failure(DEADLINE_EXCEEDED, "Deadline Exceeded")
         if connection is not None:
             streams = connection.streams
             while streams:
                 stream = next(iter(streams.values()))
                 if stream.deadline_ns > now:
                     break
-                connection.cancel(stream.id, late)
+                connection.cancel(stream.id, PAST_DEADLINE)
         while self._waiting and self._waiting[0][3] <= now:
             _, ticket, done, _ = self._waiting.popleft()
-            done(ticket, late)
+            done(ticket, PAST_DEADLINE)
         oldest = [w[3] for w in itertools.islice(self._waiting, 1)]
         if connection is not None:
             oldest += [s.deadline_ns for s in itertools.islice(connection.streams.values(), 1)]
