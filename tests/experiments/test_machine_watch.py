@@ -25,6 +25,15 @@ def foreign_busy(seconds: float, pid_file: Path, *, prefix: str = "") -> None:
     subprocess.run(["sh", "-c", shell], check=True)
 
 
+def wait_until_busy(process: psutil.Process, cpu_s: float = 0.2, within_s: float = 5.0) -> float:
+    """Until `process` has used `cpu_s` of CPU (on a loaded machine it may wait for a core), at most
+    `within_s`; returns the CPU-seconds it has used."""
+    deadline = time.monotonic() + within_s
+    while (used := sum(process.cpu_times()[:2])) < cpu_s and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return used
+
+
 def test_other_processes_count_and_ours_and_the_servers_do_not(tmp_path: Path) -> None:
     own = subprocess.Popen([sys.executable, "-c", BUSY.format(seconds=3.0)])
     server = subprocess.Popen([sys.executable, "-c", BUSY.format(seconds=3.0)], start_new_session=True)
@@ -33,9 +42,7 @@ def test_other_processes_count_and_ours_and_the_servers_do_not(tmp_path: Path) -
     foreign = int(pid_file.read_text())
     foreign_process = psutil.Process(foreign)
     try:
-        deadline = time.monotonic() + 5
-        while sum(foreign_process.cpu_times()[:2]) < 0.2 and time.monotonic() < deadline:
-            time.sleep(0.05)  # busy by now (on a loaded machine it may wait for a core)
+        wait_until_busy(foreign_process)
         with MachineWatch(lambda: [server.pid], interval_s=0.2) as watch:
             time.sleep(0.8)
     finally:
@@ -58,10 +65,7 @@ def test_work_that_yields_to_ours_is_not_counted(tmp_path: Path) -> None:
     foreign_busy(30.0, pid_file, prefix="chrt -i 0 ")
     idle = psutil.Process(int(pid_file.read_text()))
     try:
-        deadline = time.monotonic() + 5
-        while sum(idle.cpu_times()[:2]) < 0.2 and time.monotonic() < deadline:
-            time.sleep(0.05)  # it runs: nothing else of ours is busy now
-        assert sum(idle.cpu_times()[:2]) >= 0.2, "the idle-class process never ran"
+        assert wait_until_busy(idle) >= 0.2, "the idle-class process never ran"  # nothing of ours is busy
         with MachineWatch(lambda: [], interval_s=0.2) as watch:
             time.sleep(0.8)
         took = sum(idle.cpu_times()[:2])
