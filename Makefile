@@ -50,20 +50,20 @@ demo: setup
 # workers, then serially the server tests (one shared stack per kind, machine-sensitive measurements)
 # and the modules that import Locust in-process (gevent's patching deadlocks an xdist worker).
 FAST_LANE = not servers and not slow
-# Both phases run even when the first fails; the exit status is the first failure's (pytest's 5, no
-# test collected, is a failure too).
-test: setup
-	@first=0; second=0; \
+# $(call two_phases,MARKERS): the fast lane on the workers, then serially the tests MARKERS selects. Both
+# phases run even when the first fails; the exit status is the first failure's (pytest's 5, no test
+# collected, is a failure too).
+two_phases = first=0; second=0; \
 	$(PY) -m pytest -n 2 -m "$(FAST_LANE)" || first=$$?; \
-	$(PY) -m pytest -m "servers or slow or locust_in_process" || second=$$?; \
+	$(PY) -m pytest -m "$(1)" || second=$$?; \
 	[ $$first -eq 0 ] || exit $$first; exit $$second
+
+test: setup
+	@$(call two_phases,servers or slow or locust_in_process)
 
 # The inner loop: no server starts, no test over ~20 s (markers checked by tests/lanes.py).
 test-fast: setup
-	@first=0; second=0; \
-	$(PY) -m pytest -n 2 -m "$(FAST_LANE)" || first=$$?; \
-	$(PY) -m pytest -m "($(FAST_LANE)) and locust_in_process" || second=$$?; \
-	[ $$first -eq 0 ] || exit $$first; exit $$second
+	@$(call two_phases,($(FAST_LANE)) and locust_in_process)
 
 # ruff, mypy, and DESIGN.md section 8's import rules (import-linter, [tool.importlinter] in pyproject.toml)
 check: setup
