@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 from accounting import RunAudit, audit
 from external_targets import torchserve_endpoints
+
+from inferload_formats import CELL_DONE, cell_status
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,6 +62,7 @@ target:
 
 
 def done_cells(out: Path) -> dict[str, str]:
-    """cell id -> the text of its cell.json, for the cells of a matrix's results marked done."""
+    """cell id -> the text of its cell.json, for the cells of a matrix's results done as a resume
+    judges them (cell.json read through its owner, inferload_formats)."""
     return {path.parent.name: path.read_text() for path in sorted(out.glob("cells/*/cell.json"))
-            if json.loads(path.read_text())["status"] == "done"}
+            if cell_status(path.parent)[0] == CELL_DONE}
