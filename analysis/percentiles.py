@@ -25,6 +25,7 @@ from loadtest._percentiles import (
     min_samples,
     percentile,
     quantile_interval,
+    requests_needed,
     window_quantile_interval,
 )
 from loadtest._percentiles import nearest_rank as _nearest_rank
@@ -41,6 +42,7 @@ __all__ = [
     "reportable_percentile",
     "percentile",
     "quantile_interval",
+    "requests_needed",
     "window_quantile_interval",
 ]
 

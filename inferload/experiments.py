@@ -101,6 +101,13 @@ class RateSearch(_Strict):
     min: float | None = Field(default=None, gt=0, description="lowest rate when stepping down "
                               "(default start / factor^2)")
     bisect_steps: int = Field(default=3, ge=0, le=10)
+    inflation: float = Field(
+        default=1.0, ge=1, le=1000,
+        description="the variance inflation each step is sized for: a step at rate r lasts long enough "
+        "for 1.2 x requests_needed(SLO percentile, inflation) requests (inferload/search.py). Requests in "
+        "a queue are correlated and worth fewer independent ones (loadtest/_percentiles.py); 1 sizes "
+        "the steps for independent requests, the least any window needs",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> RateSearch:

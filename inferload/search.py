@@ -30,8 +30,11 @@ Anything but `met` stops the climb and becomes the bisection's upper end; the li
 which kind of end it is.
 
 Step duration (the sample rule): a step at rate r lasts max(duration_s, 1.2 x n / r) seconds, n the
-ok requests the SLO percentile needs (368 for p99), so a step without errors holds n ok requests with
-probability > 99.9 % (Poisson counts: 1.2 n expected).
+ok requests the SLO percentile needs at the search's planned `inflation`
+(`loadtest._percentiles.requests_needed`: a window's requests are correlated, and its interval counts
+them as worth n / f independent ones, f at least 2.16; p99 needs 795 requests when they are
+independent, 3,680 at f = 10; p90 78 and 360), so a step without errors whose correlation is no worse
+than planned holds enough ok requests with probability > 99.9 % (Poisson counts: 1.2 n expected).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from analysis.percentiles import min_samples
+from analysis.percentiles import requests_needed
 from analysis.repetitions import summarize_cells
 from analysis.stats import summarize_run
 from analysis.verdicts import SweepVerdict
@@ -227,7 +230,8 @@ def step_duration_s(rate: float, *, minimum_s: float, needed: int | None) -> flo
 def duration_rule(experiment: Experiment) -> Callable[[float], float]:
     """The step duration at each rate for this matrix's SLO percentile and `duration_s` (with
     `early_stop`, the step's minimum: it may run on up to max(that, max_duration_s))."""
-    needed = min_samples(experiment.slo.percentile)
+    search = experiment.load.search
+    needed = requests_needed(experiment.slo.percentile, search.inflation if search is not None else 1.0)
     return lambda rate: step_duration_s(rate, minimum_s=experiment.duration_s, needed=needed)
 
 

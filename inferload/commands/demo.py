@@ -4,9 +4,10 @@ By default it runs `experiments/demo.yaml`: the full-size model (64 x 262,144) o
 protocol, each line's max rate under the SLO found by the max-rate search (inferload/search.py), the
 lines interleaved in rounds (inferload/rounds.py) with one line measured twice as an A/A check, then
 writes the report and prints the headline: which server and protocol sustains the most under the SLO
-and by how much (the analysis' brackets on each max rate), the paired comparisons (p99 of the lines'
-cells run back to back in one round, analysis/paired.py) against what the A/A check says this machine
-can tell apart (analysis/aa.py), and how the machine itself moved (the calibration, analysis/drift.py).
+and by how much (the analysis' brackets on each max rate), the paired comparisons (the SLO
+percentile of the lines' cells run back to back in one round, analysis/paired.py) against what the
+A/A check says this machine can tell apart (analysis/aa.py), and how the machine itself moved (the
+calibration, analysis/drift.py).
 It says less rather than wrong: with one repetition there is no between-run interval, so nothing is
 "surely"; below the A/A figure two lines are "indistinguishable here". `--smoke` runs the small smoke
 matrix instead (what CI runs: it proves the chain, its numbers say nothing).
@@ -96,8 +97,9 @@ def headline(results_dir: Path) -> list[str]:
                 theirs = [c for c in results.cells if c.key.group == verdict.group]
                 paired[verdict.group] = compare_max_rates(mine, theirs, mdd=mdd, flagged=flags)
     lines = headline_lines(verdicts, best, slo=results.slo.describe(), model=_model_words(results.manifest),
-                           repetitions=repetitions, paired=paired)
-    return [*lines, *evidence_lines(results.runs, best.group, results.cells), *twin_lines(every)]
+                           repetitions=repetitions, paired=paired, percentile=results.slo.percentile)
+    evidence = evidence_lines(results.runs, best.group, results.cells, percentile=results.slo.percentile)
+    return [*lines, *evidence, *twin_lines(every)]
 
 
 def twin_lines(verdicts: Sequence[Any]) -> list[str]:
@@ -126,16 +128,19 @@ def _line_key(group: Any) -> tuple[Any, ...]:
     return (group.server, group.protocol, group.batch, group.server_config_name, group.repeat_share)
 
 
-def evidence_lines(runs: Sequence[Any], winner: Any, cells: Sequence[Any] = ()) -> list[str]:
-    """The paired comparisons of the winner against every other line (p99 at the rates both ran in one
-    round), the A/A figure they are judged against, and the machine's speed over the run."""
-    from analysis.aa import aa_pairs, mdd_sentence, mdd_table
+def evidence_lines(runs: Sequence[Any], winner: Any, cells: Sequence[Any] = (), *,
+                   percentile: float = 99.0) -> list[str]:
+    """The paired comparisons of the winner against every other line (the SLO's percentile, p`percentile`,
+    at the rates both ran in one round), the A/A figure they are judged against, and the machine's speed
+    over the run."""
+    from analysis.aa import SLO_LATENCY, aa_pairs, mdd_sentence, mdd_table
     from analysis.drift import TOLERANCE, machine_flags, speed_range
     from analysis.paired import compare_lines
 
     flags = set(machine_flags(runs))
     table = mdd_table(runs, cells)
-    mdd = next((m.mdd for m in table if m.metric == "p99 latency"), None)
+    metric = {50.0: "p50 latency", 99.0: "p99 latency"}.get(percentile, SLO_LATENCY)
+    mdd = next((m.mdd for m in table if m.metric == metric), None)
     by_line: dict[tuple[Any, ...], list[Any]] = {}
     for run in runs:
         if run.arm != "b":
@@ -143,10 +148,11 @@ def evidence_lines(runs: Sequence[Any], winner: Any, cells: Sequence[Any] = ()) 
     lines: list[str] = []
     mine = by_line.get(_line_key(winner), []) if winner is not None else []
     if mine:
-        lines.append("  paired (p99 of cells run back to back in one round, at the rates both ran):")
+        lines.append(f"  paired (p{percentile:g} of cells run back to back in one round, at the rates both "
+                     "ran):")
         for key, theirs in by_line.items():
             if key != _line_key(winner):
-                comparison = compare_lines(mine, theirs, metric="p99 latency", mdd=mdd, flagged=flags)
+                comparison = compare_lines(mine, theirs, metric=metric, mdd=mdd, flagged=flags)
                 lines.append(f"    {comparison.describe()}")
     pairs = aa_pairs(runs)
     lines.append(f"  {mdd_sentence(table)}")
@@ -171,7 +177,8 @@ def evidence_lines(runs: Sequence[Any], winner: Any, cells: Sequence[Any] = ()) 
 
 
 def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
-                   repetitions: int = 1, paired: Mapping[Any, Any] | None = None) -> list[str]:
+                   repetitions: int = 1, paired: Mapping[Any, Any] | None = None,
+                   percentile: float = 99.0) -> list[str]:
     """The headline from `analysis.verdicts` objects (SweepVerdict, BestConfiguration) and the winner's
     paired comparisons (`paired`: line -> `analysis.paired.compare_max_rates(winner, line)`). Only the
     pairs judge "A beats B": the ratio of the two lines' max rates in each repetition (interleaved
@@ -185,7 +192,7 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
     winner = next(v for v in verdicts if v.group == best.group)
     won = winner.sustained_predictions
     sure = ("" if winner.max_rate_surely_met is not False
-            else "; met, but not surely (p99 interval straddles the bound)")
+            else f"; met, but not surely (p{percentile:g} interval straddles the bound)")
     lines.append(f"  {names[winner.group]} has the highest max rate here: {_num(won.value)} {unit} under "
                  f"the SLO (true max in {_bracket(won)}){sure}")
     others = sorted((v for v in verdicts if v is not winner),
@@ -215,7 +222,8 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
                      "on this machine now; a busy machine narrows what the headline can say")
     lines.append(
         "  how sure: each bracket runs from the highest rate met to the lowest missed within the run "
-        "(95 % intervals on each step's p99 that count the correlation between requests; a step with too "
+        f"(95 % intervals on each step's p{percentile:g} that count the correlation between requests; a "
+        "step with too "
         "few effective requests is not judged). A line beats another only on pairs: its max rate over the "
         "other's in the same repetition's interleaved rounds, with a 95 % interval over two or more "
         f"repetitions, beyond the A/A figure ({repetitions} repetition(s) here). A bracket that stays "

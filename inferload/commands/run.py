@@ -119,6 +119,17 @@ def interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _step_requests(experiment: Experiment) -> str:
+    """The requests a search step is sized for, in words: the SLO percentile's need at the planned
+    inflation (inferload/search.py)."""
+    from analysis.percentiles import requests_needed
+
+    search = experiment.load.search
+    inflation = search.inflation if search is not None else 1.0
+    needed = requests_needed(experiment.slo.percentile, inflation)
+    return f"{needed:,} (the p{experiment.slo.percentile:g}'s need at variance inflation {inflation:g})"
+
+
 def _size(n: int) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
@@ -145,7 +156,7 @@ def print_plan(plan: CellPlan, experiment: Experiment, out: Path) -> None:
         print(f"{len(plan.cells)} line(s) to search from {search.start:g} req/s (x{search.factor:g} up to "
               f"{search.max:g}, then {search.bisect_steps} bisection(s)), {len(plan.skipped)} skipped; "
               f"estimated {seconds / 60:.1f} min (each step {experiment.warmup_s:g} s warm-up + "
-              f"max({experiment.duration_s:g} s, 1.2 x the SLO percentile's minimum requests / rate)"
+              f"max({experiment.duration_s:g} s, 1.2 x {_step_requests(experiment)} requests / rate)"
               f"{_early_stop_words(experiment, step=True)}); results would go to {out}")
         return
     at_most, up_to = ("at most ", "up to ") if experiment.early_stop is not None else ("", "")

@@ -181,7 +181,8 @@ def write_run(
 class ResultsBuilder:
     """Writes one experiment results directory, cell by cell."""
 
-    def __init__(self, root: Path, *, slo_ms: float = 100.0, tfserving_kind: str = "tfs-compat") -> None:
+    def __init__(self, root: Path, *, slo_ms: float = 100.0, tfserving_kind: str = "tfs-compat",
+                 slo_percentile: float = 99.0) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         write_manifest(
@@ -189,7 +190,7 @@ class ResultsBuilder:
             Manifest(
                 name=root.name,
                 experiment={},
-                slo={"percentile": 99.0, "latency_ms": slo_ms},  # type: ignore[arg-type]
+                slo={"percentile": slo_percentile, "latency_ms": slo_ms},  # type: ignore[arg-type]
                 model={"classes": 64, "features": FEATURES, "seed": 0},  # type: ignore[arg-type]
                 seeds={"experiment": 0, "model": 0},
                 tfserving_kind=tfserving_kind,

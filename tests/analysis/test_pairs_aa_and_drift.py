@@ -11,7 +11,7 @@ import pytest
 from synthetic_results import ResultsBuilder
 
 from analysis import read_results
-from analysis.aa import aa_pairs, mdd_sentence, mdd_table
+from analysis.aa import SLO_LATENCY, aa_pairs, mdd_sentence, mdd_table
 from analysis.drift import machine_flags
 from analysis.paired import compare_lines
 
@@ -48,6 +48,21 @@ def test_the_aa_figure_is_a_prediction_bound_from_the_arms_log_ratios(tmp_path: 
     assert throughput.identical and throughput.mdd is None
     assert "identical in all 3 pairs" in throughput.describe()
     assert "(throughput)" not in mdd_sentence(mdd_table(runs))
+
+
+def test_the_aa_table_has_the_slo_percentiles_own_row_when_it_is_neither_p50_nor_p99(tmp_path: Path) -> None:
+    """The demo judges p90: its paired verdicts need the A/A figure of p90 itself. Same arms as above,
+    so the same figure; with a p99 SLO that row would repeat "p99 latency" and is left out."""
+    for percentile, has_row in ((90.0, True), (99.0, False)):
+        results = ResultsBuilder(tmp_path / f"aa{percentile:g}", slo_percentile=percentile)
+        for k, (rate, a, b) in enumerate([(10, 10.0, 11.0), (20, 20.0, 18.0), (40, 40.0, 44.0)]):
+            results.cell(rate=rate, latency_ms=a, round_index=k, arm="a")
+            results.cell(rate=rate, latency_ms=b, round_index=k, arm="b")
+        table = mdd_table(read_results(tmp_path / f"aa{percentile:g}").runs)
+        row = next((m for m in table if m.metric == SLO_LATENCY), None)
+        assert (row is not None) is has_row
+        if row is not None:
+            assert row.pairs == 3 and row.mdd == pytest.approx(0.829, abs=0.002)
 
 
 def build_lines(root: Path, *, repetitions: bool, flagged_round: int | None = None) -> list[Any]:

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from loadtest._percentiles import (
+    bound_factor,
     correlation,
     effective_ranks,
     quantile_interval,
     quantile_ranks,
+    requests_needed,
     window_quantile_interval,
 )
 
@@ -76,3 +78,14 @@ def test_too_few_effective_samples_withhold_the_upper_end() -> None:
     assert interval.correlation is not None and interval.correlation.inflation > 100
     assert interval.effective_n < 368 and not interval.enough and interval.high is None
     assert interval.value is not None and interval.low is not None and interval.low <= interval.value
+
+
+def test_a_window_needs_its_percentiles_minimum_times_the_inflation_it_will_be_judged_at() -> None:
+    """Independent requests are still counted at the bound's x2.16 (9 / chi2.ppf(0.10, 9)), so p99 needs
+    ceil(368 x 2.159) = 795 of them, never 368; at inflation 10, 3,680; p90 needs 36 x 10 = 360."""
+    assert bound_factor() == pytest.approx(9 / 4.1682, rel=1e-3)
+    assert requests_needed(99.0, 1.0) == 795
+    assert requests_needed(99.0, 10.0) == 3680
+    assert requests_needed(90.0, 10.0) == 360
+    assert requests_needed(100.0, 10.0) is None
+

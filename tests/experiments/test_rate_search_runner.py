@@ -13,7 +13,7 @@ from typing import Any
 
 from pass_through_stages import PassThroughStages
 
-from inferload.experiments import ModelSpec, ServerConfig, parse_experiment
+from inferload.experiments import Experiment, ModelSpec, ServerConfig, parse_experiment
 from inferload.runner import run_experiment
 from inferload.search import FAILED, MET, MISSED, Judgement
 from serving.ports import Ports
@@ -87,8 +87,8 @@ def judge(step_dir: Path) -> Judgement:
     return Judgement(MET if cell["rate"] <= CAPACITY[cell["protocol"]] else MISSED)
 
 
-def run(out: Path, stages: FakeStages):
-    return run_experiment(EXPERIMENT, out, progress=False, artifacts_dir=out / "artifacts",
+def run(out: Path, stages: FakeStages, experiment: Experiment = EXPERIMENT):
+    return run_experiment(experiment, out, progress=False, artifacts_dir=out / "artifacts",
                           ports=Ports.free(), stages=stages, judge=judge, measure_floor=False)
 
 
@@ -113,8 +113,22 @@ def test_each_step_runs_long_enough_for_a_p99(tmp_path: Path) -> None:
     stages = FakeStages()
     run(tmp_path, stages)
     durations = dict(stages.loads)
-    assert durations["tfserving-grpc-b1-default-r10-rep0"] == 44.5  # 1.2 x 368 / 10, rounded up
-    assert durations["tfserving-grpc-b1-default-r160-rep0"] == 3.0  # 2.76 -> 3.0
+    # p99 needs 368 independent requests; the interval counts independent ones as worth n / 2.16, so a
+    # step needs 795 of them: 1.2 x 795 / 10 = 95.4 s, rounded up to 95.5; 1.2 x 795 / 160 = 5.96 -> 6.0
+    assert durations["tfserving-grpc-b1-default-r10-rep0"] == 95.5
+    assert durations["tfserving-grpc-b1-default-r160-rep0"] == 6.0
+
+
+def test_steps_are_sized_for_the_planned_correlation(tmp_path: Path) -> None:
+    """`inflation: 10` at p90: 36 x 10 = 360 requests; 1.2 x 360 / 10 = 43.2 -> 43.5 s, and
+    1.2 x 360 / 160 = 2.7 -> 3.0 s (durations are rounded up to 0.5 s)."""
+    matrix = MATRIX.replace("bisect_steps: 2}", "bisect_steps: 2, inflation: 10}") + (
+        "slo: {percentile: 90, latency_ms: 100}\n")
+    stages = FakeStages()
+    run(tmp_path, stages, parse_experiment(matrix))
+    durations = dict(stages.loads)
+    assert durations["tfserving-grpc-b1-default-r10-rep0"] == 43.5
+    assert durations["tfserving-grpc-b1-default-r160-rep0"] == 3.0
 
 
 def test_a_rerun_reuses_every_recorded_step(tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ load:
         ("  mode: open\n  search: {start: 10}\n", "s.yaml:10: load.search.max: required field is missing"),
         ("  mode: open\n  search: {start: 10, max: 80, steps: 3}\n", "load.search.steps: unknown field"),
         ("  mode: open\n", "or `search: {start: 10, max: 640}`"),
+        ("  mode: open\n  search: {start: 10, max: 80, inflation: 0.5}\n",
+         "s.yaml:10: load.search.inflation: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_search_sections_are_refused_naming_field_and_line(load: str, expected: str) -> None:
@@ -46,6 +48,7 @@ def test_a_search_section_is_read_with_its_defaults() -> None:
     experiment = parse_experiment(HEAD + "  mode: open\n  search: {start: 20, max: 640}\n")
     search = experiment.load.search
     assert (search.start, search.factor, search.max, search.bisect_steps, search.floor) == (20, 2, 640, 3, 5)
+    assert search.inflation == 1.0  # steps sized for independent requests unless the matrix plans for more
     assert experiment.load.levels == (20,)
 
 
