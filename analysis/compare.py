@@ -29,8 +29,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from analysis.drift import machine_flags
 from analysis.errors import ResultsError
 from analysis.gate import (
+    FLAGGED,
     OVERLOADED,
     PACE_TOLERANCE,
     CellShift,
@@ -183,21 +185,35 @@ def check_gateable(before: Results, after: Results) -> Pace:
 
 
 def threshold_of(before: Results, after: Results) -> tuple[float, str]:
-    """The smallest latency ratio a shift may be called worse at, and where it comes from: the larger
-    A/A minimum detectable difference of the median latency in either run, else the pace tolerance."""
-    from analysis.aa import mdd_table
+    """The smallest latency ratio a shift may be called worse at, and where it comes from: the A/A
+    minimum detectable difference of the median latency over both runs' A/A pairs pooled, else the pace
+    tolerance.
 
-    figures = [(m.mdd, name) for name, experiment in (("before", before), ("after", after))
-               for m in mdd_table(experiment.runs) if m.metric == "p50 latency" and m.mdd is not None]
-    if not figures:
-        return PACE_TOLERANCE, (f"the gate's pace tolerance, ±{PACE_TOLERANCE:.0%} (no A/A check in either "
-                                "run)")
-    mdd, name = max(figures)
-    return max(mdd, 0.0), f"the A/A minimum detectable difference of the median in the {name} run, ±{mdd:.0%}"
+    Pooled, not the larger of the two runs' figures: both runs measured the same twin on the same
+    machine at a checked pace, and a figure is a prediction bound whose t factor explodes with few
+    pairs (t(0.975, 1) = 12.7: a demo's two pairs 17 % apart gave ±3,073 %, a gate nothing could fail).
+    """
+    from analysis.aa import METRICS, aa_pairs, minimum_detectable_difference
+
+    median = METRICS["p50 latency"]
+    values = [(a, b) for experiment in (before, after) for pair in aa_pairs(experiment.runs)
+              if (a := median(pair.a)) is not None and (b := median(pair.b)) is not None]
+    mdd = minimum_detectable_difference("p50 latency", values)
+    if mdd.mdd is None:
+        return PACE_TOLERANCE, (f"the gate's pace tolerance, ±{PACE_TOLERANCE:.0%} (" + (
+            "no A/A check in either run" if not values else
+            f"the A/A pairs of both runs give no figure: {mdd.pairs} pair(s)") + ")")
+    return max(mdd.mdd, 0.0), (f"the A/A minimum detectable difference of the median over both runs' "
+                               f"{mdd.pairs} A/A pairs, ±{mdd.mdd:.0%}")
 
 
 def _missed(cell: CellSummary | None) -> bool:
     return cell is not None and cell.slo_status == "missed"
+
+
+def _flagged_runs(cells: Sequence[CellSummary]) -> frozenset[str]:
+    """The runs the machine watch flagged (analysis/drift.py), judged among all runs of their results."""
+    return frozenset(machine_flags([run for cell in cells for run in cell.runs]))
 
 
 def _slices(cell: CellSummary | None) -> list[float] | None:
@@ -226,10 +242,14 @@ def compare(
     limit, source = threshold or (PACE_TOLERANCE, f"the gate's pace tolerance, ±{PACE_TOLERANCE:.0%}")
     overloaded = frozenset(k.label() for k in keys
                            if _missed(before_by_key.get(k)) and _missed(after_by_key.get(k)))
+    flagged_runs = _flagged_runs(before_cells) | _flagged_runs(after_cells)
+    flagged = frozenset(k.label() for k in keys for cell in (before_by_key.get(k), after_by_key.get(k))
+                        if cell is not None and any(run.cell_id in flagged_runs for run in cell.runs))
     p99 = []
     for k in keys:
         before, after = _usable_p99(before_by_key.get(k)), _usable_p99(after_by_key.get(k))
-        verdict = OVERLOADED if k.label() in overloaded else _p99_verdict(before, after, limit)
+        verdict = (OVERLOADED if k.label() in overloaded else FLAGGED if k.label() in flagged
+                   else _p99_verdict(before, after, limit))
         p99.append(Delta(k.label(), before.value, after.value, before, after, verdict))
     before_lines = {v.group: v for v in before_verdicts}
     after_lines = {v.group: v for v in after_verdicts}
@@ -248,6 +268,6 @@ def compare(
         )
     shifts = judge_cells(
         [(k.label(), _slices(before_by_key.get(k)), _slices(after_by_key.get(k))) for k in keys],
-        threshold=limit, overloaded=overloaded,
+        threshold=limit, overloaded=overloaded, flagged=flagged,
     )
     return Comparison(before_name, after_name, tuple(p99), tuple(rates), tuple(shifts), limit, source, pace)

@@ -42,6 +42,9 @@ WORSE, BETTER, SAME, UNKNOWN = "worse", "better", "indistinguishable", "not comp
 # and with the order its arrivals came in, so its runs differ by multiples (measured: TorchServe REST-JSON
 # at full size, 20/s, x13.8 between two back-to-back demo runs). Its line's max rate still judges it.
 OVERLOADED = "not compared: past the SLO in both runs (an overloaded queue's latency grows with the run)"
+# A cell the machine watch flagged in either run (analysis/drift.py: the machine off its pace, steal, other
+# work beside it) measured the machine as much as the server: left out, as from the paired verdicts.
+FLAGGED = "not compared: flagged by the machine watch in either run (see the machine-speed notes)"
 
 
 def _machine_words(machine: Mapping[str, Any] | None) -> str | None:
@@ -133,18 +136,20 @@ class CellShift:
 
 def judge_cells(
     cells: Sequence[tuple[str, Sequence[float] | None, Sequence[float] | None]], *, threshold: float,
-    overloaded: frozenset[str] = frozenset(),
+    overloaded: frozenset[str] = frozenset(), flagged: frozenset[str] = frozenset(),
 ) -> list[CellShift]:
     """Each (label, before slices, after slices) compared; Holm's correction over every tested cell.
-    Labels in `overloaded` (past the SLO in both runs) are listed, not tested."""
-    shifts = [(label, shift(before, after) if before and after and label not in overloaded else None)
+    Labels in `overloaded` (past the SLO in both runs) or `flagged` (by the machine watch) are listed,
+    not tested."""
+    left_out = overloaded | flagged
+    shifts = [(label, shift(before, after) if before and after and label not in left_out else None)
               for label, before, after in cells]
     tested = [s for _, s in shifts if s is not None]
     adjusted = iter(holm([s.p_value for s in tested]))
     results = []
     for label, found in shifts:
         if found is None:
-            why = OVERLOADED if label in overloaded else UNKNOWN
+            why = OVERLOADED if label in overloaded else FLAGGED if label in flagged else UNKNOWN
             results.append(CellShift(label, None, None, why, threshold))
             continue
         p = next(adjusted)

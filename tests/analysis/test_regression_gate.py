@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from synthetic_results import ResultsBuilder, lognormal, poisson_lognormal
 
-from analysis.gate import OVERLOADED
+from analysis.gate import FLAGGED, OVERLOADED
 from inferload.cli import main
 
 RATES = (40.0, 80.0)
@@ -227,3 +227,51 @@ def test_a_base_run_from_another_machine_is_refused(
     err = capsys.readouterr().err
     assert "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz x 2 CPUs" in err
     assert "AMD EPYC 7R13 Processor x 2 CPUs" in err
+
+
+def _other_work(cores: float) -> dict[str, object]:
+    """A cell's machine record with `cores` of other processes' CPU in its window (analysis/drift.py)."""
+    second = 1_000_000_000
+    return {"window_ns": [second, 2 * second], "cpu_count": 2, "steal_share": 0.0, "load_average_1m": 1.0,
+            "other_cpu_cores": cores, "calibration": None, "probe": None}
+
+
+def test_a_cell_the_machine_watch_flagged_is_listed_not_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same 30 % slowdown as above, but at 40/s the after run had other work beside it (0.9 cores,
+    limit 0.25): that cell measured the machine as much as the server, so it is left out, like an
+    overloaded one; 80/s, unflagged, still fails the gate."""
+    before = build(tmp_path / "before", seed=1)
+    after = ResultsBuilder(tmp_path / "after")
+    for i, rate in enumerate(RATES):
+        requests = lognormal(20 + i, REQUESTS, median_ms=20.0, sigma=0.5, window_s=REQUESTS / rate, scale=1.3)
+        after.cell(rate=rate, requests=requests, window_s=REQUESTS / rate,
+                   machine=_other_work(0.9 if rate == 40.0 else 0.0))
+    assert gate(before.root, after.root, tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "worse: torchserve grpc [default] batch 1 @ 80/s" in out
+    assert "worse: torchserve grpc [default] batch 1 @ 40/s" not in out
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["comparison"]["regressions"] == ["torchserve grpc [default] batch 1 @ 80/s"]
+    (flagged,) = [d for d in summary["comparison"]["p99_ms"] if d["cell"].endswith("@ 40/s")]
+    assert flagged["verdict"] == FLAGGED
+
+
+def test_the_threshold_pools_both_runs_aa_pairs(tmp_path: Path) -> None:
+    """Each run measured its twin at two rates: arms (10, 11) and (20, 18) ms before, (40, 44) and
+    (30, 30) after. Alone, each run's two pairs give a bound with t(0.975, 1) = 12.7; pooled, the four log
+    ratios 0.0953, -0.1054, 0.0953, 0 have mean 0.0213 and s = 0.0957, t(0.975, 3) = 3.182, and the
+    threshold is exp(0.0213 + 3.182 x 0.0957 x sqrt(1 + 1/4)) - 1 = 0.436."""
+    from analysis import read_results
+    from analysis.compare import threshold_of
+
+    for name, arms in (("before", [(10, 10.0, 11.0), (20, 20.0, 18.0)]), ("after", [(10, 40.0, 44.0),
+                                                                                    (20, 30.0, 30.0)])):
+        results = ResultsBuilder(tmp_path / name)
+        for k, (rate, a, b) in enumerate(arms):
+            results.cell(rate=rate, latency_ms=a, round_index=k, arm="a")
+            results.cell(rate=rate, latency_ms=b, round_index=k, arm="b")
+    limit, source = threshold_of(read_results(tmp_path / "before"), read_results(tmp_path / "after"))
+    assert limit == pytest.approx(0.436, abs=0.002)
+    assert "over both runs' 4 A/A pairs, ±44%" in source
