@@ -64,6 +64,9 @@ class PairedComparison:
     why: str
 
     def describe(self) -> str:
+        if self.ratio is None and self.verdict.endswith(" here") and self.verdict != "indistinguishable here":
+            lower, higher = (self.a, self.b) if self.verdict.startswith("a lower") else (self.b, self.a)
+            return f"{self.a} vs {self.b}: {self.metric} of {lower} lower here than {higher} ({self.why})"
         if self.ratio is None:
             return f"{self.a} vs {self.b}: no round measured both at one load ({self.why})"
         interval = (
@@ -207,6 +210,10 @@ def compare_max_rates(
             continue
         pairs.append(Pair(0.0, -1, repetition, a, b))
     if not pairs:
+        one_sided = _one_sided(cells_a, cells_b, maxima_a, maxima_b, interleaved, touched)
+        if one_sided is not None:
+            verdict, why = one_sided
+            return PairedComparison(label_a, label_b, metric, (), excluded, None, None, None, verdict, why)
         why = ("measured apart, not in interleaved rounds: two brackets minutes apart are no evidence"
                if apart else "no repetition found a max rate on both lines")
         if excluded:
@@ -214,3 +221,36 @@ def compare_max_rates(
         return PairedComparison(label_a, label_b, metric, (), excluded, None, None, None,
                                 "indistinguishable here", why)
     return judge_pairs(label_a, label_b, metric, pairs, excluded, mdd)
+
+
+def _one_sided(
+    cells_a: Sequence[CellSummary],
+    cells_b: Sequence[CellSummary],
+    maxima_a: dict[int, float | None],
+    maxima_b: dict[int, float | None],
+    interleaved: Callable[[Sequence[CellSummary], int], bool],
+    touched: Callable[[Sequence[CellSummary], int], bool],
+) -> tuple[str, str] | None:
+    """A max-rate verdict without a ratio: in every interleaved, unflagged repetition one line found a
+    max rate and the other found none and surely missed the SLO at a rate at or below that max (so its
+    true max lies below the first line's; no ratio, as it has no max rate). "here" only: a one-sided
+    count over a few repetitions is no interval."""
+    for lower, (mine, theirs, maxima_mine, maxima_theirs) in (
+            ("b lower here", (cells_a, cells_b, maxima_a, maxima_b)),
+            ("a lower here", (cells_b, cells_a, maxima_b, maxima_a))):
+        missed = [c.key.rate for c in theirs if c.usable and c.key.rate is not None and c.missed_surely]
+        if not missed:
+            continue
+        lowest = min(missed)
+        repetitions = [r for r in sorted(set(maxima_mine) | set(maxima_theirs))
+                       if interleaved(mine, r) and interleaved(theirs, r) and not touched(mine, r)
+                       and not touched(theirs, r)]
+        if repetitions and all((maxima_mine.get(r) or 0.0) >= lowest and maxima_theirs.get(r) is None
+                               for r in repetitions):
+            best = min(maxima_mine[r] or 0.0 for r in repetitions)
+            other, one = (cells_b, cells_a) if lower == "b lower here" else (cells_a, cells_b)
+            return lower, (f"{other[0].key.group.label()} met the SLO at no rate and surely missed it at "
+                           f"{lowest:g}/s, where {one[0].key.group.label()} met it up to {best:g}/s in the "
+                           f"same rounds ({len(repetitions)} repetition(s); no ratio: one line has no max "
+                           "rate)")
+    return None

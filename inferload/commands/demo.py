@@ -233,6 +233,10 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
 
 def _paired_words(comparison: Any, winner: str, other: str) -> str:
     """The paired max-rate verdict in words (`analysis.paired.PairedComparison`, ratio = winner / other)."""
+    if comparison is not None and comparison.ratio is None and comparison.verdict in ("b lower here",
+                                                                                     "a lower here"):
+        more = winner if comparison.verdict == "b lower here" else other
+        return f"{more} sustains more here ({comparison.why})"
     if comparison is None or comparison.ratio is None:
         why = comparison.why if comparison is not None else "no paired repetitions"
         return f"indistinguishable here ({why})"

@@ -57,6 +57,31 @@ def test_one_repetition_is_here_not_surely(tmp_path: Path) -> None:
     assert "not 'surely'" in comparison.why
 
 
+def test_a_line_that_met_the_slo_nowhere_is_lower_here_without_a_ratio(tmp_path: Path) -> None:
+    """torchserve misses at every rate (400 ms at 40/s: surely, its lower bound is far above 100 ms)
+    while tfserving meets up to 80/s in the same rounds: torchserve's true max is below 40, tfserving's
+    at least 80. No ratio (one line has no max rate), and "here" only, even over 3 repetitions."""
+    results = ResultsBuilder(tmp_path / "run")
+    for repetition in range(3):
+        sweep(results, "tfserving", 80, repetition)
+        sweep(results, "torchserve", 0, repetition)
+    comparison = compare(results.root, mdd=0.10)
+    assert comparison.verdict == "b lower here" and comparison.ratio is None and comparison.pairs == ()
+    assert "met the SLO at no rate and surely missed it at 40/s" in comparison.why
+    assert "lower here than" in comparison.describe()
+    # the other way round, the same evidence reads "a lower here"
+    reverse = compare_max_rates(line_cells(results.root, "torchserve"), line_cells(results.root, "tfserving"))
+    assert reverse.verdict == "a lower here"
+
+
+def test_two_lines_that_met_the_slo_nowhere_are_indistinguishable_here(tmp_path: Path) -> None:
+    """Both lines surely missed at every rate: neither has a max rate, so nothing orders them."""
+    results = ResultsBuilder(tmp_path / "run")
+    sweep(results, "tfserving", 0, 0)
+    sweep(results, "torchserve", 0, 0)
+    assert compare(results.root).verdict == "indistinguishable here"
+
+
 def test_brackets_measured_apart_are_no_pair(tmp_path: Path) -> None:
     """The same sweeps without rounds (each line run on its own, minutes apart): no pair at all."""
     results = ResultsBuilder(tmp_path / "run")
