@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="answer the question end to end: full-size model, 9 max-rate searches, report, headline",
         description="Run experiments/demo.yaml (full-size model, max-rate search on every server x "
-        "protocol; about 9 minutes on a 2-core machine), write its report and print the headline. "
+        "protocol; about 6 minutes on a 2-core machine), write its report and print the headline. "
         "--smoke runs the small smoke matrix instead (what CI runs).",
     )
     parser.add_argument("--smoke", action="store_true",
