@@ -86,7 +86,8 @@ def test_each_cell_gets_the_rule_with_the_slo_percentile() -> None:
 
 
 def test_a_search_step_longer_than_the_cap_keeps_its_own_length() -> None:
-    """A step at 2 req/s needs 1.2 x 368 / 2 = 221 s for the p99's samples: the cap cannot cut it."""
+    """A step at 2 req/s is long (a p99 needs 1.2 x 795 / 2 = 477 s of it): a 221 s step keeps its
+    length, the cap cannot cut it."""
     experiment = parse_experiment(matrix("  rates: [50]\n", "  search: {start: 2, max: 64}\n"))
     (line,) = expand_cells(experiment).cells
     step = line.at_rate(2.0, 221.0)
@@ -110,7 +111,7 @@ def test_the_search_estimate_counts_every_step_at_its_cap_too() -> None:
     searching = matrix("  rates: [50]\n", "  search: {start: 100, max: 200, bisect_steps: 0}\n")
     capped = parse_experiment(searching)
     uncapped = parse_experiment(searching.replace(RULE, ""))
-    # each step at 100 and 200 req/s needs only max(20, 1.2 x 368 / rate) = 20 s without the rule
+    # each step at 100 and 200 req/s needs only max(20, 1.2 x 795 / rate) = 20 s without the rule
     assert estimated_seconds(uncapped, 1, cell_overhead_s=0) == 2 * (1 + 20)
     assert estimated_seconds(capped, 1, cell_overhead_s=0) == 2 * (1 + 120)
 

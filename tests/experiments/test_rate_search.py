@@ -99,7 +99,7 @@ def test_a_miss_is_reported_as_a_miss() -> None:
 @pytest.mark.parametrize(
     ("rate", "minimum_s", "needed", "duration"),
     [
-        (10, 3, 368, 44.5),   # 1.2 x 368 / 10 = 44.16 -> 44.5
+        (10, 3, 368, 44.5),   # 1.2 x 368 / 10 = 44.16 -> 44.5 (368: any request count)
         (100, 3, 368, 4.5),   # 4.416 -> 4.5
         (400, 3, 368, 3),     # the matrix's duration_s when it is longer
         (20, 30, 368, 30),
