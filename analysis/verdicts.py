@@ -59,6 +59,7 @@ class SweepVerdict:
     max_rate_surely_met: bool | None = None
     p99_at_max: Estimate = MISSING
     p99_at_half: Estimate = MISSING
+    slo_at_max: Estimate = MISSING  # the SLO's own percentile at the max rate (the p99 above when it is p99)
     not_judged: tuple[str, ...] = ()  # cells with too few requests for the SLO percentile
 
     @property
@@ -295,6 +296,7 @@ def sweep_verdict(group: GroupKey, cells: Sequence[CellSummary]) -> SweepVerdict
         max_rate_surely_met=best.met_surely if best else None,
         p99_at_max=best.p99 if best else MISSING,
         p99_at_half=p99_half,
+        slo_at_max=best.slo_estimate if best else MISSING,
         not_judged=not_judged,
     )
 

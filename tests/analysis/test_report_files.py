@@ -159,3 +159,19 @@ def test_every_verdict_and_cell_carries_its_interval(report: ReportPaths) -> Non
     markdown = report.markdown.read_text()
     assert "(true max in [40, 80)/s)" in markdown and "| 30 [30–30] |" in markdown
     assert "A percentile is reported only with enough ok requests (p50 6, p90 36, p99 368" in markdown
+
+
+def test_a_p90_slo_shows_its_own_percentile_at_each_max_rate(tmp_path: Path) -> None:
+    """The demo judges p90: its verdict table shows the p90 at the max rate with its interval, beside the
+    p99 (withheld there for want of requests); a p99 SLO has no such extra column."""
+    for percentile, shown in ((90.0, True), (99.0, False)):
+        results = ResultsBuilder(tmp_path / f"p{percentile:g}", slo_percentile=percentile)
+        for rate, latency in [(10, 5.0), (20, 400.0)]:
+            results.cell(rate=rate, latency_ms=latency)
+        paths = write_report(results.root, out_dir=tmp_path / f"report{percentile:g}")
+        markdown = paths.markdown.read_text()
+        assert ("p90 there, the SLO's (ms) [95 % interval]" in markdown) is shown
+        assert ("p90 there, the SLO's (ms) [95 %]" in paths.html.read_text()) is shown
+        if shown:
+            row = next(line for line in markdown.splitlines() if line.startswith("| torchserve | grpc |"))
+            assert "| 10 | (true max in [10, 20)/s) | 5 [5–5] |" in row
