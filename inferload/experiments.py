@@ -106,7 +106,7 @@ class RateSearch(_Strict):
         description="the variance inflation each step is sized for: a step at rate r lasts long enough "
         "for 1.2 x requests_needed(SLO percentile, inflation) requests (inferload/search.py). Requests in "
         "a queue are correlated and worth fewer independent ones (loadtest/_percentiles.py); 1 sizes "
-        "the steps for independent requests, the least any window needs",
+        "the steps for independent requests (which the interval still counts as worth n / 2.16)",
     )
 
     @model_validator(mode="after")

@@ -32,9 +32,10 @@ which kind of end it is.
 Step duration (the sample rule): a step at rate r lasts max(duration_s, 1.2 x n / r) seconds, n the
 ok requests the SLO percentile needs at the search's planned `inflation`
 (`loadtest._percentiles.requests_needed`: a window's requests are correlated, and its interval counts
-them as worth n / f independent ones, f at least 2.16; p99 needs 795 requests when they are
-independent, 3,680 at f = 10; p90 78 and 360), so a step without errors whose correlation is no worse
-than planned holds enough ok requests with probability > 99.9 % (Poisson counts: 1.2 n expected).
+them as worth n / f independent ones, f an upper bound, 2.16 for independent requests; p99 needs 795
+requests when they are independent, 3,680 at f = 10; p90 78 and 360), so a step without errors whose
+correlation is no worse than planned holds enough ok requests with probability > 99.9 % (Poisson
+counts: 1.2 n expected).
 """
 
 from __future__ import annotations
