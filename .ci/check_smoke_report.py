@@ -3,12 +3,14 @@
 For each of the 9 server x protocol pairs the report must hold (else exit 1, listing every problem):
 - ok records: every run of the pair answered requests (`ok` > 0) and its error rate is within the
   SLO's failure limit, so a chain that fails every request cannot pass;
-- a filled verdict: the sweep line was judged, i.e. a max rate under the SLO with its p99 (enough
-  requests for the SLO percentile, see analysis/README.md), or a measured miss at its lowest rate;
-  not a null for want of usable cells or of requests. One exception, the analysis working as
-  designed: a line whose every run had the requests the rule asks for (368 for p99) but whose latencies
-  were correlated (a busy machine's stalls), so they were worth fewer independent ones and the p99 was
-  withheld as "too few" rather than printed wrong (analysis/README.md, "A percentile of one run").
+- a filled verdict: the sweep line was judged, i.e. a max rate under the SLO (with its p99 when the
+  SLO is p99; enough requests for the SLO percentile, see analysis/README.md), or a measured miss at
+  its lowest rate; not a null for want of usable cells or of requests. One exception, the analysis
+  working as designed: a line whose every run had the requests the rule asks of independent ones (368
+  for p99, 36 for p90) but whose latencies were correlated (a busy machine's stalls), so they were
+  worth fewer independent ones and the SLO percentile was withheld as "too few" rather than printed
+  wrong (analysis/README.md, "A percentile of one run"). The smoke matrix judges p90 so that this
+  exception is the exception: at p99 its ~450-request cells were always "too few".
 summary.json is read through its owner's definition (`analysis.summary.SummaryDocument`), so a report
 of another format version, or with a field missing, fails here by name.
 """
@@ -58,7 +60,7 @@ def problems_in(summary: SummaryDocument, *, allow_generator_invalid: bool = Fal
     for pair, verdict in sorted(verdicts.items()):
         name = f"{pair[0]} {pair[1]}"
         if verdict.max_rate_under_slo is not None:
-            if verdict.p99_at_max_rate_ms is None:
+            if summary.slo.percentile == 99.0 and verdict.p99_at_max_rate_ms is None:
                 problems.append(f"{name}: a max rate under the SLO without its p99")
         elif verdict.first_miss_rate is None:
             pair_runs = runs.get(pair, [])
@@ -102,11 +104,14 @@ def main(results_dir: Path) -> int:
         print("smoke report check failed:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
     verdicts = sorted(((v.server, v.protocol), v) for v in summary.verdicts)
-    print(f"smoke report OK: {len(verdicts)} verdicts in {results_dir / 'summary.json'}")
+    judged = sum(v.max_rate_under_slo is not None or v.first_miss_rate is not None for _, v in verdicts)
+    rest = "" if judged == len(verdicts) else " (the rest withheld for correlated latencies)"
+    print(f"smoke report OK: {len(verdicts)} verdicts in {results_dir / 'summary.json'}, {judged} judged "
+          f"at {summary.slo.describe()}{rest}")
     for pair, verdict in verdicts:
         print(
-            f"  {pair[0]:<10} {pair[1]:<11} max rate under SLO: {verdict.max_rate_under_slo} "
-            f"(p99 there: {verdict.p99_at_max_rate_ms} ms)"
+            f"  {pair[0]:<10} {pair[1]:<11} max rate under SLO: {verdict.max_rate_under_slo}, first miss: "
+            f"{verdict.first_miss_rate} (p99 there: {verdict.p99_at_max_rate_ms} ms)"
         )
     return 0
 

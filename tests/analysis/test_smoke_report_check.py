@@ -21,9 +21,10 @@ def check() -> ModuleType:
     return load_check_smoke_report()
 
 
-def smoke(root: Path, *, status: str = "ok", count: int = 400) -> Path:
-    """The smoke matrix's shape: 9 pairs, one rate (25/s here), `count` requests of 5 ms each."""
-    results = ResultsBuilder(root)
+def smoke(root: Path, *, status: str = "ok", count: int = 400, percentile: float = 99.0) -> Path:
+    """The smoke matrix's shape: 9 pairs, one rate (25/s here), `count` requests of 5 ms each; the SLO
+    at `percentile` (the shipped smoke matrix judges p90)."""
+    results = ResultsBuilder(root, slo_percentile=percentile)
     for server, protocol in PAIRS:
         window_s = count / 25
         results.cell(
@@ -98,3 +99,15 @@ def test_a_p99_withheld_for_correlation_is_a_judged_verdict(check: ModuleType, t
     assert all(v.max_rate_under_slo is None for v in summary.verdicts)
     assert "correlated" in summary.cells[0].notes[0]
     assert check.problems_in(summary) == []
+
+
+def test_at_a_p90_slo_a_max_rate_needs_no_p99(check: ModuleType, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """experiments/smoke.yaml judges p90: 100 requests a cell are enough for it (36), not for a p99, and
+    every verdict is filled with a max rate; the check passes and says how many it judged."""
+    root = smoke(tmp_path / "smoke", count=100, percentile=90.0)
+    summary = read_summary(root / "summary.json")
+    assert all(v.max_rate_under_slo == 25 and v.p99_at_max_rate_ms is None for v in summary.verdicts)
+    assert check.problems_in(summary) == []
+    assert check.main(root) == 0
+    assert "9 judged at p90 latency <= 100 ms" in capsys.readouterr().out

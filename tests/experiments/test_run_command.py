@@ -66,7 +66,7 @@ def test_one_repetition_is_told_what_it_can_and_cannot_claim(capsys: pytest.Capt
     this run's max rate but has no between-run interval, so it never says 'surely'."""
     assert main(["run", str(EXPERIMENTS / "smoke.yaml"), "--dry-run"]) == 0
     err = capsys.readouterr().err
-    assert "note: repetitions: 1 with an SLO (p99 <= 100 ms)" in err
+    assert "note: repetitions: 1 with an SLO (p90 <= 100 ms)" in err
     assert "no between-run interval" in err and "'surely'" in err and "repetitions: 3" in err
 
 

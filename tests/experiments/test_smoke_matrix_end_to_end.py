@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(900)]
 SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "smoke.yaml"
 check_smoke_report = load_check_smoke_report()
 # The smoke chain runs once, here: the shipped matrix (same 9 pairs, model, SLO) at 2x the rate for 9 s
-# instead of 18: the same ~450 requests per cell (p99 needs 368) in half the wall time. At 100/s
+# instead of 18: the same ~450 requests per cell in half the wall time. At 100/s
 # TorchServe's one worker saturates 2 cores and the generator falls behind (lateness p99 13-164 ms
 # under /work/bin/quiet, 2 runs): CI's strict check would then fail on the machine, not the chain.
 # `.ci/run` sets INFERLOAD_SMOKE_OUT: the run and its report are then written there, and after the
@@ -157,7 +157,7 @@ def test_the_report_fills_a_verdict_for_every_server_and_protocol(smoke_run: Smo
         judged = verdict.max_rate_under_slo is not None or verdict.first_miss_rate is not None
         run = runs[(verdict.server, verdict.protocol)]
         # unjudged only for the machine: its generator fell behind, or its stalls correlated the latencies
-        # so much that the p99 was withheld as "too few" effective requests rather than printed wrong
+        # so much that the SLO percentile was withheld as "too few" effective requests, not printed wrong
         machine = run.generator_valid is False or check_smoke_report._withheld_for_correlation(run)
         assert judged or machine, verdict
     assert Path(paths.html).stat().st_size > 0 and Path(paths.markdown).stat().st_size > 0
