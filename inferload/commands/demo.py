@@ -193,8 +193,13 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
     won = winner.sustained_predictions
     sure = ("" if winner.max_rate_surely_met is not False
             else f"; met, but not surely (p{percentile:g} interval straddles the bound)")
-    lines.append(f"  {names[winner.group]} has the highest max rate here: {_num(won.value)} {unit} under "
-                 f"the SLO (true max in {_bracket(won)}){sure}")
+    tied = [names[v.group] for v in verdicts
+            if v is not winner and won.value is not None and v.sustained_predictions.value == won.value]
+    who = (f"{names[winner.group]} has" if not tied else
+           f"{_and([names[winner.group], *tied])} share")  # which of equals the analysis names is arbitrary
+    lines.append(f"  {who} the highest max rate here: {_num(won.value)} {unit} under the SLO (true max in "
+                 f"{_bracket(won)}){sure}" + (f"; the others are compared with {names[winner.group]}"
+                                              if tied else ""))
     others = sorted((v for v in verdicts if v is not winner),
                     key=lambda v: -(v.sustained_predictions.value or 0.0))
     for other in others:
@@ -229,6 +234,10 @@ def headline_lines(verdicts: Sequence[Any], best: Any, *, slo: str, model: str,
         f"repetitions, beyond the A/A figure ({repetitions} repetition(s) here). A bracket that stays "
         "open (∞) was not bounded by this run; see report.html.")
     return lines
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def _paired_words(comparison: Any, winner: str, other: str) -> str:

@@ -53,6 +53,15 @@ def test_the_headline_names_the_line_with_the_highest_max_rate() -> None:
                         "in [120, 160))")
 
 
+def test_lines_with_the_same_max_rate_share_the_top_of_the_headline() -> None:
+    """Three lines met up to 80 req/s: the headline names all three rather than pick one."""
+    lines = headline(line("tfserving", "grpc", 80, 80, None), line("triton", "grpc", 80, 80, None),
+                     line("triton", "rest-binary", 80, 80, None), line("torchserve", "grpc", 40, 40, 80))
+    assert lines[1] == ("  tfserving grpc, triton grpc and triton rest-binary share the highest max rate "
+                        "here: 80 req/s under the SLO (true max in [80, ∞)); the others are compared with "
+                        "tfserving grpc")
+
+
 def test_brackets_alone_are_no_evidence() -> None:
     """Separated brackets measured apart (no paired repetitions): shown, but indistinguishable here."""
     lines = headline(line("tfserving", "grpc", 140, 120, 160), line("torchserve", "rest-json", 20, 20, 30))
