@@ -133,13 +133,13 @@ def evidence_lines(runs: Sequence[Any], winner: Any, cells: Sequence[Any] = (), 
     """The paired comparisons of the winner against every other line (the SLO's percentile, p`percentile`,
     at the rates both ran in one round), the A/A figure they are judged against, and the machine's speed
     over the run."""
-    from analysis.aa import SLO_LATENCY, aa_pairs, mdd_sentence, mdd_table
+    from analysis.aa import aa_pairs, mdd_sentence, mdd_table, slo_metric
     from analysis.drift import TOLERANCE, machine_flags, speed_range
     from analysis.paired import compare_lines
 
     flags = set(machine_flags(runs))
     table = mdd_table(runs, cells)
-    metric = {50.0: "p50 latency", 99.0: "p99 latency"}.get(percentile, SLO_LATENCY)
+    metric = slo_metric(percentile)
     mdd = next((m.mdd for m in table if m.metric == metric), None)
     by_line: dict[tuple[Any, ...], list[Any]] = {}
     for run in runs:
