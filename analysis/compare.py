@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from analysis.drift import machine_flags
 from analysis.errors import ResultsError
 from analysis.gate import (
     FLAGGED,
@@ -211,11 +210,6 @@ def _missed(cell: CellSummary | None) -> bool:
     return cell is not None and cell.slo_status == "missed"
 
 
-def _flagged_runs(cells: Sequence[CellSummary]) -> frozenset[str]:
-    """The runs the machine watch flagged (analysis/drift.py), judged among all runs of their results."""
-    return frozenset(machine_flags([run for cell in cells for run in cell.runs]))
-
-
 def _slices(cell: CellSummary | None) -> list[float] | None:
     if cell is None or not cell.usable:
         return None
@@ -232,7 +226,10 @@ def compare(
     *,
     threshold: tuple[float, str] | None = None,
     pace: Pace | None = None,
+    flagged: frozenset[str] = frozenset(),
 ) -> Comparison:
+    """The after run against the before run, cell by cell and line by line. `flagged`: the cell ids of
+    runs the machine watch flagged in either run (analysis/drift.py), listed but not judged."""
     before_by_key = {c.key: c for c in before_cells}
     after_by_key = {c.key: c for c in after_cells}
     keys = sorted(
@@ -242,13 +239,12 @@ def compare(
     limit, source = threshold or (PACE_TOLERANCE, f"the gate's pace tolerance, ±{PACE_TOLERANCE:.0%}")
     overloaded = frozenset(k.label() for k in keys
                            if _missed(before_by_key.get(k)) and _missed(after_by_key.get(k)))
-    flagged_runs = _flagged_runs(before_cells) | _flagged_runs(after_cells)
-    flagged = frozenset(k.label() for k in keys for cell in (before_by_key.get(k), after_by_key.get(k))
-                        if cell is not None and any(run.cell_id in flagged_runs for run in cell.runs))
+    flagged_cells = frozenset(k.label() for k in keys for cell in (before_by_key.get(k), after_by_key.get(k))
+                              if cell is not None and any(run.cell_id in flagged for run in cell.runs))
     p99 = []
     for k in keys:
         before, after = _usable_p99(before_by_key.get(k)), _usable_p99(after_by_key.get(k))
-        verdict = (OVERLOADED if k.label() in overloaded else FLAGGED if k.label() in flagged
+        verdict = (OVERLOADED if k.label() in overloaded else FLAGGED if k.label() in flagged_cells
                    else _p99_verdict(before, after, limit))
         p99.append(Delta(k.label(), before.value, after.value, before, after, verdict))
     before_lines = {v.group: v for v in before_verdicts}
@@ -268,6 +264,6 @@ def compare(
         )
     shifts = judge_cells(
         [(k.label(), _slices(before_by_key.get(k)), _slices(after_by_key.get(k))) for k in keys],
-        threshold=limit, overloaded=overloaded, flagged=flagged,
+        threshold=limit, overloaded=overloaded, flagged=flagged_cells,
     )
     return Comparison(before_name, after_name, tuple(p99), tuple(rates), tuple(shifts), limit, source, pace)

@@ -367,6 +367,7 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None,
     the regression gate's refusals first (another machine, a drifted calibration: ResultsError)."""
     experiment = read_results(results_dir)
     verdicts = sweep_verdicts(experiment.cells)
+    flags = machine_flags(experiment.runs)
     comparison = None
     if compare_with is not None:
         before = read_results(compare_with)
@@ -381,9 +382,9 @@ def build_model(results_dir: Path | str, compare_with: Path | str | None = None,
             verdicts,
             threshold=threshold_of(before, experiment),
             pace=pace,
+            flagged=frozenset(machine_flags(before.runs)) | frozenset(flags),
         )
     aa = tuple(mdd_table(experiment.runs, experiment.cells))
-    flags = machine_flags(experiment.runs)
     best, paired = paired_best(experiment, verdicts, aa, frozenset(flags))
     return ReportModel(
         results=experiment,
