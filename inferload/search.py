@@ -64,6 +64,7 @@ __all__ = [
     "SearchPlan",
     "plan",
     "step_duration_s",
+    "planned_inflation",
     "search_steps",
     "judge_step",
     "expected_steps",
@@ -228,11 +229,17 @@ def step_duration_s(rate: float, *, minimum_s: float, needed: int | None) -> flo
     return max(minimum_s, math.ceil(2 * SAMPLE_MARGIN * needed / rate) / 2)
 
 
+def planned_inflation(experiment: Experiment) -> float:
+    """The variance inflation this matrix's steps are sized for (`load.search.inflation`; 1 without a
+    search)."""
+    search = experiment.load.search
+    return search.inflation if search is not None else 1.0
+
+
 def duration_rule(experiment: Experiment) -> Callable[[float], float]:
     """The step duration at each rate for this matrix's SLO percentile and `duration_s` (with
     `early_stop`, the step's minimum: it may run on up to max(that, max_duration_s))."""
-    search = experiment.load.search
-    needed = requests_needed(experiment.slo.percentile, search.inflation if search is not None else 1.0)
+    needed = requests_needed(experiment.slo.percentile, planned_inflation(experiment))
     return lambda rate: step_duration_s(rate, minimum_s=experiment.duration_s, needed=needed)
 
 

@@ -123,9 +123,9 @@ def _step_requests(experiment: Experiment) -> str:
     """The requests a search step is sized for, in words: the SLO percentile's need at the planned
     inflation (inferload/search.py)."""
     from analysis.percentiles import requests_needed
+    from inferload.search import planned_inflation
 
-    search = experiment.load.search
-    inflation = search.inflation if search is not None else 1.0
+    inflation = planned_inflation(experiment)
     needed = requests_needed(experiment.slo.percentile, inflation)
     return f"{needed:,} (the p{experiment.slo.percentile:g}'s need at variance inflation {inflation:g})"
 
