@@ -45,17 +45,16 @@ KINDS: tuple[Kind, ...] = ("M/M/1", "M/D/1")
 UTILISATIONS = (0.5, 0.8, 0.9)
 
 
-P = 99.0  # the percentile judged (--percentile)
 DEMO_INFLATION = 10.0  # experiments/demo.yaml's `load.search.inflation`
 
 
-def windows_for(utilisation: float) -> list[tuple[str, float, float]]:
-    """(label, rate, window_s) for one utilisation."""
-    if P == 99.0:
+def windows_for(utilisation: float, p: float) -> list[tuple[str, float, float]]:
+    """(label, rate, window_s) for one utilisation, the demo's steps as they were when it judged `p`."""
+    if p == 99.0:
         demo = [("demo step 20/s", 20.0, 22.1), ("demo step 160/s", 160.0, 3.0),
                 ("demo step 320/s", 320.0, 3.0)]
     else:
-        demo = [(f"demo step {rate:g}/s", float(rate), demo_step_s(rate)) for rate in (20, 80, 160, 320)]
+        demo = [(f"demo step {rate:g}/s", float(rate), demo_step_s(rate, p)) for rate in (20, 80, 160, 320)]
     return [
         *demo,
         ("issue: 40 s, service 100/s", 100.0 * utilisation, 40.0),
@@ -69,20 +68,21 @@ SERVICE_RATE = 200.0
 SWEEP_RATES = (40.0, 80.0, 120.0, 140.0, 160.0, 180.0)
 
 
-def demo_step_s(rate: float) -> float:
+def demo_step_s(rate: float, p: float) -> float:
     """The demo's step (inferload/search.py): max(duration_s 3, 1.2 x 368 / rate) when it judged p99;
     for other percentiles, today's rule with experiments/demo.yaml's planned inflation."""
-    if P == 99.0:
+    if p == 99.0:
         return max(3.0, 1.2 * 368 / rate)
-    return step_duration_s(rate, minimum_s=3.0, needed=requests_needed(P, DEMO_INFLATION))
+    return step_duration_s(rate, minimum_s=3.0, needed=requests_needed(p, DEMO_INFLATION))
 
 
-def true_max_rate(kind: Kind) -> float:
-    """The rate at which the queue's stationary percentile P equals the SLO (bisection on the exact one)."""
+def true_max_rate(kind: Kind, p: float) -> float:
+    """The rate at which the queue's stationary p-th percentile equals the SLO (bisection on the exact
+    percentile)."""
     low, high = 1.0, SERVICE_RATE - 1e-6
     for _ in range(60):
         middle = (low + high) / 2
-        if Queue(kind, middle, SERVICE_RATE).true_percentile_s(P) <= SLO_S:
+        if Queue(kind, middle, SERVICE_RATE).true_percentile_s(p) <= SLO_S:
             low = middle
         else:
             high = middle
@@ -120,10 +120,10 @@ def step_status(interval: Any) -> tuple[str, bool]:
     return "too few", False
 
 
-def bracket_coverage(kind: Kind, step_s: Any, sweeps: int, seed: int) -> list[dict[str, Any]]:
+def bracket_coverage(kind: Kind, p: float, step_s: Any, sweeps: int, seed: int) -> list[dict[str, Any]]:
     """How often one repetition's max-rate bracket holds the queue's true max rate under the SLO, per
     method (every method judges the same simulated sweeps)."""
-    truth = true_max_rate(kind)
+    truth = true_max_rate(kind, p)
     counts = {name: {"held": 0, "bounded": 0, "wrong_met": 0, "wrong_missed": 0} for name in METHODS}
     rng = np.random.default_rng(seed)
     for _ in range(sweeps):
@@ -132,7 +132,7 @@ def bracket_coverage(kind: Kind, step_s: Any, sweeps: int, seed: int) -> list[di
             duration = step_s(rate)
             times, latencies = Queue(kind, rate, SERVICE_RATE).simulate(duration, rng)
             for name, method in METHODS.items():
-                status, sure = step_status(method(latencies * 1000, times, (0.0, duration), P))
+                status, sure = step_status(method(latencies * 1000, times, (0.0, duration), p))
                 statuses[name].append((rate, status, sure))
                 counts[name]["wrong_met"] += status == "met" and sure and rate > truth
                 counts[name]["wrong_missed"] += status == "missed" and sure and rate <= truth
@@ -153,24 +153,23 @@ def main() -> int:
     parser.add_argument("--percentile", type=float, default=99.0,
                         help="the percentile judged (99; 90: the demo's)")
     args = parser.parse_args()
-    global P
-    P = args.percentile
-    results_file = RESULTS if P == 99.0 else RESULTS.with_name(f"interval_coverage_p{P:g}.json")
+    p = args.percentile
+    results_file = RESULTS if p == 99.0 else RESULTS.with_name(f"interval_coverage_p{p:g}.json")
     count = 100 if args.quick else args.windows
     started = time.time()
     rows: list[dict[str, Any]] = []
     for kind in KINDS:
         for utilisation in UTILISATIONS:
-            for label, rate, window_s in windows_for(utilisation):
+            for label, rate, window_s in windows_for(utilisation, p):
                 if args.quick and window_s >= 300:
                     continue
                 queue = Queue.at(kind, rate, utilisation)
-                truth_ms = 1000 * queue.true_percentile_s(P)
+                truth_ms = 1000 * queue.true_percentile_s(p)
                 # fewer of the longest windows: 200 keeps the grid under ~10 minutes on one core
                 windows = count if rate * window_s < 50_000 else max(50, count // 2)
                 seed = 1000 + len(rows) // len(METHODS)  # both methods judge the same windows
                 for name, method in METHODS.items():
-                    result = measure_coverage(method, queue, window_s, windows, seed=seed, p=P)
+                    result = measure_coverage(method, queue, window_s, windows, seed=seed, p=p)
                     row = {
                         "method": name,
                         "queue": kind,
@@ -179,7 +178,7 @@ def main() -> int:
                         "rate": rate,
                         "window_s": window_s,
                         "requests_median": result.median_requests,
-                        f"true_p{P:g}_ms": round(truth_ms, 3),
+                        f"true_p{p:g}_ms": round(truth_ms, 3),
                         "windows": result.windows,
                         "coverage": round(result.rate, 4),
                         "two_sided": result.two_sided,
@@ -192,9 +191,10 @@ def main() -> int:
                     print(_line(row), flush=True)
     brackets = []
     for kind in KINDS:
-        steps = (("demo steps", demo_step_s, 200), ("60 s steps", lambda rate: 60.0, 100))
+        steps = (("demo steps", lambda rate: demo_step_s(rate, p), 200),
+                 ("60 s steps", lambda rate: 60.0, 100))
         for label, step_s, sweeps in steps:
-            for row in bracket_coverage(kind, step_s, 25 if args.quick else sweeps, seed=77):
+            for row in bracket_coverage(kind, p, step_s, 25 if args.quick else sweeps, seed=77):
                 row = {"steps": label, **row}
                 brackets.append(row)
                 print(f"bracket {row['method']:26s} {kind} {label:10s}: holds the true max "
@@ -204,11 +204,11 @@ def main() -> int:
                       f"{row['wrong_surely_missed_steps']}", flush=True)
     document = {
         "benchmark": "interval_coverage",
-        "percentile": P,
+        "percentile": p,
         "promised": 0.95,
         "method_settings": {"slices": list(SLICES)},
-        "note": (f"coverage: share of windows whose stated interval held the true p{P:g} (a 'too few' "
-                 f"window states only its lower end); two_sided: windows that reported the p{P:g} with both "
+        "note": (f"coverage: share of windows whose stated interval held the true p{p:g} (a 'too few' "
+                 f"window states only its lower end); two_sided: windows that reported the p{p:g} with both "
                  "ends; coverage_two_sided: the share of those that held it. Binomial standard error at "
                  "95 % over 400 windows: 1.1 points."),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
@@ -218,8 +218,8 @@ def main() -> int:
         "results": rows,
         "bracket_note": (f"one repetition's max-rate bracket [highest rate surely met, lowest surely missed) "
                          f"on a sweep of {', '.join(f'{r:g}' for r in SWEEP_RATES)} req/s, service "
-                         f"{SERVICE_RATE:g}/s, SLO p{P:g} <= {SLO_S * 1000:g} ms; the true max rate is "
-                         f"where the stationary p{P:g} equals the SLO"),
+                         f"{SERVICE_RATE:g}/s, SLO p{p:g} <= {SLO_S * 1000:g} ms; the true max rate is "
+                         f"where the stationary p{p:g} equals the SLO"),
         "brackets": brackets,
     }
     if not args.quick:
