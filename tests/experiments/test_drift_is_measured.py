@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from busy_work import busy_code
 from shared_stack import OnSharedStack
 
 from analysis import read_results as load_results
@@ -50,20 +51,8 @@ calibration: {probe_interval_s: 0.25}
 lateness_limit_ms: 25     # the generator shares a busy 2-core machine with the servers (and the hogs)
 """
 HOGGED_ROUND = 1
-# A normal-priority neighbour: every 50 ms it puts itself back to SCHED_OTHER, since a tool that keeps a
-# measurement quiet (chrt -i 0 on everything outside the measured tree) would otherwise make it yield
-# to us, and work that yields is rightly not counted (inferload/machine.py).
-BUSY = """
-import os, time
-while True:
-    try:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    except OSError:
-        pass
-    end = time.monotonic() + 0.05
-    while time.monotonic() < end:
-        pass
-"""
+# A normal-priority neighbour that stays so under a quiet-keeping tool (tests/busy_work.py).
+BUSY = busy_code(stay_normal=True)
 
 
 class HogOneRound(OnSharedStack):

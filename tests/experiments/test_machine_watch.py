@@ -12,26 +12,15 @@ from pathlib import Path
 
 import psutil
 import pytest
+from busy_work import busy_code
 
 from inferload.machine import MachineWatch
-
-BUSY = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass\n"
-# Busy, and back to SCHED_OTHER every 50 ms: a tool that keeps measurements quiet (here /work/bin/quiet)
-# demotes every process outside its tree to SCHED_IDLE, and this one, daemonized, is outside it. Demoted,
-# it would rightly not count (see the test below), and the test would check nothing.
-BUSY_NORMAL = (
-    "import os, time\nend = time.monotonic() + {seconds}\nreset = 0.0\n"
-    "while (now := time.monotonic()) < end:\n"
-    "    if now >= reset:\n"
-    "        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))\n"
-    "        reset = now + 0.05\n"
-)
 
 
 def foreign_busy(seconds: float, pid_file: Path, *, prefix: str = "", stay_normal: bool = False) -> None:
     """A busy process that is nobody's child here: started by a shell that exits at once (daemonized);
-    `stay_normal`: it keeps itself in SCHED_OTHER (`BUSY_NORMAL`)."""
-    code = (BUSY_NORMAL if stay_normal else BUSY).format(seconds=seconds)
+    `stay_normal`: it keeps itself in SCHED_OTHER (tests/busy_work.py)."""
+    code = busy_code(seconds, stay_normal=stay_normal)
     shell = f'{prefix}{sys.executable} -c "{code}" >/dev/null 2>&1 & echo $! > {pid_file}'
     subprocess.run(["sh", "-c", shell], check=True)
 
@@ -46,8 +35,8 @@ def wait_until_busy(process: psutil.Process, cpu_s: float = 0.2, within_s: float
 
 
 def test_other_processes_count_and_ours_and_the_servers_do_not(tmp_path: Path) -> None:
-    own = subprocess.Popen([sys.executable, "-c", BUSY.format(seconds=3.0)])
-    server = subprocess.Popen([sys.executable, "-c", BUSY.format(seconds=3.0)], start_new_session=True)
+    own = subprocess.Popen([sys.executable, "-c", busy_code(3.0)])
+    server = subprocess.Popen([sys.executable, "-c", busy_code(3.0)], start_new_session=True)
     pid_file = tmp_path / "pid"
     foreign_busy(30.0, pid_file, stay_normal=True)  # killed below; outlives a slow start on a loaded machine
     foreign = int(pid_file.read_text())
