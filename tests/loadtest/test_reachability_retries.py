@@ -4,12 +4,12 @@ not (nothing listens there). A real loopback server that never answers its first
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from loopback import loopback_server
 
 from loadtest import _health
 from loadtest._health import TargetTimedOut, TargetUnreachable, preflight
@@ -23,43 +23,31 @@ def swallowing_server(swallowed: int) -> Iterator[tuple[int, list[float]]]:
     """Accepts connections on loopback; the first `swallowed` HTTP requests get no answer (as if lost),
     the rest an HTTP 200; a TLS hello (the probe for a TLS port after a timeout) is closed at once, as a
     plaintext server would. Yields the port and the times the HTTP requests came in."""
-    listener = socket.create_server(("127.0.0.1", 0))
     accepted: list[float] = []
     held: list[socket.socket] = []
-    stop = threading.Event()
 
-    def serve() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except TimeoutError:
-                continue
-            connection.settimeout(2.0)
-            try:
-                first = connection.recv(65536)
-            except TimeoutError:
-                first = b""
-            if not first.startswith(b"GET "):
-                connection.close()
-                continue
-            accepted.append(time.monotonic())
-            if len(accepted) <= swallowed:
-                held.append(connection)  # never answered, closed at the end
-                continue
-            with connection:
-                connection.sendall(PING)
+    def answer(connection: socket.socket) -> None:
+        connection.settimeout(2.0)
+        try:
+            first = connection.recv(65536)
+        except TimeoutError:
+            first = b""
+        if not first.startswith(b"GET "):
+            connection.close()
+            return
+        accepted.append(time.monotonic())
+        if len(accepted) <= swallowed:
+            held.append(connection)  # never answered, closed at the end
+            return
+        with connection:
+            connection.sendall(PING)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
     try:
-        yield listener.getsockname()[1], accepted
+        with loopback_server(answer) as port:
+            yield port, accepted
     finally:
-        stop.set()
-        thread.join(5)
         for connection in held:
             connection.close()
-        listener.close()
 
 
 def settings(port: int) -> LoadSettings:

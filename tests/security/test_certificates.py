@@ -7,12 +7,12 @@ from __future__ import annotations
 import socket
 import ssl
 import stat
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from loopback import loopback_server
 
 from loadtest._security import Security, check_tls, describe_tls_failure
 from serving.certs import CertificateFiles, TlsMaterial, issue, local_material, make_ca, make_tls_material
@@ -28,31 +28,17 @@ def tls_server(cert: CertificateFiles) -> Iterator[int]:
     """A TLS server on loopback that answers one line per connection, with `cert`."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert.cert, cert.key)
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
 
-    def serve() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                raw, _ = server.accept()
-            except TimeoutError:
-                continue
-            try:
-                with context.wrap_socket(raw, server_side=True) as tls:
-                    tls.recv(100)
-                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            except (ssl.SSLError, OSError):
-                pass
+    def answer(raw: socket.socket) -> None:
+        try:
+            with context.wrap_socket(raw, server_side=True) as tls:
+                tls.recv(100)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        except (ssl.SSLError, OSError):
+            pass
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(2)
-        server.close()
+    with loopback_server(answer) as port:
+        yield port
 
 
 def _failure(port: int, security: Security) -> str:
@@ -89,19 +75,13 @@ def test_an_unknown_ca_a_wrong_name_and_an_expired_certificate_are_told_apart(
 
 
 def test_tls_to_a_plaintext_server_is_named() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as plain:
-        port = plain.getsockname()[1]
+    def answer(connection: socket.socket) -> None:
+        with connection:
+            connection.recv(100)
+            connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
 
-        def answer() -> None:
-            connection, _ = plain.accept()
-            with connection:
-                connection.recv(100)
-                connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-
-        thread = threading.Thread(target=answer, daemon=True)
-        thread.start()
+    with loopback_server(answer) as port:
         message = _failure(port, Security(tls=True))
-        thread.join(2)
     assert f"https://127.0.0.1:{port} does not speak TLS" in message
 
 
