@@ -248,9 +248,8 @@ def _one_sided(
         if repetitions and all((maxima_mine.get(r) or 0.0) >= lowest and maxima_theirs.get(r) is None
                                for r in repetitions):
             best = min(maxima_mine[r] or 0.0 for r in repetitions)
-            other, one = (cells_b, cells_a) if lower == "b lower here" else (cells_a, cells_b)
-            return lower, (f"{other[0].key.group.label()} met the SLO at no rate and surely missed it at "
-                           f"{lowest:g}/s, where {one[0].key.group.label()} met it up to {best:g}/s in the "
+            return lower, (f"{theirs[0].key.group.label()} met the SLO at no rate and surely missed it at "
+                           f"{lowest:g}/s, where {mine[0].key.group.label()} met it up to {best:g}/s in the "
                            f"same rounds ({len(repetitions)} repetition(s); no ratio: one line has no max "
                            "rate)")
     return None
