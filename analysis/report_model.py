@@ -17,6 +17,7 @@ from analysis.compare import Comparison, check_comparable, check_gateable, compa
 from analysis.decomposition import Decomposition, ServerDecomposition, decompose, server_decomposition
 from analysis.drift import MachineTimeline, machine_flags, machine_timeline
 from analysis.intervals import ORDER_STATISTIC, THROUGHPUT_SLICES, Estimate
+from analysis.keys import GroupKey
 from analysis.paired import PairedComparison, compare_max_rates
 from analysis.percentiles import CONFIDENCE, REPORTED_PERCENTILES, min_samples
 from analysis.results import Results, read_results
@@ -318,12 +319,20 @@ def best_sentence(best: BestConfiguration) -> str:
         f"{best.group.label()}: {number(best.predictions_per_s)} predictions/s at "
         f"{number(best.max_rate_under_slo)} requests/s under the SLO"
     )
-    if best.beats and not best.indistinguishable_from:
+    if best.beats and not best.ahead_here_of and not best.indistinguishable_from:
         return sentence + "; surely sustains more than every other line (paired repetitions)"
+    parts = []
+    if best.beats:
+        parts.append(f"surely sustains more than {_labels(best.beats)} (paired repetitions)")
+    if best.ahead_here_of:
+        parts.append(f"sustains more here than {_labels(best.ahead_here_of)} (not surely)")
     if best.indistinguishable_from:
-        names = ", ".join(g.label() for g in best.indistinguishable_from)
-        return sentence + f"; indistinguishable here from {names}"
-    return sentence
+        parts.append(f"indistinguishable here from {_labels(best.indistinguishable_from)}")
+    return "; ".join([sentence, *parts])
+
+
+def _labels(groups: Sequence[GroupKey]) -> str:
+    return ", ".join(g.label() for g in groups)
 
 
 def number(value: float | None, digits: int = 3) -> str:
@@ -407,8 +416,9 @@ def paired_best(results: Results, verdicts: Sequence[SweepVerdict], aa: Sequence
                 flagged: frozenset[str]) -> tuple[BestConfiguration, tuple[PairedComparison, ...]]:
     """The best configuration by max rate (the A/A's twin arms left out), and its max rate paired by
     repetition against every other line (`analysis.paired.compare_max_rates`). It "beats" only the lines
-    its pairs surely beat (two or more repetitions, beyond the A/A figure); every other line is
-    indistinguishable here, whatever the brackets say."""
+    its pairs surely beat (two or more repetitions, beyond the A/A figure); it is "ahead here" of the lines
+    its pairs put lower without that certainty; every other line is indistinguishable here, whatever the
+    brackets say."""
     lines = [v for v in verdicts if v.group.arm != "b"]
     best = best_configuration(lines)
     if best.group is None:
@@ -422,8 +432,9 @@ def paired_best(results: Results, verdicts: Sequence[SweepVerdict], aa: Sequence
     )
     others = [v.group for v in lines if v.group != best.group]
     beaten = tuple(g for g, c in zip(others, paired, strict=True) if c.verdict == "b lower")
-    tied = tuple(g for g in others if g not in beaten)
-    return replace(best, beats=beaten, indistinguishable_from=tied), paired
+    ahead = tuple(g for g, c in zip(others, paired, strict=True) if c.verdict == "b lower here")
+    tied = tuple(g for g in others if g not in beaten and g not in ahead)
+    return replace(best, beats=beaten, ahead_here_of=ahead, indistinguishable_from=tied), paired
 
 
 def _at_batch(batch: int | None) -> str:

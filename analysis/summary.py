@@ -28,8 +28,9 @@ SUMMARY_FILE = "summary.json"
 SUMMARY_SCHEMA: Final = "inferload.summary"
 # 2: intervals on every verdict and cell, the sample rule; 3: early_stop; 4: each run's round, position,
 # arm and machine (cell.json v2), and every group's A/A arm; 5: runs as RunSummary (key, stats); 6: the
-# comparison's distributions, threshold and machine pace, the run's machine_speed, paired and aa
-SUMMARY_SCHEMA_VERSION = 6
+# comparison's distributions, threshold and machine pace, the run's machine_speed, paired and aa; 7: the best
+# line's ahead_here_of (lines its pairs put lower, not surely)
+SUMMARY_SCHEMA_VERSION = 7
 
 
 class _Entry(BaseModel):
@@ -82,6 +83,7 @@ class BestEntry(_Entry):
     note: str | None
     sustained_predictions: Estimate
     beats: list[str]
+    ahead_here_of: list[str]
     indistinguishable_from: list[str]
 
 
@@ -269,6 +271,7 @@ def summary_document(model: ReportModel) -> SummaryDocument:
         note=model.best.note,
         sustained_predictions=asdict(model.best.sustained_predictions),
         beats=[g.label() for g in model.best.beats],
+        ahead_here_of=[g.label() for g in model.best.ahead_here_of],
         indistinguishable_from=[g.label() for g in model.best.indistinguishable_from],
     )
     cells = []

@@ -94,6 +94,8 @@ class BestConfiguration:
     note: str | None
     sustained_predictions: Estimate = MISSING  # batch x the best line's max-rate bracket
     beats: tuple[GroupKey, ...] = ()  # lines it surely sustains more predictions/s than
+    # lines it sustains more than in this run's pairs, not surely (one repetition, or a bracket left open)
+    ahead_here_of: tuple[GroupKey, ...] = ()
     indistinguishable_from: tuple[GroupKey, ...] = ()  # lines whose brackets overlap its own
 
 

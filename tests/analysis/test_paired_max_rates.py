@@ -140,3 +140,21 @@ def test_the_report_calls_the_best_line_ahead_only_on_its_pairs(tmp_path: Path) 
     apart = build_model(apart_run.root)
     assert "indistinguishable here from torchserve" in apart.verdict_lines()[-1]
     assert "measured apart" in apart.paired[0].why
+
+
+def test_a_line_ahead_in_one_repetition_is_ahead_here_not_indistinguishable(tmp_path: Path) -> None:
+    """In the same rounds tfserving meets up to 80/s and torchserve surely misses at every rate: torchserve
+    is lower "here" (no max rate, so no ratio and no "surely"). The best line's sentence and summary.json
+    say so, rather than calling the two lines indistinguishable."""
+    results = ResultsBuilder(tmp_path / "run")
+    for repetition in range(2):
+        sweep(results, "tfserving", 80, repetition)
+        sweep(results, "torchserve", 0, repetition)
+    model = build_model(results.root)
+    assert [c.verdict for c in model.paired] == ["b lower here"]
+    best = model.verdict_lines()[-1]
+    assert "sustains more here than torchserve" in best and "(not surely)" in best
+    assert "indistinguishable" not in best and "surely sustains" not in best
+    entry = summary_document(model).best_configuration
+    assert (entry.ahead_here_of, entry.beats, entry.indistinguishable_from) == (
+        [model.best.ahead_here_of[0].label()], [], [])

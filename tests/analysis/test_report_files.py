@@ -84,7 +84,7 @@ def test_out_dir_is_honoured(tmp_path: Path) -> None:
 
 def test_summary_json_always_has_the_verdict_fields(report: ReportPaths) -> None:
     summary = json.loads(report.json.read_text())
-    assert (summary["schema"], summary["schema_version"]) == ("inferload.summary", 6)
+    assert (summary["schema"], summary["schema_version"]) == ("inferload.summary", 7)
     verdicts = {(v["server"], v["protocol"]): v for v in summary["verdicts"]}
     torchserve = verdicts[("torchserve", "grpc")]
     assert torchserve["max_rate_under_slo"] == 40.0

@@ -183,5 +183,5 @@ CASES = [
     Case("server_metrics.jsonl", _server_metrics, read_server_samples, "cpu_seconds", "version 1"),
     Case("model.json", _model_json, ModelJson.read, "handler_sha256", "version 1"),
     Case("calibration.jsonl", _calibration, _read_calibration, "bandwidth_gb_s", "version 1"),
-    Case("summary.json", _summary, read_summary, "tfserving_label", "version 6"),
+    Case("summary.json", _summary, read_summary, "tfserving_label", "version 7"),
 ]
