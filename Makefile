@@ -46,24 +46,26 @@ protos: $(STAMP)
 demo: setup
 	$(VENV)/bin/inferload demo
 
-# Two phases (tests/lanes.py): the tests that start no server and take under ~20 s on 2 pytest-xdist
-# workers, then serially the server tests (one shared stack per kind, machine-sensitive measurements)
+# Two phases (tests/lanes.py). First, on 2 pytest-xdist workers, every test that may share the machine:
+# the ones without servers one by one, each area's server tests together on one worker (its hosts start
+# once), those first. Then serially the tests marked `alone` (they measure the machine or keep a schedule)
 # and the modules that import Locust in-process (gevent's patching deadlocks an xdist worker).
 FAST_LANE = not servers and not slow
-# $(call two_phases,MARKERS): the fast lane on the workers, then serially the tests MARKERS selects. Both
-# phases run even when the first fails; the exit status is the first failure's (pytest's 5, no test
-# collected, is a failure too).
+SERIAL = alone or locust_in_process
+# $(call two_phases,ON_WORKERS,SERIALLY): the tests each marker expression selects, on the workers, then
+# serially. Both phases run even when the first fails; the exit status is the first failure's (pytest's 5,
+# no test collected, is a failure too).
 two_phases = first=0; second=0; \
-	$(PY) -m pytest -n 2 -m "$(FAST_LANE)" || first=$$?; \
-	$(PY) -m pytest -m "$(1)" || second=$$?; \
+	$(PY) -m pytest -n 2 --dist loadgroup -m "$(1)" || first=$$?; \
+	$(PY) -m pytest -m "$(2)" || second=$$?; \
 	[ $$first -eq 0 ] || exit $$first; exit $$second
 
 test: setup
-	@$(call two_phases,servers or slow or locust_in_process)
+	@$(call two_phases,not alone,$(SERIAL))
 
 # The inner loop: no server starts, no test over ~20 s (markers checked by tests/lanes.py).
 test-fast: setup
-	@$(call two_phases,($(FAST_LANE)) and locust_in_process)
+	@$(call two_phases,$(FAST_LANE) and not alone,($(FAST_LANE)) and ($(SERIAL)))
 
 # ruff, mypy, and DESIGN.md section 8's import rules (import-linter, [tool.importlinter] in pyproject.toml)
 check: setup

@@ -12,6 +12,7 @@ Tests also use the knobs a real deployment gets wrong: another CA, another name,
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
 import os
 from collections.abc import Sequence
@@ -169,10 +170,12 @@ def local_material(root: Path | None = None) -> TlsMaterial:
     files = TlsMaterial(ca=CertificateFiles(directory / "ca.crt", directory / "ca.key"),
                         server=CertificateFiles(directory / "server.crt", directory / "server.key"),
                         client=CertificateFiles(directory / "client.crt", directory / "client.key"))
-    if all(f.cert.is_file() and f.key.is_file() for f in (files.ca, files.server, files.client)) \
-            and _valid_for(files.server.cert, _DAY) and _valid_for(files.ca.cert, _DAY):
-        return files
-    return make_tls_material(directory, names=("127.0.0.1", "::1", "localhost"))
+    with open(directory / ".lock", "a+") as lock:  # two runs starting at once: one makes, the other waits
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all(f.cert.is_file() and f.key.is_file() for f in (files.ca, files.server, files.client)) \
+                and _valid_for(files.server.cert, _DAY) and _valid_for(files.ca.cert, _DAY):
+            return files
+        return make_tls_material(directory, names=("127.0.0.1", "::1", "localhost"))
 
 
 def _valid_for(cert: Path, margin: datetime.timedelta) -> bool:

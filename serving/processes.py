@@ -80,6 +80,16 @@ class ProcessHandle:
     def alive(self) -> bool:
         return self.process() is not None
 
+    def owns_group(self) -> bool:
+        """Is process group `pid` still this server's? Yes while the leader lives, and while no process
+        holds its pid: the kernel reuses a pid only once no group of that id is left. A live process of
+        that pid with another creation time leads someone else's group (another test's server)."""
+        try:
+            proc = psutil.Process(self.pid)
+            return abs(proc.create_time() - self.create_time) <= 0.01
+        except psutil.Error:
+            return True
+
     def tree(self) -> list[psutil.Process]:
         """The process, its descendants, and anything else still in its process group."""
         root = self.process()
@@ -91,7 +101,7 @@ class ProcessHandle:
                     found[child.pid] = child
             except psutil.Error:
                 pass
-        for proc in psutil.process_iter():
+        for proc in psutil.process_iter() if self.owns_group() else ():
             try:
                 if proc.pid not in found and os.getpgid(proc.pid) == self.pid:
                     found[proc.pid] = proc
@@ -193,7 +203,8 @@ def stop(
     _, alive = psutil.wait_procs(procs, timeout=grace_s)
     leftovers = alive + [p for p in handle.tree() if p.pid not in {a.pid for a in alive}]
     if leftovers:
-        _signal_group(handle.pid, signal.SIGKILL)
+        if handle.owns_group():
+            _signal_group(handle.pid, signal.SIGKILL)
         for proc in leftovers:
             _send(proc, signal.SIGKILL)
         _, alive = psutil.wait_procs(leftovers, timeout=10.0)

@@ -1,6 +1,6 @@
 """The test lanes and their rules (hooks loaded by tests/conftest.py).
 
-- `make test-fast` runs `-m "not servers and not slow"`: no server starts (about 2.5 minutes on 2 cores).
+- `make test-fast` runs `-m "not servers and not slow"`: no server starts.
 - `servers` marks every test that starts a server process (TF Serving or tfs-compat, TorchServe,
   Triton, nginx), itself or through a fixture or `inferload serve up` / `run` / `demo`. Two checks keep
   the marker honest: at collection, a test that uses a fixture of SERVER_FIXTURES without the marker
@@ -9,10 +9,18 @@
 - `slow` marks a test over ~20 s; tests that took longer without it are listed at the end of the run.
 - `needs(...)` names capabilities the machine may lack (tests/capabilities.py): skipped where one is
   missing, failed instead where INFERLOAD_REQUIRE names it.
-- The lane without servers runs on pytest-xdist workers (`-n 2`, `make test` and `make test-fast`),
-  except the modules that import Locust: its import monkey-patches the interpreter with gevent, which
-  deadlocks an xdist worker (its work queue waits on a real thread's event). A worker skips them at
-  collection (`imports_locust`, a scan of the module's import lines), their tests carry the
+- `alone` marks a test that measures the machine or keeps a schedule: CPU taken by other work,
+  calibration flags or their absence, achieved rates, timing bounds, CPU pinning, the smoke report that
+  CI re-checks with no allowance for a busy machine. It runs in the serial phase, with nothing beside it.
+- Everything else runs on 2 pytest-xdist workers (`make test` and `make test-fast`, `--dist loadgroup`
+  with this module's scheduler): the modules of an area (tests/<area>/) that hold server or slow tests
+  form one unit that one worker runs, so the area's session hosts (a namespace host, a replica pair, a
+  configured Triton) start once; the units with the most tests go first and the tests without servers,
+  one by one, fill in behind them. Each worker names its own network namespaces (tests/netns.py) and its
+  servers take free ports.
+- The modules that import Locust never run on a worker: its import monkey-patches the interpreter with
+  gevent, which deadlocks an xdist worker (its work queue waits on a real thread's event). A worker skips
+  them at collection (`imports_locust`, a scan of the module's import lines), their tests carry the
   `locust_in_process` marker, and the serial phase runs them. A worker that finds Locust imported
   anyway stops the session and names the modules it collected.
 """
@@ -168,6 +176,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "these tests start servers through a fixture but are not marked @pytest.mark.servers "
             "(tests/lanes.py):\n  " + "\n  ".join(offenders)
         )
+
+
+# a module line that marks tests `servers` or `slow` (a module-level `pytestmark` or a decorator)
+_SHARES_HOSTS = re.compile(r"^[^#\n]*\bmark\.(?:servers|slow)\b", re.MULTILINE)
+
+
+@functools.cache
+def shares_hosts(path: PurePath) -> bool:
+    """Does this test module hold server or slow tests? (Read from its text: xdist's controller, which
+    schedules, sees node ids only.)"""
+    try:
+        return bool(_SHARES_HOSTS.search(Path(path).read_text(encoding="utf-8")))
+    except OSError:
+        return False
+
+
+def area_scope(nodeid: str, rootdir: Path) -> str:
+    """The unit of work a worker takes whole: the test area ("area-faults": every module under
+    tests/faults/ that holds server or slow tests, so the area's session hosts start once), or the test
+    itself for a module without servers."""
+    module = nodeid.split("::", 1)[0]
+    parts = PurePath(module).parts
+    if len(parts) >= 2 and shares_hosts(rootdir / module):
+        return f"area-{parts[-2]}"
+    return nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` groups by test area (`area_scope`), the groups with the most tests first and the
+    quick tests one by one behind them. (xdist 3.8's own `xdist_group` marks rename node ids in a way
+    pytest 9 ignores, so its loadgroup would run every test on its own.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    rootdir = Path(config.rootpath)
+
+    class AreaScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return area_scope(nodeid, rootdir)
+
+    return AreaScheduling(config, log)
 
 
 @pytest.hookimpl(wrapper=True)

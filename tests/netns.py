@@ -10,13 +10,15 @@ links left by a killed run (same prefix) are removed before a new one is made.
         host.run(["ip", "addr"])                      # a command inside the namespace
         server = host.popen(["python", "-m", "http.server", "--bind", host.address, "8000"])
 
-Names start with a prefix (INFERLOAD_NETNS_PREFIX, default "ilns"), so parallel sessions that use
-different prefixes never touch each other's namespaces. Needs root and iproute2's `ip`; `skip_reason()`
-says why a test cannot run instead.
+Names start with a prefix (INFERLOAD_NETNS_PREFIX, default "ilns", then the pytest-xdist worker's
+number, then the test area's letter), so parallel sessions and workers never touch each other's
+namespaces; the /30 is picked and claimed under a machine-wide lock. Needs root and iproute2's `ip`;
+`skip_reason()` says why a test cannot run instead.
 """
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import shutil
@@ -31,11 +33,29 @@ from typing import Any
 
 BENCHMARK_NET = ipaddress.ip_network("198.18.0.0/15")
 DEFAULT_PREFIX = "ilns"
+# one path for every process on the machine, whatever its TMPDIR
+LOCK_DIR = "/run/lock" if os.path.isdir("/run/lock") else "/tmp"
+SUBNET_LOCK = os.path.join(LOCK_DIR, "inferload-netns-subnets.lock")
 _MAX_IFNAME = 15  # Linux interface names
 
 
-def default_prefix() -> str:
-    return os.environ.get("INFERLOAD_NETNS_PREFIX", DEFAULT_PREFIX)
+def default_prefix(base: str | None = None) -> str:
+    """`base` (INFERLOAD_NETNS_PREFIX, default "ilns") and this pytest-xdist worker's number ("ilns1" on
+    worker gw1; no number outside xdist): each worker names its own namespaces."""
+    base = base or os.environ.get("INFERLOAD_NETNS_PREFIX", DEFAULT_PREFIX)
+    return base + os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+
+
+@contextmanager
+def _subnet_lock() -> Iterator[None]:
+    """Held from picking a /30 until its root-side address is added (which marks it used): two processes
+    picking at once would otherwise both see it free."""
+    with open(SUBNET_LOCK, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class NetnsError(RuntimeError):
@@ -166,14 +186,15 @@ def create(prefix: str, index: int = 0) -> NetnsHost:
     veth, peer = f"{prefix}v{index}", f"{prefix}p{index}"
     if len(veth) > _MAX_IFNAME or len(peer) > _MAX_IFNAME:
         raise ValueError(f"netns prefix {prefix!r} too long: interface names are at most {_MAX_IFNAME} chars")
-    subnet = _free_subnet(f"{prefix}{index}")
-    local, inside = (str(host) for host in list(subnet.hosts())[:2])
     try:
         _ip("netns", "add", name)
         _ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
         _ip("link", "add", veth, "type", "veth", "peer", "name", peer)
         _ip("link", "set", peer, "netns", name)
-        _ip("addr", "add", f"{local}/30", "dev", veth)
+        with _subnet_lock():
+            subnet = _free_subnet(f"{prefix}{index}")
+            local, inside = (str(host) for host in list(subnet.hosts())[:2])
+            _ip("addr", "add", f"{local}/30", "dev", veth)
         _ip("link", "set", veth, "up")
         _ip("netns", "exec", name, "ip", "addr", "add", f"{inside}/30", "dev", peer)
         _ip("netns", "exec", name, "ip", "link", "set", peer, "up")

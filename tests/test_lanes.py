@@ -138,3 +138,47 @@ def test_modules_that_import_locust_in_process_are_kept_off_xdist_workers(tmp_pa
     module = tmp_path / "test_module.py"
     module.write_text("from __future__ import annotations\n\n" + source)
     assert imports_locust(module) is locust
+
+
+AREA_TESTS = """
+    import os, time
+    import pytest
+
+    @pytest.mark.{marker}
+    @pytest.mark.parametrize("n", range({count}))
+    def test_{name}(n):
+        with open(os.environ["RAN_LOG"], "a") as log:
+            log.write(f"{{os.environ['PYTEST_XDIST_WORKER']}} {area} {name} {{time.monotonic_ns()}}\\n")
+        time.sleep(0.05)
+"""
+
+
+def test_each_areas_server_tests_run_on_one_worker_before_the_quick_tests(tmp_path: Path) -> None:
+    """`make test`'s first phase (-n 2 --dist loadgroup, tests/lanes.py's scheduler): the server tests of
+    an area stay on one worker, so its session hosts start once, and each worker starts with an area."""
+    for area in ("alpha", "beta"):
+        (tmp_path / area).mkdir()
+        (tmp_path / area / f"test_{area}.py").write_text(textwrap.dedent(
+            AREA_TESTS.format(marker="servers", count=3, area=area, name="serves")))
+    (tmp_path / "test_quick.py").write_text(textwrap.dedent(
+        AREA_TESTS.format(marker="parametrize('x', [0])", count=6, area="top", name="quick").replace(
+            "def test_quick(n)", "def test_quick(n, x)")))
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["lanes"]\n')
+    log = tmp_path / "ran.log"
+    environment = {name: value for name, value in os.environ.items() if name != "INFERLOAD_REQUIRE"}
+    environment.update(PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]), RAN_LOG=str(log))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c",
+         os.devnull, "-W", "ignore::pytest.PytestConfigWarning", "-n", "2", "--dist", "loadgroup",
+         str(tmp_path)],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = sorted((int(t), worker, area) for worker, area, _, t in (line.split() for line in
+                                                                    log.read_text().splitlines()))
+    assert len(runs) == 12
+    workers_of = {area: {w for _, w, a in runs if a == area} for area in ("alpha", "beta")}
+    assert all(len(workers) == 1 for workers in workers_of.values()), workers_of
+    first = {}
+    for _, worker, area in runs:
+        first.setdefault(worker, area)
+    assert set(first.values()) <= {"alpha", "beta"}, f"a worker began with a quick test: {first}"

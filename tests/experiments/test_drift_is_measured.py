@@ -33,7 +33,8 @@ from inferload.runner import run_experiment
 from models.artifacts import ArtifactLayout
 from models.calibration import read_calibration
 
-pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(600)]
+# alone: asserts on calibration flags and their absence, and loads every CPU itself
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.alone, pytest.mark.timeout(600)]
 
 MATRIX = """\
 name: drift

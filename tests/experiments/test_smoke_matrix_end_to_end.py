@@ -23,7 +23,8 @@ from models.artifacts import ArtifactLayout
 from serving.ports import Ports, is_free
 
 # the module fixture runs the smoke matrix's 7 cells (3 interrupted, then 4 resumed): ~8 s per cell
-pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(900)]
+# alone: CI re-checks its report with no allowance for a busy machine
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.alone, pytest.mark.timeout(900)]
 
 SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "smoke.yaml"
 check_smoke_report = load_check_smoke_report()

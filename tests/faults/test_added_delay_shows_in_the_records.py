@@ -17,7 +17,8 @@ from hostile_link import delay_proxy
 
 from loadtest._percentiles import quantile_interval
 
-pytestmark = pytest.mark.servers
+# alone: the median shift must match the delay within 1 ms
+pytestmark = [pytest.mark.servers, pytest.mark.alone]
 
 DELAY_MS = 30.0
 JITTER_MS = 5.0

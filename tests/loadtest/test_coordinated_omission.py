@@ -16,7 +16,8 @@ import pytest
 from loadtest import read_records, read_run, run_load
 from loadtest._schema import stream_path
 
-pytestmark = pytest.mark.servers
+# alone: the generator must keep its schedule through a 1 s stall
+pytestmark = [pytest.mark.servers, pytest.mark.alone]
 STALL_S = 1.0
 
 

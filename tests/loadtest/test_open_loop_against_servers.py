@@ -8,7 +8,8 @@ from scipy import stats
 
 from loadtest import PROTOCOLS, SERVERS, read_run, run_load
 
-pytestmark = pytest.mark.servers
+# alone: achieved rates and the generator's lateness
+pytestmark = [pytest.mark.servers, pytest.mark.alone]
 
 
 def poisson_rel_tolerance(rate: float, seconds: float) -> float:

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 from lab_network import ServerHost, lab
+from netns import default_prefix
 
 from models.artifacts import ArtifactLayout
 
 REPO = Path(__file__).resolve().parents[2]
 INFERLOAD = [sys.executable, "-m", "inferload"]
-PREFIX = os.environ.get("INFERLOAD_NETNS_PREFIX", "h4")
+PREFIX = default_prefix(os.environ.get("INFERLOAD_NETNS_PREFIX", "h4"))  # and the xdist worker's number
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from loadtest._schema import read_run
 pytestmark = [
     pytest.mark.servers,
     pytest.mark.slow,
+    pytest.mark.alone,  # start spread and arrival counts across hosts
     pytest.mark.needs("netns", "unshare"),
 ]
 

@@ -27,6 +27,7 @@ from loadtest._schema import read_run
 pytestmark = [
     pytest.mark.servers,
     pytest.mark.slow,
+    pytest.mark.alone,  # arrival counts across hosts
     pytest.mark.needs("netns", "unshare"),
 ]
 

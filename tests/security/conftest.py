@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from capabilities import need
-from netns import netns_host
+from netns import default_prefix, netns_host
 from secured_hosts import (
     REPO,
     START_TIMEOUT_S,
@@ -29,7 +29,7 @@ def secured_host(small_artifacts, tmp_path_factory: pytest.TempPathFactory) -> I
     need("netns")
     need("nginx")
     root = tmp_path_factory.mktemp("secured")
-    with netns_host() as host:
+    with netns_host(f"{default_prefix()}s") as host:
         tls = make_tls_material(root / "tls", names=(host.address, "secured.test"))
         ts_state, tf_state = root / "torchserve", root / "tfserving"
         common = ("--tls-cert", str(tls.server.cert), "--tls-key", str(tls.server.key),

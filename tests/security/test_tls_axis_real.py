@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from models.artifacts import ArtifactLayout
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
@@ -39,11 +41,13 @@ def _inferload(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=400)
 
 
-def test_the_same_line_with_and_without_tls_in_the_report(tmp_path: Path) -> None:
+def test_the_same_line_with_and_without_tls_in_the_report(small_artifacts: ArtifactLayout,
+                                                          tmp_path: Path) -> None:
     matrix = tmp_path / "tls-axis.yaml"
     matrix.write_text(MATRIX)
     out = tmp_path / "results"
-    run = _inferload("run", str(matrix), "--out", str(out), "--no-floor")
+    run = _inferload("run", str(matrix), "--out", str(out), "--no-floor", "--free-ports",
+                     "--artifacts", str(small_artifacts.root))
     assert run.returncode == 0, run.stdout + run.stderr
     plain, tls = (json.loads((out / "cells" / f"tfserving-grpc-b1-{name}-r25-rep0" / "cell.json").read_text())
                   for name in ("plain", "tls"))

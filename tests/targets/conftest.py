@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from capabilities import need
-from netns import NetnsHost, netns_host
+from netns import NetnsHost, default_prefix, netns_host
 from remote_hosts import REPO, RemoteServers, inferload_argv
 
 START_TIMEOUT_S = 400
@@ -22,7 +22,7 @@ START_TIMEOUT_S = 400
 def server_host() -> Iterator[NetnsHost]:
     """A network namespace joined by a veth pair (198.18.0.0/15); removed at the end of the session."""
     need("netns")
-    with netns_host() as host:
+    with netns_host(f"{default_prefix()}t") as host:
         yield host
 
 
