@@ -57,7 +57,7 @@ SERIAL = alone or locust_in_process
 # no test collected, is a failure too).
 two_phases = first=0; second=0; \
 	$(PY) -m pytest -n 2 --dist loadgroup -m "$(1)" || first=$$?; \
-	$(PY) -m pytest -m "$(2)" || second=$$?; \
+	$(PY) -m pytest --serial-phase -m "$(2)" || second=$$?; \
 	[ $$first -eq 0 ] || exit $$first; exit $$second
 
 test: setup

@@ -11,7 +11,8 @@
   missing, failed instead where INFERLOAD_REQUIRE names it.
 - `alone` marks a test that measures the machine or keeps a schedule: CPU taken by other work,
   calibration flags or their absence, achieved rates, timing bounds, CPU pinning, the smoke report that
-  CI re-checks with no allowance for a busy machine. It runs in the serial phase, with nothing beside it.
+  CI re-checks with no allowance for a busy machine. It runs in the serial phase, with nothing beside it
+  (`--serial-phase`: that pytest collects only the modules that mark `alone` or import Locust).
 - Everything else runs on 2 pytest-xdist workers (`make test` and `make test-fast`, `--dist loadgroup`
   with this module's scheduler): the modules of an area (tests/<area>/) that hold server or slow tests
   form one unit that one worker runs, so the area's session hosts (a namespace host, a replica pair, a
@@ -122,9 +123,31 @@ def _xdist_worker() -> bool:
     return bool(os.environ.get("PYTEST_XDIST_WORKER"))
 
 
+_MARKS_ALONE = re.compile(r"^[^#\n]*\bmark\.alone\b", re.MULTILINE)
+
+
+@functools.cache
+def marks_alone(path: PurePath) -> bool:
+    """Does this test module mark tests `alone`? (A scan of its lines, like `imports_locust`.)"""
+    try:
+        return bool(_MARKS_ALONE.search(Path(path).read_text(encoding="utf-8")))
+    except OSError:
+        return False
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--serial-phase", action="store_true",
+                     help="collect only the modules that import Locust or mark tests `alone` (make test's "
+                     "serial phase: it runs a few dozen tests and need not collect two thousand)")
+
+
 def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
-    if _xdist_worker() and collection_path.suffix == ".py" and imports_locust(collection_path):
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    if _xdist_worker() and imports_locust(collection_path):
         return True  # run by the serial phase (-m locust_in_process)
+    if config.getoption("serial_phase"):
+        return not (imports_locust(collection_path) or marks_alone(collection_path))
     return None
 
 
