@@ -87,7 +87,7 @@ def test_the_html_report_and_summary_json_carry_it_too(results: Path) -> None:
     html = paths.html.read_text()
     assert "Early stopping" in html and "at most 120 s" in html and "ran to the cap" in html
     document = json.loads(paths.json.read_text())
-    assert document["schema_version"] == 6  # 3 added early_stop; 5 reshaped runs
+    assert document["schema_version"] == 7  # 3 added early_stop; 5 reshaped runs
     early = document["early_stop"]
     assert early["rule"].startswith("cells ran >= 20 s")
     by_cell = {run["cell_id"]: run for run in early["runs"]}
