@@ -150,15 +150,15 @@ def run_aa(args: argparse.Namespace) -> int:
 
 def aa_lines(results_dir: Path) -> list[str]:
     """The A/A figure of a results directory, one metric a line."""
-    from analysis import load_experiment as load_results
+    from analysis import read_results
     from analysis.aa import aa_pairs, mdd_table
 
-    runs = load_results(results_dir).runs
-    pairs = aa_pairs(runs)
+    results = read_results(results_dir)
+    pairs = aa_pairs(results.runs)
     lines = [
         f"A/A check ({len(pairs)} pairs of arms a and b measured back to back in one round, {results_dir}):"
     ]
-    lines += [f"  {mdd.describe()}" for mdd in mdd_table(runs)]
+    lines += [f"  {mdd.describe()}" for mdd in mdd_table(results.runs, results.cells)]
     lines.append(
         "  (95 % prediction bound of one pair's ratio from the A/A pairs' spread; see analysis/aa.py)"
     )
