@@ -185,17 +185,18 @@ def check_gateable(before: Results, after: Results) -> Pace:
 
 def threshold_of(before: Results, after: Results) -> tuple[float, str]:
     """The smallest latency ratio a shift may be called worse at, and where it comes from: the A/A
-    minimum detectable difference of the median latency over both runs' A/A pairs pooled, else the pace
-    tolerance.
+    minimum detectable difference of the median latency over both runs' judged A/A pairs pooled (the
+    pairs the gate would compare: `aa.judged_pairs`), else the pace tolerance.
 
     Pooled, not the larger of the two runs' figures: both runs measured the same twin on the same
     machine at a checked pace, and a figure is a prediction bound whose t factor explodes with few
     pairs (t(0.975, 1) = 12.7: a demo's two pairs 17 % apart gave ±3,073 %, a gate nothing could fail).
     """
-    from analysis.aa import METRICS, aa_pairs, minimum_detectable_difference
+    from analysis.aa import METRICS, judged_pairs, minimum_detectable_difference
 
     median = METRICS["p50 latency"]
-    values = [(a, b) for experiment in (before, after) for pair in aa_pairs(experiment.runs)
+    values = [(a, b) for experiment in (before, after)
+              for pair in judged_pairs(experiment.runs, experiment.cells)
               if (a := median(pair.a)) is not None and (b := median(pair.b)) is not None]
     mdd = minimum_detectable_difference("p50 latency", values)
     if mdd.mdd is None:

@@ -151,12 +151,14 @@ def run_aa(args: argparse.Namespace) -> int:
 def aa_lines(results_dir: Path) -> list[str]:
     """The A/A figure of a results directory, one metric a line."""
     from analysis import read_results
-    from analysis.aa import aa_pairs, mdd_table
+    from analysis.aa import aa_pairs, judged_pairs, mdd_table
 
     results = read_results(results_dir)
-    pairs = aa_pairs(results.runs)
+    pairs, judged = aa_pairs(results.runs), judged_pairs(results.runs, results.cells)
     lines = [
-        f"A/A check ({len(pairs)} pairs of arms a and b measured back to back in one round, {results_dir}):"
+        f"A/A check ({len(pairs)} pairs of arms a and b measured back to back in one round, {results_dir}; "
+        f"the figures from the {len(judged)} a comparison would judge: no run flagged by the machine "
+        "watch, not past the SLO in both arms):"
     ]
     lines += [f"  {mdd.describe()}" for mdd in mdd_table(results.runs, results.cells)]
     lines.append(

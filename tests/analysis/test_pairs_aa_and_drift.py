@@ -11,7 +11,7 @@ import pytest
 from synthetic_results import ResultsBuilder
 
 from analysis import read_results
-from analysis.aa import SLO_LATENCY, aa_pairs, mdd_sentence, mdd_table
+from analysis.aa import SLO_LATENCY, aa_pairs, judged_pairs, mdd_sentence, mdd_table
 from analysis.drift import machine_flags
 from analysis.paired import compare_lines
 
@@ -48,6 +48,25 @@ def test_the_aa_figure_is_a_prediction_bound_from_the_arms_log_ratios(tmp_path: 
     assert throughput.identical and throughput.mdd is None
     assert "identical in all 3 pairs" in throughput.describe()
     assert "(throughput)" not in mdd_sentence(mdd_table(runs))
+
+
+def test_the_aa_figure_leaves_out_overloaded_levels_and_flagged_runs(tmp_path: Path) -> None:
+    """The three pairs above, and two more: at 160/s both arms past the SLO (400 and 1,600 ms: an
+    overloaded queue's latency grows with the run, and the gate compares no such cell), and at 80/s a
+    pair whose arm b ran while other processes took a whole core (flagged). Both are left out: the figure
+    stays the ±83 % of the three pairs a comparison would judge, not the ±hundreds the overload gives."""
+    results = ResultsBuilder(tmp_path / "aa")
+    rows = [(10, 10.0, 11.0, 0.0), (20, 20.0, 18.0, 0.0), (40, 40.0, 44.0, 0.0), (80, 50.0, 90.0, 1.0),
+            (160, 400.0, 1600.0, 0.0)]
+    for k, (rate, a, b, other) in enumerate(rows):
+        results.cell(rate=rate, latency_ms=a, round_index=k, arm="a", machine=machine())
+        results.cell(rate=rate, latency_ms=b, round_index=k, arm="b", machine=machine(other_cpu_cores=other))
+    experiment = read_results(tmp_path / "aa")
+    assert len(aa_pairs(experiment.runs)) == 5
+    assert [p.level for p in judged_pairs(experiment.runs, experiment.cells)] == ["10 req/s", "20 req/s",
+                                                                                  "40 req/s"]
+    p50 = next(m for m in mdd_table(experiment.runs, experiment.cells) if m.metric == "p50 latency")
+    assert p50.pairs == 3 and p50.mdd == pytest.approx(0.829, abs=0.002)
 
 
 def test_the_aa_table_has_the_slo_percentiles_own_row_when_it_is_neither_p50_nor_p99(tmp_path: Path) -> None:
