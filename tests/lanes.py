@@ -110,13 +110,19 @@ _LOCUST_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:locust\b|loadtest\.locust
                             re.MULTILINE)
 
 
-@functools.cache  # asked once per test item: read each module once
-def imports_locust(path: PurePath) -> bool:
-    """Does this test module import Locust in-process (and so gevent's monkey-patching)?"""
+@functools.cache  # asked once per test item (and per node id when scheduling): read each module once
+def _module_says(pattern: re.Pattern[str], path: PurePath) -> bool:
+    """Does a line of this test module match `pattern`? (The lanes decide from a module's text, before
+    or without importing it.)"""
     try:
-        return bool(_LOCUST_IMPORT.search(Path(path).read_text(encoding="utf-8")))
+        return bool(pattern.search(Path(path).read_text(encoding="utf-8")))
     except OSError:
         return False
+
+
+def imports_locust(path: PurePath) -> bool:
+    """Does this test module import Locust in-process (and so gevent's monkey-patching)?"""
+    return _module_says(_LOCUST_IMPORT, path)
 
 
 def _xdist_worker() -> bool:
@@ -126,13 +132,9 @@ def _xdist_worker() -> bool:
 _MARKS_ALONE = re.compile(r"^[^#\n]*\bmark\.alone\b", re.MULTILINE)
 
 
-@functools.cache
 def marks_alone(path: PurePath) -> bool:
-    """Does this test module mark tests `alone`? (A scan of its lines, like `imports_locust`.)"""
-    try:
-        return bool(_MARKS_ALONE.search(Path(path).read_text(encoding="utf-8")))
-    except OSError:
-        return False
+    """Does this test module mark tests `alone`?"""
+    return _module_says(_MARKS_ALONE, path)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -205,14 +207,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _SHARES_HOSTS = re.compile(r"^[^#\n]*\bmark\.(?:servers|slow)\b", re.MULTILINE)
 
 
-@functools.cache
 def shares_hosts(path: PurePath) -> bool:
-    """Does this test module hold server or slow tests? (Read from its text: xdist's controller, which
+    """Does this test module hold server or slow tests? (From its text: xdist's controller, which
     schedules, sees node ids only.)"""
-    try:
-        return bool(_SHARES_HOSTS.search(Path(path).read_text(encoding="utf-8")))
-    except OSError:
-        return False
+    return _module_says(_SHARES_HOSTS, path)
 
 
 def area_scope(nodeid: str, rootdir: Path) -> str:
