@@ -52,20 +52,21 @@ demo: setup
 # and the modules that import Locust in-process (gevent's patching deadlocks an xdist worker).
 FAST_LANE = not servers and not slow
 SERIAL = alone or locust_in_process
-# $(call two_phases,ON_WORKERS,SERIALLY): the tests each marker expression selects, on the workers, then
-# serially. Both phases run even when the first fails; the exit status is the first failure's (pytest's 5,
-# no test collected, is a failure too).
+# $(call two_phases,ON_WORKERS,SERIALLY,DIST): the tests each marker expression selects, on the workers
+# (xdist's --dist DIST), then serially. Both phases run even when the first fails; the exit status is the
+# first failure's (pytest's 5, no test collected, is a failure too).
 two_phases = first=0; second=0; \
-	$(PY) -m pytest -n 2 --dist loadgroup -m "$(1)" || first=$$?; \
+	$(PY) -m pytest -n 2 --dist $(3) -m "$(1)" || first=$$?; \
 	$(PY) -m pytest --serial-phase -m "$(2)" || second=$$?; \
 	[ $$first -eq 0 ] || exit $$first; exit $$second
 
 test: setup
-	@$(call two_phases,not alone,$(SERIAL))
+	@$(call two_phases,not alone,$(SERIAL),loadgroup)
 
-# The inner loop: no server starts, no test over ~20 s (markers checked by tests/lanes.py).
+# The inner loop: no server starts, no test over ~20 s (markers checked by tests/lanes.py). No hosts to
+# share, so the tests spread one by one (--dist load; grouped by area, `make test-fast` took 172 s).
 test-fast: setup
-	@$(call two_phases,$(FAST_LANE) and not alone,($(FAST_LANE)) and ($(SERIAL)))
+	@$(call two_phases,$(FAST_LANE) and not alone,($(FAST_LANE)) and ($(SERIAL)),load)
 
 # ruff, mypy, and DESIGN.md section 8's import rules (import-linter, [tool.importlinter] in pyproject.toml)
 check: setup
