@@ -201,11 +201,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "these tests start servers through a fixture but are not marked @pytest.mark.servers "
             "(tests/lanes.py):\n  " + "\n  ".join(offenders)
         )
-    if config.getoption("serial_phase"):
-        # The slow chains (smoke, injected drift, scale-out, pinning) last: the checks of single
-        # milliseconds run before them. Twice, right after the smoke chain, the added-delay check read
-        # +4 to +6 ms over its 30 ms; alone in a fresh session it passed.
-        items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
 
 
 # a module line that marks tests `servers` or `slow` (a module-level `pytestmark` or a decorator)
