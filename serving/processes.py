@@ -71,7 +71,7 @@ class ProcessHandle:
         """The live process, or None if it exited (or the pid now belongs to another process)."""
         try:
             proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - self.create_time) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
+            if not self._is(proc) or proc.status() == psutil.STATUS_ZOMBIE:
                 return None
             return proc
         except psutil.Error:
@@ -85,10 +85,13 @@ class ProcessHandle:
         holds its pid: the kernel reuses a pid only once no group of that id is left. A live process of
         that pid with another creation time leads someone else's group (another test's server)."""
         try:
-            proc = psutil.Process(self.pid)
-            return abs(proc.create_time() - self.create_time) <= 0.01
+            return self._is(psutil.Process(self.pid))
         except psutil.Error:
             return True
+
+    def _is(self, proc: psutil.Process) -> bool:
+        """Is `proc` the process this handle started (same pid, same creation time)?"""
+        return abs(proc.create_time() - self.create_time) <= 0.01
 
     def tree(self) -> list[psutil.Process]:
         """The process, its descendants, and anything else still in its process group."""
