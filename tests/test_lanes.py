@@ -39,14 +39,21 @@ def test_a_command_line_says_which_server_it_starts(argv: list[str] | str, start
     assert server_start(argv) == started
 
 
+def lanes_environment(**env: str) -> dict[str, str]:
+    """This environment for a pytest of its own: without INFERLOAD_REQUIRE, with tests/ and the repository
+    importable (the lanes plugin, the packages), plus `env`."""
+    environment = {name: value for name, value in os.environ.items() if name != "INFERLOAD_REQUIRE"}
+    environment.update(PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]), **env)
+    return environment
+
+
 def run_pytest(
     tmp_path: Path, test_text: str, conftest: str = "", **env: str
 ) -> subprocess.CompletedProcess[str]:
     """pytest on one test file in `tmp_path`, with the lanes' rules loaded as tests/conftest.py loads them."""
     (tmp_path / "test_case.py").write_text(textwrap.dedent(test_text))
     (tmp_path / "conftest.py").write_text(textwrap.dedent(conftest) + '\npytest_plugins = ["lanes"]\n')
-    environment = {name: value for name, value in os.environ.items() if name != "INFERLOAD_REQUIRE"}
-    environment.update(PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]), **env)
+    environment = lanes_environment(**env)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
          "-c", os.devnull, "-W", "ignore::pytest.PytestConfigWarning", str(tmp_path)],
@@ -165,8 +172,7 @@ def test_each_areas_server_tests_run_on_one_worker_before_the_quick_tests(tmp_pa
             "def test_quick(n)", "def test_quick(n, x)")))
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["lanes"]\n')
     log = tmp_path / "ran.log"
-    environment = {name: value for name, value in os.environ.items() if name != "INFERLOAD_REQUIRE"}
-    environment.update(PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]), RAN_LOG=str(log))
+    environment = lanes_environment(RAN_LOG=str(log))
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c",
          os.devnull, "-W", "ignore::pytest.PytestConfigWarning", "-n", "2", "--dist", "loadgroup",
@@ -190,8 +196,7 @@ def test_the_serial_phase_collects_only_modules_that_can_hold_its_tests(tmp_path
     (tmp_path / "test_alone.py").write_text("import pytest\n\n@pytest.mark.alone\ndef test_a():\n    pass\n")
     (tmp_path / "test_other.py").write_text("raise SystemExit('imported')\n")
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["lanes"]\n')
-    environment = {name: value for name, value in os.environ.items() if name != "INFERLOAD_REQUIRE"}
-    environment.update(PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))
+    environment = lanes_environment()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "--rootdir",
          str(tmp_path), "-c", os.devnull, "-W", "ignore::pytest.PytestConfigWarning", "--serial-phase",
