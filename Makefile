@@ -46,27 +46,35 @@ protos: $(STAMP)
 demo: setup
 	$(VENV)/bin/inferload demo
 
-# Two phases (tests/lanes.py). First, on 2 pytest-xdist workers, every test that may share the machine:
-# the ones without servers one by one, each area's server tests together on one worker (its hosts start
-# once), those first. Then serially the tests marked `alone` (they measure the machine or keep a schedule)
-# and the modules that import Locust in-process (gevent's patching deadlocks an xdist worker).
+# The lanes (tests/lanes.py), all at once. On 2 pytest-xdist workers, every test that may share the
+# machine: the ones without servers one by one, each area's server tests together on one worker (its
+# hosts start once), those first. Beside them, in a pytest of its own, the modules that import Locust
+# in-process (gevent's patching deadlocks an xdist worker). Both run under SCHED_IDLE (`chrt -i 0`):
+# they take only the CPU time nothing else wants. The tests marked `alone` (they measure the machine or
+# keep a schedule) run meanwhile, one by one, at normal priority: the house rule for measuring beside
+# other work, and the machine watch leaves SCHED_IDLE work out of its "other processes" figure.
+# The workers' output shows as they go; the others' follows it.
 FAST_LANE = not servers and not slow
-SERIAL = alone or locust_in_process
-# $(call two_phases,ON_WORKERS,SERIALLY,DIST): the tests each marker expression selects, on the workers
-# (xdist's --dist DIST), then serially. Both phases run even when the first fails; the exit status is the
-# first failure's (pytest's 5, no test collected, is a failure too).
-two_phases = first=0; second=0; \
-	$(PY) -m pytest -n 2 --dist $(3) -m "$(1)" || first=$$?; \
-	$(PY) -m pytest --serial-phase -m "$(2)" || second=$$?; \
-	[ $$first -eq 0 ] || exit $$first; exit $$second
+# $(call lanes,ON_WORKERS,BESIDE,ALONE,DIST): the tests each marker expression selects (ALONE may be
+# empty: none). Every lane runs to its end even when another fails; the exit status is the first
+# failure's (pytest's 5, no test collected, is a failure too).
+lanes = workers=0; beside=0; alone=0; logs=$$(mktemp -d); idle="chrt -i 0"; \
+	command -v chrt >/dev/null || { idle=; echo "note: chrt not found: every lane at normal priority"; }; \
+	$$idle $(PY) -m pytest --serial-phase -p no:cacheprovider -m "$(2)" >$$logs/beside 2>&1 & b=$$!; \
+	$(if $(3),$(PY) -m pytest --serial-phase -p no:cacheprovider -m "$(3)" >$$logs/alone 2>&1 & a=$$!;) \
+	trap 'kill $$b $(if $(3),$$a) 2>/dev/null; rm -rf $$logs' EXIT; \
+	$$idle $(PY) -m pytest -n 2 --dist $(4) -m "$(1)" || workers=$$?; \
+	wait $$b || beside=$$?; echo "=== beside the workers ($(2)):"; cat $$logs/beside; \
+	$(if $(3),wait $$a || alone=$$?; echo "=== alone at normal priority ($(3)):"; cat $$logs/alone;) \
+	for rc in $$workers $$beside $$alone; do [ $$rc -eq 0 ] || exit $$rc; done
 
 test: setup
-	@$(call two_phases,not alone,$(SERIAL),loadgroup)
+	@$(call lanes,not alone,locust_in_process and not alone,alone,loadgroup)
 
 # The inner loop: no server starts, no test over ~20 s (markers checked by tests/lanes.py). No hosts to
 # share, so the tests spread one by one (--dist load; grouped by area, `make test-fast` took 172 s).
 test-fast: setup
-	@$(call two_phases,$(FAST_LANE) and not alone,($(FAST_LANE)) and ($(SERIAL)),load)
+	@$(call lanes,$(FAST_LANE) and not alone,($(FAST_LANE)) and locust_in_process,,load)
 
 # ruff, mypy, and DESIGN.md section 8's import rules (import-linter, [tool.importlinter] in pyproject.toml)
 check: setup

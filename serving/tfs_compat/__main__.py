@@ -33,9 +33,18 @@ def main(argv: list[str]) -> int:
         print(f"Failed to start server. Error: {exc}", flush=True)
         print(f"tfs-compat failed to start: {exc}", file=sys.stderr)
         return 255
+    _refuse_keras()
     from serving.tfs_compat.server import serve  # TensorFlow loads only when the server really starts
 
     return serve(command_line.flags)
+
+
+def _refuse_keras() -> None:
+    """`import tensorflow` also imports Keras (and, through it, matplotlib) to alias `tf.keras`: 2 of the
+    6 s of CPU a start took here. Serving SavedModels never calls Keras (tensorflow_model_server has
+    none; `tf.saved_model.load` restores any SavedModel, a Keras-exported one too, without it), so the
+    server refuses the import, and TensorFlow leaves the alias out when Keras cannot be imported."""
+    sys.modules.setdefault("keras", None)  # type: ignore[assignment]  # None: `import keras` raises
 
 
 def _tensorflow_version() -> str:

@@ -1,9 +1,9 @@
-"""Drift injected on REAL servers (small model): CPU hogs that are not ours run through one round.
+"""Drift injected on REAL servers (small model): a CPU hog that is not ours runs through one round.
 
 Two lines (TF Serving gRPC, TorchServe gRPC, the session's shared servers: tests/experiments/
 shared_stack.py) at one rate, three repetitions, so three rounds: the
-hogs start before round 1's first cell and stop after its last. The machine watch sees them as other
-processes' CPU, and analysis/drift.py flags those cells for it (the probe in their windows may also
+hog starts before round 1's first cell and stops after its last. The machine watch sees it as another
+process's CPU, and analysis/drift.py flags those cells for it (the probe in their windows may also
 run slower than in the same line's other cells); the paired order of the two lines, judged round by
 round, is the same in the hogged round as in the others (both lines ran back to back in it), so the
 drift cannot flip the verdict. Along the way: every line warmed after every (re)warm, a calibration
@@ -43,22 +43,25 @@ servers: [tfserving, torchserve]
 protocols: [grpc]
 load: {mode: open, rates: [40]}
 batch_sizes: [1]
-warmup_s: 1
-duration_s: 5
+warmup_s: 0.5
+duration_s: 3             # 120 requests and 12 probes a cell: enough for the medians and flags judged here
 repetitions: 3
 rounds: {isolation: rewarm}
-server_warmup: {max_s: 2}
-calibration: {probe_interval_s: 0.25}
+server_warmup: {window_s: 0.25, max_s: 1}
+calibration: {probe_interval_s: 0.25, budget_s: 0.5}
 lateness_limit_ms: 25     # the generator shares a busy 2-core machine with the servers (and the hogs)
 """
 HOGGED_ROUND = 1
+# one hog: a whole core of another process's CPU, four times the watch's limit (analysis/drift.py), and
+# the other core left to the lanes that `make test` runs beside this one under SCHED_IDLE
+HOGS = 1
 # A normal-priority neighbour that stays so under a quiet-keeping tool (tests/busy_work.py).
 BUSY = busy_code(stay_normal=True)
 
 
 class HogOneRound(OnSharedStack):
-    """The real stages on the session's shared servers; CPU hogs (one per CPU, daemonized: not
-    inferload's) run through round 1's loads."""
+    """The real stages on the session's shared servers; CPU hogs (`HOGS`, daemonized: not inferload's)
+    run through round 1's loads."""
 
     def __init__(self, stack: Any, lines: int) -> None:
         super().__init__(stack)
@@ -80,7 +83,7 @@ class HogOneRound(OnSharedStack):
         # each hog's output away from the pipe, which would otherwise stay open until it ends
         code = shlex.quote(BUSY)
         shell = " ".join(f"{sys.executable} -c {code} >/dev/null 2>&1 & echo $!;"
-                         for _ in range(os.cpu_count() or 1))
+                         for _ in range(HOGS))
         started = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, check=True)
         self.hogs = [int(pid) for pid in started.stdout.split()]
 

@@ -22,7 +22,6 @@ from serving.processes import ProcessHandle
 pytestmark = [
     pytest.mark.servers,
     pytest.mark.slow,
-    pytest.mark.alone,  # pins the servers and the load to CPUs 0 and 1
     pytest.mark.needs("cpus-0-1"),
 ]
 
