@@ -44,7 +44,7 @@ def _refuse_keras() -> None:
     6 s of CPU a start took here. Serving SavedModels never calls Keras (tensorflow_model_server has
     none; `tf.saved_model.load` restores any SavedModel, a Keras-exported one too, without it), so the
     server refuses the import, and TensorFlow leaves the alias out when Keras cannot be imported."""
-    sys.modules.setdefault("keras", None)  # type: ignore[assignment]  # None: `import keras` raises
+    sys.modules.setdefault("keras", None)  # type: ignore[arg-type]  # None: `import keras` raises
 
 
 def _tensorflow_version() -> str:
