@@ -60,8 +60,8 @@ FAST_LANE = not servers and not slow
 # failure's (pytest's 5, no test collected, is a failure too).
 lanes = workers=0; beside=0; alone=0; logs=$$(mktemp -d); idle="chrt -i 0"; \
 	command -v chrt >/dev/null || { idle=; echo "note: chrt not found: every lane at normal priority"; }; \
-	$$idle $(PY) -m pytest --serial-phase -p no:cacheprovider -m "$(2)" >$$logs/beside 2>&1 & b=$$!; \
-	$(if $(3),$(PY) -m pytest --serial-phase -p no:cacheprovider -m "$(3)" >$$logs/alone 2>&1 & a=$$!;) \
+	$$idle $(PY) -m pytest --off-workers -p no:cacheprovider -m "$(2)" >$$logs/beside 2>&1 & b=$$!; \
+	$(if $(3),$(PY) -m pytest --off-workers -p no:cacheprovider -m "$(3)" >$$logs/alone 2>&1 & a=$$!;) \
 	trap 'kill $$b $(if $(3),$$a) 2>/dev/null; rm -rf $$logs' EXIT; \
 	$$idle $(PY) -m pytest -n 2 --dist $(4) -m "$(1)" || workers=$$?; \
 	wait $$b || beside=$$?; echo "=== beside the workers ($(2)):"; cat $$logs/beside; \

@@ -10,9 +10,11 @@
 - `needs(...)` names capabilities the machine may lack (tests/capabilities.py): skipped where one is
   missing, failed instead where INFERLOAD_REQUIRE names it.
 - `alone` marks a test that measures the machine or keeps a schedule: CPU taken by other work,
-  calibration flags or their absence, achieved rates, timing bounds, CPU pinning, the smoke report that
-  CI re-checks with no allowance for a busy machine. It runs in the serial phase, with nothing beside it
-  (`--serial-phase`: that pytest collects only the modules that mark `alone` or import Locust).
+  calibration flags or their absence, achieved rates, timing bounds, the smoke report that CI re-checks
+  with no allowance for a busy machine. `make test` runs these one by one in a pytest of their own
+  (`--off-workers`: it collects only the modules that mark `alone` or import Locust) at normal
+  priority, while every other lane runs under SCHED_IDLE (`chrt -i 0`): the other lanes take only the
+  CPU time the alone tests leave, and the machine watch leaves SCHED_IDLE work out of its figures.
 - Everything else runs on 2 pytest-xdist workers (`make test` and `make test-fast`, `--dist loadgroup`
   with this module's scheduler): the modules of an area (tests/<area>/) that hold server or slow tests
   form one unit that one worker runs, so the area's session hosts (a namespace host, a replica pair, a
@@ -22,8 +24,9 @@
 - The modules that import Locust never run on a worker: its import monkey-patches the interpreter with
   gevent, which deadlocks an xdist worker (its work queue waits on a real thread's event). A worker skips
   them at collection (`imports_locust`, a scan of the module's import lines), their tests carry the
-  `locust_in_process` marker, and the serial phase runs them. A worker that finds Locust imported
-  anyway stops the session and names the modules it collected.
+  `locust_in_process` marker, and a pytest of their own runs them beside the workers (`--off-workers
+  -m "locust_in_process and not alone"`). A worker that finds Locust imported anyway stops the session
+  and names the modules it collected.
 """
 
 from __future__ import annotations
@@ -138,17 +141,18 @@ def marks_alone(path: PurePath) -> bool:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--serial-phase", action="store_true",
+    parser.addoption("--off-workers", action="store_true",
                      help="collect only the modules that import Locust or mark tests `alone` (make test's "
-                     "serial phase: it runs a few dozen tests and need not collect two thousand)")
+                     "lanes beside the xdist workers: they run a few dozen tests and need not collect "
+                     "two thousand)")
 
 
 def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
     if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None
     if _xdist_worker() and imports_locust(collection_path):
-        return True  # run by the serial phase (-m locust_in_process)
-    if config.getoption("serial_phase"):
+        return True  # run beside the workers (-m locust_in_process)
+    if config.getoption("off_workers"):
         return not (imports_locust(collection_path) or marks_alone(collection_path))
     return None
 

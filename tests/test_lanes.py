@@ -190,16 +190,17 @@ def test_each_areas_server_tests_run_on_one_worker_before_the_quick_tests(tmp_pa
     assert set(first.values()) <= {"alpha", "beta"}, f"a worker began with a quick test: {first}"
 
 
-def test_the_serial_phase_collects_only_modules_that_can_hold_its_tests(tmp_path: Path) -> None:
-    """`--serial-phase`: a module that marks tests `alone` or imports Locust is collected, any other is
-    not even imported (the serial phase would otherwise collect two thousand tests to run a few dozen)."""
+def test_off_the_workers_only_modules_that_can_hold_such_tests_are_collected(tmp_path: Path) -> None:
+    """`--off-workers`: a module that marks tests `alone` or imports Locust is collected, any other is
+    not even imported (the lanes beside the workers would otherwise collect two thousand tests to run a
+    few dozen)."""
     (tmp_path / "test_alone.py").write_text("import pytest\n\n@pytest.mark.alone\ndef test_a():\n    pass\n")
     (tmp_path / "test_other.py").write_text("raise SystemExit('imported')\n")
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["lanes"]\n')
     environment = lanes_environment()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "--rootdir",
-         str(tmp_path), "-c", os.devnull, "-W", "ignore::pytest.PytestConfigWarning", "--serial-phase",
+         str(tmp_path), "-c", os.devnull, "-W", "ignore::pytest.PytestConfigWarning", "--off-workers",
          str(tmp_path)], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "test_alone.py::test_a" in done.stdout and "test_other" not in done.stdout

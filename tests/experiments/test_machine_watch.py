@@ -58,6 +58,8 @@ def test_other_processes_count_and_ours_and_the_servers_do_not(tmp_path: Path) -
     assert 0.0 <= (watch.window.steal_share or 0.0) <= 1.0
 
 
+# alone: at normal priority, beside `make test`'s other lanes, which run under SCHED_IDLE themselves
+@pytest.mark.alone
 @pytest.mark.skipif(os.sched_getscheduler(0) == os.SCHED_IDLE, reason="the suite runs under SCHED_IDLE")
 def test_work_that_yields_to_ours_is_not_counted(tmp_path: Path) -> None:
     """`chrt -i 0` (SCHED_IDLE) work runs only on CPU time ours leaves idle: not other work."""
@@ -66,11 +68,13 @@ def test_work_that_yields_to_ours_is_not_counted(tmp_path: Path) -> None:
     idle = psutil.Process(int(pid_file.read_text()))
     try:
         assert wait_until_busy(idle) >= 0.2, "the idle-class process never ran"  # nothing of ours is busy
+        before = sum(idle.cpu_times()[:2])
         with MachineWatch(lambda: [], interval_s=0.2) as watch:
             time.sleep(0.8)
-        took = sum(idle.cpu_times()[:2])
+        took = sum(idle.cpu_times()[:2]) - before
     finally:
         with contextlib.suppress(psutil.NoSuchProcess):
             idle.kill()
-    assert took > 0.5, "it was busy through the window"
+    # it ran in the window (sharing the idle CPU time with any other SCHED_IDLE work), yet is not counted
+    assert took > 0.05, "the idle-class process did not run in the window"
     assert idle.pid not in watch.others

@@ -32,10 +32,12 @@ def stall_after_records(server_pid: int, records_file: Path, min_records: int) -
         raise AssertionError("the load never started")
     root = psutil.Process(server_pid)
     tree = [root, *root.children(recursive=True)]
-    stopped_ns = time.monotonic_ns()
     try:
         for process in tree:
             os.kill(process.pid, signal.SIGSTOP)
+        # the stall begins once the whole tree is stopped: until its last process stops, the server may
+        # still answer (and a closed loop send again), however briefly
+        stopped_ns = time.monotonic_ns()
         time.sleep(STALL_S)
     finally:
         for process in tree:
