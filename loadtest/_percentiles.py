@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -112,6 +112,7 @@ class QuantileRanks:
     achieved: float | None
 
 
+@lru_cache(maxsize=4096)  # a pure function of its arguments; scipy's binomial takes ~1 ms
 def quantile_ranks(n: int, p: float, confidence: float = CONFIDENCE) -> QuantileRanks:
     """The ranks of the nearest-rank p-th percentile of n > 0 samples and of its order-statistic interval.
 

@@ -16,6 +16,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -72,6 +73,7 @@ class RequestRecord:
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
+_RECORD_VALUES = attrgetter(*RECORD_FIELDS)  # a record's field values, in RECORD_FIELDS' order
 
 
 @strict_fields
@@ -412,7 +414,8 @@ def read_run(run_dir: str | Path) -> RunData:
     host_offsets: dict[str, int] = {}  # the first offset seen per host: one clock per machine
     for path in paths:
         header = read_header(path)
-        rows = [asdict(r) for r in read_records(path)]
+        # one tuple of field values per record (dataclasses.asdict deep-copies each: 80 % of the read)
+        rows = list(map(_RECORD_VALUES, read_records(path)))
         frame = pd.DataFrame(rows, columns=list(RECORD_FIELDS))
         shift = _clock_shift(header, host_offsets)
         if shift:
