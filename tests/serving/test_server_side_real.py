@@ -15,7 +15,9 @@ from models.artifacts import ArtifactLayout
 from serving import ServerMonitor, ServerSettings, Stack
 from serving.metrics_file import read_server_samples
 
-pytestmark = pytest.mark.servers
+# alone: the counts match within 5 % only if the servers answer the monitor's scrapes promptly (under
+# SCHED_IDLE beside busy lanes one was a quarter second late: 179 counted of 190)
+pytestmark = [pytest.mark.servers, pytest.mark.alone]
 
 
 def _load_with_monitor(stack: Stack, server: str, protocol: str, run_dir: Path) -> None:
