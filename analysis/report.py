@@ -50,7 +50,14 @@ def _environment(autoescape: bool) -> jinja2.Environment:
     return env
 
 
-def _figures(model: ReportModel) -> dict[str, str | None]:
+FIGURES = ("latency", "throughput", "batch_sweep", "payloads", "decomposition", "server_usage",
+           "machine_speed")  # report.html's plots, by the names its template uses
+
+
+def _figures(model: ReportModel, *, draw: bool = True) -> dict[str, str | None]:
+    """Each plot as a PNG data URI (None: nothing to plot; every one None without `draw`)."""
+    if not draw:
+        return dict.fromkeys(FIGURES)
     cells = model.results.cells
     return {
         "latency": plots.latency_vs_load(cells, model.results.slo),
@@ -68,16 +75,23 @@ def write_report(
     *,
     compare_with: Path | str | None = None,
     out_dir: Path | str | None = None,
+    plots: bool = True,
 ) -> ReportPaths:
     """Read `results_dir` (and `compare_with`, the *before* side of a comparison) and write the report.
 
     Raises `analysis.errors.ResultsError` for missing, empty or unsupported results.
     """
-    return render_report(build_model(results_dir, compare_with), out_dir)
+    return render_report(build_model(results_dir, compare_with), out_dir, plots=plots)
 
 
-def render_report(model: ReportModel, out_dir: Path | str | None = None) -> ReportPaths:
-    """Write the three views of `model` into `out_dir` (default: the results directory itself)."""
+def render_report(
+    model: ReportModel, out_dir: Path | str | None = None, *, plots: bool = True
+) -> ReportPaths:
+    """Write the three views of `model` into `out_dir` (default: the results directory itself).
+
+    `plots=False` leaves report.html's plots out (it says so): drawing them is most of a report's CPU
+    time (2-3 s here), which a gate that reads only the verdicts need not spend.
+    """
     out = Path(out_dir) if out_dir is not None else model.results.path
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(out / "report.html", out / "summary.md", out / SUMMARY_FILE)
@@ -90,6 +104,7 @@ def render_report(model: ReportModel, out_dir: Path | str | None = None) -> Repo
         "rest_binary_note": REST_BINARY_NOTE,
     }
     paths.markdown.write_text(_environment(False).get_template("summary.md.j2").render(**context))
-    context["figures"] = _figures(model)
+    context["figures"] = _figures(model, draw=plots)
+    context["plots"] = plots
     paths.html.write_text(_environment(True).get_template("report.html.j2").render(**context))
     return paths

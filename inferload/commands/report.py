@@ -1,6 +1,7 @@
-"""`inferload report RESULTS_DIR [--compare BEFORE_DIR [--fail-on-regression]] [--out DIR]`: report a
-results directory; with the gate, exit 1 when a cell's latency distribution, a p99 or a max rate got
-worse beyond both runs' noise, and exit 2 (judging nothing) across machines or a drifted calibration."""
+"""`inferload report RESULTS_DIR [--compare BEFORE_DIR [--fail-on-regression]] [--out DIR] [--no-plots]`:
+report a results directory; with the gate, exit 1 when a cell's latency distribution, a p99 or a max
+rate got worse beyond both runs' noise, and exit 2 (judging nothing) across machines or a drifted
+calibration."""
 
 from __future__ import annotations
 
@@ -41,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Exit 2, judging nothing, when the runs come from different machines or the machine's "
         "calibration drifted between them by more than 10 %%",
     )
+    parser.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="leave the plots out of report.html (drawing them is most of a report's CPU time; a gate "
+        "in CI that reads only the verdicts and summary.json does not need them)",
+    )
     parser.set_defaults(func=run_report)
 
 
@@ -55,7 +62,7 @@ def run_report(args: argparse.Namespace) -> int:
     print(f"reading {args.results_dir} ...", flush=True)
     try:
         model = build_model(args.results_dir, args.compare, gate=args.fail_on_regression)
-        paths = render_report(model, args.out)
+        paths = render_report(model, args.out, plots=not args.no_plots)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
     print(f"wrote {paths.html}")

@@ -25,7 +25,7 @@ def test_deltas_between_two_results_directories(tmp_path: Path) -> None:
     max rate delta: +20/s (+100 %)."""
     before = _sweep(tmp_path / "before", {10: 20.0, 20: 50.0, 40: 200.0})
     after = _sweep(tmp_path / "after", {10: 15.0, 20: 40.0, 40: 80.0, 80: 300.0})
-    summary = json.loads(write_report(after.root, compare_with=before.root).json.read_text())
+    summary = json.loads(write_report(after.root, compare_with=before.root, plots=False).json.read_text())
     comparison = summary["comparison"]
     assert (comparison["before"], comparison["after"]) == ("before", "after")
     deltas = [(d["before"], d["after"], d["delta"], d["delta_percent"]) for d in comparison["p99_ms"]]
@@ -42,7 +42,7 @@ def test_deltas_between_two_results_directories(tmp_path: Path) -> None:
 def test_comparison_appears_in_the_html_and_markdown(tmp_path: Path) -> None:
     before = _sweep(tmp_path / "before", {10: 20.0})
     after = _sweep(tmp_path / "after", {10: 15.0})
-    paths = write_report(after.root, compare_with=before.root)
+    paths = write_report(after.root, compare_with=before.root, plots=False)
     assert "Comparison: before (before) → after (after)" in paths.html.read_text()
     assert (
         "| torchserve grpc [default] batch 1 @ 10/s | 20 [20–20] | 15 [15–15] | -5 | -25 | better |"
@@ -52,4 +52,4 @@ def test_comparison_appears_in_the_html_and_markdown(tmp_path: Path) -> None:
 
 def test_without_compare_the_comparison_is_null(tmp_path: Path) -> None:
     after = _sweep(tmp_path / "after", {10: 15.0})
-    assert json.loads(write_report(after.root).json.read_text())["comparison"] is None
+    assert json.loads(write_report(after.root, plots=False).json.read_text())["comparison"] is None

@@ -26,7 +26,7 @@ def test_pinned_sets_are_shown_in_the_report_and_summaries(tmp_path: Path) -> No
 
     description = build_model(results.root).cpu_sets_description
     assert description.startswith("servers: 0 · load: 1 (as the matrix says; machine offers ")
-    paths = write_report(results.root)
+    paths = write_report(results.root, plots=False)
     assert "CPU sets: servers: 0 · load: 1" in Path(paths.markdown).read_text()
     assert "<th>CPU sets</th><td>servers: 0 · load: 1" in Path(paths.html).read_text()
     assert json.loads(Path(paths.json).read_text())["cpus"]["servers"] == "0"

@@ -114,6 +114,20 @@ def test_report_html_is_self_contained(report: ReportPaths) -> None:
     assert html.count('src="data:image/png;base64,') >= 4  # latency, throughput, batch sweep, payloads, ...
 
 
+def test_without_plots_the_html_says_so_and_the_verdicts_are_the_same(
+    sweep: ResultsBuilder, report: ReportPaths, tmp_path: Path
+) -> None:
+    """`inferload report --no-plots`: no image in report.html, a note saying how to draw them, and the
+    same verdicts in summary.json."""
+    bare = write_report(sweep.root, out_dir=tmp_path, plots=False)
+    html = bare.html.read_text()
+    assert "data:image/png" not in html
+    assert "Plots left out (<code>--no-plots</code>)" in html
+    assert "Plots left out" not in report.html.read_text()
+    verdicts = [json.loads(paths.json.read_text())["verdicts"] for paths in (report, bare)]
+    assert verdicts[0] == verdicts[1] and verdicts[0]
+
+
 def test_report_html_leads_with_verdicts_and_flags_exclusions(report: ReportPaths) -> None:
     html = report.html.read_text()
     assert html.index("<h2>Verdicts</h2>") < html.index("<h2>All cells</h2>")

@@ -34,7 +34,7 @@ def smoke(root: Path, *, status: str = "ok", count: int = 400, percentile: float
             requests=evenly(count, 5.0, window_s=window_s, status=status),
             window_s=window_s,
         )
-    write_report(results.root)
+    write_report(results.root, plots=False)
     return results.root
 
 
@@ -63,7 +63,7 @@ def test_too_few_requests_for_p99_leave_the_verdicts_unfilled(
 def test_a_missing_pair_fails(check: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = ResultsBuilder(tmp_path / "smoke")
     results.cell(server="torchserve", protocol="grpc", rate=25, latency_ms=5.0)
-    write_report(results.root)
+    write_report(results.root, plots=False)
     assert check.main(results.root) == 1
     err = capsys.readouterr().err
     assert "no verdict for tfserving rest-json" in err and "tfserving grpc: no runs" in err
@@ -78,7 +78,7 @@ def test_generator_invalid_pairs_fail_ci_but_may_be_allowed_on_a_busy_machine(
     for server, protocol in PAIRS:
         results.cell(server=server, protocol=protocol, rate=25, latency_ms=5.0, valid=False,
                      invalid_reasons=["generator lateness p99 8 ms is above the limit 5 ms"])
-    summary = read_summary(write_report(results.root).json)
+    summary = read_summary(write_report(results.root, plots=False).json)
     assert len(check.problems_in(summary)) == 9
     assert check.problems_in(summary, allow_generator_invalid=True) == []
     all_errors = read_summary(smoke(tmp_path / "errors", status="error"))
@@ -95,7 +95,7 @@ def test_a_p99_withheld_for_correlation_is_a_judged_verdict(check: ModuleType, t
         requests = evenly(480, 5.0, window_s=19.2)
         shifted = [Request(r.at_ms, 9.0 if r.at_ms >= 9600 else 5.0) for r in requests]
         results.cell(server=server, protocol=protocol, rate=25, requests=shifted, window_s=19.2)
-    summary = read_summary(write_report(results.root).json)
+    summary = read_summary(write_report(results.root, plots=False).json)
     assert all(v.max_rate_under_slo is None for v in summary.verdicts)
     assert "correlated" in summary.cells[0].notes[0]
     assert check.problems_in(summary) == []

@@ -73,7 +73,7 @@ def results(tmp_path: Path) -> Path:
 
 
 def test_the_summary_states_the_rule_and_each_cells_duration_and_reason(results: Path) -> None:
-    text = write_report(results).markdown.read_text()
+    text = write_report(results, plots=False).markdown.read_text()
     assert ("Cells ran >= 20 s and until the p99's 95% interval was within ±10% of it, at most 120 s"
             in text), text
     assert ("| torchserve-grpc-b1-default-r50-rep0 | 0 | 20.0 s, stopped by the rule "
@@ -83,7 +83,7 @@ def test_the_summary_states_the_rule_and_each_cells_duration_and_reason(results:
 
 
 def test_the_html_report_and_summary_json_carry_it_too(results: Path) -> None:
-    paths = write_report(results)
+    paths = write_report(results, plots=False)
     html = paths.html.read_text()
     assert "Early stopping" in html and "at most 120 s" in html and "ran to the cap" in html
     document = json.loads(paths.json.read_text())
@@ -103,7 +103,7 @@ def test_a_matrix_without_the_rule_says_nothing_about_it(results: Path, tmp_path
     write_manifest(root / "manifest.json", Manifest.model_validate(
         {**json.loads((results / "manifest.json").read_text()), "experiment": {"duration_s": 20.0}}))
     write_cell_run(root, "torchserve-grpc-b1-default-r50-rep0", 50.0, 20.0, None)
-    paths = write_report(root)
+    paths = write_report(root, plots=False)
     assert "Early stopping" not in paths.markdown.read_text()
     assert json.loads(paths.json.read_text())["early_stop"] is None
 
