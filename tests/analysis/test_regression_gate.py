@@ -104,7 +104,8 @@ def test_adjacent_max_rate_brackets_are_indistinguishable(tmp_path: Path) -> Non
     for rate, before_ms, after_ms in [(40, 20.0, 20.0), (80, 30.0, 400.0), (160, 400.0, 400.0)]:
         before.cell(rate=rate, latency_ms=before_ms)
         after.cell(rate=rate, latency_ms=after_ms)
-    main(["report", str(after.root), "--compare", str(before.root), "--out", str(tmp_path / "report"), "--no-plots"])
+    main(["report", str(after.root), "--compare", str(before.root), "--out", str(tmp_path / "report"),
+          "--no-plots"])
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     (line,) = summary["comparison"]["max_rate_under_slo"]
     assert (line["before_interval"], line["after_interval"]) == ([80.0, 160.0], [40.0, 80.0])
@@ -114,7 +115,8 @@ def test_adjacent_max_rate_brackets_are_indistinguishable(tmp_path: Path) -> Non
 def test_without_the_flag_regressions_are_printed_but_exit_0(tmp_path: Path) -> None:
     before = build(tmp_path / "before", seed=1)
     after = build(tmp_path / "after", seed=2, scale=1.3)
-    assert main(["report", str(after.root), "--compare", str(before.root), "--out", str(tmp_path / "r"), "--no-plots"]) == 0
+    assert main(["report", str(after.root), "--compare", str(before.root), "--out", str(tmp_path / "r"),
+                 "--no-plots"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -213,7 +215,8 @@ def test_a_drifted_machine_is_refused_with_both_figures(
     err = capsys.readouterr().err
     assert "the machine drifted between the runs" in err
     assert "2.57 ms before and 3.54 ms after (+38%; tolerance ±10%)" in err
-    assert main(["report", str(after.root), "--compare", str(before.root), "--out", str(tmp_path / "r"), "--no-plots"]) == 0
+    assert main(["report", str(after.root), "--compare", str(before.root), "--out", str(tmp_path / "r"),
+                 "--no-plots"]) == 0
     assert "+38%" in capsys.readouterr().out
 
 
