@@ -36,7 +36,9 @@ SLACK_MS = 1.0  # the issue's tolerance on top of the interval
 def latencies_through_proxy(fault_host: FaultHost, protocol: str, out: Path, delay_ms: float,
                             jitter_ms: float) -> list[float]:
     with delay_proxy(fault_host.host, fault_host.port(protocol), delay_ms, jitter_ms=jitter_ms) as proxy:
-        run = load(fault_host.load_args(protocol, port=proxy.port), out, rate=50, duration_s=2.5, timeout_s=5)
+        # 5 s at 50/s: ~250 requests, enough for a median with both ends even when a stall correlates
+        # them (2.5 s gave 115 worth 6 independent ones at f = 20: the upper end withheld as too few)
+        run = load(fault_host.load_args(protocol, port=proxy.port), out, rate=50, duration_s=5, timeout_s=5)
     assert run.returncode == 0, run.output
     assert run.audit.complete, run.audit
     assert set(run.audit.statuses) == {"ok"}, run.audit.errors
