@@ -18,7 +18,9 @@ from hostile_link import bandwidth_limit, burst_bytes, later, run_started
 
 from loadtest import read_run
 
-pytestmark = pytest.mark.servers
+# alone: the answers after the flood must come back within the timeout; starved under SCHED_IDLE beside
+# busy lanes, 14 of them timed out or were dropped
+pytestmark = [pytest.mark.servers, pytest.mark.alone]
 
 LINK_KBIT = 2000
 TIMEOUT_S = 1.0
