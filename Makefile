@@ -53,12 +53,13 @@ demo: setup
 # they take only the CPU time nothing else wants. The tests marked `alone` (they measure the machine or
 # keep a schedule) run meanwhile, one by one, at normal priority: the house rule for measuring beside
 # other work, and the machine watch leaves SCHED_IDLE work out of its "other processes" figure.
-# The workers' output shows as they go; the others' follows it.
+# The workers' output shows as they go; the others' follows it. Last, once every lane has ended, the
+# tests marked `empty_machine` (a measurement that even SCHED_IDLE neighbours disturbed).
 FAST_LANE = not servers and not slow
-# $(call lanes,ON_WORKERS,BESIDE,ALONE,DIST): the tests each marker expression selects (ALONE may be
-# empty: none). Every lane runs to its end even when another fails; the exit status is the first
-# failure's (pytest's 5, no test collected, is a failure too).
-lanes = workers=0; beside=0; alone=0; logs=$$(mktemp -d); idle="chrt -i 0"; \
+# $(call lanes,ON_WORKERS,BESIDE,ALONE,DIST,LAST): the tests each marker expression selects (ALONE and
+# LAST may be empty: none). Every lane runs to its end even when another fails; the exit status is the
+# first failure's (pytest's 5, no test collected, is a failure too).
+lanes = workers=0; beside=0; alone=0; last=0; logs=$$(mktemp -d); idle="chrt -i 0"; \
 	command -v chrt >/dev/null || { idle=; echo "note: chrt not found: every lane at normal priority"; }; \
 	$$idle $(PY) -m pytest --off-workers -p no:cacheprovider -m "$(2)" >$$logs/beside 2>&1 & b=$$!; \
 	$(if $(3),$(PY) -m pytest --off-workers -p no:cacheprovider -m "$(3)" >$$logs/alone 2>&1 & a=$$!;) \
@@ -66,10 +67,11 @@ lanes = workers=0; beside=0; alone=0; logs=$$(mktemp -d); idle="chrt -i 0"; \
 	$$idle $(PY) -m pytest -n 2 --dist $(4) -m "$(1)" || workers=$$?; \
 	wait $$b || beside=$$?; echo "=== beside the workers ($(2)):"; cat $$logs/beside; \
 	$(if $(3),wait $$a || alone=$$?; echo "=== alone at normal priority ($(3)):"; cat $$logs/alone;) \
-	for rc in $$workers $$beside $$alone; do [ $$rc -eq 0 ] || exit $$rc; done
+	$(if $(5),echo "=== on the empty machine ($(5)):"; $(PY) -m pytest --off-workers -m "$(5)" || last=$$?;) \
+	for rc in $$workers $$beside $$alone $$last; do [ $$rc -eq 0 ] || exit $$rc; done
 
 test: setup
-	@$(call lanes,not alone,locust_in_process and not alone,alone,loadgroup)
+	@$(call lanes,not alone,locust_in_process and not alone,alone and not empty_machine,loadgroup,empty_machine)
 
 # The inner loop: no server starts, no test over ~20 s (markers checked by tests/lanes.py). No hosts to
 # share, so the tests spread one by one (--dist load: 114 s on a clean clone; grouped by area it took 172 s).
