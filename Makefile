@@ -54,7 +54,7 @@ demo: setup
 # keep a schedule) run meanwhile, one by one, at normal priority: the house rule for measuring beside
 # other work, and the machine watch leaves SCHED_IDLE work out of its "other processes" figure.
 # The workers' output shows as they go; the others' follows it. Last, once every lane has ended, the
-# tests marked `empty_machine` (a measurement that even SCHED_IDLE neighbours disturbed).
+# tests marked `empty_machine` (measurements that even SCHED_IDLE neighbours disturbed).
 FAST_LANE = not servers and not slow
 # $(call lanes,ON_WORKERS,BESIDE,ALONE,DIST,LAST): the tests each marker expression selects (ALONE and
 # LAST may be empty: none). Every lane runs to its end even when another fails; the exit status is the

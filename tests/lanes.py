@@ -16,7 +16,8 @@
   priority, while every other lane runs under SCHED_IDLE (`chrt -i 0`): the other lanes take only the
   CPU time the alone tests leave, and the machine watch leaves SCHED_IDLE work out of its figures.
   A test marked `empty_machine` as well is one that even SCHED_IDLE neighbours disturbed (the added
-  delay's 1 ms tolerance): `make test` runs it last, once every other lane has ended.
+  delay's 1 ms tolerance, the smoke report CI checks strictly): `make test` runs it last, once every
+  other lane has ended.
 - Everything else runs on 2 pytest-xdist workers (`make test` and `make test-fast`, `--dist loadgroup`
   with this module's scheduler): the modules of an area (tests/<area>/) that hold server or slow tests
   form one unit that one worker runs, so the area's session hosts (a namespace host, a replica pair, a

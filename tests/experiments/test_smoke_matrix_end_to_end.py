@@ -23,8 +23,10 @@ from models.artifacts import ArtifactLayout
 from serving.ports import Ports, is_free
 
 # the module fixture runs the smoke matrix's 7 cells (3 interrupted, then 4 resumed): ~8 s per cell
-# alone: CI re-checks its report with no allowance for a busy machine
-pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.alone, pytest.mark.timeout(900)]
+# alone, on an empty machine: CI re-checks its report with no allowance for a busy machine, and beside
+# make test's SCHED_IDLE lanes the generator fell behind in 2 of 9 cells (generator-invalid)
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.alone, pytest.mark.empty_machine,
+              pytest.mark.timeout(900)]
 
 SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "smoke.yaml"
 check_smoke_report = load_check_smoke_report()
