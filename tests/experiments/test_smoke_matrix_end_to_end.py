@@ -23,8 +23,9 @@ from models.artifacts import ArtifactLayout
 from serving.ports import Ports, is_free
 
 # the module fixture runs the smoke matrix's 7 cells (3 interrupted, then 4 resumed): ~8 s per cell
-# alone, on an empty machine: CI re-checks its report with no allowance for a busy machine, and beside
-# make test's SCHED_IDLE lanes the generator fell behind in 2 of 9 cells (generator-invalid)
+# alone, on an empty machine, as when CI last passed: CI re-checks its report with no allowance for a
+# busy machine. On this 2-core VM the generator fell behind (generator-invalid) in 2 of 9 cells beside
+# make test's SCHED_IDLE lanes in one run, and in the 3 Triton cells with the machine empty in another
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.alone, pytest.mark.empty_machine,
               pytest.mark.timeout(900)]
 
