@@ -135,11 +135,11 @@ def _xdist_worker() -> bool:
     return bool(os.environ.get("PYTEST_XDIST_WORKER"))
 
 
-_MARKS_ALONE = re.compile(r"^[^#\n]*\bmark\.alone\b", re.MULTILINE)
+_MARKS_ALONE = re.compile(r"^[^#\n]*\bmark\.(?:alone|empty_machine)\b", re.MULTILINE)
 
 
 def marks_alone(path: PurePath) -> bool:
-    """Does this test module mark tests `alone`?"""
+    """Does this test module mark tests `alone` (or `empty_machine`, which implies it)?"""
     return _module_says(_MARKS_ALONE, path)
 
 
@@ -194,6 +194,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if imports_locust(item.path):
             item.add_marker("locust_in_process")
+        if item.get_closest_marker("empty_machine") and not item.get_closest_marker("alone"):
+            item.add_marker("alone")  # never on the workers nor beside them: only in the last step
     if _xdist_worker() and "locust" in sys.modules:
         modules = sorted({str(item.path) for item in items})
         raise pytest.UsageError(
