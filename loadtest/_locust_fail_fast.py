@@ -9,12 +9,13 @@ is wrong. The run stops once, from any process (workers ask the master), with th
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from loadtest._schema import RequestRecord
@@ -24,6 +25,10 @@ from loadtest._settings import LoadSettings
 FAIL_FAST_REQUESTS = 5  # the first N completed requests to a target all failed: stop the run
 FAIL_FAST_MESSAGE = "inferload_fail_fast"  # worker -> master: stop the run, with the reason
 FAIL_FAST_EXIT_CODE = 1
+# A master that stops the run waits this long at most for each worker's first stats report after its
+# users stopped (workers report every WORKER_REPORT_INTERVAL); Locust's own quit waits 0.5 s, and a
+# busy machine's worker misses that: the run then ends with its requests uncounted.
+FINAL_REPORTS_WAIT_S = 2 * WORKER_REPORT_INTERVAL + 2
 
 logger = logging.getLogger("inferload")
 
@@ -67,6 +72,7 @@ class FailFast:
         self.watched: dict[tuple[Any, ...], FirstRequests] = {}
         self.refusals: dict[tuple[Any, ...], RefusalWatch] = {}
         self.stopping = False
+        self.reported_at: dict[str, float] = {}  # master: each worker's last stats report (monotonic s)
 
     def reset(self) -> None:
         self.watched.clear()
@@ -94,7 +100,11 @@ class FailFast:
             def on_message(environment: Environment, msg: Any, **_: Any) -> None:
                 self.stop_run(environment, str(msg.data["message"]))
 
+            def on_report(client_id: str, **_: Any) -> None:
+                self.reported_at[client_id] = time.monotonic()
+
             runner.register_message(FAIL_FAST_MESSAGE, on_message)
+            environment.events.worker_report.add_listener(on_report)
 
     def stop_run(self, environment: Environment, message: str) -> None:
         if self.stopping:
@@ -116,19 +126,37 @@ class FailFast:
         # in a fresh greenlet: stopping the runner kills the users, possibly the caller's greenlet
         gevent.spawn(self._end, environment, quits)
 
-    @staticmethod
-    def _end(environment: Environment, quits: bool) -> None:
+    def _end(self, environment: Environment, quits: bool) -> None:
         runner = environment.runner
         assert runner is not None
         if not quits:
             runner.stop()  # web UI: the run stops, the UI keeps the failures and the log line
             return
-        if not isinstance(runner, MasterRunner) and getattr(environment.parsed_options, "csv_prefix", None):
-            runner.stop()  # users gone, the counts final: let Locust's CSV writer catch up before it closes
+        csv = getattr(environment.parsed_options, "csv_prefix", None)
+        if isinstance(runner, MasterRunner):
+            workers = [client.id for client in runner.clients.all]  # the stop unregisters them a moment
+            runner.stop()  # the workers stop their users and say so
+            self._await_final_reports(workers, since=time.monotonic())
+        elif csv:
+            runner.stop()
+        if csv:  # users gone, the counts final: let Locust's CSV writer catch up before it closes
             gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.2)
         runner.quit()
         if environment.web_ui is not None:
             environment.web_ui.stop()
+
+    def _await_final_reports(self, workers: list[str], *, since: float) -> None:
+        """Wait until every worker has reported its stats after its users stopped, so the run's counts
+        are final (Locust's quit gives them 0.5 s); at most FINAL_REPORTS_WAIT_S."""
+        deadline = since + FINAL_REPORTS_WAIT_S
+        waiting = list(workers)
+        while time.monotonic() < deadline:
+            waiting = [c for c in waiting if self.reported_at.get(c, float("-inf")) <= since]
+            if not waiting:
+                return
+            gevent.sleep(0.1)
+        logger.warning("%d worker(s) sent no stats after the stop: the run's counts may miss their last "
+                       "requests", len(waiting))
 
 
 FAIL_FAST = FailFast()  # one per process: every user of it reports here

@@ -11,7 +11,9 @@ server can be asked, the mismatch is caught before load (test_locust_feature_dis
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +28,8 @@ from locust_runs import (
     worker_processes,
 )
 
-from loadtest import RequestRecord
-from loadtest._locust_fail_fast import FirstRequests
+from loadtest import RequestRecord, _locust_fail_fast
+from loadtest._locust_fail_fast import FailFast, FirstRequests
 from loadtest._schema import Status
 
 LONG_RUN = "600s"  # never reached: the run must stop long before
@@ -155,6 +157,36 @@ def test_a_wrong_feature_count_stops_the_run_with_the_servers_error(
     assert str(small_features) in first_error or str(small_features - 24) in first_error, first_error
     requests, failures = requests_and_failures(result.stdout)
     assert 5 <= requests < 200 and failures == requests
+
+
+def test_a_stopping_master_waits_for_every_workers_report_after_the_stop() -> None:
+    """Locust's quit gives workers 0.5 s for their last stats: a busy worker missed it and the run
+    ended with 0 requests counted. The master now waits for a report from each worker after the stop."""
+    import gevent
+
+    fail_fast = FailFast()
+    since = time.monotonic()
+    fail_fast.reported_at["a"] = since - 1.0  # a report from before the stop does not count
+
+    def report(client_id: str) -> None:
+        fail_fast.reported_at[client_id] = time.monotonic()
+
+    gevent.get_hub().loop.update_now()  # the hub's clock is cached: timers from a stale one fire at once
+    gevent.spawn_later(0.2, report, "a")
+    gevent.spawn_later(0.4, report, "b")
+    fail_fast._await_final_reports(["a", "b"], since=since)
+    waited = time.monotonic() - since
+    assert 0.4 <= waited < _locust_fail_fast.FINAL_REPORTS_WAIT_S
+
+
+def test_a_worker_that_never_reports_holds_the_quit_only_until_the_deadline(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(_locust_fail_fast, "FINAL_REPORTS_WAIT_S", 0.3)
+    fail_fast = FailFast()
+    since = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="inferload"):
+        fail_fast._await_final_reports(["silent"], since=since)
+    assert 0.3 <= time.monotonic() - since < 2.0
+    assert "1 worker(s) sent no stats after the stop" in caplog.text
 
 
 @pytest.mark.servers
