@@ -48,7 +48,14 @@ def export_mar(
             archive_format=archive_format,  # type: ignore[arg-type]
             force=True,
         )
-        generate_model_archive(config)
+        # torch-model-archiver stages the files in gettempdir()/<model name>, which it deletes first:
+        # one /tmp/linear for every export on the machine, so two at once (two test workers, two
+        # users) broke each other's archive. Its staging goes inside ours instead.
+        shared_tempdir, tempfile.tempdir = tempfile.tempdir, staging_dir
+        try:
+            generate_model_archive(config)
+        finally:
+            tempfile.tempdir = shared_tempdir
     mar = model_store / f"{MODEL_NAME}.mar"
     if not mar.exists():
         raise RuntimeError(f"torch-model-archiver did not write {mar}")

@@ -32,3 +32,22 @@ def test_archived_weights_are_the_spec_weights(
         weights = np.load(io.BytesIO(archive.read("weights.npy")))
     assert weights.dtype == np.float32
     assert np.array_equal(weights, small_weights)
+
+
+def test_an_export_leaves_other_exports_staging_alone(tmp_path, monkeypatch) -> None:
+    """torch-model-archiver stages in gettempdir()/linear and deletes it first: an export running
+    beside another (two test workers, two users) must not use that shared directory."""
+    import tempfile
+
+    from models.linear import LinearSpec
+    from models.mar_export import export_mar
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    others = tmp_path / "linear"  # where the archiver would stage: another export's files
+    others.mkdir()
+    (others / "weights.npy").write_bytes(b"another export's")
+    spec = LinearSpec(classes=2, features=4, seed=0)
+    mar = export_mar(spec, spec.weights(), tmp_path / "store")
+    assert zipfile.is_zipfile(mar)
+    assert (others / "weights.npy").read_bytes() == b"another export's"
+    assert tempfile.tempdir == str(tmp_path)  # restored
