@@ -46,7 +46,7 @@ protos: $(STAMP)
 demo: setup
 	$(VENV)/bin/inferload demo
 
-# The lanes (tests/lanes.py), all at once. On 2 pytest-xdist workers, every test that may share the
+# The lanes (tests/lanes.py), all at once. On $(TEST_WORKERS) pytest-xdist workers, every test that may share the
 # machine: the ones without servers one by one, each area's server tests together on one worker (its
 # hosts start once), those first. Beside them, in a pytest of its own, the modules that import Locust
 # in-process (gevent's patching deadlocks an xdist worker). Both run under SCHED_IDLE (`chrt -i 0`):
@@ -56,6 +56,9 @@ demo: setup
 # The workers' output shows as they go; the others' follows it. Last, once every lane has ended, the
 # tests marked `empty_machine` (measurements that even SCHED_IDLE neighbours disturbed).
 FAST_LANE = not servers and not slow
+# The workers' lane alone on a clean clone here (2 cores): 454 s on 2 workers, 370 s on 3 (the CPU ~88 %
+# busy), 352 s on 4; the lane waits on servers and timeouts a third of the time at 2.
+TEST_WORKERS ?= 3
 # $(call lanes,ON_WORKERS,BESIDE,ALONE,DIST,LAST): the tests each marker expression selects (ALONE and
 # LAST may be empty: none). Every lane runs to its end even when another fails; the exit status is the
 # first failure's (pytest's 5, no test collected, is a failure too).
@@ -64,7 +67,7 @@ lanes = workers=0; beside=0; alone=0; last=0; logs=$$(mktemp -d); idle="chrt -i 
 	$$idle $(PY) -m pytest --off-workers -p no:cacheprovider -m "$(2)" >$$logs/beside 2>&1 & b=$$!; \
 	$(if $(3),$(PY) -m pytest --off-workers -p no:cacheprovider -m "$(3)" >$$logs/alone 2>&1 & a=$$!;) \
 	trap 'kill $$b $(if $(3),$$a) 2>/dev/null; rm -rf $$logs' EXIT; \
-	$$idle $(PY) -m pytest -n 2 --dist $(4) -m "$(1)" || workers=$$?; \
+	$$idle $(PY) -m pytest -n $(TEST_WORKERS) --dist $(4) -m "$(1)" || workers=$$?; \
 	wait $$b || beside=$$?; echo "=== beside the workers ($(2)):"; cat $$logs/beside; \
 	$(if $(3),wait $$a || alone=$$?; echo "=== alone at normal priority ($(3)):"; cat $$logs/alone;) \
 	$(if $(5),echo "=== on the empty machine ($(5)):"; $(PY) -m pytest --off-workers -m "$(5)" || last=$$?;) \

@@ -161,7 +161,7 @@ AREA_TESTS = """
 
 
 def test_each_areas_server_tests_run_on_one_worker_before_the_quick_tests(tmp_path: Path) -> None:
-    """`make test`'s first phase (-n 2 --dist loadgroup, tests/lanes.py's scheduler): the server tests of
+    """`make test`'s workers (here -n 2, --dist loadgroup, tests/lanes.py's scheduler): the server tests of
     an area stay on one worker, so its session hosts start once, and each worker starts with an area."""
     for area in ("alpha", "beta"):
         (tmp_path / area).mkdir()

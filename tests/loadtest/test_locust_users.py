@@ -25,6 +25,9 @@ def stats_row(csv_prefix: Path, name: str) -> dict[str, str]:
         return next(row for row in csv.DictReader(handle) if row["Name"] == name)
 
 
+# keeps a schedule (a rate floor, every arrival of each stream): beside 3 SCHED_IDLE workers Locust fell
+# behind (52 of ~150 requests; a worker process with no record in 3 s), so it runs in the alone lane
+@pytest.mark.alone
 def test_a_short_headless_run_exits_0_and_writes_its_csv(port_of, small_features, tmp_path) -> None:
     result = locust(
         tmp_path,
@@ -63,6 +66,7 @@ def test_failing_requests_make_locust_exit_non_zero(port_of, small_features, tmp
     assert int(row["Failure Count"]) == int(row["Request Count"]) > 0
 
 
+@pytest.mark.alone  # keeps a schedule: see above
 def test_two_locust_processes_split_the_rate_and_achieve_the_total(port_of, small_features, tmp_path) -> None:
     rate = 300.0
     records_dir = tmp_path / "records"
