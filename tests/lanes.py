@@ -18,12 +18,12 @@
   A test marked `empty_machine` as well is one that even SCHED_IDLE neighbours disturbed (the added
   delay's 1 ms tolerance, the smoke report CI checks strictly): `make test` runs it last, once every
   other lane has ended.
-- Everything else runs on 3 pytest-xdist workers (the Makefile's TEST_WORKERS; `make test` and `make test-
-  fast`, `--dist loadgroup` with this module's scheduler): the modules of an area (tests/<area>/) that
-  hold server or slow tests form one unit that one worker runs, so the area's session hosts (a namespace
-  host, a replica pair, a configured Triton) start once; the units with the most tests go first and the
-  tests without servers, one by one, fill in behind them. Each worker names its own network namespaces
-  (tests/netns.py) and its servers take free ports.
+- Everything else runs on 3 pytest-xdist workers (the Makefile's TEST_WORKERS; `make test` and `make
+  test-fast`, `--dist loadgroup` with this module's scheduler): the modules of an area (tests/<area>/)
+  that hold server or slow tests form one unit that one worker runs, so the area's session hosts (a
+  namespace host, a replica pair, a configured Triton) start once; the units with the most tests go first
+  and the tests without servers, one by one, fill in behind them. Each worker names its own network
+  namespaces (tests/netns.py) and its servers take free ports.
 - The modules that import Locust never run on a worker: its import monkey-patches the interpreter with
   gevent, which deadlocks an xdist worker (its work queue waits on a real thread's event). A worker skips
   them at collection (`imports_locust`, a scan of the module's import lines), their tests carry the
