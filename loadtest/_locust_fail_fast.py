@@ -15,7 +15,8 @@ from typing import Any
 
 import gevent
 from locust.env import Environment
-from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
+from locust.rpc import Message
+from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from loadtest._schema import RequestRecord
@@ -25,10 +26,10 @@ from loadtest._settings import LoadSettings
 FAIL_FAST_REQUESTS = 5  # the first N completed requests to a target all failed: stop the run
 FAIL_FAST_MESSAGE = "inferload_fail_fast"  # worker -> master: stop the run, with the reason
 FAIL_FAST_EXIT_CODE = 1
-# A master that stops the run waits this long at most for each worker's first stats report after its
-# users stopped (workers report every WORKER_REPORT_INTERVAL); Locust's own quit waits 0.5 s, and a
-# busy machine's worker misses that: the run then ends with its requests uncounted.
-FINAL_REPORTS_WAIT_S = 2 * WORKER_REPORT_INTERVAL + 2
+# A master that stops the run asks each worker to quit and waits this long at most for them: a worker
+# sends its last stats, then says it quits. Locust's own quit gives workers 0.5 s for those stats, and a
+# busy machine's workers missed it: the run then ended with its requests uncounted.
+WORKERS_QUIT_WAIT_S = 15.0
 
 logger = logging.getLogger("inferload")
 
@@ -72,7 +73,6 @@ class FailFast:
         self.watched: dict[tuple[Any, ...], FirstRequests] = {}
         self.refusals: dict[tuple[Any, ...], RefusalWatch] = {}
         self.stopping = False
-        self.reported_at: dict[str, float] = {}  # master: each worker's last stats report (monotonic s)
 
     def reset(self) -> None:
         self.watched.clear()
@@ -100,11 +100,7 @@ class FailFast:
             def on_message(environment: Environment, msg: Any, **_: Any) -> None:
                 self.stop_run(environment, str(msg.data["message"]))
 
-            def on_report(client_id: str, **_: Any) -> None:
-                self.reported_at[client_id] = time.monotonic()
-
             runner.register_message(FAIL_FAST_MESSAGE, on_message)
-            environment.events.worker_report.add_listener(on_report)
 
     def stop_run(self, environment: Environment, message: str) -> None:
         if self.stopping:
@@ -126,37 +122,34 @@ class FailFast:
         # in a fresh greenlet: stopping the runner kills the users, possibly the caller's greenlet
         gevent.spawn(self._end, environment, quits)
 
-    def _end(self, environment: Environment, quits: bool) -> None:
+    @staticmethod
+    def _end(environment: Environment, quits: bool) -> None:
         runner = environment.runner
         assert runner is not None
         if not quits:
             runner.stop()  # web UI: the run stops, the UI keeps the failures and the log line
             return
-        csv = getattr(environment.parsed_options, "csv_prefix", None)
         if isinstance(runner, MasterRunner):
-            workers = [client.id for client in runner.clients.all]  # the stop unregisters them a moment
-            runner.stop()  # the workers stop their users and say so
-            self._await_final_reports(workers, since=time.monotonic())
-        elif csv:
-            runner.stop()
-        if csv:  # users gone, the counts final: let Locust's CSV writer catch up before it closes
+            await_workers_quit(runner, WORKERS_QUIT_WAIT_S)
+        elif getattr(environment.parsed_options, "csv_prefix", None):
+            runner.stop()  # users gone, the counts final: let Locust's CSV writer catch up before it closes
             gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.2)
         runner.quit()
         if environment.web_ui is not None:
             environment.web_ui.stop()
 
-    def _await_final_reports(self, workers: list[str], *, since: float) -> None:
-        """Wait until every worker has reported its stats after its users stopped, so the run's counts
-        are final (Locust's quit gives them 0.5 s); at most FINAL_REPORTS_WAIT_S."""
-        deadline = since + FINAL_REPORTS_WAIT_S
-        waiting = list(workers)
-        while time.monotonic() < deadline:
-            waiting = [c for c in waiting if self.reported_at.get(c, float("-inf")) <= since]
-            if not waiting:
-                return
-            gevent.sleep(0.1)
-        logger.warning("%d worker(s) sent no stats after the stop: the run's counts may miss their last "
-                       "requests", len(waiting))
+
+def await_workers_quit(runner: MasterRunner, wait_s: float) -> None:
+    """Ask every worker to quit and wait until each has (at most `wait_s`): a quitting worker stops its
+    users and sends its last stats before it says it quits, so the run's counts are then final."""
+    for client in list(runner.clients.all):
+        runner.server.send_to_client(Message("quit", None, client.id))
+    deadline = time.monotonic() + wait_s
+    while runner.clients.all and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    if runner.clients.all:
+        logger.warning("%d worker(s) did not quit within %g s: the run's counts may miss their last "
+                       "requests", len(runner.clients.all), wait_s)
 
 
 FAIL_FAST = FailFast()  # one per process: every user of it reports here

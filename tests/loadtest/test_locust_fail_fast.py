@@ -15,6 +15,7 @@ import logging
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from locust_runs import (
@@ -28,8 +29,8 @@ from locust_runs import (
     worker_processes,
 )
 
-from loadtest import RequestRecord, _locust_fail_fast
-from loadtest._locust_fail_fast import FailFast, FirstRequests
+from loadtest import RequestRecord
+from loadtest._locust_fail_fast import FirstRequests, await_workers_quit
 from loadtest._schema import Status
 
 LONG_RUN = "600s"  # never reached: the run must stop long before
@@ -159,34 +160,50 @@ def test_a_wrong_feature_count_stops_the_run_with_the_servers_error(
     assert 5 <= requests < 200 and failures == requests
 
 
-def test_a_stopping_master_waits_for_every_workers_report_after_the_stop() -> None:
-    """Locust's quit gives workers 0.5 s for their last stats: a busy worker missed it and the run
-    ended with 0 requests counted. The master now waits for a report from each worker after the stop."""
-    import gevent
+class WorkersThatQuit:
+    """A master runner's view of its workers (`clients`, `server`): each asked to quit leaves after
+    `quits_after_s` (None: never)."""
 
-    fail_fast = FailFast()
-    since = time.monotonic()
-    fail_fast.reported_at["a"] = since - 1.0  # a report from before the stop does not count
+    def __init__(self, ids: list[str], quits_after_s: float | None) -> None:
+        import gevent
 
-    def report(client_id: str) -> None:
-        fail_fast.reported_at[client_id] = time.monotonic()
+        self.nodes = {worker: object() for worker in ids}
+        self.asked: list[tuple[str, str]] = []
+        self.quits_after_s = quits_after_s
+        self.clients = self
+        self.server = self
+        gevent.get_hub().loop.update_now()  # the hub's clock is cached: a stale one fires timers at once
 
-    gevent.get_hub().loop.update_now()  # the hub's clock is cached: timers from a stale one fire at once
-    gevent.spawn_later(0.2, report, "a")
-    gevent.spawn_later(0.4, report, "b")
-    fail_fast._await_final_reports(["a", "b"], since=since)
-    waited = time.monotonic() - since
-    assert 0.4 <= waited < _locust_fail_fast.FINAL_REPORTS_WAIT_S
+    @property
+    def all(self) -> list[Any]:
+        return [type("Node", (), {"id": worker})() for worker in self.nodes]
+
+    def send_to_client(self, message: Any) -> None:
+        import gevent
+
+        self.asked.append((message.type, message.node_id))
+        if self.quits_after_s is not None:
+            gevent.spawn_later(self.quits_after_s, self.nodes.pop, message.node_id, None)
 
 
-def test_a_worker_that_never_reports_holds_the_quit_only_until_the_deadline(monkeypatch, caplog) -> None:
-    monkeypatch.setattr(_locust_fail_fast, "FINAL_REPORTS_WAIT_S", 0.3)
-    fail_fast = FailFast()
-    since = time.monotonic()
+def test_a_stopping_master_asks_every_worker_to_quit_and_waits_until_they_have() -> None:
+    """Locust's quit gave workers 0.5 s for their last stats: busy workers missed it and a run ended with
+    0 requests counted. A quitting worker sends its last stats before it says it quits."""
+    workers = WorkersThatQuit(["a", "b"], quits_after_s=0.3)
+    started = time.monotonic()
+    await_workers_quit(workers, wait_s=10.0)  # type: ignore[arg-type]
+    assert sorted(workers.asked) == [("quit", "a"), ("quit", "b")]
+    assert workers.nodes == {}
+    assert 0.3 <= time.monotonic() - started < 10.0
+
+
+def test_a_worker_that_never_quits_holds_the_end_only_until_the_deadline(caplog) -> None:
+    workers = WorkersThatQuit(["silent"], quits_after_s=None)
+    started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="inferload"):
-        fail_fast._await_final_reports(["silent"], since=since)
-    assert 0.3 <= time.monotonic() - since < 2.0
-    assert "1 worker(s) sent no stats after the stop" in caplog.text
+        await_workers_quit(workers, wait_s=0.3)  # type: ignore[arg-type]
+    assert 0.3 <= time.monotonic() - started < 5.0
+    assert "1 worker(s) did not quit within 0.3 s" in caplog.text
 
 
 @pytest.mark.servers
