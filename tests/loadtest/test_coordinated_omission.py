@@ -13,6 +13,7 @@ import numpy as np
 import psutil
 import pytest
 
+from inferload_formats import SchemaError
 from loadtest import read_records, read_run, run_load
 from loadtest._schema import stream_path
 
@@ -21,11 +22,18 @@ pytestmark = [pytest.mark.servers, pytest.mark.alone]
 STALL_S = 1.0
 
 
+def records_so_far(records_file: Path) -> int:
+    try:
+        return sum(1 for _ in read_records(records_file))
+    except (FileNotFoundError, SchemaError):  # not created yet, or created and its header not yet written
+        return 0
+
+
 def stall_after_records(server_pid: int, records_file: Path, min_records: int) -> tuple[int, int]:
     """Wait until the run has sent `min_records` requests, then SIGSTOP the server tree for STALL_S."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if records_file.exists() and sum(1 for _ in read_records(records_file)) >= min_records:
+        if records_so_far(records_file) >= min_records:
             break
         time.sleep(0.05)
     else:
