@@ -114,6 +114,7 @@ def test_the_load_generator_records_cache_hits_at_the_repeat_share(
             expected.append(None)  # its input still in flight: either
         first_answer[body] = min(first_answer.get(body, done_ns), done_ns)
     got = list(records["cache"])
+    assert set(got) <= {"hit", "miss"}
     assert [g for g, e in zip(got, expected, strict=True) if e] == [e for e in expected if e], got
     if share == 0.0:
         assert set(got) == {"miss"}
