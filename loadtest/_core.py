@@ -132,8 +132,10 @@ class Ledger:
         if now_ns >= self.end_ns or self.stopping:
             return True
         if stop_when.ready(now_ns):  # may yield (a judge elsewhere): the schedule went on meanwhile
-            self.end_ns = min(self.end_ns, time.monotonic_ns())
-            self.ended_early = True
+            decided_ns = time.monotonic_ns()
+            if decided_ns < self.end_ns:  # a stop decided once the end had passed is the end's, not early
+                self.end_ns = decided_ns
+                self.ended_early = True
             return True
         return False
 

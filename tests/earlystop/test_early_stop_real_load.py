@@ -37,6 +37,9 @@ def settings(tfserving, small_artifacts, **early_stop: float) -> LoadSettings:  
     )
 
 
+# judges the machine's latencies: beside 3 SCHED_IDLE workers the median's interval for correlated
+# requests stayed wider than +-90 % for the whole 30 s cap (5,760 requests)
+@pytest.mark.alone
 def test_a_cell_with_a_lax_rule_stops_by_the_rule_before_the_cap(tfserving, small_artifacts,
                                                                   tmp_path) -> None:
     """±90 % around the median of ~800+ fast loopback requests holds at the first checks. (The median:

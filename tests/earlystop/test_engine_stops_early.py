@@ -22,6 +22,9 @@ from loadtest._early_stop import EarlyStopJudge, judge
 
 S = 1_000_000_000
 CHECK_EVERY_S = 0.2
+# The runs that must end by the rule get a far cap: they end at the first check (~0.8 s) either way, and
+# a starved worker (3 busy test workers) once answered only after a 2 s cap.
+FAR_CAP_S = 5.0
 pytestmark = pytest.mark.parametrize("runtime", RUNTIMES)
 
 
@@ -73,7 +76,8 @@ def test_an_open_loop_cell_with_tight_latencies_stops_by_the_rule_after_the_mini
     rule, not the cap, ends it. (The median, not the p99: one stall of this shared CPU makes a few
     hundred latencies move together, and a p99 interval that respects such correlation rightly waits
     far longer than this test; the p99 rule is tested on known data in test_early_stop_rule.py.)"""
-    engine, judge, records, _, min_end, cap_end = run(runtime, lambda: 0.020, within=0.9, percentile=50.0)
+    engine, judge, records, _, min_end, cap_end = run(runtime, lambda: 0.020, within=0.9, percentile=50.0,
+                                                      cap_s=FAR_CAP_S)
     assert engine.ended_early
     assert judge.checks >= 1
     assert min_end <= engine.end_ns < cap_end
@@ -96,7 +100,7 @@ def test_an_open_loop_cell_whose_p99_interval_stays_wide_runs_to_the_cap(runtime
 
 def test_a_closed_loop_cell_with_tight_latencies_stops_early_too(runtime: str) -> None:
     engine, judge, records, _, min_end, cap_end = run(runtime, lambda: 0.004, closed=True, within=0.9,
-                                                      percentile=50.0)
+                                                      percentile=50.0, cap_s=FAR_CAP_S)
     assert engine.ended_early and judge.checks >= 1
     assert min_end <= engine.end_ns < cap_end
     assert max(r.sent_ns for r in records) < engine.end_ns  # no sender started a request after it
@@ -121,6 +125,28 @@ def test_the_rule_is_never_asked_before_the_minimum_duration(runtime: str) -> No
     assert len(asked) == 1 and asked[0] >= min_end
     assert engine.ended_early and asked[0] <= engine.end_ns  # ends when the rule answered
     assert max(r.scheduled_ns for r in records) < engine.end_ns
+
+
+def test_a_stop_the_rule_decides_only_after_the_cap_is_the_caps(runtime: str) -> None:
+    """The rule can take long to answer (a starved process; its first call imports scipy): a stop it
+    decides once the cap has passed ends the run at the cap, not early (it said "rule" with the cap's
+    window beside 3 busy test workers)."""
+    records: list[RequestRecord] = []
+    engine = build(runtime, records.append, latency_s=lambda: 0.001)
+    start = time.monotonic_ns() + S // 10
+    min_end, cap_end = start + S // 2, start + S
+
+    def yes_after_the_cap(now_ns: int) -> bool:
+        while time.monotonic_ns() < cap_end + S // 10:
+            time.sleep(0.01)
+        return True
+
+    engine.run_open(PoissonArrivals(200, seed=3), start, cap_end,
+                    stop_when=StopWhen(after_ns=min_end, ready=yes_after_the_cap, every_s=CHECK_EVERY_S))
+    engine.drain(5.0)
+    engine.close()
+    assert not engine.ended_early
+    assert engine.end_ns == cap_end
 
 
 def test_a_stop_signal_before_the_minimum_is_an_interruption_not_a_rule_stop(runtime: str) -> None:
