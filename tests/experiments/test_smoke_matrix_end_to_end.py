@@ -46,9 +46,9 @@ INTERRUPTED_AT = 2  # the third cell the round runs
 QUICK = {"server_warmup": {"enabled": False}, "calibration": {"enabled": False}}
 # The generator on a core of its own, the servers on another (experiments/protocols-pinned.yaml's split).
 # On the empty machine here, unpinned: generator lateness p99 1.0-11.2 ms over 27 cells in 3 runs (one
-# cell above CI's 5 ms limit); pinned: 0.5-3.2 ms over 27 cells in 3 runs. Pinned, the servers queue on
-# one core: 2, 2 and 3 of 9 verdicts were withheld for correlated latencies (unpinned 0, 1 and 1), which
-# .ci/check_smoke_report.py accepts; a generator-invalid cell it does not.
+# cell above CI's 5 ms limit); pinned: 0.5-3.2 ms over 36 cells in 4 runs. Pinned, the servers queue on
+# one core: 2, 2, 3 and 2 of 9 verdicts were withheld for correlated latencies (unpinned 0, 1 and 1),
+# which .ci/check_smoke_report.py accepts; a generator-invalid cell it does not.
 _CPUS = sorted(os.sched_getaffinity(0))
 PINNED = {"cpus": {"servers": str(_CPUS[0]), "load": str(_CPUS[1])}} if len(_CPUS) >= 2 else {}
 
