@@ -71,7 +71,7 @@ lanes = workers=0; beside=0; alone=0; last=0; logs=$$(mktemp -d); idle="chrt -i 
 	$$idle $(PY) -m pytest -n $(TEST_WORKERS) --dist $(4) -m "$(1)" || workers=$$?; \
 	wait $$b || beside=$$?; echo "=== beside the workers ($(2)):"; cat $$logs/beside; \
 	$(if $(3),wait $$a || alone=$$?; echo "=== alone at normal priority ($(3)):"; cat $$logs/alone;) \
-	$(if $(5),echo "=== on the empty machine ($(5)):"; $(PY) -m pytest --off-workers -m "$(5)" || last=$$?;) \
+	$(if $(5),echo "=== on the empty machine ($(5)):"; $(PY) -m pytest --off-workers -p no:cacheprovider -m "$(5)" || last=$$?;) \
 	for rc in $$workers $$beside $$alone $$last; do [ $$rc -eq 0 ] || exit $$rc; done
 
 test: setup
