@@ -49,13 +49,14 @@ demo: setup
 # The lanes (tests/lanes.py), all at once. On TEST_WORKERS pytest-xdist workers, every test that may share
 # the machine: the ones without servers one by one, each area's server tests together on one worker (its
 # hosts start once), those first. Beside them, in a pytest of its own, the modules that import Locust
-# in-process (gevent's patching deadlocks an xdist worker). Both run under SCHED_IDLE (`chrt -i 0`):
-# they take only the CPU time nothing else wants. The tests marked `alone` (they measure the machine or
-# keep a schedule) run meanwhile, one by one, at normal priority: the house rule for measuring beside
-# other work, and the machine watch leaves SCHED_IDLE work out of its "other processes" figure.
-# The workers' output shows as they go; the others' follows it. Last, once every lane has ended, the
-# tests marked `empty_machine`: measurements that even SCHED_IDLE neighbours disturbed (beside the
-# workers, the smoke chain's generator lateness p99 was 10-27 ms in all 9 cells; 0.5-3.2 ms alone).
+# in-process (gevent's patching deadlocks an xdist worker). Both run as idle work (tests/idle_lane.py: an
+# idle cpu cgroup and SCHED_IDLE; SCHED_IDLE alone yields only inside its session, and the servers they
+# start have sessions of their own): they take only the CPU time nothing else wants. The tests marked
+# `alone` (they measure the machine or keep a schedule) run meanwhile, one by one, at normal priority:
+# the house rule for measuring beside other work, and the machine watch leaves idle work out of its
+# "other processes" figure. The workers' output shows as they go; the others' follows it. Last, once
+# every lane has ended, the tests marked `empty_machine` (none at present; the lane stays for a test
+# that even idle neighbours disturb).
 FAST_LANE = not servers and not slow
 # The workers' lane alone on a clean clone here (2 cores): 454 s on 2 workers, 370 s on 3 (the CPU ~88 %
 # busy), 352 s on 4; the lane waits on servers and timeouts a third of the time at 2.
@@ -63,8 +64,7 @@ TEST_WORKERS ?= 3
 # $(call lanes,ON_WORKERS,BESIDE,ALONE,DIST,LAST): the tests each marker expression selects (ALONE and
 # LAST may be empty: none). Every lane runs to its end even when another fails; the exit status is the
 # first failure's (pytest's 5, no test collected, is a failure too).
-lanes = workers=0; beside=0; alone=0; last=0; logs=$$(mktemp -d); idle="chrt -i 0"; \
-	command -v chrt >/dev/null || { idle=; echo "note: chrt not found: every lane at normal priority"; }; \
+lanes = workers=0; beside=0; alone=0; last=0; logs=$$(mktemp -d); idle="$(PY) tests/idle_lane.py"; \
 	$$idle $(PY) -m pytest --off-workers -p no:cacheprovider -m "$(2)" >$$logs/beside 2>&1 & b=$$!; \
 	$(if $(3),$(PY) -m pytest --off-workers -p no:cacheprovider -m "$(3)" >$$logs/alone 2>&1 & a=$$!;) \
 	trap 'kill $$b $(if $(3),$$a) 2>/dev/null; rm -rf $$logs' EXIT; \

@@ -9,8 +9,12 @@ process's cumulative CPU time (psutil) and the 1-minute load average; at the end
 - `other_cpu_cores`: CPU-seconds of every process that is neither one of the servers (the process
   trees of `server_pids`) nor inferload's own (this process and its descendants: load processes,
   the calibration probe), divided by the window's seconds: 1.0 is one core taken by other work.
-  Work that yields to ours (a process under SCHED_IDLE, `chrt -i 0`, while inferload itself is not)
-  runs only on CPU time ours leaves idle, so it is not counted.
+  Work that yields to ours runs only on CPU time ours leaves idle, so it is not counted: a process in
+  an idle cpu cgroup (`cpu.idle` 1) other than ours, or one under SCHED_IDLE (`chrt -i 0`, while
+  inferload itself is not) that competes in our scheduling group. SCHED_IDLE ranks a task only inside
+  its group: its cpu cgroup, and in the root cgroup with the kernel's autogroup on
+  (kernel.sched_autogroup_enabled), its session. A SCHED_IDLE job in another session gets as large a
+  share as ours (measured here: a normal busy loop beside three such loops got half a core), so it counts.
 A process is counted from its first sample on (or from its start when it began inside the window),
 until its last sample: a process that exits between two samples loses at most `interval_s` of CPU.
 On Linux a sample reads /proc/<pid>/stat directly (about 3 ms for 150 processes); psutil's
@@ -49,19 +53,80 @@ _PROC = Path("/proc")
 
 
 _SCHED_IDLE = 5  # the kernel's policy number; os.SCHED_IDLE where Python exposes it
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+_AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
 
 
-def _yields_to_us() -> bool:
-    """Does a SCHED_IDLE process yield to ours? Not when we run under SCHED_IDLE ourselves."""
+def _read(path: Path | str) -> str | None:
     try:
-        return os.sched_getscheduler(0) != _SCHED_IDLE
-    except (AttributeError, OSError):
-        return False
+        with open(path) as file:
+            return file.read()
+    except OSError:
+        return None
 
 
-def _snapshot(*, skip_idle: bool = False) -> dict[tuple[int, float], tuple[int, float]]:
-    """Every process: (pid, start time) -> (parent pid, CPU-seconds user + system so far); with
-    `skip_idle`, without the processes under SCHED_IDLE."""
+def _cpu_cgroup(pid: int | str) -> str | None:
+    """The process's path in the cpu cgroup hierarchy (v1's `cpu` line, else v2's), None if unreadable."""
+    text = _read(f"/proc/{pid}/cgroup")
+    if text is None:
+        return None
+    unified = None
+    for line in text.splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            return path
+        if controllers == "":
+            unified = path
+    return unified
+
+
+class SchedulingGroups:
+    """Which processes yield the CPU to ours: those in an idle cpu cgroup that is not ours, and those under
+    SCHED_IDLE in our own scheduling group (cgroup, and session where the kernel's autogroup applies)."""
+
+    def __init__(self) -> None:
+        self._idle_paths: dict[str, bool] = {}
+        v1 = _CGROUP_ROOT / "cpu"
+        self._cpu_dir = v1 if (v1 / "cpu.shares").is_file() else _CGROUP_ROOT
+        self._autogroup = (_read(_AUTOGROUP) or "0").strip() == "1"
+        try:
+            self._we_are_idle = os.sched_getscheduler(0) == _SCHED_IDLE
+        except (AttributeError, OSError):
+            self._we_are_idle = True  # cannot tell: count SCHED_IDLE work as other work
+        self.ours = self.group_of("self")
+        self._our_cgroup_idle = self.ours[0] is not None and self._idle(self.ours[0])
+
+    def group_of(self, pid: int | str) -> tuple[str | None, str | None]:
+        """(cpu cgroup, autogroup or None): the group whose share the process's threads compete for."""
+        cgroup = _cpu_cgroup(pid)
+        autogroup = None
+        if self._autogroup and cgroup == "/":  # autogroups apply to the root cgroup's tasks only
+            text = _read(f"/proc/{pid}/autogroup")
+            autogroup = text.split()[0] if text else None
+        return cgroup, autogroup
+
+    def _idle(self, cgroup: str) -> bool:
+        """Is the cgroup, or a cgroup above it, marked idle?"""
+        known = self._idle_paths.get(cgroup)
+        if known is None:
+            parts = [part for part in cgroup.split("/") if part]
+            known = any((_read(Path(self._cpu_dir, *parts[:depth], "cpu.idle")) or "0").strip() == "1"
+                        for depth in range(1, len(parts) + 1))
+            self._idle_paths[cgroup] = known
+        return known
+
+    def yields(self, group: tuple[str | None, str | None], policy: int) -> bool:
+        cgroup = group[0]
+        if cgroup is not None and cgroup != self.ours[0] and not self._our_cgroup_idle and self._idle(cgroup):
+            return True
+        return policy == _SCHED_IDLE and not self._we_are_idle and group == self.ours
+
+
+def _snapshot(groups: SchedulingGroups | None = None,
+              known: dict[tuple[int, float], tuple[str | None, str | None]] | None = None,
+              ) -> dict[tuple[int, float], tuple[int, float]]:
+    """Every process: (pid, start time) -> (parent pid, CPU-seconds user + system so far); with `groups`,
+    without the processes that yield the CPU to ours (`known` caches each process's group)."""
     if not (_PROC / "self" / "stat").is_file():
         return _snapshot_psutil()
     found = {}
@@ -75,10 +140,14 @@ def _snapshot(*, skip_idle: bool = False) -> dict[tuple[int, float], tuple[int, 
             continue  # gone since the listing
         fields = text[text.rfind(b")") + 2:].split()  # after "pid (comm) ": state is field 0
         # field 1 ppid, 11 utime, 12 stime, 19 starttime, 38 policy (proc(5), counted from field 3)
-        if skip_idle and len(fields) > 38 and int(fields[38]) == _SCHED_IDLE:
-            continue
+        key = (int(entry.name), float(fields[19]))
+        if groups is not None and known is not None:
+            if key not in known:
+                known[key] = groups.group_of(entry.name)
+            if groups.yields(known[key], int(fields[38]) if len(fields) > 38 else 0):
+                continue
         cpu_s = (int(fields[11]) + int(fields[12])) / _TICKS
-        found[(int(entry.name), float(fields[19]))] = (int(fields[1]), cpu_s)
+        found[key] = (int(fields[1]), cpu_s)
     return found
 
 
@@ -123,7 +192,8 @@ class MachineWatch:
         self.others: dict[int, float] = {}  # CPU-seconds in the window of each process counted as other
         self._loads: list[float] = []
         self._start_ns = 0
-        self._skip_idle = _yields_to_us()
+        self._groups = SchedulingGroups()
+        self._group_of: dict[tuple[int, float], tuple[str | None, str | None]] = {}
 
     def __enter__(self) -> MachineWatch:
         self._start_ns = time.monotonic_ns()
@@ -162,7 +232,7 @@ class MachineWatch:
     def _sample(self, *, first: bool = False) -> None:
         if hasattr(os, "getloadavg"):
             self._loads.append(os.getloadavg()[0])
-        seen = _snapshot(skip_idle=self._skip_idle)
+        seen = _snapshot(self._groups, self._group_of)
         parents = {pid: ppid for (pid, _), (ppid, _) in seen.items()}
         ours = _descendants([os.getpid(), *self.server_pids()], parents)
         for key, (_, cpu) in seen.items():

@@ -78,3 +78,54 @@ def test_work_that_yields_to_ours_is_not_counted(tmp_path: Path) -> None:
     # it ran in the window (sharing the idle CPU time with any other SCHED_IDLE work), yet is not counted
     assert took > 0.05, "the idle-class process did not run in the window"
     assert idle.pid not in watch.others
+
+
+def autogroup_enabled() -> bool:
+    path = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    return path.is_file() and path.read_text().strip() == "1"
+
+
+def counted_as_other(prefix: str, tmp_path: Path, *, stay_normal: bool = False) -> tuple[bool, float]:
+    """Start a foreign busy process behind `prefix`, watch 0.8 s: (counted as other work, CPU it took)."""
+    pid_file = tmp_path / "pid"
+    foreign_busy(30.0, pid_file, prefix=prefix, stay_normal=stay_normal)
+    busy = started = psutil.Process(int(pid_file.read_text()))
+    try:
+        if "idle_lane" in prefix:  # the busy loop is the lane runner's child
+            deadline = time.monotonic() + 10
+            while not started.children() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            busy = started.children()[0]
+        assert wait_until_busy(busy) >= 0.2, "the busy process never ran"
+        before = sum(busy.cpu_times()[:2])
+        with MachineWatch(lambda: [], interval_s=0.2) as watch:
+            time.sleep(0.8)
+        took = sum(busy.cpu_times()[:2]) - before
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            busy.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            started.wait(10)  # the lane runner ends with its child and removes its cgroup
+    return busy.pid in watch.others, took
+
+
+@pytest.mark.alone
+@pytest.mark.skipif(os.sched_getscheduler(0) == os.SCHED_IDLE, reason="the suite runs under SCHED_IDLE")
+@pytest.mark.skipif(not autogroup_enabled(), reason="the kernel groups no tasks by session here")
+def test_idle_work_in_a_session_of_its_own_counts(tmp_path: Path) -> None:
+    """SCHED_IDLE ranks a task only inside its session's autogroup: `setsid chrt -i 0` work gets as large
+    a share as ours, so it is other work."""
+    counted, took = counted_as_other("setsid chrt -i 0 ", tmp_path)
+    assert took > 0.05, "the idle-class process did not run in the window"
+    assert counted
+
+
+@pytest.mark.alone
+@pytest.mark.needs("cgroup-v1")
+def test_work_in_an_idle_cgroup_is_not_counted(tmp_path: Path) -> None:
+    """A process in an idle cpu cgroup (tests/idle_lane.py's, as `make test` runs its shared lanes) yields
+    to ours even at normal priority (it puts itself back to SCHED_OTHER every 50 ms)."""
+    lane = Path(__file__).resolve().parents[1] / "idle_lane.py"
+    counted, took = counted_as_other(f"{sys.executable} {lane} ", tmp_path, stay_normal=True)
+    assert took > 0.05, "the process in the idle group did not run in the window"
+    assert not counted
