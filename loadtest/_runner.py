@@ -170,8 +170,15 @@ def _spawn_workers(settings: LoadSettings, out_dir: Path, stream_offset: int = 0
         log.close()
         state = _WorkerState(process=process, log_path=log_path)
         threading.Thread(target=_read_events, args=(state,), daemon=True).start()
-        _send(process.stdin, {"settings": settings.model_dump(mode="json")})
         workers.append(state)
+        try:
+            _send(process.stdin, {"settings": settings.model_dump(mode="json")})
+        except BrokenPipeError:  # it died starting up: say why, not where the pipe broke
+            _terminate(workers)
+            raise LoadError(
+                f"load worker {stream} exited (status {process.returncode}) before it read its settings "
+                f"(see {log_path}):\n{state.log_tail()}"
+            ) from None
     return workers
 
 

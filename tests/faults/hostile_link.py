@@ -24,6 +24,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -122,14 +123,25 @@ def run_started(out: Path) -> Callable[[], bool]:
     return lambda: any(out.glob("requests*.jsonl"))
 
 
+@dataclass
+class FaultWindow:
+    """When the fault was in place, on the clock of the records' times (CLOCK_MONOTONIC, ns; 0: not yet)."""
+
+    start_ns: int = 0
+    end_ns: int = 0
+
+
 @contextmanager
-def later(fault: Callable[[], AbstractContextManager[object]], after_s: float,
-          lasting_s: float | None = None, *, since: Callable[[], bool] | None = None) -> Iterator[None]:
+def later(fault: Callable[[], AbstractContextManager[object]], after_s: float, lasting_s: float | None = None,
+          *, since: Callable[[], bool] | None = None) -> Iterator[FaultWindow]:
     """Put `fault()` in place `after_s` seconds into the block (or after `since()` first says True),
     for `lasting_s` (None: to the block's end); it is always undone by the time the block ends.
-    Errors of the fault's own commands are raised at the end of the block."""
+    Yields the window the fault was in place, filled as it happens: on a busy machine the timer thread
+    may run late, so a test judges requests by these times, not by the plan. Errors of the fault's own
+    commands are raised at the end of the block."""
     stop = threading.Event()
     failures: list[BaseException] = []
+    window = FaultWindow()
 
     def run() -> None:
         while since is not None and not since():
@@ -139,14 +151,16 @@ def later(fault: Callable[[], AbstractContextManager[object]], after_s: float,
             return
         try:
             with fault():
+                window.start_ns = time.monotonic_ns()
                 stop.wait(lasting_s)
+            window.end_ns = time.monotonic_ns()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
             failures.append(exc)
 
     timer = threading.Thread(target=run, name="fault-window", daemon=True)
     timer.start()
     try:
-        yield
+        yield window
     finally:
         stop.set()
         timer.join(timeout=60)

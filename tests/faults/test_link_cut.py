@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from fault_host import FaultHost
 from fault_runs import load
-from hostile_link import later, link_cut, run_started
+from hostile_link import FaultWindow, later, link_cut, run_started
 
 from loadtest import read_run
 
-# alone: the phases assume the cut lands within 0.2 s of its plan (beside a busy worker, run 2 of this
-# layout saw answers in the 'during' phase)
+# alone: the cut must land while the run is in its window (beside a busy worker, run 2 of an earlier
+# layout saw answers in the planned 'during' phase; the phases now come from the cut's own times)
 pytestmark = [pytest.mark.servers, pytest.mark.alone]
 
 TIMEOUT_S = 1.0
@@ -27,17 +27,18 @@ DURATION_S = 8.0  # warm-up included: cut from ~2 s to ~4 s, answered again well
 WARMUP_S = 0.5
 
 
-def statuses_by_phase(out: Path, cut_from_s: float, cut_until_s: float) -> dict[str, set[str]]:
-    """The statuses of requests scheduled before, well inside, and well after the cut (seconds into the
-    schedule; a timeout's width of margin on each side, where a request may straddle the change)."""
-    records = read_run(out).records
-    t = (records["scheduled_ns"] - records["scheduled_ns"].min()) / 1e9
+def statuses_by_phase(out: Path, cut: FaultWindow) -> dict[str, set[str]]:
+    """The statuses of requests scheduled before, inside, and well after the cut as it happened (a
+    timeout's width of margin where a request may straddle the change: one sent before the cut may time
+    out in it, one sent late in the cut may be answered once the link is back)."""
+    scheduled = read_run(out).records
+    t, status = scheduled["scheduled_ns"], scheduled["status"]
     phases = {
-        "before": t < cut_from_s - TIMEOUT_S,
-        "during": (t > cut_from_s + 0.2) & (t < cut_until_s - TIMEOUT_S),
-        "after": t > cut_until_s + 2 * TIMEOUT_S,
+        "before": t < cut.start_ns - TIMEOUT_S * 1e9,
+        "during": (t > cut.start_ns) & (t < cut.end_ns - TIMEOUT_S * 1e9),
+        "after": t > cut.end_ns + 2 * TIMEOUT_S * 1e9,
     }
-    return {name: set(records.loc[mask, "status"]) for name, mask in phases.items()}
+    return {name: set(status[mask]) for name, mask in phases.items()}
 
 
 @pytest.mark.parametrize("protocol", ["rest-json", "grpc"])
@@ -47,13 +48,14 @@ def test_a_cut_and_restored_link_gives_timeouts_during_the_cut_and_answers_after
     out = tmp_path / "cut"
     cut = lambda: link_cut(fault_host.host)  # noqa: E731
     # the records file appears ~0.2 s before the first arrival; cut from ~2 s to ~4 s of the schedule
-    with later(cut, after_s=2.0, lasting_s=2.0, since=run_started(out)):
+    with later(cut, after_s=2.0, lasting_s=2.0, since=run_started(out)) as window:
         run = load(fault_host.load_args(protocol), out, rate=30, duration_s=DURATION_S - WARMUP_S,
                    warmup_s=WARMUP_S, timeout_s=TIMEOUT_S)
     assert run.returncode == 0, run.output
     assert run.audit.complete, run.audit
     assert run.audit.ok_beyond_timeout == 0
-    phases = statuses_by_phase(out, cut_from_s=1.8, cut_until_s=3.8)
+    assert window.start_ns and window.end_ns, "the cut never happened"
+    phases = statuses_by_phase(out, window)
     assert phases["before"] == {"ok"}, phases
     assert phases["during"] and phases["during"] <= {"timeout", "error"}, phases  # never a latency
     assert "ok" in phases["after"], phases  # the link is back: answers again
