@@ -54,28 +54,27 @@ demo: setup
 # start have sessions of their own): they take only the CPU time nothing else wants. The tests marked
 # `alone` (they measure the machine or keep a schedule) run meanwhile, one by one, at normal priority:
 # the house rule for measuring beside other work, and the machine watch leaves idle work out of its
-# "other processes" figure. The workers' output shows as they go; the others' follows it. Last, once
-# every lane has ended, the tests marked `empty_machine` (none at present; the lane stays for a test
-# that even idle neighbours disturb).
+# "other processes" figure (the smoke chain whose report CI checks strictly runs there too: beside the
+# lanes under SCHED_IDLE only, its generator fell behind in all 9 cells, lateness p99 10-27 ms; beside
+# them in their idle cgroup, 0.1-0.7 ms: README). The workers' output shows as they go; the others' follows it.
 FAST_LANE = not servers and not slow
 # The workers' lane alone on a clean clone here (2 cores): 454 s on 2 workers, 370 s on 3 (the CPU ~88 %
 # busy), 352 s on 4; the lane waits on servers and timeouts a third of the time at 2.
 TEST_WORKERS ?= 3
-# $(call lanes,ON_WORKERS,BESIDE,ALONE,DIST,LAST): the tests each marker expression selects (ALONE and
-# LAST may be empty: none). Every lane runs to its end even when another fails; the exit status is the
+# $(call lanes,ON_WORKERS,BESIDE,ALONE,DIST): the tests each marker expression selects (ALONE may be
+# empty: none). Every lane runs to its end even when another fails; the exit status is the
 # first failure's (pytest's 5, no test collected, is a failure too).
-lanes = workers=0; beside=0; alone=0; last=0; logs=$$(mktemp -d); idle="$(PY) tests/idle_lane.py"; \
+lanes = workers=0; beside=0; alone=0; logs=$$(mktemp -d); idle="$(PY) tests/idle_lane.py"; \
 	$$idle $(PY) -m pytest --off-workers -p no:cacheprovider -m "$(2)" >$$logs/beside 2>&1 & b=$$!; \
 	$(if $(3),$(PY) -m pytest --off-workers -p no:cacheprovider -m "$(3)" >$$logs/alone 2>&1 & a=$$!;) \
 	trap 'kill $$b $(if $(3),$$a) 2>/dev/null; rm -rf $$logs' EXIT; \
 	$$idle $(PY) -m pytest -n $(TEST_WORKERS) --dist $(4) -m "$(1)" || workers=$$?; \
 	wait $$b || beside=$$?; echo "=== beside the workers ($(2)):"; cat $$logs/beside; \
 	$(if $(3),wait $$a || alone=$$?; echo "=== alone at normal priority ($(3)):"; cat $$logs/alone;) \
-	$(if $(5),echo "=== on the empty machine ($(5)):"; $(PY) -m pytest --off-workers -p no:cacheprovider -m "$(5)" || last=$$?;) \
-	for rc in $$workers $$beside $$alone $$last; do [ $$rc -eq 0 ] || exit $$rc; done
+	for rc in $$workers $$beside $$alone; do [ $$rc -eq 0 ] || exit $$rc; done
 
 test: setup
-	@$(call lanes,not alone,locust_in_process and not alone,alone and not empty_machine,loadgroup,empty_machine)
+	@$(call lanes,not alone,locust_in_process and not alone,alone,loadgroup)
 
 # The inner loop: no server starts, no test over ~20 s (markers checked by tests/lanes.py). No hosts to
 # share, so the tests spread one by one (--dist load; 88 s on a clean clone here, 97 s on 2 workers).

@@ -13,11 +13,9 @@
   calibration flags or their absence, achieved rates, timing bounds, the smoke report that CI re-checks
   with no allowance for a busy machine. `make test` runs these one by one in a pytest of their own
   (`--off-workers`: it collects only the modules that mark `alone` or import Locust) at normal
-  priority, while every other lane runs under SCHED_IDLE (`chrt -i 0`): the other lanes take only the
-  CPU time the alone tests leave, and the machine watch leaves SCHED_IDLE work out of its figures.
-  A test marked `empty_machine` as well is one that even SCHED_IDLE neighbours disturbed (the added
-  delay's 1 ms tolerance, the smoke report CI checks strictly): `make test` runs it last, once every
-  other lane has ended.
+  priority, while every other lane runs as idle work (tests/idle_lane.py: an idle cpu cgroup and
+  SCHED_IDLE): the other lanes take only the CPU time the alone tests leave, and the machine watch
+  leaves such work out of its figures.
 - Everything else runs on 3 pytest-xdist workers (the Makefile's TEST_WORKERS; `make test` and `make
   test-fast`, `--dist loadgroup` with this module's scheduler): the modules of an area (tests/<area>/)
   that hold server or slow tests form one unit that one worker runs, so the area's session hosts (a
@@ -135,11 +133,11 @@ def _xdist_worker() -> bool:
     return bool(os.environ.get("PYTEST_XDIST_WORKER"))
 
 
-_MARKS_ALONE = re.compile(r"^[^#\n]*\bmark\.(?:alone|empty_machine)\b", re.MULTILINE)
+_MARKS_ALONE = re.compile(r"^[^#\n]*\bmark\.alone\b", re.MULTILINE)
 
 
 def marks_alone(path: PurePath) -> bool:
-    """Does this test module mark tests `alone` (or `empty_machine`, which implies it)?"""
+    """Does this test module mark tests `alone`?"""
     return _module_says(_MARKS_ALONE, path)
 
 
@@ -194,8 +192,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if imports_locust(item.path):
             item.add_marker("locust_in_process")
-        if item.get_closest_marker("empty_machine") and not item.get_closest_marker("alone"):
-            item.add_marker("alone")  # never on the workers nor beside them: only in the last step
     if _xdist_worker() and "locust" in sys.modules:
         modules = sorted({str(item.path) for item in items})
         raise pytest.UsageError(

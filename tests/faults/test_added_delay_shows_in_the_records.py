@@ -25,9 +25,11 @@ from loadtest import read_run
 from loadtest._percentiles import QuantileInterval, window_quantile_interval
 from loadtest._schema import run_window
 
-# alone, on an empty machine: the median shift must match the delay within 1 ms, and beside make test's
-# SCHED_IDLE lanes the delayed runs' medians were 46-57 ms, not ~39 (5 runs of 5 failed there)
-pytestmark = [pytest.mark.servers, pytest.mark.alone, pytest.mark.empty_machine]
+# alone: the median shift must match the delay within 1 ms. Beside make test's lanes under SCHED_IDLE
+# only, the delayed runs' medians were 46-57 ms, not ~39 (5 runs of 5 failed): the servers those lanes
+# start run in sessions of their own, where SCHED_IDLE does not yield to us (tests/idle_lane.py). Beside
+# the lanes in their idle cgroup it passes.
+pytestmark = [pytest.mark.servers, pytest.mark.alone]
 
 DELAY_MS = 30.0
 JITTER_MS = 5.0
