@@ -12,7 +12,7 @@ in another session got 2.5 of 5 CPU-seconds; in the same session, or in an idle 
 So, where it can (root, a cgroup `cpu` controller), the command and all it starts run in a cgroup of
 its own marked idle (`cpu.idle` 1; else the smallest share), under SCHED_IDLE as well; the group is
 removed afterwards. Where it cannot, SCHED_IDLE only, with a note saying what that leaves out.
-Exit status: the command's.
+Exit status: the command's. `--check`: 0 where an idle cgroup can be made, else 1 with the reason.
 """
 
 from __future__ import annotations
@@ -93,16 +93,23 @@ def current_group(version: str) -> str:
     return "/"
 
 
+NO_GROUP = ("no idle cpu cgroup can be made here (needs root and a cgroup cpu controller): SCHED_IDLE "
+            "alone yields only inside its own session, and servers started in sessions of their own "
+            "would compete with the `alone` lane at full share")
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.splitlines()[0], file=sys.stderr)
         return 2
+    if argv == ["--check"]:  # can lanes be made idle here? (the Makefile runs `alone` after them if not)
+        with idle_cgroup() as group:
+            if group is None:
+                print(f"note: {NO_GROUP}", file=sys.stderr)
+            return 0 if group is not None else 1
     with idle_cgroup() as group:
         if group is None:
-            print("note: no cpu cgroup could be made here (needs root and a cgroup cpu controller): this "
-                  "lane runs under SCHED_IDLE only, which yields only inside its own session; servers it "
-                  "starts in sessions of their own compete with the `alone` lane at full share",
-                  file=sys.stderr)
+            print(f"note: {NO_GROUP}", file=sys.stderr)
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         except (AttributeError, OSError) as exc:
