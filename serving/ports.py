@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import json
+import os
+import random
 import socket
-from collections.abc import Iterable
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import psutil
 
@@ -56,15 +63,9 @@ class Ports:
 
     @classmethod
     def free(cls, host: str = LOOPBACK) -> Ports:
-        """Distinct ports (one per field) that are free on `host` right now (the kernel picks them)."""
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with contextlib.ExitStack() as stack:
-            chosen = []
-            for _ in fields(cls):
-                sock = stack.enter_context(socket.socket(family, socket.SOCK_STREAM))
-                sock.bind((host, 0))
-                chosen.append(sock.getsockname()[1])
-        return cls(*chosen)
+        """Distinct ports (one per field) that are free on `host` right now and claimed for us
+        (`free_ports`)."""
+        return cls(*free_ports(len(fields(cls)), host))
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -109,6 +110,79 @@ def is_local_address(host: str) -> bool:
     except OSError:
         return False
     return True
+
+
+# Free ports come from below the kernel's ephemeral range, where no outgoing connection takes one
+# between our check and the server's bind, and each is claimed machine-wide for a while, so two runs
+# (or test workers) starting servers at once never pick the same one.
+PORT_FLOOR = 10_000
+CLAIM_S = 300.0  # a claimed port is not handed out again for this long: ample for a server to bind it
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOCK_DIR = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
+_CLAIMS = Path(_LOCK_DIR, f"inferload-ports-{os.getuid()}.json")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+@contextlib.contextmanager
+def _claims() -> Iterator[dict[str, float]]:
+    """The machine-wide claims (port -> when), under an exclusive lock, written back at the end; an
+    empty, unshared dict where the file cannot be used (the ports are then only checked free)."""
+    try:
+        file = open(_CLAIMS, "a+")  # noqa: SIM115 - closed below
+    except OSError:
+        yield {}
+        return
+    with file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.seek(0)
+        try:
+            claims = {k: float(v) for k, v in json.loads(file.read() or "{}").items()}
+        except (ValueError, TypeError, AttributeError):
+            claims = {}
+        now = time.time()
+        claims = {port: at for port, at in claims.items() if now - at < CLAIM_S}
+        yield claims
+        file.seek(0)
+        file.truncate()
+        file.write(json.dumps(claims))
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """`count` distinct ports free on `host` now, claimed for CLAIM_S (see above). Where the range below
+    the ephemeral ports is too small, the kernel picks them, as bind to port 0 does."""
+    low = _ephemeral_low()
+    if low - PORT_FLOOR < 1_000:
+        return _kernel_picked(count, host)
+    chosen: list[int] = []
+    with _claims() as claims:
+        candidates = random.Random().sample(range(PORT_FLOOR, low), min(4 * count + 200, low - PORT_FLOOR))
+        for port in candidates:
+            if str(port) not in claims and port not in chosen and is_free(port, host):
+                chosen.append(port)
+                if len(chosen) == count:
+                    break
+        now = time.time()
+        claims.update({str(port): now for port in chosen})
+    if len(chosen) < count:
+        raise OSError(errno.EADDRINUSE, f"fewer than {count} free ports in {PORT_FLOOR}-{low - 1} on {host}")
+    return chosen
+
+
+def _kernel_picked(count: int, host: str) -> list[int]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with contextlib.ExitStack() as stack:
+        chosen = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(family, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            chosen.append(sock.getsockname()[1])
+    return chosen
 
 
 def is_free(port: int, host: str = LOOPBACK) -> bool:

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from serving.ports import Ports, busy_ports, is_free
+from serving.ports import PORT_FLOOR, Ports, busy_ports, free_ports, is_free
 
 STANDARD = {8500, 8501, 8080, 8081, 8082, 7070, 7071, 8000, 8001, 8002}
 
@@ -82,3 +82,19 @@ def test_busy_port_is_reported_with_its_owner_pid() -> None:
 def test_a_free_port_is_not_reported() -> None:
     port = Ports.free().tfserving_rest
     assert busy_ports([port]) == []
+
+
+def test_free_ports_come_from_below_the_ephemeral_range_where_no_outgoing_connection_takes_them() -> None:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    if low - PORT_FLOOR < 1_000:
+        pytest.skip(f"the ephemeral range starts at {low}: the kernel picks free ports here")
+    assert all(PORT_FLOOR <= port < low for port in Ports.free().to_dict().values())
+
+
+def test_a_port_handed_out_is_not_handed_out_again_while_its_server_may_still_be_starting() -> None:
+    """Two stacks started at once (two test workers, two runs): free but unbound ports are claimed, so
+    the second never gets the first's."""
+    first = set(free_ports(1_000))  # drawn at random: two unclaimed draws would share ~44 ports
+    second = set(free_ports(1_000))
+    assert len(first) == len(second) == 1_000
+    assert not first & second

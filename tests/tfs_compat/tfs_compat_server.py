@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
+from serving.ports import free_ports
 
 START_TIMEOUT_S = 180.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,9 +44,7 @@ class RunningServer:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]  # claimed machine-wide, as Ports.free's
 
 
 def tfs_compat_argv(base_path: Path, rest_port: int, grpc_port: int, *extra: str) -> list[str]:
