@@ -53,7 +53,7 @@ lateness_limit_ms: 25     # the generator shares a busy 2-core machine with the 
 """
 HOGGED_ROUND = 1
 # one hog: a whole core of another process's CPU, four times the watch's limit (analysis/drift.py), and
-# the other core left to the lanes that `make test` runs beside this one under SCHED_IDLE
+# the other core left to the lanes that `make test` runs beside this one as idle work
 HOGS = 1
 # A normal-priority neighbour that stays so under a quiet-keeping tool (tests/busy_work.py).
 BUSY = busy_code(stay_normal=True)
