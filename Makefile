@@ -54,12 +54,13 @@ demo: setup
 # start have sessions of their own): they take only the CPU time nothing else wants. The tests marked
 # `alone` (they measure the machine or keep a schedule) run meanwhile, one by one, at normal priority:
 # the house rule for measuring beside other work, and the machine watch leaves idle work out of its
-# "other processes" figure (the smoke chain whose report CI checks strictly runs there too: beside the
-# lanes under SCHED_IDLE only, its generator fell behind in all 9 cells, lateness p99 10-27 ms; beside
-# them in their idle cgroup, 0.1-0.7 ms: README). The workers' output shows as they go; the others' follows it.
+# "other processes" figure. The smoke chain whose report CI checks strictly runs there too: beside the
+# lanes under SCHED_IDLE only, its generator fell behind in all 9 cells (lateness p99 10-27 ms); beside
+# them in their idle cgroup, 0.05-1.38 ms over 27 cells (README). The workers' output shows as they go;
+# the others' follows it.
 FAST_LANE = not servers and not slow
-# The workers' lane alone on a clean clone here (2 cores): 454 s on 2 workers, 370 s on 3 (the CPU ~88 %
-# busy), 352 s on 4; the lane waits on servers and timeouts a third of the time at 2.
+# The workers' lane alone on a clean clone (the earlier VM, 2 cores): 454 s on 2 workers, 370 s on 3
+# (the CPU ~88 % busy), 352 s on 4; the lane waits on servers and timeouts a third of the time at 2.
 TEST_WORKERS ?= 3
 # $(call lanes,ON_WORKERS,BESIDE,ALONE,DIST): the tests each marker expression selects (ALONE may be
 # empty: none). Where no idle cgroup can be made (not root, no cpu controller: tests/idle_lane.py says
@@ -81,7 +82,7 @@ test: setup
 	@$(call lanes,not alone,locust_in_process and not alone,alone,loadgroup)
 
 # The inner loop: no server starts, no test over ~20 s (markers checked by tests/lanes.py). No hosts to
-# share, so the tests spread one by one (--dist load; 88 s on a clean clone here, 97 s on 2 workers).
+# share, so the tests spread one by one (--dist load; 61 s on a clean clone here).
 test-fast: setup
 	@$(call lanes,$(FAST_LANE) and not alone,($(FAST_LANE)) and locust_in_process,,load)
 
