@@ -22,9 +22,11 @@ from loadtest._early_stop import EarlyStopJudge, judge
 
 S = 1_000_000_000
 CHECK_EVERY_S = 0.2
-# The runs that must end by the rule get a far cap: they end at the first check (~0.8 s) either way, and
-# a starved worker (3 busy test workers) once answered only after a 2 s cap.
-FAR_CAP_S = 5.0
+# The runs that must end by the rule get a far cap: they end at the first check (~0.8 s) when the process
+# gets the CPU. On make test's workers (an idle cgroup: tests/idle_lane.py) a test can get none for
+# seconds while the alone lane is busy: one ran into a 5 s cap. Reproduced with two normal-priority
+# busy loops for 6 s starting mid-test: 5 s cap, failed; 30 s, ended by the rule.
+FAR_CAP_S = 30.0
 pytestmark = pytest.mark.parametrize("runtime", RUNTIMES)
 
 
@@ -84,7 +86,9 @@ def test_an_open_loop_cell_with_tight_latencies_stops_by_the_rule_after_the_mini
     assert judge.last is not None and judge.last.n >= 6
     # open loop stays open loop: nothing scheduled at or after the decision was launched
     assert max(r.scheduled_ns for r in records) < engine.end_ns
-    assert {r.status for r in records} == {"ok"}  # in-flight requests at the end finished normally
+    # every request sent finished normally, those in flight at the end too (a starved engine may also
+    # have dropped arrivals at its in-flight bound: not sent, so not judged here)
+    assert {r.status for r in records if r.status != "dropped"} == {"ok"}
 
 
 def test_an_open_loop_cell_whose_p99_interval_stays_wide_runs_to_the_cap(runtime: str) -> None:
