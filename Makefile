@@ -56,7 +56,7 @@ demo: setup
 # the house rule for measuring beside other work, and the machine watch leaves idle work out of its
 # "other processes" figure. The smoke chain whose report CI checks strictly runs there too: beside the
 # lanes under SCHED_IDLE only, its generator fell behind in all 9 cells (lateness p99 10-27 ms); beside
-# them in their idle cgroup, 0.05-1.38 ms over 27 cells (README). The workers' output shows as they go;
+# them in their idle cgroup, 0.05-1.38 ms over 36 cells (README). The workers' output shows as they go;
 # the others' follows it.
 FAST_LANE = not servers and not slow
 # The workers' lane alone on a clean clone (the earlier VM, 2 cores): 454 s on 2 workers, 370 s on 3
