@@ -34,7 +34,7 @@ from types import TracebackType
 
 import psutil
 
-__all__ = ["MachineWatch", "MachineWindow"]
+__all__ = ["MachineWatch", "MachineWindow", "cpu_cgroup"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def _read(path: Path | str) -> str | None:
         return None
 
 
-def _cpu_cgroup(pid: int | str) -> str | None:
+def cpu_cgroup(pid: int | str) -> str | None:
     """The process's path in the cpu cgroup hierarchy (v1's `cpu` line, else v2's), None if unreadable."""
     text = _read(f"/proc/{pid}/cgroup")
     if text is None:
@@ -86,6 +86,7 @@ class SchedulingGroups:
 
     def __init__(self) -> None:
         self._idle_paths: dict[str, bool] = {}
+        self._of_process: dict[tuple[int, float], tuple[str | None, str | None]] = {}  # read once each
         v1 = _CGROUP_ROOT / "cpu"
         self._cpu_dir = v1 if (v1 / "cpu.shares").is_file() else _CGROUP_ROOT
         self._autogroup = (_read(_AUTOGROUP) or "0").strip() == "1"
@@ -98,7 +99,7 @@ class SchedulingGroups:
 
     def group_of(self, pid: int | str) -> tuple[str | None, str | None]:
         """(cpu cgroup, autogroup or None): the group whose share the process's threads compete for."""
-        cgroup = _cpu_cgroup(pid)
+        cgroup = cpu_cgroup(pid)
         autogroup = None
         if self._autogroup and cgroup == "/":  # autogroups apply to the root cgroup's tasks only
             text = _read(f"/proc/{pid}/autogroup")
@@ -115,18 +116,20 @@ class SchedulingGroups:
             self._idle_paths[cgroup] = known
         return known
 
-    def yields(self, group: tuple[str | None, str | None], policy: int) -> bool:
+    def yields(self, key: tuple[int, float], policy: int) -> bool:
+        """Does the process `key` (pid, start time), under scheduling policy `policy`, yield to ours?"""
+        group = self._of_process.get(key)
+        if group is None:
+            group = self._of_process[key] = self.group_of(key[0])
         cgroup = group[0]
         if cgroup is not None and cgroup != self.ours[0] and not self._our_cgroup_idle and self._idle(cgroup):
             return True
         return policy == _SCHED_IDLE and not self._we_are_idle and group == self.ours
 
 
-def _snapshot(groups: SchedulingGroups | None = None,
-              known: dict[tuple[int, float], tuple[str | None, str | None]] | None = None,
-              ) -> dict[tuple[int, float], tuple[int, float]]:
+def _snapshot(groups: SchedulingGroups | None = None) -> dict[tuple[int, float], tuple[int, float]]:
     """Every process: (pid, start time) -> (parent pid, CPU-seconds user + system so far); with `groups`,
-    without the processes that yield the CPU to ours (`known` caches each process's group)."""
+    without the processes that yield the CPU to ours."""
     if not (_PROC / "self" / "stat").is_file():
         return _snapshot_psutil()
     found = {}
@@ -141,11 +144,8 @@ def _snapshot(groups: SchedulingGroups | None = None,
         fields = text[text.rfind(b")") + 2:].split()  # after "pid (comm) ": state is field 0
         # field 1 ppid, 11 utime, 12 stime, 19 starttime, 38 policy (proc(5), counted from field 3)
         key = (int(entry.name), float(fields[19]))
-        if groups is not None and known is not None:
-            if key not in known:
-                known[key] = groups.group_of(entry.name)
-            if groups.yields(known[key], int(fields[38]) if len(fields) > 38 else 0):
-                continue
+        if groups is not None and groups.yields(key, int(fields[38]) if len(fields) > 38 else 0):
+            continue
         cpu_s = (int(fields[11]) + int(fields[12])) / _TICKS
         found[key] = (int(fields[1]), cpu_s)
     return found
@@ -193,7 +193,6 @@ class MachineWatch:
         self._loads: list[float] = []
         self._start_ns = 0
         self._groups = SchedulingGroups()
-        self._group_of: dict[tuple[int, float], tuple[str | None, str | None]] = {}
 
     def __enter__(self) -> MachineWatch:
         self._start_ns = time.monotonic_ns()
@@ -232,7 +231,7 @@ class MachineWatch:
     def _sample(self, *, first: bool = False) -> None:
         if hasattr(os, "getloadavg"):
             self._loads.append(os.getloadavg()[0])
-        seen = _snapshot(self._groups, self._group_of)
+        seen = _snapshot(self._groups)
         parents = {pid: ppid for (pid, _), (ppid, _) in seen.items()}
         ours = _descendants([os.getpid(), *self.server_pids()], parents)
         for key, (_, cpu) in seen.items():

@@ -25,6 +25,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from inferload.machine import cpu_cgroup
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -63,7 +65,7 @@ def idle_cgroup() -> Iterator[str | None]:
         return
     base, version = found
     group = base / f"inferload-idle-{os.getpid()}"
-    home = Path(base, current_group(version).lstrip("/"))
+    home = Path(base, (cpu_cgroup("self") or "/").lstrip("/"))
     try:
         group.mkdir()
         how = mark_idle(group, version)
@@ -82,15 +84,6 @@ def idle_cgroup() -> Iterator[str | None]:
         except OSError as exc:  # a process the lane left running is still in it
             print(f"note: {group} not removed ({exc.strerror}): a process the lane started is still in it",
                   file=sys.stderr)
-
-
-def current_group(version: str) -> str:
-    """This process's path in the cpu hierarchy (/proc/self/cgroup)."""
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if (version == "v2" and controllers == "") or "cpu" in controllers.split(","):
-            return path
-    return "/"
 
 
 NO_GROUP = ("no idle cpu cgroup can be made here (needs root and a cgroup cpu controller): SCHED_IDLE "
