@@ -163,7 +163,7 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
     with _claims() as claims:
         candidates = random.Random().sample(range(PORT_FLOOR, low), min(4 * count + 200, low - PORT_FLOOR))
         for port in candidates:
-            if str(port) not in claims and port not in chosen and is_free(port, host):
+            if str(port) not in claims and is_free(port, host):  # a sample: no port twice
                 chosen.append(port)
                 if len(chosen) == count:
                     break

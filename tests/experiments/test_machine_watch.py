@@ -63,13 +63,15 @@ def autogroup_enabled() -> bool:
     return path.is_file() and path.read_text().strip() == "1"
 
 
-def counted_as_other(prefix: str, tmp_path: Path, *, stay_normal: bool = False) -> tuple[bool, float]:
-    """Start a foreign busy process behind `prefix`, watch 0.8 s: (counted as other work, CPU it took)."""
+def counted_as_other(prefix: str, tmp_path: Path, *, stay_normal: bool = False,
+                     child_of_prefix: bool = False) -> tuple[bool, float]:
+    """Start a foreign busy process behind `prefix`, watch 0.8 s: (counted as other work, CPU it took).
+    `child_of_prefix`: the prefix is a program that runs the busy loop as its child."""
     pid_file = tmp_path / "pid"
     foreign_busy(30.0, pid_file, prefix=prefix, stay_normal=stay_normal)
     busy = started = psutil.Process(int(pid_file.read_text()))
     try:
-        if "idle_lane" in prefix:  # the busy loop is the lane runner's child
+        if child_of_prefix:
             deadline = time.monotonic() + 10
             while not started.children() and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -83,7 +85,7 @@ def counted_as_other(prefix: str, tmp_path: Path, *, stay_normal: bool = False) 
         with contextlib.suppress(psutil.NoSuchProcess):
             busy.kill()
         with contextlib.suppress(psutil.NoSuchProcess):
-            started.wait(10)  # the lane runner ends with its child and removes its cgroup
+            started.wait(10)  # a runner ends with its child (the lane runner removes its cgroup)
     return busy.pid in watch.others, took
 
 
@@ -116,6 +118,7 @@ def test_work_in_an_idle_cgroup_is_not_counted(tmp_path: Path) -> None:
     """A process in an idle cpu cgroup (tests/idle_lane.py's, as `make test` runs its shared lanes) yields
     to ours even at normal priority (it puts itself back to SCHED_OTHER every 50 ms)."""
     lane = Path(__file__).resolve().parents[1] / "idle_lane.py"
-    counted, took = counted_as_other(f"{sys.executable} {lane} ", tmp_path, stay_normal=True)
+    counted, took = counted_as_other(f"{sys.executable} {lane} ", tmp_path, stay_normal=True,
+                                     child_of_prefix=True)
     assert took > 0.05, "the process in the idle group did not run in the window"
     assert not counted

@@ -31,8 +31,8 @@ def statuses_by_phase(out: Path, cut: FaultWindow) -> dict[str, set[str]]:
     """The statuses of requests scheduled before, inside, and well after the cut as it happened (a
     timeout's width of margin where a request may straddle the change: one sent before the cut may time
     out in it, one sent late in the cut may be answered once the link is back)."""
-    scheduled = read_run(out).records
-    t, status = scheduled["scheduled_ns"], scheduled["status"]
+    records = read_run(out).records
+    t, status = records["scheduled_ns"], records["status"]
     phases = {
         "before": t < cut.start_ns - TIMEOUT_S * 1e9,
         "during": (t > cut.start_ns) & (t < cut.end_ns - TIMEOUT_S * 1e9),
