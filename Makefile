@@ -82,7 +82,7 @@ test: setup
 	@$(call lanes,not alone,locust_in_process and not alone,alone,loadgroup)
 
 # The inner loop: no server starts, no test over ~20 s (markers checked by tests/lanes.py). No hosts to
-# share, so the tests spread one by one (--dist load; 61 s on a clean clone here).
+# share, so the tests spread one by one (--dist load; 61-69 s on a clean clone here, two runs).
 test-fast: setup
 	@$(call lanes,$(FAST_LANE) and not alone,($(FAST_LANE)) and locust_in_process,,load)
 
